@@ -1,0 +1,353 @@
+/* lua_hone.c — embedding Lua 5.4: running scripts and the C side of `require("hone")`.
+ *
+ * Rule for every C function Lua calls: check arguments and convert them before allocating
+ * anything, and release what was allocated before raising a Lua error, because a Lua
+ * error longjmps past C frames.
+ */
+#include "lua_hone.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "err.h"
+#include "optimize.h"
+#include "schedule.h"
+#include "schema.h"
+#include "util.h"
+#include "version.h"
+
+struct hone_lua {
+    lua_State *L;
+    hone_registry *reg;
+};
+
+static const char REG_KEY = 'r';   /* registry slot holding the hone_registry pointer */
+
+/* ---- Lua value -> tree ---------------------------------------------------------- */
+
+#define MAX_DEPTH 32
+
+/* converts the value at `idx`; on failure fills err (never raises) */
+static hone_node *to_node(lua_State *L, int idx, int depth, const char *path, hone_err *err)
+{
+    idx = lua_absindex(L, idx);
+    hone_node *n = NULL;
+    switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            n = hone_node_new(HONE_NODE_INTEGER);
+            if (n) n->integer = lua_tointeger(L, idx);
+        } else {
+            n = hone_node_new(HONE_NODE_NUMBER);
+            if (n) n->num = lua_tonumber(L, idx);
+        }
+        break;
+    case LUA_TBOOLEAN:
+        n = hone_node_new(HONE_NODE_BOOL);
+        if (n) n->boolean = lua_toboolean(L, idx);
+        break;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        if (strlen(s) != len) {
+            hone_errf(err, HONE_EINVAL, "%s: strings may not contain NUL bytes", *path ? path : "value");
+            return NULL;
+        }
+        n = hone_node_new(HONE_NODE_STRING);
+        if (n && !(n->str = hone_strdup(s))) {
+            hone_node_free(n);
+            n = NULL;
+        }
+        break;
+    }
+    case LUA_TFUNCTION:
+        n = hone_node_new(HONE_NODE_FUNCTION);
+        if (n) {
+            lua_pushvalue(L, idx);
+            n->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
+        break;
+    case LUA_TTABLE: {
+        if (depth >= MAX_DEPTH) {
+            hone_errf(err, HONE_EINVAL, "%s: tables nested more than %d deep (a table that contains itself?)",
+                      *path ? path : "value", MAX_DEPTH);
+            return NULL;
+        }
+        n = hone_node_new(HONE_NODE_TABLE);
+        if (!n) break;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            char sub[256];
+            hone_node *kid = NULL;
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                const char *k = lua_tostring(L, -2);
+                snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", k);
+                kid = to_node(L, -1, depth + 1, sub, err);
+                if (kid && !(kid->key = hone_strdup(k))) {
+                    hone_node_free(kid);
+                    kid = NULL;
+                    hone_errf(err, HONE_ENOMEM, "out of memory");
+                }
+            } else if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {
+                lua_Integer i = lua_tointeger(L, -2);
+                snprintf(sub, sizeof sub, "%s[%lld]", path, (long long)i);
+                kid = to_node(L, -1, depth + 1, sub, err);
+                if (kid) kid->index = (long)i;
+            } else {
+                hone_errf(err, HONE_EINVAL, "%s: table keys must be names or list positions, got a %s key",
+                          *path ? path : "value", luaL_typename(L, -2));
+            }
+            lua_pop(L, 1);
+            if (!kid || !hone_node_add(n, kid)) {
+                if (err && !err->code) hone_errf(err, HONE_ENOMEM, "out of memory");
+                lua_pop(L, 1);
+                hone_node_free(n);
+                return NULL;
+            }
+        }
+        break;
+    }
+    default:
+        hone_errf(err, HONE_EINVAL, "%s: a %s cannot be part of a configuration", *path ? path : "value",
+                  luaL_typename(L, idx));
+        return NULL;
+    }
+    if (!n && err && !err->code) hone_errf(err, HONE_ENOMEM, "out of memory");
+    return n;
+}
+
+/* ---- hone.optimize ---------------------------------------------------------------- */
+
+typedef struct objective_ctx {
+    lua_State *L;
+    int ref;
+} objective_ctx;
+
+static int lua_objective(void *vctx, const float *params, size_t n, double *loss, float *grads, hone_err *err)
+{
+    objective_ctx *c = vctx;
+    lua_State *L = c->L;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushnumber(L, params[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+        hone_errf(err, HONE_EINVAL, "loss function: %s", lua_tostring(L, -1));
+        lua_settop(L, top);
+        return HONE_EINVAL;
+    }
+    int rc = 0;
+    if (!lua_isnumber(L, -2)) {
+        rc = hone_errf(err, HONE_EINVAL, "loss function must return a number and a gradient table, got %s first",
+                       luaL_typename(L, -2));
+    } else if (!lua_istable(L, -1) || lua_rawlen(L, -1) != n) {
+        rc = hone_errf(err, HONE_EINVAL, "loss function's gradient must be a list of %zu numbers", n);
+    } else {
+        *loss = lua_tonumber(L, -2);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            if (!lua_isnumber(L, -1)) rc = hone_errf(err, HONE_EINVAL, "gradient[%zu] is not a number", i + 1);
+            else grads[i] = (float)lua_tonumber(L, -1);
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
+static hone_registry *get_registry(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &REG_KEY);
+    hone_registry *reg = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return reg;
+}
+
+static void push_doubles(lua_State *L, const double *v, size_t n)
+{
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+/* hone.optimize { optimizer = ..., scheduler = ..., lr = ..., steps = ..., params = {...},
+ *                 loss = function(p) return loss, grad end }
+ * -> { params = {...}, losses = {...}, lrs = {...}, state_bytes = N } */
+static int l_optimize(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    hone_err err = {0};
+    hone_node *root = to_node(L, 1, 0, "", &err);
+    hone_config *cfg = NULL;
+    if (root && hone_config_resolve(&cfg, hone_optimize_keys, hone_optimize_nkeys, root, get_registry(L), &err) == 0) {
+        const hone_cval *oc = hone_config_cval(cfg, "optimizer"), *sc = hone_config_cval(cfg, "scheduler");
+        const hone_value *pv = hone_config_value(cfg, "params");
+        long steps = (long)hone_config_int(cfg, "steps");
+        size_t n = pv->n;
+        hone_optimize_job job = {
+            .optimizer = oc->feature, .optimizer_opts = oc->opts,
+            .scheduler = sc->feature, .scheduler_opts = sc->opts,
+            .lr = hone_config_num(cfg, "lr"), .steps = steps,
+            .warmup_steps = hone_warmup_steps(steps, hone_config_num(cfg, "warmup_ratio"),
+                                              (long)hone_config_int(cfg, "warmup_steps")),
+            .resume_at = (long)hone_config_int(cfg, "resume_at"),
+            .objective = lua_objective,
+        };
+        objective_ctx octx = {L, hone_config_cval(cfg, "loss")->ref};
+        job.ctx = &octx;
+        float *params = malloc((n ? n : 1) * sizeof *params);
+        double *losses = malloc((size_t)steps * sizeof *losses), *lrs = malloc((size_t)steps * sizeof *lrs);
+        size_t state_bytes = 0;
+        int rc = params && losses && lrs ? 0 : hone_errf(&err, HONE_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n && !rc; i++) params[i] = (float)pv->list[i];
+        if (!rc) rc = hone_optimize(&job, params, n, losses, lrs, &state_bytes, &err);
+        if (!rc) {
+            lua_createtable(L, 0, 4);
+            lua_createtable(L, (int)n, 0);
+            for (size_t i = 0; i < n; i++) {
+                lua_pushnumber(L, params[i]);
+                lua_rawseti(L, -2, (lua_Integer)i + 1);
+            }
+            lua_setfield(L, -2, "params");
+            push_doubles(L, losses, (size_t)steps);
+            lua_setfield(L, -2, "losses");
+            push_doubles(L, lrs, (size_t)steps);
+            lua_setfield(L, -2, "lrs");
+            lua_pushinteger(L, (lua_Integer)state_bytes);
+            lua_setfield(L, -2, "state_bytes");
+        }
+        free(params);
+        free(losses);
+        free(lrs);
+        hone_config_free(cfg);
+        hone_node_free(root);
+        if (!rc) return 1;
+    } else {
+        hone_node_free(root);
+    }
+    lua_pushfstring(L, "hone.optimize: %s", err.msg);
+    return lua_error(L);
+}
+
+/* hone.plugins(kind) -> sorted list of registered names */
+static int l_plugins(lua_State *L)
+{
+    hone_kind kind;
+    if (hone_kind_from_name(luaL_checkstring(L, 1), &kind) != 0)
+        return luaL_error(L, "hone.plugins: unknown kind '%s' (optimizer, scheduler, collator, quantizer)",
+                          lua_tostring(L, 1));
+    hone_registry *reg = get_registry(L);
+    lua_newtable(L);
+    lua_Integer k = 1;
+    for (size_t i = 0; i < hone_registry_count(reg); i++) {
+        const hone_feature *f = hone_registry_at(reg, i);
+        if (f->kind != kind) continue;
+        lua_pushstring(L, f->info->name);
+        lua_rawseti(L, -2, k++);
+    }
+    return 1;
+}
+
+static int open_core(lua_State *L)
+{
+    static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {NULL, NULL}};
+    luaL_newlib(L, fns);
+    lua_pushstring(L, HONE_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}
+
+/* ---- the state ---------------------------------------------------------------------- */
+
+int hone_lua_new(hone_lua **out, const char *lua_dir, hone_registry *reg, hone_err *err)
+{
+    hone_lua *hl = calloc(1, sizeof *hl);
+    if (!hl) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    hl->L = luaL_newstate();
+    if (!hl->L) {
+        free(hl);
+        return hone_errf(err, HONE_ENOMEM, "cannot create a Lua state");
+    }
+    hl->reg = reg;
+    lua_State *L = hl->L;
+    luaL_openlibs(L);
+    lua_pushlightuserdata(L, reg);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_KEY);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, open_core);
+    lua_setfield(L, -2, "hone.core");
+    lua_pop(L, 1);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", lua_dir, lua_dir, lua_tostring(L, -1));
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+    *out = hl;
+    return 0;
+}
+
+void hone_lua_free(hone_lua *hl)
+{
+    if (!hl) return;
+    lua_close(hl->L);
+    free(hl);
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone_err *err)
+{
+    lua_State *L = hl->L;
+    *result = NULL;
+    int top = lua_gettop(L);
+    if (!hone_is_file(script)) return hone_errf(err, HONE_EINVAL, "%s: no such script", script);
+    /* let the script `require` files that sit beside it */
+    char *dir = hone_strdup(script);
+    if (!dir) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else strcpy(dir, ".");
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s;%s/?.lua", lua_tostring(L, -1), dir);
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+    free(dir);
+
+    lua_pushcfunction(L, traceback);
+    if (luaL_loadfile(L, script) != LUA_OK) {
+        hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+        lua_settop(L, top);
+        return HONE_EINVAL;
+    }
+    if (lua_pcall(L, 0, 1, top + 1) != LUA_OK) {
+        hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+        lua_settop(L, top);
+        return HONE_EINVAL;
+    }
+    int rc = 0;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1))
+            rc = hone_errf(err, HONE_EINVAL, "%s: the script returned a %s; return an experiment table (or nothing)",
+                           script, luaL_typename(L, -1));
+        else if (!(*result = to_node(L, -1, 0, "", err)))
+            rc = err->code ? err->code : HONE_ENOMEM;
+    }
+    lua_settop(L, top);
+    return rc;
+}

@@ -1,0 +1,22 @@
+/* lua_hone.h — the Lua boundary: the only part of the core that includes lua.h.
+ *
+ * It runs experiment scripts with `require("hone")` available, turns what they return into
+ * a hone_node tree, and implements the C half of the hone module (hone.optimize, ...).
+ */
+#ifndef HONE_LUA_HONE_H
+#define HONE_LUA_HONE_H
+
+#include "registry.h"
+#include "tree.h"
+
+typedef struct hone_lua hone_lua;
+
+/* lua_dir holds hone/init.lua */
+int hone_lua_new(hone_lua **out, const char *lua_dir, hone_registry *reg, hone_err *err);
+void hone_lua_free(hone_lua *hl);
+
+/* Runs the script; *result is the tree of the table it returned, or NULL when it
+ * returned nothing (it did its work itself). Lua errors come back with file and line. */
+int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone_err *err);
+
+#endif

@@ -1,0 +1,518 @@
+/* main.c — the hone command line: the one place that prints errors and picks exit codes
+ * (0 ok, 1 a failed run, 2 bad usage or bad input). */
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "cpu.h"
+#include "err.h"
+#include "lines.h"
+#include "lua_hone.h"
+#include "options.h"
+#include "paths.h"
+#include "registry.h"
+#include "rundir.h"
+#include "schedule.h"
+#include "schema.h"
+#include "util.h"
+#include "version.h"
+
+enum { EXIT_RUN_FAILED = 1, EXIT_BAD_INPUT = 2 };
+
+static const char *usage_text =
+    "usage: hone COMMAND ...\n"
+    "\n"
+    "  run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]\n"
+    "                                   run an experiment (--dry-run: check it and show the plan)\n"
+    "  plugins [KIND] [NAME]            list features, or one feature's options\n"
+    "  schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v ...]\n"
+    "                                   print \"step,lr\" rows: the lr of each optimizer step\n"
+    "  version                          print the version\n"
+    "\n"
+    "Planned, not built yet in this version: tokenize, inspect, quantize, convert, generate, eval, runs, bench.\n";
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("hone: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+typedef struct app {
+    hone_paths paths;
+    hone_registry *reg;
+} app;
+
+static int app_init(app *a)
+{
+    hone_err err = {0};
+    a->reg = hone_registry_new();
+    if (!a->reg) return fail(EXIT_RUN_FAILED, "out of memory");
+    if (hone_paths_find(&a->paths, &err)) return fail(EXIT_RUN_FAILED, "%s", err.msg);
+    if (hone_registry_load_dir(a->reg, a->paths.plugin_dir, &err)) return fail(EXIT_BAD_INPUT, "%s", err.msg);
+    const char *env = getenv("HONE_PLUGIN_PATH");
+    if (env && *env && hone_registry_load_pathlist(a->reg, env, "HONE_PLUGIN_PATH", &err))
+        return fail(EXIT_BAD_INPUT, "%s", err.msg);
+    return 0;
+}
+
+/* ---- hone plugins ----------------------------------------------------------------- */
+
+static void print_options(const hone_option *defs)
+{
+    size_t n = hone_options_count(defs);
+    if (n == 0) {
+        printf("options: none\n");
+        return;
+    }
+    int wn = 4, wt = 4, wd = 7, wr = 5;
+    char def[64], range[96];
+    for (size_t i = 0; i < n; i++) {
+        hone_option_default_text(&defs[i], def, sizeof def);
+        hone_option_range(&defs[i], range, sizeof range);
+        if ((int)strlen(defs[i].name) > wn) wn = (int)strlen(defs[i].name);
+        if ((int)strlen(hone_opt_type_name(defs[i].type)) > wt) wt = (int)strlen(hone_opt_type_name(defs[i].type));
+        if ((int)strlen(def) > wd) wd = (int)strlen(def);
+        if ((int)strlen(range) > wr) wr = (int)strlen(range);
+    }
+    printf("options:\n  %-*s  %-*s  %-*s  %-*s  %s\n", wn, "name", wt, "type", wd, "default", wr, "range", "help");
+    for (size_t i = 0; i < n; i++) {
+        hone_option_default_text(&defs[i], def, sizeof def);
+        hone_option_range(&defs[i], range, sizeof range);
+        printf("  %-*s  %-*s  %-*s  %-*s  %s\n", wn, defs[i].name, wt, hone_opt_type_name(defs[i].type), wd, def,
+               wr, range, defs[i].help);
+    }
+}
+
+static int cmd_plugins(int argc, char **argv)
+{
+    app a = {0};
+    int rc = app_init(&a);
+    if (rc) return rc;
+    hone_kind kind = HONE_KIND_COUNT;
+    const char *name = NULL;
+    if (argc > 3) return fail(EXIT_BAD_INPUT, "usage: hone plugins [KIND] [NAME]");
+    if (argc >= 2) {
+        if (hone_kind_from_name(argv[1], &kind) != 0) {
+            if (argc == 3)
+                return fail(EXIT_BAD_INPUT, "unknown kind '%s' (optimizer, scheduler, collator, quantizer)", argv[1]);
+            name = argv[1];
+        } else if (argc == 3) {
+            name = argv[2];
+        }
+    }
+    size_t n = hone_registry_count(a.reg);
+    if (name) {
+        int found = 0;
+        for (size_t i = 0; i < n; i++) {
+            const hone_feature *f = hone_registry_at(a.reg, i);
+            if ((kind != HONE_KIND_COUNT && f->kind != kind) || strcmp(f->info->name, name) != 0) continue;
+            printf("%s%s %s\n  %s\n  plugin: %s\n", found++ ? "\n" : "", hone_kind_name(f->kind), f->info->name,
+                   f->info->summary, f->file);
+            print_options(f->info->options);
+        }
+        if (!found) {
+            char names[2048] = "";
+            if (kind != HONE_KIND_COUNT) hone_registry_names(a.reg, kind, names, sizeof names);
+            hone_registry_free(a.reg);
+            if (kind != HONE_KIND_COUNT)
+                return fail(EXIT_BAD_INPUT, "no %s named '%s' (registered: %s)", hone_kind_name(kind), name, names);
+            return fail(EXIT_BAD_INPUT, "no feature named '%s' (`hone plugins` lists them)", name);
+        }
+        hone_registry_free(a.reg);
+        return 0;
+    }
+    int wk = 4, wn = 4, wf = 6;
+    for (size_t i = 0; i < n; i++) {
+        const hone_feature *f = hone_registry_at(a.reg, i);
+        if (kind != HONE_KIND_COUNT && f->kind != kind) continue;
+        if ((int)strlen(hone_kind_name(f->kind)) > wk) wk = (int)strlen(hone_kind_name(f->kind));
+        if ((int)strlen(f->info->name) > wn) wn = (int)strlen(f->info->name);
+        const char *base = strrchr(f->file, '/');
+        if ((int)strlen(base ? base + 1 : f->file) > wf) wf = (int)strlen(base ? base + 1 : f->file);
+    }
+    printf("%-*s  %-*s  %-*s  %s\n", wk, "kind", wn, "name", wf, "plugin", "summary");
+    for (int k = 0; k < HONE_KIND_COUNT; k++) {
+        if (kind != HONE_KIND_COUNT && k != (int)kind) continue;
+        for (size_t i = 0; i < n; i++) {
+            const hone_feature *f = hone_registry_at(a.reg, i);
+            if ((int)f->kind != k) continue;
+            const char *base = strrchr(f->file, '/');
+            printf("%-*s  %-*s  %-*s  %s\n", wk, hone_kind_name(f->kind), wn, f->info->name, wf,
+                   base ? base + 1 : f->file, f->info->summary);
+        }
+    }
+    printf("\nplugin files:\n");
+    const char *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const hone_feature *f = hone_registry_at(a.reg, i);
+        if (last && strcmp(last, f->file) == 0) continue;
+        printf("  %s\n", f->file);
+        last = f->file;
+    }
+    hone_registry_free(a.reg);
+    return 0;
+}
+
+/* ---- hone schedule ---------------------------------------------------------------- */
+
+static int add_set(hone_node *root, const char *kv, const char *prefix, hone_err *err)
+{
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+        return hone_errf(err, HONE_EINVAL, "--set %s: expected key=value", kv);
+    char key[256];
+    if (snprintf(key, sizeof key, "%s%.*s", prefix, (int)(eq - kv), kv) >= (int)sizeof key)
+        return hone_errf(err, HONE_EINVAL, "--set %s: key too long", kv);
+    if (hone_node_set_path(root, key, eq + 1) != 0)
+        return hone_errf(err, HONE_EINVAL, "--set %s: not a valid key path", kv);
+    return 0;
+}
+
+static int cmd_schedule(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-')
+        return fail(EXIT_BAD_INPUT, "usage: hone schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v]");
+    app a = {0};
+    int rc = app_init(&a);
+    if (rc) return rc;
+    hone_err err = {0};
+    double lr = -1, ratio = 0;
+    long long steps = -1, wsteps = 0;
+    int have_ratio = 0, have_wsteps = 0;
+    hone_node *root = hone_node_new(HONE_NODE_TABLE);
+    hone_node *spec = root ? hone_node_add(root, hone_node_new(HONE_NODE_TABLE)) : NULL;
+    hone_node *nm = spec ? hone_node_add(spec, hone_node_new(HONE_NODE_STRING)) : NULL;
+    if (!nm || !(spec->key = hone_strdup("scheduler")) || !(nm->str = hone_strdup(argv[1]))) {
+        hone_node_free(root);
+        return fail(EXIT_RUN_FAILED, "out of memory");
+    }
+    nm->index = 1;
+    nm->from_cli = 1;
+    for (int i = 2; i < argc && rc == 0; i++) {
+        const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!val) rc = hone_errf(&err, HONE_EINVAL, "%s needs a value", arg);
+        else if (!strcmp(arg, "--lr")) {
+            if (hone_parse_double(val, &lr) || !(lr > 0)) rc = hone_errf(&err, HONE_EINVAL, "--lr %s: must be a number > 0", val);
+        } else if (!strcmp(arg, "--steps")) {
+            if (hone_parse_ll(val, &steps) || steps < 1) rc = hone_errf(&err, HONE_EINVAL, "--steps %s: must be an integer >= 1", val);
+        } else if (!strcmp(arg, "--warmup-ratio")) {
+            have_ratio = 1;
+            if (hone_parse_double(val, &ratio) || ratio < 0 || ratio > 1)
+                rc = hone_errf(&err, HONE_EINVAL, "--warmup-ratio %s: must be a number in [0, 1]", val);
+        } else if (!strcmp(arg, "--warmup-steps")) {
+            have_wsteps = 1;
+            if (hone_parse_ll(val, &wsteps) || wsteps < 0)
+                rc = hone_errf(&err, HONE_EINVAL, "--warmup-steps %s: must be an integer >= 0", val);
+        } else if (!strcmp(arg, "--set")) {
+            rc = add_set(root, val, "scheduler.", &err);
+        } else {
+            rc = hone_errf(&err, HONE_EINVAL, "unknown argument %s", arg);
+        }
+        i++;
+    }
+    if (!rc && lr < 0) rc = hone_errf(&err, HONE_EINVAL, "--lr is required");
+    if (!rc && steps < 0) rc = hone_errf(&err, HONE_EINVAL, "--steps is required");
+    if (!rc && have_ratio && have_wsteps) rc = hone_errf(&err, HONE_EINVAL, "give --warmup-ratio or --warmup-steps, not both");
+    static const hone_key keys[] = {
+        {HONE_KEY_PLUGIN, {"scheduler", HONE_OPT_STRING, 0, 0, NULL, 0, 0, NULL, 0, "schedule"}, HONE_KIND_SCHEDULER, 1},
+    };
+    hone_config *cfg = NULL;
+    if (!rc) rc = hone_config_resolve(&cfg, keys, 1, root, a.reg, &err);
+    hone_node_free(root);
+    if (rc) {
+        hone_registry_free(a.reg);
+        return fail(EXIT_BAD_INPUT, "schedule: %s", err.msg);
+    }
+    const hone_cval *c = hone_config_cval(cfg, "scheduler");
+    hone_sched_ctx ctx = {(long)steps, hone_warmup_steps((long)steps, ratio, (long)wsteps), lr};
+    rc = hone_schedule_check(c->feature, c->opts, &ctx, &err);
+    if (!rc) {
+        printf("step,lr\n");
+        for (long s = 0; s < steps; s++) printf("%ld,%.17g\n", s, hone_schedule_lr(c->feature, c->opts, &ctx, s));
+    }
+    hone_config_free(cfg);
+    hone_registry_free(a.reg);
+    return rc ? fail(EXIT_BAD_INPUT, "schedule: %s", err.msg) : 0;
+}
+
+/* ---- hone run ----------------------------------------------------------------------- */
+
+static int load_script_plugins(app *a, const hone_node *root, const char *script, hone_err *err)
+{
+    const hone_node *pl = hone_node_get(root, "plugins");
+    if (!pl) return 0;
+    size_t n = pl->type == HONE_NODE_STRING ? 1 : pl->type == HONE_NODE_TABLE ? hone_node_array_len(pl) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const hone_node *e = pl->type == HONE_NODE_STRING ? pl : hone_node_at(pl, (long)i + 1);
+        if (e->type != HONE_NODE_STRING) continue;   /* the schema reports the type error */
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s", e->str);
+        if (e->str[0] != '/' && !hone_is_file(path) && !hone_is_dir(path)) {
+            /* relative to the script when not relative to the working directory */
+            const char *slash = strrchr(script, '/');
+            if (slash) snprintf(path, sizeof path, "%.*s/%s", (int)(slash - script), script, e->str);
+        }
+        if (!hone_is_file(path) && !hone_is_dir(path))
+            return hone_errf(err, HONE_EINVAL, "plugins[%zu]: %s: no such file or directory", i + 1, e->str);
+        int rc = hone_registry_load_path(a->reg, path, err);
+        if (rc) return hone_err_prefix(err, "plugins[%zu]: ", i + 1);
+    }
+    return 0;
+}
+
+typedef struct data_plan {
+    long train_records, eval_records;
+    const char *eval_source;
+    hone_plan plan;
+} data_plan;
+
+static int plan_run(const hone_config *cfg, data_plan *d, hone_err *err)
+{
+    const char *train = hone_config_str(cfg, "data.train");
+    int rc = hone_jsonl_count(train, &d->train_records, err);
+    if (rc) return hone_err_prefix(err, "data.train: ");
+    if (d->train_records == 0) return hone_errf(err, HONE_EINVAL, "data.train: %s holds no records", train);
+    long n = d->train_records;
+    if (hone_config_is_set(cfg, "data.limit") && hone_config_int(cfg, "data.limit") < n)
+        n = (long)hone_config_int(cfg, "data.limit");
+    d->eval_records = 0;
+    d->eval_source = "none";
+    if (hone_config_is_set(cfg, "data.eval")) {
+        const char *ev = hone_config_str(cfg, "data.eval");
+        rc = hone_jsonl_count(ev, &d->eval_records, err);
+        if (rc) return hone_err_prefix(err, "data.eval: ");
+        d->eval_source = ev;
+    } else if (hone_config_is_set(cfg, "data.eval_fraction")) {
+        /* datasets' train_test_split: the test share is rounded up */
+        d->eval_records = (long)ceil(hone_config_num(cfg, "data.eval_fraction") * (double)n);
+        if (d->eval_records >= n)
+            return hone_errf(err, HONE_EINVAL, "data.eval_fraction: holding out %ld of %ld records leaves none to train on",
+                             d->eval_records, n);
+        n -= d->eval_records;
+        d->eval_source = "data.eval_fraction of train";
+    }
+    hone_plan_steps(&d->plan, n, (long)hone_config_int(cfg, "train.batch_size"),
+                    (long)hone_config_int(cfg, "train.grad_accum"), hone_config_num(cfg, "train.epochs"),
+                    hone_config_is_set(cfg, "train.max_steps") ? (long)hone_config_int(cfg, "train.max_steps") : 0,
+                    hone_config_num(cfg, "train.warmup_ratio"), (long)hone_config_int(cfg, "train.warmup_steps"));
+    const hone_cval *s = hone_config_cval(cfg, "train.scheduler");
+    hone_sched_ctx sctx = {d->plan.total_steps, d->plan.warmup_steps, hone_config_num(cfg, "train.lr")};
+    rc = hone_schedule_check(s->feature, s->opts, &sctx, err);
+    if (rc) return hone_err_prefix(err, "train.scheduler: ");
+    return 0;
+}
+
+static void print_plan(const hone_config *cfg, const data_plan *d)
+{
+    const hone_plan *p = &d->plan;
+    const hone_cval *s = hone_config_cval(cfg, "train.scheduler");
+    hone_sched_ctx sctx = {p->total_steps, p->warmup_steps, hone_config_num(cfg, "train.lr")};
+    printf("plan:\n");
+    printf("  train examples          %ld (of %ld records in %s)\n", p->examples, d->train_records,
+           hone_config_str(cfg, "data.train"));
+    printf("  eval examples           %ld (%s)\n", d->eval_records, d->eval_source);
+    printf("  micro-batches / epoch   %ld (batch_size %lld)\n", p->micro_batches, hone_config_int(cfg, "train.batch_size"));
+    printf("  optimizer steps / epoch %ld (grad_accum %lld)\n", p->steps_per_epoch, hone_config_int(cfg, "train.grad_accum"));
+    printf("  epochs                  %ld\n", p->epochs);
+    printf("  optimizer steps         %ld\n", p->total_steps);
+    printf("  warmup steps            %ld\n", p->warmup_steps);
+    printf("  lr (%s)     first %.6g, peak %.6g, last %.6g\n", s->feature->info->name,
+           hone_schedule_lr(s->feature, s->opts, &sctx, 0),
+           hone_schedule_lr(s->feature, s->opts, &sctx, p->warmup_steps < p->total_steps ? p->warmup_steps : 0),
+           hone_schedule_lr(s->feature, s->opts, &sctx, p->total_steps - 1));
+}
+
+static cJSON *run_config_json(const hone_config *cfg, const char *script, const char *name, int nsets, char **sets)
+{
+    cJSON *root = hone_config_json(cfg);
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "version", HONE_VERSION);
+    cJSON_AddStringToObject(meta, "git_revision", HONE_GIT_REVISION);
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    cJSON_AddStringToObject(meta, "host", host);
+    cJSON_AddStringToObject(meta, "script", script);
+    if (name) cJSON_AddStringToObject(meta, "run_name", name);
+    cJSON *s = cJSON_AddArrayToObject(meta, "set");
+    for (int i = 0; i < nsets; i++) cJSON_AddItemToArray(s, cJSON_CreateString(sets[i]));
+    cJSON_AddItemToObject(root, "hone", meta);
+    return root;
+}
+
+static int write_json(const char *path, cJSON *j, hone_err *err)
+{
+    char *text = cJSON_Print(j);
+    if (!text) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    size_t len = strlen(text);
+    char *withnl = realloc(text, len + 2);
+    if (!withnl) {
+        free(text);
+        return hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    withnl[len] = '\n';
+    int rc = hone_write_file(path, withnl, len + 1, err);
+    free(withnl);
+    return rc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *script = NULL, *resume = NULL;
+    int dry = 0, nsets = 0;
+    char **sets = calloc((size_t)argc, sizeof *sets);
+    if (!sets) return fail(EXIT_RUN_FAILED, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dry-run")) dry = 1;
+        else if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--resume")) {
+            if (i + 1 >= argc) {
+                free(sets);
+                return fail(EXIT_BAD_INPUT, "%s needs a value", argv[i]);
+            }
+            if (argv[i][2] == 's') sets[nsets++] = argv[++i];
+            else resume = argv[++i];
+        } else if (!strncmp(argv[i], "--set=", 6)) sets[nsets++] = argv[i] + 6;
+        else if (argv[i][0] == '-') {
+            free(sets);
+            return fail(EXIT_BAD_INPUT, "run: unknown option %s", argv[i]);
+        } else if (script) {
+            free(sets);
+            return fail(EXIT_BAD_INPUT, "run: one script at a time (got %s and %s)", script, argv[i]);
+        } else script = argv[i];
+    }
+    if (!script) {
+        free(sets);
+        return fail(EXIT_BAD_INPUT, "usage: hone run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]");
+    }
+    app a = {0};
+    int rc = app_init(&a);
+    if (rc) {
+        free(sets);
+        return rc;
+    }
+    hone_err err = {0};
+    hone_lua *hl = NULL;
+    hone_node *root = NULL;
+    hone_config *cfg = NULL;
+    int code = 0;
+    if (hone_lua_new(&hl, a.paths.lua_dir, a.reg, &err)) {
+        code = fail(EXIT_RUN_FAILED, "%s", err.msg);
+        goto out;
+    }
+    if (hone_lua_run_file(hl, script, &root, &err)) {
+        code = fail(EXIT_BAD_INPUT, "%s", err.msg);
+        goto out;
+    }
+    if (!root) {
+        /* the script did its work itself (hone.optimize, ...) and returned nothing */
+        if (nsets || dry || resume)
+            code = fail(EXIT_BAD_INPUT, "%s: returned no experiment, so --set, --dry-run and --resume have nothing to act on", script);
+        goto out;
+    }
+    for (int i = 0; i < nsets; i++)
+        if (add_set(root, sets[i], "", &err)) {
+            code = fail(EXIT_BAD_INPUT, "%s", err.msg);
+            goto out;
+        }
+    if (load_script_plugins(&a, root, script, &err) ||
+        hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, a.reg, &err) ||
+        hone_project_name_check(hone_config_str(cfg, "project"), &err)) {
+        code = fail(EXIT_BAD_INPUT, "%s: %s", script, err.msg);
+        goto out;
+    }
+    data_plan dp;
+    if (plan_run(cfg, &dp, &err)) {
+        code = fail(EXIT_BAD_INPUT, "%s: %s", script, err.msg);
+        goto out;
+    }
+    if (dry) {
+        cJSON *j = run_config_json(cfg, script, NULL, nsets, sets);
+        char *text = cJSON_Print(j);
+        printf("resolved config:\n%s\n\n", text ? text : "(out of memory)");
+        free(text);
+        cJSON_Delete(j);
+        print_plan(cfg, &dp);
+        printf("\ndry run: nothing was created\n");
+        goto out;
+    }
+    if (resume) {
+        code = fail(EXIT_RUN_FAILED, "%s: --resume %s: resuming needs the trainer, which this version of hone does not "
+                    "have yet (the model and the training loop are still being built)", script, resume);
+        goto out;
+    }
+    char path[PATH_MAX], name[300];
+    if (hone_rundir_create(hone_config_str(cfg, "output_dir"), hone_config_str(cfg, "project"), time(NULL), path,
+                           sizeof path, name, sizeof name, &err)) {
+        code = fail(EXIT_RUN_FAILED, "%s", err.msg);
+        goto out;
+    }
+    char file[PATH_MAX + 32];
+    char *src = NULL;
+    size_t srclen = 0;
+    cJSON *j = run_config_json(cfg, script, name, nsets, sets);
+    snprintf(file, sizeof file, "%s/config.json", path);
+    rc = write_json(file, j, &err);
+    cJSON_Delete(j);
+    if (!rc) rc = hone_read_file(script, &src, &srclen, &err);
+    snprintf(file, sizeof file, "%s/experiment.lua", path);
+    if (!rc) rc = hone_write_file(file, src, srclen, &err);
+    free(src);
+    if (rc) {
+        code = fail(EXIT_RUN_FAILED, "%s", err.msg);
+        goto out;
+    }
+    /* The run directory records the resolved experiment; training itself is refused
+     * plainly rather than pretended. */
+    const char *why = "training is not built yet in this version of hone: the model (Llama-family forward and "
+                      "backward with LoRA) and the training loop have not landed";
+    cJSON *sum = cJSON_CreateObject();
+    cJSON_AddStringToObject(sum, "status", "failed");
+    cJSON_AddStringToObject(sum, "error", why);
+    snprintf(file, sizeof file, "%s/summary.json", path);
+    write_json(file, sum, &err);
+    cJSON_Delete(sum);
+    printf("run %s: %s (config in %s/config.json)\n", name, "created", path);
+    code = fail(EXIT_RUN_FAILED, "run %s: %s", name, why);
+out:
+    hone_config_free(cfg);
+    hone_node_free(root);
+    hone_lua_free(hl);
+    hone_registry_free(a.reg);
+    free(sets);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    char why[256];
+    if (hone_cpu_check(why, sizeof why) != 0) return fail(EXIT_RUN_FAILED, "%s", why);
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_BAD_INPUT : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
+    if (!strcmp(cmd, "schedule")) return cmd_schedule(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("hone %s (%s)\n", HONE_VERSION, HONE_GIT_REVISION);
+        return 0;
+    }
+    static const char *const planned[] = {"tokenize", "inspect", "quantize", "convert", "generate", "eval", "runs", "bench"};
+    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
+        if (!strcmp(cmd, planned[i]))
+            return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);
+    return fail(EXIT_BAD_INPUT, "unknown command '%s'\n%s", cmd, usage_text);
+}

@@ -1,0 +1,97 @@
+/* optimize.c — the smallest training loop: objective, schedule, optimizer step. */
+#include "optimize.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "schedule.h"
+
+static int mem_write(void *ctx, const void *data, size_t bytes, hone_err *err)
+{
+    hone_membuf *m = ctx;
+    if (m->len + bytes > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + bytes) cap *= 2;
+        unsigned char *d = realloc(m->data, cap);
+        if (!d) return hone_errf(err, HONE_ENOMEM, "out of memory saving state");
+        m->data = d;
+        m->cap = cap;
+    }
+    memcpy(m->data + m->len, data, bytes);
+    m->len += bytes;
+    return 0;
+}
+
+static int mem_read(void *ctx, void *data, size_t bytes, hone_err *err)
+{
+    hone_membuf *m = ctx;
+    if (bytes > m->len - m->pos)
+        return hone_errf(err, HONE_EIO, "state is truncated: wanted %zu bytes at offset %zu, %zu left", bytes,
+                         m->pos, m->len - m->pos);
+    memcpy(data, m->data + m->pos, bytes);
+    m->pos += bytes;
+    return 0;
+}
+
+hone_writer hone_membuf_writer(hone_membuf *m)
+{
+    return (hone_writer){m, mem_write};
+}
+
+hone_reader hone_membuf_reader(hone_membuf *m)
+{
+    return (hone_reader){m, mem_read};
+}
+
+int hone_optimize(const hone_optimize_job *job, float *params, size_t n, double *losses, double *lrs,
+                  size_t *state_bytes, hone_err *err)
+{
+    const hone_optimizer_vt *ovt = job->optimizer->vtable;
+    const char *oname = job->optimizer->info->name;
+    hone_tensor_info tensor = {"params", 0, n, n, 1, 1};
+    hone_sched_ctx sctx = {job->steps, job->warmup_steps, job->lr};
+    int rc = hone_schedule_check(job->scheduler, job->scheduler_opts, &sctx, err);
+    if (rc) return rc;
+    float *grads = calloc(n ? n : 1, sizeof *grads);
+    if (!grads) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    void *state = NULL;
+    rc = ovt->create(&hone_host_table, job->optimizer_opts, &tensor, 1, n, &state, err);
+    if (rc) hone_err_prefix(err, "optimizer %s: create: ", oname);
+    for (long s = 0; s < job->steps && rc == 0; s++) {
+        rc = job->objective(job->ctx, params, n, &losses[s], grads, err);
+        if (rc) break;
+        lrs[s] = hone_schedule_lr(job->scheduler, job->scheduler_opts, &sctx, s);
+        rc = ovt->step(state, params, grads, lrs[s], s + 1, err);
+        if (rc) {
+            hone_err_prefix(err, "optimizer %s: step %ld: ", oname, s + 1);
+            break;
+        }
+        if (job->resume_at == s + 1) {
+            /* what a resume does: save, throw the optimizer away, load into a new one */
+            hone_membuf m = {0};
+            hone_writer w = hone_membuf_writer(&m);
+            rc = ovt->save(state, &w, err);
+            if (rc) hone_err_prefix(err, "optimizer %s: save: ", oname);
+            ovt->destroy(state);
+            state = NULL;
+            if (!rc) {
+                rc = ovt->create(&hone_host_table, job->optimizer_opts, &tensor, 1, n, &state, err);
+                if (rc) hone_err_prefix(err, "optimizer %s: create: ", oname);
+            }
+            if (!rc) {
+                hone_reader r = hone_membuf_reader(&m);
+                rc = ovt->load(state, &r, err);
+                if (rc) hone_err_prefix(err, "optimizer %s: load: ", oname);
+                else if (m.pos != m.len)
+                    rc = hone_errf(err, HONE_EINVAL, "optimizer %s: load read %zu of the %zu bytes save wrote",
+                                   oname, m.pos, m.len);
+            }
+            free(m.data);
+        }
+    }
+    if (state_bytes) *state_bytes = state && ovt->state_bytes ? ovt->state_bytes(state) : 0;
+    ovt->destroy(state);
+    free(grads);
+    return rc;
+}

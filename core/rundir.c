@@ -1,0 +1,48 @@
+/* rundir.c — naming and creating run directories without races: mkdir either creates the
+ * name or fails because someone else has it, in which case the next suffix is tried. */
+#include "rundir.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "err.h"
+#include "util.h"
+
+void hone_run_name(char *out, size_t n, const char *project, time_t t)
+{
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y-%m-%d_%H.%M.%S", &tm);
+    snprintf(out, n, "%s-%s", project, stamp);
+}
+
+int hone_project_name_check(const char *p, hone_err *err)
+{
+    if (!*p || !strcmp(p, ".") || !strcmp(p, "..") || strlen(p) > 100)
+        return hone_errf(err, HONE_EINVAL, "project: \"%s\" cannot name a run directory", p);
+    for (const char *c = p; *c; c++)
+        if (*c == '/' || (unsigned char)*c < 0x20)
+            return hone_errf(err, HONE_EINVAL, "project: \"%s\" cannot name a run directory (no '/' or control characters)", p);
+    return 0;
+}
+
+int hone_rundir_create(const char *output_dir, const char *project, time_t t, char *path, size_t pathn,
+                       char *name, size_t namen, hone_err *err)
+{
+    int rc = hone_mkdirs(output_dir, err);
+    if (rc) return rc;
+    char base[256];
+    hone_run_name(base, sizeof base, project, t);
+    for (int k = 1; k <= 10000; k++) {
+        if (k == 1) snprintf(name, namen, "%s", base);
+        else snprintf(name, namen, "%s-%d", base, k);
+        if (snprintf(path, pathn, "%s/%s", output_dir, name) >= (int)pathn)
+            return hone_errf(err, HONE_EINVAL, "%s: run directory path too long", output_dir);
+        if (mkdir(path, 0755) == 0) return 0;
+        if (errno != EEXIST) return hone_errf(err, HONE_EIO, "%s: cannot create run directory: %s", path, strerror(errno));
+    }
+    return hone_errf(err, HONE_EIO, "%s/%s: 10000 runs with this name already exist", output_dir, base);
+}

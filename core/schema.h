@@ -1,0 +1,15 @@
+/* schema.h — the experiment schema (DESIGN §3.2), declared once: key, type, default,
+ * range and help. Validation, `--set`, config.json and `hone run --dry-run` all read it. */
+#ifndef HONE_SCHEMA_H
+#define HONE_SCHEMA_H
+
+#include "config.h"
+
+extern const hone_key hone_experiment_keys[];
+extern const size_t hone_experiment_nkeys;
+
+/* hone.optimize { ... }: a plugin-driven optimisation of a Lua objective */
+extern const hone_key hone_optimize_keys[];
+extern const size_t hone_optimize_nkeys;
+
+#endif

@@ -1,0 +1,31 @@
+/* util.h — small helpers the core shares: strings, files, "did you mean". */
+#ifndef HONE_UTIL_H
+#define HONE_UTIL_H
+
+#include <stddef.h>
+
+#include "hone/plugin.h"
+
+char *hone_strdup(const char *s);
+char *hone_strndup(const char *s, size_t n);
+/* printf into a fresh malloc'd string */
+char *hone_aprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The candidate closest to `word` by edit distance, or NULL when none is close enough
+ * to be a plausible typo. */
+const char *hone_closest(const char *word, const char *const *cands, size_t n);
+size_t hone_edit_distance(const char *a, const char *b);
+
+/* Whole file into memory (NUL-terminated); errors name the path. */
+int hone_read_file(const char *path, char **data, size_t *len, hone_err *err);
+/* Write a file, fsync it and the directory: the data is on disk when this returns. */
+int hone_write_file(const char *path, const void *data, size_t len, hone_err *err);
+int hone_is_dir(const char *path);
+int hone_is_file(const char *path);
+/* mkdir -p */
+int hone_mkdirs(const char *path, hone_err *err);
+/* number text -> double, the whole string or fail */
+int hone_parse_double(const char *s, double *out);
+int hone_parse_ll(const char *s, long long *out);
+
+#endif

@@ -1,0 +1,38 @@
+-- hone — the Lua side of `require("hone")`.
+--
+-- Experiment scripts build a spec with hone.experiment and return it; `hone run`
+-- validates it against the schema (core/schema.c) and runs it. The C half of the module
+-- (hone.core) holds what needs the registry: hone.optimize and hone.plugins.
+local core = require("hone.core")
+
+local hone = {}
+
+hone.version = core.version
+
+-- Marks a table as an experiment spec. Validation happens in `hone run`, against the
+-- schema and the registered plugins, so errors name the key at fault.
+function hone.experiment(spec)
+  if type(spec) ~= "table" then
+    error("hone.experiment expects a table, got " .. type(spec), 2)
+  end
+  return spec
+end
+
+-- hone.optimize { optimizer = ..., scheduler = ..., lr = ..., steps = ..., params = {...},
+--                 loss = function(p) return loss, grad end [, resume_at = k] }
+-- Runs an optimizer plugin and a schedule on a Lua objective; returns
+-- { params = ..., losses = ..., lrs = ..., state_bytes = ... }.
+hone.optimize = core.optimize
+
+-- hone.plugins("optimizer") -> the registered names of that kind
+hone.plugins = core.plugins
+
+function hone.sweep()
+  error("hone.sweep is not built yet in this version of hone (sweeps come after the trainer)", 2)
+end
+
+function hone.train()
+  error("hone.train is not built yet in this version of hone: the model and the training loop have not landed", 2)
+end
+
+return hone

@@ -1,0 +1,89 @@
+/* bad_plugins.c — deliberately broken plugins, one per loader failure the core must
+ * report cleanly. Built several times with a different BAD_* macro each (tests/CMakeLists). */
+#include <string.h>
+
+#include "hone/plugin.h"
+
+#ifndef BAD_NO_ENTRY
+HONE_PLUGIN_ABI;
+#endif
+
+static const hone_host *host;
+static hone_registry *saved_reg;
+
+static int noop_create(const hone_host *h, const hone_opts *o, const hone_tensor_info *t, size_t nt, size_t n,
+                       void **state, hone_err *err)
+{
+    (void)o, (void)t, (void)nt, (void)n;
+#ifdef BAD_LATE_REGISTER
+    /* registering after init must be refused by the core */
+    extern const hone_optimizer_vt bad_vt;
+    int rc = h->register_feature(saved_reg, HONE_KIND_OPTIMIZER, &bad_vt, err);
+    if (rc) return rc;
+#endif
+    (void)h, (void)err;
+    *state = NULL;
+    return 0;
+}
+__attribute__((unused)) static int noop_step(void *s, float *p, const float *g, double lr, long step, hone_err *err)
+{
+    (void)s, (void)p, (void)g, (void)lr, (void)step, (void)err;
+    return 0;
+}
+static int noop_save(void *s, const hone_writer *w, hone_err *err)
+{
+    (void)s, (void)w, (void)err;
+    return 0;
+}
+static int noop_load(void *s, const hone_reader *r, hone_err *err)
+{
+    (void)s, (void)r, (void)err;
+    return 0;
+}
+static void noop_destroy(void *s)
+{
+    (void)s;
+}
+
+#ifndef BAD_NAME
+#define BAD_NAME "broken"
+#endif
+
+static const hone_option opts[] = {
+#ifdef BAD_OPTION_DEFAULT
+    {"beta", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX, 2.0, NULL, 0, 1, NULL, 0, "in [0, 1]"},
+#endif
+    {0},
+};
+
+HONE_EXPORT const hone_optimizer_vt bad_vt = {
+    {HONE_OPTIMIZER_VERSION, sizeof(hone_optimizer_vt), BAD_NAME, "a deliberately broken test plugin", opts},
+    noop_create,
+#ifdef BAD_NULL_STEP
+    NULL,
+#else
+    noop_step,
+#endif
+    noop_save, noop_load, NULL, noop_destroy,
+};
+
+#ifndef BAD_NO_ENTRY
+HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+{
+    host = h;
+    saved_reg = reg;
+#ifdef BAD_INIT_FAILS
+    int rc = h->register_feature(reg, HONE_KIND_OPTIMIZER, &bad_vt, err);
+    if (rc) return rc;
+    return h->error(err, HONE_EINVAL, "deliberate failure: the licence file is missing");
+#else
+    return h->register_feature(reg, HONE_KIND_OPTIMIZER, &bad_vt, err);
+#endif
+}
+#else
+HONE_EXPORT int some_other_function(void);
+HONE_EXPORT int some_other_function(void)
+{
+    return (int)strlen(bad_vt.info.name) + (host != NULL) + (saved_reg != NULL);
+}
+#endif

@@ -1,0 +1,313 @@
+/* test_core.c — unit tests of the core's plain-C parts: trees and --set, option
+ * resolution, schema validation messages, run names, the line reader, the RNG. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "config.h"
+#include "err.h"
+#include "lines.h"
+#include "options.h"
+#include "rng.h"
+#include "rundir.h"
+#include "schedule.h"
+#include "schema.h"
+#include "tree.h"
+#include "util.h"
+
+static int failures;
+#define CHECK(cond)                                                             \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                         \
+        }                                                                       \
+    } while (0)
+#define CHECK_MSG(err, text)                                                          \
+    do {                                                                              \
+        if (!strstr((err).msg, text)) {                                               \
+            fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, (err).msg, text); \
+            failures++;                                                               \
+        }                                                                             \
+    } while (0)
+
+static hone_node *str_node(const char *key, const char *s)
+{
+    hone_node *n = hone_node_new(HONE_NODE_STRING);
+    n->key = key ? hone_strdup(key) : NULL;
+    n->str = hone_strdup(s);
+    return n;
+}
+
+static void test_tree(void)
+{
+    hone_node *root = hone_node_new(HONE_NODE_TABLE);
+    hone_node *train = hone_node_add(root, hone_node_new(HONE_NODE_TABLE));
+    train->key = hone_strdup("train");
+    hone_node_add(train, str_node("optimizer", "adamw"));
+    CHECK(hone_node_set_path(root, "train.optimizer.eps", "1e-6") == 0);
+    hone_node *opt = hone_node_get(train, "optimizer");
+    CHECK(opt->type == HONE_NODE_TABLE);
+    CHECK(!strcmp(hone_node_at(opt, 1)->str, "adamw"));
+    CHECK(hone_node_get(opt, "eps")->from_cli);
+    CHECK(hone_node_set_path(root, "train.optimizer", "lion") == 0);
+    CHECK(!strcmp(hone_node_at(opt, 1)->str, "lion"));
+    CHECK(hone_node_get(opt, "eps") != NULL);   /* options survive a name change */
+    CHECK(hone_node_set_path(root, "a..b", "1") != 0);
+    CHECK(hone_node_set_path(root, "new.key", "x") == 0);
+    CHECK(!strcmp(hone_node_get(hone_node_get(root, "new"), "key")->str, "x"));
+    hone_node_free(root);
+}
+
+static const hone_option test_opts[] = {
+    {"betas", HONE_OPT_NUMLIST, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX | HONE_OPT_MAX_EXCL, 0, "0.9,0.999", 0, 1, NULL, 2, "betas"},
+    {"eps", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN | HONE_OPT_MIN_EXCL, 1e-8, NULL, 0, 0, NULL, 0, "eps"},
+    {"steps", HONE_OPT_INTEGER, HONE_OPT_HAS_MIN, 3, NULL, 1, 0, NULL, 0, "steps"},
+    {"kind", HONE_OPT_STRING, 0, 0, "a", 0, 0, "a|b", 0, "kind"},
+    {"flag", HONE_OPT_BOOL, 0, 1, NULL, 0, 0, NULL, 0, "flag"},
+    {"maybe", HONE_OPT_NUMBER, HONE_OPT_UNSET, 0, NULL, 0, 0, NULL, 0, "unset by default"},
+    {0},
+};
+
+static void test_options(void)
+{
+    hone_err err = {0};
+    CHECK(hone_options_check_table(test_opts, &err) == 0);
+    hone_opts *o = NULL;
+    CHECK(hone_opts_resolve(&o, test_opts, NULL, "train.optimizer", "optimizer t", &err) == 0);
+    size_t n;
+    const double *b = hone_opt_list(o, "betas", &n);
+    CHECK(n == 2 && b[0] == 0.9 && b[1] == 0.999);
+    CHECK(hone_opt_number(o, "eps") == 1e-8);
+    CHECK(hone_opt_integer(o, "steps") == 3);
+    CHECK(hone_opt_bool(o, "flag") == 1);
+    CHECK(!strcmp(hone_opt_string(o, "kind"), "a"));
+    CHECK(!hone_opt_is_set(o, "maybe"));
+    hone_opts_free(o);
+
+    hone_node *t = hone_node_new(HONE_NODE_TABLE);
+    hone_node_add(t, str_node("betas2", "x"));
+    CHECK(hone_opts_resolve(&o, test_opts, t, "train.optimizer", "optimizer t", &err) == HONE_EINVAL);
+    CHECK_MSG(err, "unknown option 'betas2' for optimizer t; did you mean 'betas'?");
+    hone_node_free(t);
+
+    /* --set text is converted by the option's type */
+    t = hone_node_new(HONE_NODE_TABLE);
+    hone_node_set_path(t, "betas", "0.8, 0.95");
+    hone_node_set_path(t, "steps", "7");
+    hone_node_set_path(t, "flag", "false");
+    CHECK(hone_opts_resolve(&o, test_opts, t, "opt", "optimizer t", &err) == 0);
+    b = hone_opt_list(o, "betas", &n);
+    CHECK(n == 2 && b[0] == 0.8 && b[1] == 0.95);
+    CHECK(hone_opt_integer(o, "steps") == 7 && hone_opt_bool(o, "flag") == 0);
+    hone_opts_free(o);
+    hone_node_free(t);
+
+    struct { const char *key, *text, *msg; } bad[] = {
+        {"betas", "0.9", "expected a list of 2 numbers, got 1"},
+        {"betas", "0.9,1.0", "opt.betas[2] = 1: out of range, must be [0, 1)"},
+        {"eps", "0", "opt.eps = 0: out of range, must be > 0"},
+        {"eps", "fast", "opt.eps: expected a number"},
+        {"steps", "2.5", "opt.steps: expected an integer"},
+        {"steps", "0", "must be >= 1"},
+        {"kind", "c", "must be one of a|b"},
+        {"flag", "maybe", "expected true or false"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = hone_node_new(HONE_NODE_TABLE);
+        hone_node_set_path(t, bad[i].key, bad[i].text);
+        hone_err_clear(&err);
+        CHECK(hone_opts_resolve(&o, test_opts, t, "opt", "optimizer t", &err) == HONE_EINVAL);
+        CHECK_MSG(err, bad[i].msg);
+        hone_node_free(t);
+    }
+
+    /* an option table with a default outside its own range is the plugin's bug */
+    static const hone_option broken[] = {
+        {"beta", HONE_OPT_NUMBER, HONE_OPT_HAS_MAX, 2, NULL, 0, 1, NULL, 0, "beta"}, {0}};
+    CHECK(hone_options_check_table(broken, &err) != 0);
+    CHECK_MSG(err, "default of option 'beta' = 2: out of range");
+}
+
+static void test_closest(void)
+{
+    const char *c[] = {"r", "alpha", "dropout", "target_modules", "rslora"};
+    CHECK(hone_closest("alpah", c, 5) && !strcmp(hone_closest("alpah", c, 5), "alpha"));
+    CHECK(hone_closest("dropuot", c, 5) && !strcmp(hone_closest("dropuot", c, 5), "dropout"));
+    CHECK(hone_closest("zzzzzzzzz", c, 5) == NULL);
+    CHECK(hone_edit_distance("kitten", "sitting") == 3);
+}
+
+static hone_node *table(const char *key)
+{
+    hone_node *n = hone_node_new(HONE_NODE_TABLE);
+    n->key = key ? hone_strdup(key) : NULL;
+    return n;
+}
+
+static void test_schema(void)
+{
+    hone_registry *reg = hone_registry_new();
+    hone_err err = {0};
+    hone_config *cfg = NULL;
+    /* lora = { rank = 8 } names lora.rank and suggests lora.r */
+    hone_node *root = table(NULL);
+    hone_node *lora = hone_node_add(root, table("lora"));
+    hone_node *rank = hone_node_add(lora, hone_node_new(HONE_NODE_INTEGER));
+    rank->key = hone_strdup("rank");
+    rank->integer = 8;
+    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_MSG(err, "lora.rank: unknown key; did you mean 'lora.r'?");
+    hone_node_free(root);
+
+    /* the right name at the wrong level */
+    root = table(NULL);
+    hone_node *lr = hone_node_add(root, hone_node_new(HONE_NODE_NUMBER));
+    lr->key = hone_strdup("lr");
+    lr->num = 1e-4;
+    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_MSG(err, "lr: unknown key; did you mean 'train.lr'?");
+    hone_node_free(root);
+
+    /* HF names map to hone's */
+    root = table(NULL);
+    hone_node_set_path(root, "train.learning_rate", "1e-4");
+    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_MSG(err, "train.learning_rate (from --set): unknown key; did you mean 'train.lr'?");
+    hone_node_free(root);
+
+    /* missing required key */
+    root = table(NULL);
+    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_MSG(err, "model.path: missing required key");
+    hone_node_free(root);
+
+    /* the default plugin is not registered in an empty registry: said plainly */
+    root = table(NULL);
+    hone_node_set_path(root, "model.path", "m");
+    hone_node_set_path(root, "data.train", "t.jsonl");
+    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_MSG(err, "model.quantizer: the default quantizer 'none' is not registered");
+    hone_node_free(root);
+    hone_registry_free(reg);
+}
+
+static void test_plan(void)
+{
+    hone_plan p;
+    /* 1000 examples, batch 16 -> 63 micro-batches; grad_accum 4 -> 16 steps/epoch */
+    hone_plan_steps(&p, 1000, 16, 4, 3, 0, 0.1, 0);
+    CHECK(p.micro_batches == 63 && p.steps_per_epoch == 16 && p.total_steps == 48 && p.warmup_steps == 5);
+    hone_plan_steps(&p, 1000, 16, 4, 3, 20, 0.1, 0);   /* max_steps wins */
+    CHECK(p.total_steps == 20 && p.epochs == 2 && p.warmup_steps == 2);
+    hone_plan_steps(&p, 10, 16, 4, 1.5, 0, 0, 7);     /* fewer micro-batches than grad_accum */
+    CHECK(p.steps_per_epoch == 1 && p.total_steps == 2 && p.epochs == 2 && p.warmup_steps == 7);
+}
+
+static void test_rundir(const char *tmp)
+{
+    char out[512], path[1024], name[300], path2[1024], name2[300];
+    hone_err err = {0};
+    snprintf(out, sizeof out, "%s/runs", tmp);
+    time_t t = 1700000000;
+    CHECK(hone_rundir_create(out, "pricer", t, path, sizeof path, name, sizeof name, &err) == 0);
+    CHECK(hone_rundir_create(out, "pricer", t, path2, sizeof path2, name2, sizeof name2, &err) == 0);
+    char expect[300];
+    hone_run_name(expect, sizeof expect, "pricer", t);
+    CHECK(!strcmp(name, expect));
+    char expect2[310];
+    snprintf(expect2, sizeof expect2, "%s-2", expect);
+    CHECK(!strcmp(name2, expect2));
+    CHECK(hone_is_dir(path) && hone_is_dir(path2));
+    CHECK(strlen(expect) == strlen("pricer-2023-11-14_22.13.20"));
+    CHECK(hone_project_name_check("a/b", &err) != 0);
+    CHECK(hone_project_name_check("..", &err) != 0);
+    CHECK(hone_project_name_check("pricer", &err) == 0);
+}
+
+static void test_lines(const char *tmp)
+{
+    const char text[] = "{\"a\": 1}\r\n\n  \n{\"b\": \"x\"}\n{\"c\": 3}";
+    char plain[512], zst[512], trunc[512], bad[512];
+    hone_err err = {0};
+    snprintf(plain, sizeof plain, "%s/d.jsonl", tmp);
+    snprintf(zst, sizeof zst, "%s/d.jsonl.zst", tmp);
+    snprintf(trunc, sizeof trunc, "%s/t.jsonl.zst", tmp);
+    snprintf(bad, sizeof bad, "%s/bad.jsonl", tmp);
+    CHECK(hone_write_file(plain, text, sizeof text - 1, &err) == 0);
+    size_t cap = ZSTD_compressBound(sizeof text);
+    char *z = malloc(cap);
+    size_t zn = ZSTD_compress(z, cap, text, sizeof text - 1, 3);
+    CHECK(!ZSTD_isError(zn));
+    CHECK(hone_write_file(zst, z, zn, &err) == 0);
+    CHECK(hone_write_file(trunc, z, zn - 3, &err) == 0);
+    free(z);
+    for (int k = 0; k < 2; k++) {
+        hone_lines *r;
+        CHECK(hone_lines_open(&r, k ? zst : plain, &err) == 0);
+        const char *line;
+        size_t len;
+        long no;
+        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 1 && !strcmp(line, "{\"a\": 1}"));
+        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 2 && len == 0);
+        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 3);
+        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 4);
+        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 5 && !strcmp(line, "{\"c\": 3}"));
+        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 0);
+        hone_lines_close(r);
+        long count = 0;
+        CHECK(hone_jsonl_count(k ? zst : plain, &count, &err) == 0 && count == 3);
+    }
+    long count;
+    CHECK(hone_jsonl_count(trunc, &count, &err) != 0);
+    CHECK_MSG(err, "truncated zstd stream");
+    const char badtext[] = "{\"a\": 1}\n[1, 2]\n";
+    CHECK(hone_write_file(bad, badtext, sizeof badtext - 1, &err) == 0);
+    CHECK(hone_jsonl_count(bad, &count, &err) != 0);
+    CHECK_MSG(err, "bad.jsonl:2: not a JSON object");
+
+    /* a line far longer than the buffer */
+    size_t big = 3u << 20;
+    char *longline = malloc(big + 16);
+    memset(longline, 'x', big);
+    memcpy(longline, "{\"t\":\"", 6);
+    memcpy(longline + big - 2, "\"}", 2);
+    longline[big] = '\n';
+    CHECK(hone_write_file(plain, longline, big + 1, &err) == 0);
+    free(longline);
+    CHECK(hone_jsonl_count(plain, &count, &err) == 0 && count == 1);
+}
+
+static void test_rng(void)
+{
+    hone_rng a, b;
+    hone_rng_seed(&a, 42);
+    hone_rng_seed(&b, 42);
+    for (int i = 0; i < 100; i++) CHECK(hone_rng_u64(&a) == hone_rng_u64(&b));
+    hone_rng_seed(&b, 43);
+    CHECK(hone_rng_u64(&a) != hone_rng_u64(&b));
+    double u = hone_rng_uniform(&a);
+    CHECK(u >= 0 && u < 1);
+}
+
+int main(void)
+{
+    char tmp[] = "/tmp/hone-test-XXXXXX";
+    if (!mkdtemp(tmp)) return 1;
+    test_tree();
+    test_options();
+    test_closest();
+    test_schema();
+    test_plan();
+    test_rundir(tmp);
+    test_lines(tmp);
+    test_rng();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+    else printf("core units: all checks passed\n");
+    return failures ? 1 : 0;
+}
