@@ -77,6 +77,11 @@ static hone_node *to_node(lua_State *L, int idx, int depth, const char *path, ho
                       *path ? path : "value", MAX_DEPTH);
             return NULL;
         }
+        /* each level holds a key and a value on the Lua stack */
+        if (!lua_checkstack(L, 4)) {
+            hone_errf(err, HONE_ENOMEM, "%s: Lua stack exhausted", *path ? path : "value");
+            return NULL;
+        }
         n = hone_node_new(HONE_NODE_TABLE);
         if (!n) break;
         lua_pushnil(L);
@@ -234,7 +239,9 @@ static int l_optimize(lua_State *L)
     } else {
         hone_node_free(root);
     }
+    luaL_where(L, 1);
     lua_pushfstring(L, "hone.optimize: %s", err.msg);
+    lua_concat(L, 2);
     return lua_error(L);
 }
 
@@ -336,7 +343,12 @@ int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone
         return HONE_EINVAL;
     }
     if (lua_pcall(L, 0, 1, top + 1) != LUA_OK) {
-        hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+        const char *msg = lua_tostring(L, -1);
+        /* an error raised through a tail call (`return hone.experiment(...)`) carries no
+         * position: name the script at least */
+        const char *at = strstr(msg, ".lua:"), *space = strchr(msg, ' ');
+        int placed = at && (!space || at < space);
+        hone_errf(err, HONE_EINVAL, "%s%s%s", placed ? "" : script, placed ? "" : ": ", msg);
         lua_settop(L, top);
         return HONE_EINVAL;
     }

@@ -55,17 +55,26 @@ typedef struct app {
     hone_registry *reg;
 } app;
 
+static void app_free(app *a)
+{
+    hone_registry_free(a->reg);
+    a->reg = NULL;
+}
+
+/* finds hone's own dirs and loads every plugin; on failure nothing is left to free */
 static int app_init(app *a)
 {
     hone_err err = {0};
+    int code = 0;
     a->reg = hone_registry_new();
     if (!a->reg) return fail(EXIT_RUN_FAILED, "out of memory");
-    if (hone_paths_find(&a->paths, &err)) return fail(EXIT_RUN_FAILED, "%s", err.msg);
-    if (hone_registry_load_dir(a->reg, a->paths.plugin_dir, &err)) return fail(EXIT_BAD_INPUT, "%s", err.msg);
     const char *env = getenv("HONE_PLUGIN_PATH");
-    if (env && *env && hone_registry_load_pathlist(a->reg, env, "HONE_PLUGIN_PATH", &err))
-        return fail(EXIT_BAD_INPUT, "%s", err.msg);
-    return 0;
+    if (hone_paths_find(&a->paths, &err)) code = fail(EXIT_RUN_FAILED, "%s", err.msg);
+    else if (hone_registry_load_dir(a->reg, a->paths.plugin_dir, &err)) code = fail(EXIT_BAD_INPUT, "%s", err.msg);
+    else if (env && *env && hone_registry_load_pathlist(a->reg, env, "HONE_PLUGIN_PATH", &err))
+        code = fail(EXIT_BAD_INPUT, "%s", err.msg);
+    if (code) app_free(a);
+    return code;
 }
 
 /* ---- hone plugins ----------------------------------------------------------------- */
@@ -98,9 +107,6 @@ static void print_options(const hone_option *defs)
 
 static int cmd_plugins(int argc, char **argv)
 {
-    app a = {0};
-    int rc = app_init(&a);
-    if (rc) return rc;
     hone_kind kind = HONE_KIND_COUNT;
     const char *name = NULL;
     if (argc > 3) return fail(EXIT_BAD_INPUT, "usage: hone plugins [KIND] [NAME]");
@@ -113,6 +119,9 @@ static int cmd_plugins(int argc, char **argv)
             name = argv[2];
         }
     }
+    app a = {0};
+    int rc = app_init(&a);
+    if (rc) return rc;
     size_t n = hone_registry_count(a.reg);
     if (name) {
         int found = 0;
@@ -126,12 +135,12 @@ static int cmd_plugins(int argc, char **argv)
         if (!found) {
             char names[2048] = "";
             if (kind != HONE_KIND_COUNT) hone_registry_names(a.reg, kind, names, sizeof names);
-            hone_registry_free(a.reg);
+            app_free(&a);
             if (kind != HONE_KIND_COUNT)
                 return fail(EXIT_BAD_INPUT, "no %s named '%s' (registered: %s)", hone_kind_name(kind), name, names);
             return fail(EXIT_BAD_INPUT, "no feature named '%s' (`hone plugins` lists them)", name);
         }
-        hone_registry_free(a.reg);
+        app_free(&a);
         return 0;
     }
     int wk = 4, wn = 4, wf = 6;
@@ -162,7 +171,7 @@ static int cmd_plugins(int argc, char **argv)
         printf("  %s\n", f->file);
         last = f->file;
     }
-    hone_registry_free(a.reg);
+    app_free(&a);
     return 0;
 }
 
@@ -197,11 +206,12 @@ static int cmd_schedule(int argc, char **argv)
     hone_node *nm = spec ? hone_node_add(spec, hone_node_new(HONE_NODE_STRING)) : NULL;
     if (!nm || !(spec->key = hone_strdup("scheduler")) || !(nm->str = hone_strdup(argv[1]))) {
         hone_node_free(root);
+        app_free(&a);
         return fail(EXIT_RUN_FAILED, "out of memory");
     }
     nm->index = 1;
     nm->from_cli = 1;
-    for (int i = 2; i < argc && rc == 0; i++) {
+    for (int i = 2; i < argc && rc == 0; i += 2) {   /* every option takes one value */
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!val) rc = hone_errf(&err, HONE_EINVAL, "%s needs a value", arg);
         else if (!strcmp(arg, "--lr")) {
@@ -221,7 +231,6 @@ static int cmd_schedule(int argc, char **argv)
         } else {
             rc = hone_errf(&err, HONE_EINVAL, "unknown argument %s", arg);
         }
-        i++;
     }
     if (!rc && lr < 0) rc = hone_errf(&err, HONE_EINVAL, "--lr is required");
     if (!rc && steps < 0) rc = hone_errf(&err, HONE_EINVAL, "--steps is required");
@@ -233,7 +242,7 @@ static int cmd_schedule(int argc, char **argv)
     if (!rc) rc = hone_config_resolve(&cfg, keys, 1, root, a.reg, &err);
     hone_node_free(root);
     if (rc) {
-        hone_registry_free(a.reg);
+        app_free(&a);
         return fail(EXIT_BAD_INPUT, "schedule: %s", err.msg);
     }
     const hone_cval *c = hone_config_cval(cfg, "scheduler");
@@ -244,7 +253,7 @@ static int cmd_schedule(int argc, char **argv)
         for (long s = 0; s < steps; s++) printf("%ld,%.17g\n", s, hone_schedule_lr(c->feature, c->opts, &ctx, s));
     }
     hone_config_free(cfg);
-    hone_registry_free(a.reg);
+    app_free(&a);
     return rc ? fail(EXIT_BAD_INPUT, "schedule: %s", err.msg) : 0;
 }
 
@@ -489,7 +498,7 @@ out:
     hone_config_free(cfg);
     hone_node_free(root);
     hone_lua_free(hl);
-    hone_registry_free(a.reg);
+    app_free(&a);
     free(sets);
     return code;
 }
