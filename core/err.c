@@ -5,14 +5,20 @@
 #include <stdio.h>
 #include <string.h>
 
-int hone_errf(hone_err *err, int code, const char *fmt, ...)
+int hone_verrf(hone_err *err, int code, const char *fmt, va_list ap)
 {
     if (!err) return code;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err->code = code;
+    return code;
+}
+
+int hone_errf(hone_err *err, int code, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    hone_verrf(err, code, fmt, ap);
     va_end(ap);
-    err->code = code;
     return code;
 }
 

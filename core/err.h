@@ -7,9 +7,12 @@
 #ifndef HONE_ERR_H
 #define HONE_ERR_H
 
+#include <stdarg.h>
+
 #include "hone/plugin.h"
 
 int hone_errf(hone_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int hone_verrf(hone_err *err, int code, const char *fmt, va_list ap);
 int hone_err_prefix(hone_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hone_err_clear(hone_err *err);
 

@@ -165,12 +165,10 @@ static void host_log(int level, const char *fmt, ...)
 
 static int host_error(hone_err *err, int code, const char *fmt, ...)
 {
-    if (!err) return code;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    hone_verrf(err, code, fmt, ap);
     va_end(ap);
-    err->code = code;
     return code;
 }
 
