@@ -12,6 +12,7 @@
 #include "options.h"
 #include "rng.h"
 #include "rundir.h"
+#include "safetensors.h"
 #include "schedule.h"
 #include "schema.h"
 #include "tree.h"
@@ -280,6 +281,75 @@ static void test_lines(const char *tmp)
     CHECK(hone_jsonl_count(plain, &count, &err) == 0 && count == 1);
 }
 
+/* builds a safetensors image: 8-byte length, header text, data bytes */
+static size_t st_image(uint8_t *out, const char *header, size_t datalen)
+{
+    size_t hl = strlen(header);
+    for (int i = 0; i < 8; i++) out[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    memcpy(out + 8, header, hl);
+    memset(out + 8 + hl, 0, datalen);
+    return 8 + hl + datalen;
+}
+
+static void test_safetensors(const char *tmp)
+{
+    hone_err err = {0};
+    char path[512];
+    snprintf(path, sizeof path, "%s/w.safetensors", tmp);
+    float a[6] = {1, -2, 3.5f, 1e-3f, 65504, -0.0f}, b[3] = {1.00390625f, 3.14159f, -7};
+    hone_st_out out[2] = {
+        {"model.b", HONE_DT_BF16, 1, {3}, b},
+        {"model.a", HONE_DT_F32, 2, {2, 3}, a},
+    };
+    CHECK(hone_st_write(path, out, 2, &err) == 0);
+    hone_st_file *f = NULL;
+    CHECK(hone_st_open(&f, path, &err) == 0);
+    if (f) {
+        const hone_st_tensor *ta = hone_st_find(f, "model.a"), *tb = hone_st_find(f, "model.b");
+        CHECK(ta && tb && f->n == 2);
+        CHECK(ta->ndim == 2 && ta->shape[0] == 2 && ta->shape[1] == 3 && ta->dtype == HONE_DT_F32);
+        CHECK(ta->begin == 0);   /* 4-byte dtype first, as the Rust writer orders */
+        float got[6];
+        CHECK(hone_st_to_f32(f, ta, got, 0, 6, &err) == 0 && !memcmp(got, a, sizeof a));
+        CHECK(hone_st_to_f32(f, tb, got, 0, 3, &err) == 0);
+        CHECK(got[0] == 1.0f && got[2] == -7.0f);
+        CHECK(got[1] == 3.140625f);   /* bf16 round to nearest even */
+        CHECK(hone_st_to_f32(f, tb, got, 2, 2, &err) != 0);
+        uint64_t hl;
+        memcpy(&hl, f->map, 8);
+        CHECK(hl % 8 == 0 && f->map[8] == '{');
+        hone_st_close(f);
+    }
+    static uint8_t img[4096];
+    struct { const char *header; size_t data; const char *msg; } bad[] = {
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 10, "lie outside the 10-byte data"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlaps the previous tensor"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "a hole in the data"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12, "tensors cover 8 of the 12 data bytes"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "8 bytes of data for 3 elements of F32"},
+        {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "tensor a: dtype Q4 is not supported"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,8]}}", 8, "shape[0] is not a non-negative integer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "needs dtype, shape and data_offsets"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]}}", 8, "tensor a appears twice"},
+        {"[1,2]", 0, "the header is not a JSON object"},
+        {"{\"a\":", 0, "the header is not valid JSON"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}", 8, "shape overflows"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t n = st_image(img, bad[i].header, bad[i].data);
+        hone_err_clear(&err);
+        CHECK(hone_st_parse(&f, img, n, "bad.safetensors", &err) != 0);
+        CHECK_MSG(err, bad[i].msg);
+    }
+    /* a header length that runs past the end of the file */
+    size_t n = st_image(img, "{}", 0);
+    img[0] = 200;
+    CHECK(hone_st_parse(&f, img, n, "short.safetensors", &err) != 0);
+    CHECK_MSG(err, "short.safetensors: header claims 200 bytes but the file has 2");
+    CHECK(hone_st_parse(&f, img, 5, "tiny.safetensors", &err) != 0);
+    CHECK_MSG(err, "too short");
+}
+
 static void test_rng(void)
 {
     hone_rng a, b;
@@ -303,6 +373,7 @@ int main(void)
     test_plan();
     test_rundir(tmp);
     test_lines(tmp);
+    test_safetensors(tmp);
     test_rng();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

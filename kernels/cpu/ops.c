@@ -1,0 +1,253 @@
+/* ops.c — fp32 CPU kernels. Matrix products go through OpenBLAS sgemm (which owns the
+ * threads inside it); the elementwise kernels here are written for the compiler to
+ * vectorise (AVX2/FMA), and accumulate reductions in double where rounding matters. */
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+void op_matmul_forward(float *out, const float *x, const float *w, int N, int IC, int OC, float beta)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, x, IC, w, IC, beta, out, OC);
+}
+
+void op_matmul_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int accumulate)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
+                accumulate ? 1.0f : 0.0f, dx, IC);
+}
+
+void op_matmul_backward_weight(float *dw, const float *dout, const float *x, int N, int IC, int OC)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, x, IC, 1.0f, dw, IC);
+}
+
+void op_bias_forward(float *out, const float *bias, int N, int C)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) out[(size_t)n * C + c] += bias[c];
+}
+
+void op_bias_backward(float *dbias, const float *dout, int N, int C)
+{
+    for (int c = 0; c < C; c++) {
+        double s = 0;
+        for (int n = 0; n < N; n++) s += dout[(size_t)n * C + c];
+        dbias[c] += (float)s;
+    }
+}
+
+void op_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C)
+{
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, table + (size_t)ids[n] * C, (size_t)C * sizeof(float));
+}
+
+void op_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C)
+{
+    for (int n = 0; n < N; n++) op_axpy(dtable + (size_t)ids[n] * C, dout + (size_t)n * C, 1.0f, (size_t)C);
+}
+
+void op_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        double ss = 0;
+        for (int c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+        float r = 1.0f / sqrtf((float)(ss / C) + eps);
+        rstd[n] = r;
+        for (int c = 0; c < C; c++) o[c] = w[c] * (xr[c] * r);
+    }
+}
+
+void op_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                         const float *rstd, int N, int C)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xr = x + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dxr = dx + (size_t)n * C;
+        float r = rstd[n];
+        double dot = 0;   /* sum_c w_c dy_c x_c */
+        for (int c = 0; c < C; c++) dot += (double)w[c] * dy[c] * xr[c];
+        float k = (float)(dot * r * r * r / C);
+        for (int c = 0; c < C; c++) dxr[c] += r * w[c] * dy[c] - k * xr[c];
+        if (dw)
+            for (int c = 0; c < C; c++) dw[c] += dy[c] * xr[c] * r;
+    }
+}
+
+void op_rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int hd)
+{
+    int half = hd / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            float f = (float)t * inv_freq[i];
+            cos_t[(size_t)t * half + i] = cosf(f);
+            sin_t[(size_t)t * half + i] = sinf(f);
+        }
+}
+
+static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int hd, float dir)
+{
+    int half = hd / 2;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+            for (int h = 0; h < H; h++) {
+                float *v = x + (((size_t)b * T + t) * H + h) * hd;
+                for (int i = 0; i < half; i++) {
+                    float a = v[i], e = v[i + half], sn = dir * s[i];
+                    v[i] = a * c[i] - e * sn;
+                    v[i + half] = e * c[i] + a * sn;
+                }
+            }
+        }
+}
+
+void op_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int hd)
+{
+    rope(x, cos_t, sin_t, B, T, H, hd, 1.0f);
+}
+
+void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int hd)
+{
+    rope(dx, cos_t, sin_t, B, T, H, hd, -1.0f);   /* a rotation's transpose is its inverse */
+}
+
+void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
+                          int H, int KVH, int hd)
+{
+    int group = H / KVH;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const float *qh = q + (size_t)b * T * qs + (size_t)h * hd;
+            const float *kg = k + (size_t)b * T * ks + (size_t)(h / group) * hd;
+            const float *vg = v + (size_t)b * T * ks + (size_t)(h / group) * hd;
+            float *P = att + ((size_t)b * H + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qh, (int)qs, kg, (int)ks, 0.0f, P, T);
+            for (int i = 0; i < T; i++) {
+                float *row = P + (size_t)i * T;
+                float mx = row[0];
+                for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+                double sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    row[j] = expf(row[j] - mx);
+                    sum += row[j];
+                }
+                float inv = (float)(1.0 / sum);
+                for (int j = 0; j <= i; j++) row[j] *= inv;
+                for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vg, (int)ks, 0.0f,
+                        out + (size_t)b * T * qs + (size_t)h * hd, (int)qs);
+        }
+}
+
+void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd)
+{
+    int group = H / KVH;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
+    memset(dk, 0, (size_t)B * T * ks * sizeof(float));
+    memset(dv, 0, (size_t)B * T * ks * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            size_t qo = (size_t)b * T * qs + (size_t)h * hd, ko = (size_t)b * T * ks + (size_t)(h / group) * hd;
+            const float *P = att + ((size_t)b * H + h) * T * T;
+            float *dP = scratch;
+            /* dP = dO V^T;  dV += P^T dO */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dout + qo, (int)qs, v + ko, (int)ks,
+                        0.0f, dP, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dout + qo, (int)qs, 1.0f,
+                        dv + ko, (int)ks);
+            /* softmax backward: dS = P * (dP - rowsum(P * dP)) */
+            for (int i = 0; i < T; i++) {
+                const float *p = P + (size_t)i * T;
+                float *d = dP + (size_t)i * T;
+                double dot = 0;
+                for (int j = 0; j <= i; j++) dot += (double)p[j] * d[j];
+                for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot);
+                for (int j = i + 1; j < T; j++) d[j] = 0.0f;
+            }
+            /* dQ = scale dS K;  dK += scale dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, k + ko, (int)ks, 0.0f,
+                        dq + qo, (int)qs);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, q + qo, (int)qs, 1.0f,
+                        dk + ko, (int)ks);
+        }
+}
+
+void op_swiglu_forward(float *out, const float *gate, const float *up, int N, int C)
+{
+    size_t n = (size_t)N * C;
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void op_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int C)
+{
+    size_t n = (size_t)N * C;
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i], s = 1.0f / (1.0f + expf(-g)), silu = g * s;
+        float dy = dout[i];
+        dup[i] = dy * silu;
+        dgate[i] = dy * up[i] * s * (1.0f + g * (1.0f - s));
+    }
+}
+
+/* log(sum(exp(row))) with the max taken out first: finite for any finite row */
+static double logsumexp(const float *row, int V)
+{
+    float mx = row[0];
+    for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
+    return mx + log(sum);
+}
+
+double op_cross_entropy_forward(float *losses, const float *logits, const int32_t *targets, int N, int V)
+{
+    double total = 0;
+    for (int n = 0; n < N; n++) {
+        if (targets[n] < 0) {
+            losses[n] = 0;
+            continue;
+        }
+        const float *row = logits + (size_t)n * V;
+        double l = logsumexp(row, V) - row[targets[n]];
+        losses[n] = (float)l;
+        total += l;
+    }
+    return total;
+}
+
+void op_cross_entropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float scale)
+{
+    for (int n = 0; n < N; n++) {
+        const float *row = logits + (size_t)n * V;
+        float *d = dlogits + (size_t)n * V;
+        if (targets[n] < 0) {
+            memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        double lse = logsumexp(row, V);
+        for (int j = 0; j < V; j++) d[j] = scale * (float)exp((double)row[j] - lse);
+        d[targets[n]] -= scale;
+    }
+}
+
+void op_scale_mask(float *out, const float *x, const float *mask, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] = x[i] * mask[i];
+}
+
+void op_axpy(float *out, const float *x, float alpha, size_t n)
+{
+    for (size_t i = 0; i < n; i++) out[i] += alpha * x[i];
+}

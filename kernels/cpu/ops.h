@@ -1,0 +1,74 @@
+/* ops.h — the CPU kernels: forward / backward pairs in fp32.
+ *
+ * Pure math on pointers and sizes: no Lua, files, runs or plugins. Arguments go outputs,
+ * inputs, weights, sizes; gradients are prefixed d; backward kernels accumulate (+=) into
+ * weight gradients and write input gradients unless noted. Shapes are row-major.
+ * B = batch, T = sequence, C = channels, N = rows (B*T).
+ */
+#ifndef HONE_OPS_H
+#define HONE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Linear layer y = x W^T (+ beta * y): through OpenBLAS sgemm. */
+/* out: [N, OC]  x: [N, IC]  w: [OC, IC] */
+void op_matmul_forward(float *out, const float *x, const float *w, int N, int IC, int OC, float beta);
+/* dx: [N, IC] (+= if accumulate)  dout: [N, OC]  w: [OC, IC] */
+void op_matmul_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int accumulate);
+/* dw: [OC, IC] +=  dout: [N, OC]  x: [N, IC] */
+void op_matmul_backward_weight(float *dw, const float *dout, const float *x, int N, int IC, int OC);
+
+/* out: [N, C]  bias: [C]   out += bias (per row) */
+void op_bias_forward(float *out, const float *bias, int N, int C);
+/* dbias: [C] += column sums of dout: [N, C] */
+void op_bias_backward(float *dbias, const float *dout, int N, int C);
+
+/* out: [N, C]  ids: [N]  table: [V, C] */
+void op_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C);
+/* dtable: [V, C] +=  dout: [N, C]  ids: [N] */
+void op_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C);
+
+/* RMSNorm as HF: x * rsqrt(mean(x^2) + eps) * w.
+ * out: [N, C]  rstd: [N] (saved)  x: [N, C]  w: [C] */
+void op_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+/* dx: [N, C] (+=)  dw: [C] (+=, may be NULL)  dout: [N, C]  x: [N, C]  w: [C]  rstd: [N] */
+void op_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                         const float *rstd, int N, int C);
+
+/* RoPE tables, HF half-split convention, as transformers computes them in fp32.
+ * cos, sin: [T, hd/2]; positions 0..T-1; inv_freq: [hd/2] (after any rope scaling) */
+void op_rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int hd);
+/* in place on x: [B, T, H, hd]  cos, sin: [T, hd/2]  (x' = x cos + rotate_half(x) sin) */
+void op_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int hd);
+/* in place on dx: [B, T, H, hd]: the transpose rotation */
+void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int hd);
+
+/* Causal attention with grouped KV heads (query head h reads KV head h / (H / KVH)).
+ * out: [B, T, H, hd]  att: [B, H, T, T] (softmax probabilities, saved)
+ * q: [B, T, H, hd]  k, v: [B, T, KVH, hd] */
+void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
+                          int H, int KVH, int hd);
+/* dq: [B, T, H, hd] (written)  dk, dv: [B, T, KVH, hd] (written)  scratch: [T, T]
+ * dout: [B, T, H, hd]  att, q, k, v as in forward */
+void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd);
+
+/* SwiGLU: out = silu(gate) * up.  out, gate, up: [N, C] */
+void op_swiglu_forward(float *out, const float *gate, const float *up, int N, int C);
+/* dgate, dup: [N, C] (written)  dout, gate, up: [N, C] */
+void op_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int C);
+
+/* Cross-entropy of logits against targets (-100 = ignored), numerically safe.
+ * losses: [N] (0 where ignored)  logits: [N, V]  targets: [N]; returns the sum */
+double op_cross_entropy_forward(float *losses, const float *logits, const int32_t *targets, int N, int V);
+/* dlogits: [N, V] (written; may alias logits)  = scale * (softmax - onehot), 0 on ignored rows */
+void op_cross_entropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float scale);
+
+/* Dropout with a given keep-mask. out, x: [N]  mask: [N] of 0 / 1/(1-p) */
+void op_scale_mask(float *out, const float *x, const float *mask, size_t n);
+
+/* out += alpha * x   (n elements) */
+void op_axpy(float *out, const float *x, float alpha, size_t n);
+
+#endif

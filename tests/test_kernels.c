@@ -1,0 +1,232 @@
+/* test_kernels.c — every CPU kernel's backward checked against central finite differences
+ * of its forward. The objective sum(out * R) (R random) is accumulated in double; the
+ * kernels are fp32, so eps is 1e-2 and the tolerance is relative to the gradient's scale. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+static int failures;
+static unsigned long long seed = 88172645463325252ULL;
+
+static float frand(void)   /* uniform in [-1, 1) */
+{
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return (float)((seed >> 11) * 0x1.0p-53) * 2.0f - 1.0f;
+}
+
+static float *rnd(size_t n, float scale)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+static float *zeros(size_t n)
+{
+    return calloc(n, sizeof(float));
+}
+
+typedef double (*objective_fn)(void *ctx);
+
+/* compares grad[i] with the central difference of f over p[i] for a sample of i */
+static void fd_check(const char *name, objective_fn f, void *ctx, float *p, const float *grad, size_t n)
+{
+    double worst = 0, scale = 1e-3;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(grad[i]));
+    size_t step = n > 64 ? n / 64 : 1;
+    for (size_t i = 0; i < n; i += step) {
+        float keep = p[i];
+        float eps = 1e-2f * fmaxf(1.0f, fabsf(keep));
+        p[i] = keep + eps;
+        double up = f(ctx);
+        p[i] = keep - eps;
+        double down = f(ctx);
+        p[i] = keep;
+        double num = (up - down) / (2.0 * eps);
+        double e = fabs(num - grad[i]) / scale;
+        if (e > worst) worst = e;
+    }
+    int ok = worst < 1e-3;
+    printf("%-28s max error %.2e (relative to max |grad| %.3g) %s\n", name, worst, scale, ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+}
+
+static double dot(const float *a, const float *r, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * r[i];
+    return s;
+}
+
+/* ---- rmsnorm ---- */
+typedef struct { int N, C; float *x, *w, *out, *rstd, *R; } rms_ctx;
+static double rms_f(void *v)
+{
+    rms_ctx *c = v;
+    op_rmsnorm_forward(c->out, c->rstd, c->x, c->w, c->N, c->C, 1e-5f);
+    return dot(c->out, c->R, (size_t)c->N * c->C);
+}
+static void test_rmsnorm(void)
+{
+    rms_ctx c = {4, 16, rnd(64, 2), rnd(16, 1), zeros(64), zeros(4), rnd(64, 1)};
+    float *dx = zeros(64), *dw = zeros(16);
+    rms_f(&c);
+    op_rmsnorm_backward(dx, dw, c.R, c.x, c.w, c.rstd, c.N, c.C);
+    fd_check("rmsnorm dx", rms_f, &c, c.x, dx, 64);
+    fd_check("rmsnorm dw", rms_f, &c, c.w, dw, 16);
+}
+
+/* ---- matmul + bias ---- */
+typedef struct { int N, IC, OC; float *x, *w, *b, *out, *R; } mm_ctx;
+static double mm_f(void *v)
+{
+    mm_ctx *c = v;
+    op_matmul_forward(c->out, c->x, c->w, c->N, c->IC, c->OC, 0.0f);
+    op_bias_forward(c->out, c->b, c->N, c->OC);
+    return dot(c->out, c->R, (size_t)c->N * c->OC);
+}
+static void test_matmul(void)
+{
+    mm_ctx c = {5, 7, 6, rnd(35, 1), rnd(42, 1), rnd(6, 1), zeros(30), rnd(30, 1)};
+    float *dx = rnd(35, 1), *dw = zeros(42), *db = zeros(6);
+    op_matmul_backward_input(dx, c.R, c.w, c.N, c.IC, c.OC, 0);
+    op_matmul_backward_weight(dw, c.R, c.x, c.N, c.IC, c.OC);
+    op_bias_backward(db, c.R, c.N, c.OC);
+    fd_check("matmul dx", mm_f, &c, c.x, dx, 35);
+    fd_check("matmul dw", mm_f, &c, c.w, dw, 42);
+    fd_check("bias db", mm_f, &c, c.b, db, 6);
+}
+
+/* ---- embedding ---- */
+typedef struct { int N, C; int32_t *ids; float *table, *out, *R; } emb_ctx;
+static double emb_f(void *v)
+{
+    emb_ctx *c = v;
+    op_embedding_forward(c->out, c->ids, c->table, c->N, c->C);
+    return dot(c->out, c->R, (size_t)c->N * c->C);
+}
+static void test_embedding(void)
+{
+    int32_t ids[6] = {3, 1, 3, 0, 4, 3};
+    emb_ctx c = {6, 8, ids, rnd(40, 1), zeros(48), rnd(48, 1)};
+    float *dt = zeros(40);
+    op_embedding_backward(dt, c.R, ids, 6, 8);
+    fd_check("embedding dtable", emb_f, &c, c.table, dt, 40);
+}
+
+/* ---- rope ---- */
+typedef struct { int B, T, H, hd; float *x, *work, *cos_t, *sin_t, *R; } rope_ctx;
+static double rope_f(void *v)
+{
+    rope_ctx *c = v;
+    size_t n = (size_t)c->B * c->T * c->H * c->hd;
+    memcpy(c->work, c->x, n * sizeof(float));
+    op_rope_forward(c->work, c->cos_t, c->sin_t, c->B, c->T, c->H, c->hd);
+    return dot(c->work, c->R, n);
+}
+static void test_rope(void)
+{
+    int B = 2, T = 5, H = 3, hd = 8;
+    size_t n = (size_t)B * T * H * hd;
+    float inv[4];
+    for (int i = 0; i < 4; i++) inv[i] = 1.0f / powf(10000.0f, (float)(2 * i) / (float)hd);
+    rope_ctx c = {B, T, H, hd, rnd(n, 1), zeros(n), zeros(T * hd / 2), zeros(T * hd / 2), rnd(n, 1)};
+    op_rope_tables(c.cos_t, c.sin_t, inv, T, hd);
+    float *dx = malloc(n * sizeof(float));
+    memcpy(dx, c.R, n * sizeof(float));
+    op_rope_backward(dx, c.cos_t, c.sin_t, B, T, H, hd);
+    fd_check("rope dx", rope_f, &c, c.x, dx, n);
+}
+
+/* ---- attention (GQA) ---- */
+typedef struct { int B, T, H, KVH, hd; float *q, *k, *v, *out, *att, *R; } att_ctx;
+static double att_f(void *vv)
+{
+    att_ctx *c = vv;
+    op_attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->H, c->KVH, c->hd);
+    return dot(c->out, c->R, (size_t)c->B * c->T * c->H * c->hd);
+}
+static void test_attention(void)
+{
+    int B = 2, T = 6, H = 4, KVH = 2, hd = 8;
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KVH * hd;
+    att_ctx c = {B, T, H, KVH, hd, rnd(nq, 1), rnd(nk, 1), rnd(nk, 1), zeros(nq), zeros((size_t)B * H * T * T), rnd(nq, 1)};
+    float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk), *scratch = zeros((size_t)T * T);
+    att_f(&c);
+    op_attention_backward(dq, dk, dv, scratch, c.R, c.att, c.q, c.k, c.v, B, T, H, KVH, hd);
+    fd_check("attention dq", att_f, &c, c.q, dq, nq);
+    fd_check("attention dk", att_f, &c, c.k, dk, nk);
+    fd_check("attention dv", att_f, &c, c.v, dv, nk);
+    /* causality: the first position sees only itself */
+    int ok = fabsf(c.att[0] - 1.0f) < 1e-6f && c.att[1] == 0.0f;
+    printf("%-28s %s\n", "attention causal mask", ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+}
+
+/* ---- swiglu ---- */
+typedef struct { int N, C; float *g, *u, *out, *R; } sw_ctx;
+static double sw_f(void *v)
+{
+    sw_ctx *c = v;
+    op_swiglu_forward(c->out, c->g, c->u, c->N, c->C);
+    return dot(c->out, c->R, (size_t)c->N * c->C);
+}
+static void test_swiglu(void)
+{
+    sw_ctx c = {3, 10, rnd(30, 3), rnd(30, 1), zeros(30), rnd(30, 1)};
+    float *dg = zeros(30), *du = zeros(30);
+    op_swiglu_backward(dg, du, c.R, c.g, c.u, 3, 10);
+    fd_check("swiglu dgate", sw_f, &c, c.g, dg, 30);
+    fd_check("swiglu dup", sw_f, &c, c.u, du, 30);
+}
+
+/* ---- cross-entropy ---- */
+typedef struct { int N, V; float *logits, *losses; int32_t *t; } ce_ctx;
+static double ce_f(void *v)
+{
+    ce_ctx *c = v;
+    return op_cross_entropy_forward(c->losses, c->logits, c->t, c->N, c->V);
+}
+static void test_cross_entropy(void)
+{
+    int32_t t[4] = {2, -100, 0, 9};
+    ce_ctx c = {4, 10, rnd(40, 3), zeros(4), t};
+    float *d = zeros(40);
+    op_cross_entropy_backward(d, c.logits, t, 4, 10, 1.0f);
+    fd_check("cross-entropy dlogits", ce_f, &c, c.logits, d, 40);
+    /* huge logits and a long row stay finite, as torch's log_softmax does */
+    int V = 128256;
+    float *big = rnd((size_t)V, 1);
+    big[5] = 3e38f;
+    big[7] = -3e38f;
+    float loss;
+    int32_t tg = 7;
+    double l = op_cross_entropy_forward(&loss, big, &tg, 1, V);
+    int ok = isfinite(l) && l > 5e38;
+    tg = 5;
+    l = op_cross_entropy_forward(&loss, big, &tg, 1, V);
+    ok = ok && l == 0.0;
+    op_cross_entropy_backward(big, big, &tg, 1, V, 1.0f);
+    for (int j = 0; j < V && ok; j++) ok = isfinite(big[j]);
+    printf("%-28s %s\n", "cross-entropy large logits", ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+    free(big);
+}
+
+int main(void)
+{
+    test_rmsnorm();
+    test_matmul();
+    test_embedding();
+    test_rope();
+    test_attention();
+    test_swiglu();
+    test_cross_entropy();
+    if (failures) printf("%d kernel check(s) failed\n", failures);
+    return failures ? 1 : 0;
+}
