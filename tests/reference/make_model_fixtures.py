@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/models/: tiny random Hugging Face model dirs and what the real
+Python stack computes on them, for hone's model tests to compare against.
+
+Each case dir holds
+  config.json, model.safetensors        the model, as save_pretrained writes it
+  adapter/                              a PEFT LoRA adapter (nonzero B) as save_pretrained writes it
+  expected.safetensors                  input_ids, labels (I32), logits, loss, loss_sum, n_targets,
+                                        and gradients: "grad.<PEFT key>" for the LoRA weights,
+                                        "fullgrad.<HF key>" for every weight (full fine-tuning)
+
+Cases: llama (plain, fp32), llama-gqa (GQA, explicit head_dim, tied embeddings, llama3
+rope scaling, bf16 storage, rslora adapter on q/v), qwen2 (q/k/v bias, GQA, f16 storage).
+Computation is fp32 with eager attention, LoRA dropout 0 (deterministic), model in train().
+
+Run in a virtualenv with the real stack (versions used: torch 2.5.1, transformers 4.51.3,
+peft 0.15.2):
+  python3 -m venv ~/.cache/hone-ref-venv
+  ~/.cache/hone-ref-venv/bin/pip install torch==2.5.1 transformers==4.51.3 peft==0.15.2 safetensors
+  ~/.cache/hone-ref-venv/bin/python tests/reference/make_model_fixtures.py
+"""
+import json
+import os
+import shutil
+
+import torch
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "fixtures", "models")
+ALL7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def randomize(model, std):
+    # larger than the default init so logits and gradients carry signal; norms around 1
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+            else:
+                p.copy_(std * torch.randn_like(p))
+
+
+def batch(vocab):
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(0, vocab, (2, 12), generator=g)
+    labels = ids.clone()
+    labels[0, :4] = -100      # a masked prompt
+    labels[1, 9:] = -100      # masked tail (as padding would be)
+    return ids, labels
+
+
+def run(model, ids, labels):
+    out = model(input_ids=ids, labels=labels)
+    logits = out.logits.float()
+    shift_logits, shift_labels = logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)
+    loss_sum = torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100, reduction="sum")
+    n = (shift_labels != -100).sum()
+    return out.loss, logits, loss_sum, n
+
+
+def make(name, cls, cfg, dtype, lora, full_grads):
+    torch.manual_seed(1234)
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    model = cls(cfg).float()
+    randomize(model, 0.15)
+    model.to(dtype).save_pretrained(d, safe_serialization=True)
+    for extra in ("generation_config.json",):
+        if os.path.exists(os.path.join(d, extra)):
+            os.remove(os.path.join(d, extra))
+    # compute from the stored weights, upcast to fp32, as hone will
+    model = cls.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager")
+    model.train()
+    ids, labels = batch(cfg.vocab_size)
+    expected = {"input_ids": ids.to(torch.int32), "labels": labels.to(torch.int32)}
+
+    if full_grads:
+        loss, logits, loss_sum, n = run(model, ids, labels)
+        loss.backward()
+        seen = set()
+        for pname, p in model.named_parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            expected["fullgrad." + pname] = p.grad.detach().clone()
+        model.zero_grad()
+
+    peft_model = get_peft_model(model, LoraConfig(**lora))
+    with torch.no_grad():
+        for pname, p in peft_model.named_parameters():
+            if "lora_B" in pname:
+                p.copy_(0.1 * torch.randn_like(p))
+    peft_model.save_pretrained(os.path.join(d, "adapter"))
+    peft_model.train()
+    loss, logits, loss_sum, n = run(peft_model, ids, labels)
+    loss.backward()
+    for pname, p in peft_model.named_parameters():
+        if p.requires_grad:
+            expected["grad." + pname.replace(".default", "")] = p.grad.detach().clone()
+    expected.update(logits=logits.detach(), loss=loss.detach().reshape(1), loss_sum=loss_sum.detach().reshape(1),
+                    n_targets=n.to(torch.float32).reshape(1))
+    save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(d, "expected.safetensors"))
+    print(f"{name}: loss {loss.item():.6f} over {int(n)} targets, {len(expected)} tensors")
+
+
+def main():
+    make("llama", LlamaForCausalLM,
+         LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+                     rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False),
+         torch.float32, dict(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=ALL7), full_grads=True)
+    make("llama-gqa", LlamaForCausalLM,
+         LlamaConfig(vocab_size=80, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
+                     rms_norm_eps=1e-6, rope_theta=500000.0, tie_word_embeddings=True,
+                     rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                   "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
+         torch.bfloat16, dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
+                              use_rslora=True), full_grads=False)
+    make("qwen2", Qwen2ForCausalLM,
+         Qwen2Config(vocab_size=72, hidden_size=32, intermediate_size=80, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                     rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False,
+                     use_sliding_window=False),
+         torch.float16, dict(r=4, lora_alpha=4, lora_dropout=0.0, target_modules=ALL7), full_grads=False)
+
+
+if __name__ == "__main__":
+    main()
