@@ -86,7 +86,7 @@ typedef struct { int N, IC, OC; float *x, *w, *b, *out, *R; } mm_ctx;
 static double mm_f(void *v)
 {
     mm_ctx *c = v;
-    op_matmul_forward(c->out, c->x, c->w, c->N, c->IC, c->OC, 0.0f);
+    op_matmul_forward(c->out, c->x, c->w, c->N, c->IC, c->OC, c->OC, 1.0f, 0.0f);
     op_bias_forward(c->out, c->b, c->N, c->OC);
     return dot(c->out, c->R, (size_t)c->N * c->OC);
 }
@@ -94,8 +94,8 @@ static void test_matmul(void)
 {
     mm_ctx c = {5, 7, 6, rnd(35, 1), rnd(42, 1), rnd(6, 1), zeros(30), rnd(30, 1)};
     float *dx = rnd(35, 1), *dw = zeros(42), *db = zeros(6);
-    op_matmul_backward_input(dx, c.R, c.w, c.N, c.IC, c.OC, 0);
-    op_matmul_backward_weight(dw, c.R, c.x, c.N, c.IC, c.OC);
+    op_matmul_backward_input(dx, c.R, c.w, c.N, c.IC, c.OC, c.OC, 1.0f, 0.0f);
+    op_matmul_backward_weight(dw, c.R, c.x, c.N, c.IC, c.OC, c.OC, 1.0f);
     op_bias_backward(db, c.R, c.N, c.OC);
     fd_check("matmul dx", mm_f, &c, c.x, dx, 35);
     fd_check("matmul dw", mm_f, &c, c.w, dw, 42);

@@ -7,20 +7,22 @@
 #include <math.h>
 #include <string.h>
 
-void op_matmul_forward(float *out, const float *x, const float *w, int N, int IC, int OC, float beta)
+void op_matmul_forward(float *out, const float *x, const float *w, int N, int IC, int OC, int ldo, float alpha,
+                       float beta)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, x, IC, w, IC, beta, out, OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, alpha, x, IC, w, IC, beta, out, ldo);
 }
 
-void op_matmul_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int accumulate)
+void op_matmul_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int ldd,
+                              float alpha, float beta)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC,
-                accumulate ? 1.0f : 0.0f, dx, IC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, alpha, dout, ldd, w, IC, beta, dx, IC);
 }
 
-void op_matmul_backward_weight(float *dw, const float *dout, const float *x, int N, int IC, int OC)
+void op_matmul_backward_weight(float *dw, const float *dout, const float *x, int N, int IC, int OC, int ldd,
+                               float alpha)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, x, IC, 1.0f, dw, IC);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, alpha, dout, ldd, x, IC, 1.0f, dw, IC);
 }
 
 void op_bias_forward(float *out, const float *bias, int N, int C)

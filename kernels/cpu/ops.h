@@ -11,13 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Linear layer y = x W^T (+ beta * y): through OpenBLAS sgemm. */
-/* out: [N, OC]  x: [N, IC]  w: [OC, IC] */
-void op_matmul_forward(float *out, const float *x, const float *w, int N, int IC, int OC, float beta);
-/* dx: [N, IC] (+= if accumulate)  dout: [N, OC]  w: [OC, IC] */
-void op_matmul_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int accumulate);
-/* dw: [OC, IC] +=  dout: [N, OC]  x: [N, IC] */
-void op_matmul_backward_weight(float *dw, const float *dout, const float *x, int N, int IC, int OC);
+/* Linear layer y = alpha x W^T + beta y: through OpenBLAS sgemm. ld* are row strides
+ * (= OC for a whole output; larger when writing a column tile of a wider output). */
+/* out: [N, ldo] (columns [0, OC))  x: [N, IC]  w: [OC, IC] */
+void op_matmul_forward(float *out, const float *x, const float *w, int N, int IC, int OC, int ldo, float alpha,
+                       float beta);
+/* dx: [N, IC] = alpha dout W + beta dx   dout: [N, ldd] (columns [0, OC))  w: [OC, IC] */
+void op_matmul_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int ldd,
+                              float alpha, float beta);
+/* dw: [OC, IC] += alpha dout^T x   dout: [N, ldd]  x: [N, IC] */
+void op_matmul_backward_weight(float *dw, const float *dout, const float *x, int N, int IC, int OC, int ldd,
+                               float alpha);
 
 /* out: [N, C]  bias: [C]   out += bias (per row) */
 void op_bias_forward(float *out, const float *bias, int N, int C);

@@ -5,9 +5,10 @@ Python stack computes on them, for hone's model tests to compare against.
 Each case dir holds
   config.json, model.safetensors        the model, as save_pretrained writes it
   adapter/                              a PEFT LoRA adapter (nonzero B) as save_pretrained writes it
-  expected.safetensors                  input_ids, labels (I32), logits, loss, loss_sum, n_targets,
-                                        and gradients: "grad.<PEFT key>" for the LoRA weights,
-                                        "fullgrad.<HF key>" for every weight (full fine-tuning)
+  expected.safetensors                  input_ids, labels (I32), logits, loss, loss_sum, n_targets
+                                        with the adapter; "grad.<PEFT key>" for the LoRA weights;
+                                        for full fine-tuning (no adapter) full_logits, full_loss and
+                                        "fullgrad.<HF key>" for every weight
 
 Cases: llama (plain, fp32), llama-gqa (GQA, explicit head_dim, tied embeddings, llama3
 rope scaling, bf16 storage, rslora adapter on q/v), qwen2 (q/k/v bias, GQA, f16 storage).
@@ -83,6 +84,8 @@ def make(name, cls, cfg, dtype, lora, full_grads):
     if full_grads:
         loss, logits, loss_sum, n = run(model, ids, labels)
         loss.backward()
+        expected["full_loss"] = loss.detach().reshape(1)
+        expected["full_logits"] = logits.detach()
         seen = set()
         for pname, p in model.named_parameters():
             if id(p) in seen:
@@ -97,6 +100,7 @@ def make(name, cls, cfg, dtype, lora, full_grads):
             if "lora_B" in pname:
                 p.copy_(0.1 * torch.randn_like(p))
     peft_model.save_pretrained(os.path.join(d, "adapter"))
+    os.remove(os.path.join(d, "adapter", "README.md"))   # PEFT's model card: not needed
     peft_model.train()
     loss, logits, loss_sum, n = run(peft_model, ids, labels)
     loss.backward()

@@ -1,0 +1,762 @@
+/* model.c — the Llama-family model: weights in, loss and gradients out.
+ *
+ * Layer (HF LlamaDecoderLayer):  h += o(attn(rope(q(n1)), rope(k(n1)), v(n1))), n1 = rmsnorm1(h)
+ *                                h += down(silu(gate(n2)) * up(n2)),            n2 = rmsnorm2(h)
+ * A linear is  y = x W^T (+ b) (+ s * dropout(x) A^T B^T)  with W frozen behind the
+ * quantizer (LoRA) or trainable (full fine-tuning). Every activation backward needs is
+ * kept in the activation arena; the gradients of the loss come back through the same
+ * kernels in reverse.
+ */
+#include "model.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "ops.h"
+#include "rng.h"
+#include "safetensors.h"
+#include "util.h"
+
+const char *const hone_linear_names[HONE_NLINEAR] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                     "gate_proj", "up_proj", "down_proj"};
+
+#define TILE_ROWS 256   /* rows of a frozen weight dequantized at a time */
+
+typedef struct linear {
+    int in, out, id;
+    int targeted;            /* has a LoRA adapter */
+    size_t packed_off;       /* LoRA: the frozen weight in m->packed */
+    float *w, *dw;           /* full fine-tuning: [out, in] */
+    float *bias, *dbias;     /* [out] or NULL */
+    float *A, *B, *dA, *dB;  /* LoRA: [r, in], [out, r]; NULL when not targeted */
+    float *xa;               /* activation [N, r]: A applied to the (dropped) input */
+    uint8_t *keep;           /* [N, in] dropout keep mask, or NULL */
+} linear;
+
+typedef struct layer {
+    float *ln1_w, *ln2_w, *dln1_w, *dln2_w;
+    linear lin[HONE_NLINEAR];
+    /* activations */
+    float *ln1, *rstd1, *q, *k, *v, *att, *ao, *mid, *ln2, *rstd2, *gate, *up, *sw;
+} layer;
+
+struct hone_model {
+    hone_model_config cfg;
+    int lora, r, rslora;
+    double alpha, dropout_opt;
+    float scale, dropout;
+    int Bcap, Tcap, B, T;
+    const hone_quantizer_vt *qvt;
+    void *qstate;
+    hone_rng rng;
+
+    float *embed, *dembed, *lm_head, *dlm_head, *norm_w, *dnorm_w;
+    layer *layers;
+
+    float *params, *grads, *frozen, *acts;   /* the arenas */
+    size_t nparams, nfrozen, nacts;
+    unsigned char *packed;
+    size_t npacked;
+    uint8_t *masks;
+    hone_tensor_info *tinfo;
+    size_t ntensors;
+    char *names;                              /* storage for tinfo names */
+
+    /* activations outside layers */
+    float *res;                               /* [L + 1, N, C] residual stream */
+    float *lnf, *rstdf, *logits;
+    int32_t *targets, *ids;
+    float *inv_freq, *cos_t, *sin_t;
+    /* scratch for backward and tiles */
+    float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *datt, *dxa, *tmp, *tile;
+};
+
+/* ---- weights on disk --------------------------------------------------------------- */
+
+typedef struct weights {
+    hone_st_file **files;
+    size_t n;
+    const char *dir;
+} weights;
+
+static void weights_close(weights *w)
+{
+    for (size_t i = 0; i < w->n; i++) hone_st_close(w->files[i]);
+    free(w->files);
+}
+
+static int weights_open(weights *w, const char *dir, hone_err *err)
+{
+    memset(w, 0, sizeof *w);
+    w->dir = dir;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (hone_is_file(path)) {
+        w->files = calloc(1, sizeof *w->files);
+        if (!w->files) return hone_errf(err, HONE_ENOMEM, "out of memory");
+        int rc = hone_st_open(&w->files[0], path, err);
+        if (!rc) w->n = 1;
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    char *text = NULL;
+    if (!hone_is_file(path))
+        return hone_errf(err, HONE_EIO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+    int rc = hone_read_file(path, &text, NULL, err);
+    if (rc) return rc;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!cJSON_IsObject(map)) {
+        cJSON_Delete(root);
+        return hone_errf(err, HONE_EINVAL, "%s: no \"weight_map\" object", path);
+    }
+    size_t cap = (size_t)cJSON_GetArraySize(map) + 1;
+    w->files = calloc(cap, sizeof *w->files);
+    char **seen = calloc(cap, sizeof *seen);
+    size_t nseen = 0;
+    rc = w->files && seen ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (const cJSON *e = map->child; e && !rc; e = e->next) {
+        if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
+            rc = hone_errf(err, HONE_EINVAL, "%s: weight_map entry %s is not a file name in the model dir", path,
+                           e->string ? e->string : "?");
+            break;
+        }
+        size_t k = 0;
+        while (k < nseen && strcmp(seen[k], e->valuestring) != 0) k++;
+        if (k < nseen) continue;
+        seen[nseen++] = e->valuestring;
+        char shard[4096];
+        snprintf(shard, sizeof shard, "%s/%s", dir, e->valuestring);
+        rc = hone_st_open(&w->files[w->n], shard, err);
+        if (!rc) w->n++;
+    }
+    free(seen);
+    cJSON_Delete(root);
+    if (rc) weights_close(w);
+    return rc;
+}
+
+static const hone_st_tensor *weights_find(const weights *w, const char *name, const hone_st_file **file)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        const hone_st_tensor *t = hone_st_find(w->files[i], name);
+        if (t) {
+            *file = w->files[i];
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* reads tensor `name` of shape [d0] or [d0, d1] (d1 = 0 for a vector) into fp32 */
+static int read_tensor(const weights *w, const char *name, int d0, int d1, float *out, hone_err *err)
+{
+    const hone_st_file *f = NULL;
+    const hone_st_tensor *t = weights_find(w, name, &f);
+    if (!t) return hone_errf(err, HONE_EINVAL, "%s: missing tensor %s", w->dir, name);
+    int ok = d1 ? (t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1) : (t->ndim == 1 && t->shape[0] == d0);
+    if (!ok) {
+        char got[96] = "";
+        size_t off = 0;
+        for (int i = 0; i < t->ndim && off < sizeof got; i++)
+            off += (size_t)snprintf(got + off, sizeof got - off, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (d1) return hone_errf(err, HONE_EINVAL, "%s: tensor %s has shape [%s], expected [%d, %d]", f->path, name, got, d0, d1);
+        return hone_errf(err, HONE_EINVAL, "%s: tensor %s has shape [%s], expected [%d]", f->path, name, got, d0);
+    }
+    if (t->dtype != HONE_DT_F32 && t->dtype != HONE_DT_F16 && t->dtype != HONE_DT_BF16)
+        return hone_errf(err, HONE_EUNSUPPORTED, "%s: tensor %s has dtype %s (F32, F16 and BF16 are supported)", f->path,
+                         name, hone_dtype_name(t->dtype));
+    return hone_st_to_f32(f, t, out, 0, t->numel, err);
+}
+
+/* ---- layout ---------------------------------------------------------------------- */
+
+static int lin_in(const hone_model_config *c, int id)
+{
+    return id == HONE_O_PROJ ? c->heads * c->head_dim : id == HONE_DOWN_PROJ ? c->inter : c->hidden;
+}
+
+static int lin_out(const hone_model_config *c, int id)
+{
+    switch (id) {
+    case HONE_Q_PROJ: return c->heads * c->head_dim;
+    case HONE_K_PROJ:
+    case HONE_V_PROJ: return c->kv_heads * c->head_dim;
+    case HONE_O_PROJ:
+    case HONE_DOWN_PROJ: return c->hidden;
+    default: return c->inter;
+    }
+}
+
+static const char *lin_group(int id)
+{
+    return id <= HONE_O_PROJ ? "self_attn" : "mlp";
+}
+
+/* A bump allocator over an arena: first pass counts, second pass hands out views. */
+typedef struct bump {
+    float *base;
+    size_t used;
+} bump;
+
+static float *take(bump *b, size_t n)
+{
+    float *p = b->base ? b->base + b->used : NULL;
+    b->used += (n + 15) & ~(size_t)15;   /* 64-byte aligned views */
+    return p;
+}
+
+typedef struct names {
+    hone_tensor_info *t;
+    size_t n;
+    char *buf;
+    size_t used;
+} names;
+
+static void name_tensor(names *nm, const char *name, const float *p, const float *base, size_t numel, size_t rows,
+                        int decay)
+{
+    size_t len = strlen(name) + 1;
+    if (nm->t) {
+        memcpy(nm->buf + nm->used, name, len);
+        nm->t[nm->n] = (hone_tensor_info){nm->buf + nm->used, (size_t)(p - base), numel, rows, numel / rows, decay};
+    }
+    nm->used += len;
+    nm->n++;
+}
+
+/* Lays out every arena; called twice: with NULL bases to size them, then for real. */
+static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names *nm)
+{
+    const hone_model_config *c = &m->cfg;
+    size_t N = (size_t)m->Bcap * m->Tcap, C = (size_t)c->hidden, I = (size_t)c->inter, V = (size_t)c->vocab;
+    size_t qd = (size_t)c->heads * c->head_dim, kd = (size_t)c->kv_heads * c->head_dim;
+    char name[256];
+    int full = !m->lora;
+    bump *wb = full ? pb : fb;   /* where non-linear weights live */
+
+    m->embed = take(wb, V * C);
+    if (full) {
+        m->dembed = take(gb, V * C);
+        name_tensor(nm, "model.embed_tokens.weight", m->embed, pb->base, V * C, V, 1);
+    }
+    for (int l = 0; l < c->layers; l++) {
+        layer *L = &m->layers[l];
+        L->ln1_w = take(wb, C);
+        L->ln2_w = take(wb, C);
+        if (full) {
+            L->dln1_w = take(gb, C);
+            L->dln2_w = take(gb, C);
+            snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+            name_tensor(nm, name, L->ln1_w, pb->base, C, C, 0);
+            snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+            name_tensor(nm, name, L->ln2_w, pb->base, C, C, 0);
+        }
+        for (int i = 0; i < HONE_NLINEAR; i++) {
+            linear *ln = &L->lin[i];
+            ln->id = i;
+            ln->in = lin_in(c, i);
+            ln->out = lin_out(c, i);
+            int has_bias = c->qkv_bias && i <= HONE_V_PROJ;
+            if (full) {
+                ln->w = take(pb, (size_t)ln->out * ln->in);
+                ln->dw = take(gb, (size_t)ln->out * ln->in);
+                snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, lin_group(i), hone_linear_names[i]);
+                name_tensor(nm, name, ln->w, pb->base, (size_t)ln->out * ln->in, (size_t)ln->out, 1);
+            }
+            if (has_bias) {
+                ln->bias = take(wb, (size_t)ln->out);
+                if (full) {
+                    ln->dbias = take(gb, (size_t)ln->out);
+                    snprintf(name, sizeof name, "model.layers.%d.%s.%s.bias", l, lin_group(i), hone_linear_names[i]);
+                    name_tensor(nm, name, ln->bias, pb->base, (size_t)ln->out, (size_t)ln->out, 0);
+                }
+            }
+        }
+    }
+    m->norm_w = take(wb, C);
+    if (full) {
+        m->dnorm_w = take(gb, C);
+        name_tensor(nm, "model.norm.weight", m->norm_w, pb->base, C, C, 0);
+    }
+    if (c->tied) {
+        m->lm_head = m->embed;
+        m->dlm_head = m->dembed;
+    } else {
+        m->lm_head = take(wb, V * C);
+        if (full) {
+            m->dlm_head = take(gb, V * C);
+            name_tensor(nm, "lm_head.weight", m->lm_head, pb->base, V * C, V, 1);
+        }
+    }
+    /* LoRA parameters, in PEFT's key order: per layer, per module, A then B */
+    if (m->lora)
+        for (int l = 0; l < c->layers; l++)
+            for (int i = 0; i < HONE_NLINEAR; i++) {
+                linear *ln = &m->layers[l].lin[i];
+                if (!ln->targeted) continue;
+                size_t na = (size_t)m->r * ln->in, nb = (size_t)ln->out * m->r;
+                ln->A = take(pb, na);
+                ln->dA = take(gb, na);
+                snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, lin_group(i),
+                         hone_linear_names[i]);
+                name_tensor(nm, name, ln->A, pb->base, na, (size_t)m->r, 1);
+                ln->B = take(pb, nb);
+                ln->dB = take(gb, nb);
+                snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, lin_group(i),
+                         hone_linear_names[i]);
+                name_tensor(nm, name, ln->B, pb->base, nb, (size_t)ln->out, 1);
+                ln->xa = take(ab, N * m->r);
+            }
+
+    /* activations */
+    m->res = take(ab, (size_t)(c->layers + 1) * N * C);
+    for (int l = 0; l < c->layers; l++) {
+        layer *L = &m->layers[l];
+        L->ln1 = take(ab, N * C);
+        L->rstd1 = take(ab, N);
+        L->q = take(ab, N * qd);
+        L->k = take(ab, N * kd);
+        L->v = take(ab, N * kd);
+        L->att = take(ab, (size_t)m->Bcap * c->heads * m->Tcap * m->Tcap);
+        L->ao = take(ab, N * qd);
+        L->mid = take(ab, N * C);
+        L->ln2 = take(ab, N * C);
+        L->rstd2 = take(ab, N);
+        L->gate = take(ab, N * I);
+        L->up = take(ab, N * I);
+        L->sw = take(ab, N * I);
+    }
+    m->lnf = take(ab, N * C);
+    m->rstdf = take(ab, N);
+    m->logits = take(ab, N * V);
+    m->targets = (int32_t *)take(ab, N);
+    m->ids = (int32_t *)take(ab, N);
+    m->inv_freq = take(ab, (size_t)c->head_dim / 2);
+    m->cos_t = take(ab, (size_t)m->Tcap * c->head_dim / 2);
+    m->sin_t = take(ab, (size_t)m->Tcap * c->head_dim / 2);
+    size_t widest = C > I ? C : I;
+    if (qd > widest) widest = qd;
+    m->dres = take(ab, N * C);
+    m->dln = take(ab, N * widest);
+    m->dq = take(ab, N * qd);
+    m->dk = take(ab, N * kd);
+    m->dv = take(ab, N * kd);
+    m->dao = take(ab, N * qd);
+    m->dgate = take(ab, N * I);
+    m->dup = take(ab, N * I);
+    m->dsw = take(ab, N * I);
+    m->datt = take(ab, (size_t)m->Tcap * m->Tcap);
+    m->dxa = take(ab, N * (size_t)(m->r > 0 ? m->r : 1));
+    m->tmp = take(ab, N * (widest > (size_t)qd ? widest : qd));
+    m->tile = take(ab, (size_t)TILE_ROWS * widest);
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+const hone_model_config *hone_model_cfg(const hone_model *m)
+{
+    return &m->cfg;
+}
+
+void hone_model_free(hone_model *m)
+{
+    if (!m) return;
+    if (m->qvt) m->qvt->destroy(m->qstate);
+    free(m->params);
+    free(m->grads);
+    free(m->frozen);
+    free(m->acts);
+    free(m->packed);
+    free(m->masks);
+    free(m->tinfo);
+    free(m->names);
+    free(m->layers);
+    free(m);
+}
+
+static void *alloc_floats(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) return NULL;
+    memset(p, 0, (n ? n : 1) * sizeof(float));
+    return p;
+}
+
+static int load_weights(hone_model *m, const weights *w, hone_err *err)
+{
+    const hone_model_config *c = &m->cfg;
+    char name[256];
+    int rc = read_tensor(w, "model.embed_tokens.weight", c->vocab, c->hidden, m->embed, err);
+    if (!rc && !c->tied) rc = read_tensor(w, "lm_head.weight", c->vocab, c->hidden, m->lm_head, err);
+    if (!rc) rc = read_tensor(w, "model.norm.weight", c->hidden, 0, m->norm_w, err);
+    size_t widest = (size_t)(c->hidden > c->inter ? c->hidden : c->inter);
+    if ((size_t)c->heads * c->head_dim > widest) widest = (size_t)c->heads * c->head_dim;
+    /* one linear at a time through fp32, then into the quantizer: peak = one weight */
+    float *buf = m->lora ? alloc_floats(widest * widest) : NULL;
+    if (m->lora && !buf) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (int l = 0; l < c->layers && !rc; l++) {
+        layer *L = &m->layers[l];
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
+        rc = read_tensor(w, name, c->hidden, 0, L->ln1_w, err);
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
+        if (!rc) rc = read_tensor(w, name, c->hidden, 0, L->ln2_w, err);
+        for (int i = 0; i < HONE_NLINEAR && !rc; i++) {
+            linear *ln = &L->lin[i];
+            snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, lin_group(i), hone_linear_names[i]);
+            if (!m->lora) {
+                rc = read_tensor(w, name, ln->out, ln->in, ln->w, err);
+            } else {
+                rc = read_tensor(w, name, ln->out, ln->in, buf, err);
+                if (!rc) {
+                    rc = m->qvt->quantize(m->qstate, m->packed + ln->packed_off, buf, (size_t)ln->out, (size_t)ln->in, err);
+                    if (rc) hone_err_prefix(err, "quantizing %s: ", name);
+                }
+            }
+            if (!rc && ln->bias) {
+                snprintf(name, sizeof name, "model.layers.%d.%s.%s.bias", l, lin_group(i), hone_linear_names[i]);
+                rc = read_tensor(w, name, ln->out, 0, ln->bias, err);
+            }
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+int hone_model_load(hone_model **out, const char *dir, const hone_model_opts *o, hone_err *err)
+{
+    hone_model *m = calloc(1, sizeof *m);
+    if (!m) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    int rc = hone_model_config_load(&m->cfg, dir, err);
+    const hone_model_config *c = &m->cfg;
+    if (!rc && (o->batch < 1 || o->seq < 1))
+        rc = hone_errf(err, HONE_EINVAL, "model: batch and sequence capacity must be >= 1");
+    if (!rc && o->seq > c->max_pos)
+        rc = hone_errf(err, HONE_EINVAL, "data.max_seq_length %d exceeds the model's max_position_embeddings %d", o->seq,
+                       c->max_pos);
+    if (!rc && c->sliding_window > 0 && o->seq > c->sliding_window)
+        rc = hone_errf(err, HONE_EUNSUPPORTED,
+                       "%s: sliding-window attention (window %d) is not supported for sequences longer than the window (%d)",
+                       dir, c->sliding_window, o->seq);
+    if (!rc && o->lora && (o->r < 1 || o->targets == 0))
+        rc = hone_errf(err, HONE_EINVAL, "lora: r must be >= 1 and at least one target module given");
+    if (!rc && !o->lora && o->quantizer && strcmp(o->quantizer->info->name, "none") != 0)
+        rc = hone_errf(err, HONE_EINVAL,
+                       "full fine-tuning (lora = false) trains every weight in fp32: use model.quantizer = \"none\", not \"%s\"",
+                       o->quantizer->info->name);
+    if (!rc && o->lora && !o->quantizer) rc = hone_errf(err, HONE_EINVAL, "model: no quantizer given for the frozen base");
+    m->layers = rc ? NULL : calloc((size_t)c->layers, sizeof *m->layers);
+    if (!rc && !m->layers) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    if (rc) {
+        hone_model_free(m);
+        return rc;
+    }
+    m->lora = o->lora;
+    m->r = o->lora ? o->r : 0;
+    m->alpha = o->alpha;
+    m->dropout_opt = o->dropout;
+    m->rslora = o->rslora;
+    m->scale = o->lora ? (float)(o->rslora ? o->alpha / sqrt((double)o->r) : o->alpha / o->r) : 0.0f;
+    m->dropout = o->lora ? (float)o->dropout : 0.0f;
+    m->Bcap = o->batch;
+    m->Tcap = o->seq;
+    hone_rng_seed(&m->rng, o->seed);
+    if (m->lora) {
+        m->qvt = o->quantizer->vtable;
+        rc = m->qvt->create(&hone_host_table, o->quantizer_opts, &m->qstate, err);
+        if (rc) hone_err_prefix(err, "quantizer %s: ", o->quantizer->info->name);
+        /* the packed base and, in the sizing pass, which linears are targeted (bit 0) */
+        size_t off = 0, masks = 0;
+        for (int l = 0; l < c->layers && !rc; l++)
+            for (int i = 0; i < HONE_NLINEAR; i++) {
+                linear *ln = &m->layers[l].lin[i];
+                size_t bytes = m->qvt->packed_bytes(m->qstate, (size_t)lin_out(c, i), (size_t)lin_in(c, i));
+                off = (off + 63) & ~(size_t)63;
+                ln->packed_off = off;
+                ln->targeted = (o->targets >> i) & 1u;
+                off += bytes;
+                if (((o->targets >> i) & 1u) && m->dropout > 0) masks += (size_t)m->Bcap * m->Tcap * lin_in(c, i);
+            }
+        m->npacked = off;
+        if (!rc) {
+            m->packed = aligned_alloc(64, (off + 63) & ~(size_t)63);
+            m->masks = masks ? malloc(masks) : NULL;
+            if (!m->packed || (masks && !m->masks)) rc = hone_errf(err, HONE_ENOMEM, "out of memory for the base model");
+            size_t mo = 0;
+            for (int l = 0; l < c->layers && !rc; l++)
+                for (int i = 0; i < HONE_NLINEAR; i++) {
+                    linear *ln = &m->layers[l].lin[i];
+                    if (ln->targeted && m->masks) {
+                        ln->keep = m->masks + mo;
+                        mo += (size_t)m->Bcap * m->Tcap * lin_in(c, i);
+                    }
+                }
+        }
+    }
+    bump pb = {0}, gb = {0}, fb = {0}, ab = {0};
+    names nm = {0};
+    if (!rc) {
+        layout(m, &pb, &gb, &fb, &ab, &nm);
+        m->nparams = pb.used;
+        m->nfrozen = fb.used;
+        m->nacts = ab.used;
+        m->params = alloc_floats(pb.used);
+        m->grads = alloc_floats(gb.used);
+        m->frozen = alloc_floats(fb.used);
+        m->acts = alloc_floats(ab.used);
+        m->tinfo = calloc(nm.n ? nm.n : 1, sizeof *m->tinfo);
+        m->names = malloc(nm.used ? nm.used : 1);
+        if (!m->params || !m->grads || !m->frozen || !m->acts || !m->tinfo || !m->names)
+            rc = hone_errf(err, HONE_ENOMEM, "out of memory for %zu activations", ab.used);
+    }
+    if (!rc) {
+        bump pb2 = {m->params, 0}, gb2 = {m->grads, 0}, fb2 = {m->frozen, 0}, ab2 = {m->acts, 0};
+        names nm2 = {m->tinfo, 0, m->names, 0};
+        layout(m, &pb2, &gb2, &fb2, &ab2, &nm2);
+        m->ntensors = nm2.n;
+        weights w;
+        rc = weights_open(&w, dir, err);
+        if (!rc) {
+            rc = load_weights(m, &w, err);
+            weights_close(&w);
+        }
+    }
+    if (!rc && m->lora) {
+        /* PEFT's init: A ~ kaiming_uniform(a = sqrt 5) = U(-1/sqrt(in), 1/sqrt(in)), B = 0 */
+        for (int l = 0; l < c->layers; l++)
+            for (int i = 0; i < HONE_NLINEAR; i++) {
+                linear *ln = &m->layers[l].lin[i];
+                if (!ln->A) continue;
+                float bound = 1.0f / sqrtf((float)ln->in);
+                for (size_t k = 0; k < (size_t)m->r * ln->in; k++)
+                    ln->A[k] = (float)(2.0 * hone_rng_uniform(&m->rng) - 1.0) * bound;
+            }
+    }
+    if (rc) {
+        hone_model_free(m);
+        return rc;
+    }
+    hone_rope_inv_freq(c, m->inv_freq);
+    op_rope_tables(m->cos_t, m->sin_t, m->inv_freq, m->Tcap, c->head_dim);
+    *out = m;
+    return 0;
+}
+
+/* ---- forward ---------------------------------------------------------------------- */
+
+/* y[N, out] = x W^T for the frozen weight, dequantized TILE_ROWS rows at a time */
+static void base_forward(hone_model *m, const linear *ln, float *y, const float *x, int N)
+{
+    if (!m->lora) {
+        op_matmul_forward(y, x, ln->w, N, ln->in, ln->out, ln->out, 1.0f, 0.0f);
+        return;
+    }
+    const void *packed = m->packed + ln->packed_off;
+    for (int r0 = 0; r0 < ln->out; r0 += TILE_ROWS) {
+        int nr = ln->out - r0 < TILE_ROWS ? ln->out - r0 : TILE_ROWS;
+        m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
+        op_matmul_forward(y + r0, x, m->tile, N, ln->in, nr, ln->out, 1.0f, 0.0f);
+    }
+}
+
+/* dx[N, in] += dy W */
+static void base_backward_input(hone_model *m, const linear *ln, float *dx, const float *dy, int N)
+{
+    if (!m->lora) {
+        op_matmul_backward_input(dx, dy, ln->w, N, ln->in, ln->out, ln->out, 1.0f, 1.0f);
+        return;
+    }
+    const void *packed = m->packed + ln->packed_off;
+    for (int r0 = 0; r0 < ln->out; r0 += TILE_ROWS) {
+        int nr = ln->out - r0 < TILE_ROWS ? ln->out - r0 : TILE_ROWS;
+        m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
+        op_matmul_backward_input(dx, dy + r0, m->tile, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+    }
+}
+
+/* the input of A: x itself, or x through dropout (mask drawn in the forward) */
+static const float *lora_input(hone_model *m, const linear *ln, const float *x, int N, int draw)
+{
+    if (!ln->keep) return x;
+    size_t n = (size_t)N * ln->in;
+    float inv = 1.0f / (1.0f - m->dropout);
+    if (draw)
+        for (size_t i = 0; i < n; i++) ln->keep[i] = hone_rng_uniform(&m->rng) >= m->dropout;
+    for (size_t i = 0; i < n; i++) m->tmp[i] = ln->keep[i] ? x[i] * inv : 0.0f;
+    return m->tmp;
+}
+
+static void linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N)
+{
+    base_forward(m, ln, y, x, N);
+    if (ln->bias) op_bias_forward(y, ln->bias, N, ln->out);
+    if (ln->A) {
+        const float *xd = lora_input(m, ln, x, N, 1);
+        op_matmul_forward(ln->xa, xd, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
+        op_matmul_forward(y, ln->xa, ln->B, N, m->r, ln->out, ln->out, m->scale, 1.0f);
+    }
+}
+
+/* dx[N, in] += the input gradient; parameter gradients += */
+static void linear_backward(hone_model *m, linear *ln, float *dx, const float *dy, const float *x, int N)
+{
+    if (ln->dw) op_matmul_backward_weight(ln->dw, dy, x, N, ln->in, ln->out, ln->out, 1.0f);
+    if (ln->dbias) op_bias_backward(ln->dbias, dy, N, ln->out);
+    base_backward_input(m, ln, dx, dy, N);
+    if (ln->A) {
+        op_matmul_backward_weight(ln->dB, dy, ln->xa, N, m->r, ln->out, ln->out, m->scale);
+        op_matmul_backward_input(m->dxa, dy, ln->B, N, m->r, ln->out, ln->out, m->scale, 0.0f);
+        const float *xd = lora_input(m, ln, x, N, 0);
+        op_matmul_backward_weight(ln->dA, m->dxa, xd, N, ln->in, m->r, m->r, 1.0f);
+        if (!ln->keep) {
+            op_matmul_backward_input(dx, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 1.0f);
+        } else {
+            float inv = 1.0f / (1.0f - m->dropout);
+            op_matmul_backward_input(m->tmp, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
+            size_t n = (size_t)N * ln->in;
+            for (size_t i = 0; i < n; i++) dx[i] += ln->keep[i] ? m->tmp[i] * inv : 0.0f;
+        }
+    }
+}
+
+void hone_shift_labels(int32_t *targets, const int32_t *labels, int B, int T)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            targets[(size_t)b * T + t] = t + 1 < T ? labels[(size_t)b * T + t + 1] : -100;
+}
+
+int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets, int B, int T, double *loss_sum,
+                       long *count, hone_err *err)
+{
+    const hone_model_config *c = &m->cfg;
+    if (B < 1 || T < 1 || B > m->Bcap || T > m->Tcap)
+        return hone_errf(err, HONE_EINVAL, "batch %dx%d exceeds the model's capacity %dx%d", B, T, m->Bcap, m->Tcap);
+    int N = B * T, C = c->hidden, H = c->heads, KVH = c->kv_heads, hd = c->head_dim;
+    for (int i = 0; i < N; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return hone_errf(err, HONE_EINVAL, "token id %d at position %d is outside the vocabulary (%d)", ids[i], i,
+                             c->vocab);
+    m->B = B;
+    m->T = T;
+    memcpy(m->ids, ids, (size_t)N * sizeof *ids);
+    /* rope tables are per position; a shorter T uses the first rows, which needs the
+     * [T, hd/2] layout to be position-major, as it is */
+    op_embedding_forward(m->res, ids, m->embed, N, C);
+    for (int l = 0; l < c->layers; l++) {
+        layer *L = &m->layers[l];
+        float *h = m->res + (size_t)l * m->Bcap * m->Tcap * C, *hn = h + (size_t)m->Bcap * m->Tcap * C;
+        op_rmsnorm_forward(L->ln1, L->rstd1, h, L->ln1_w, N, C, c->rms_eps);
+        linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, N);
+        linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, N);
+        linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, N);
+        op_rope_forward(L->q, m->cos_t, m->sin_t, B, T, H, hd);
+        op_rope_forward(L->k, m->cos_t, m->sin_t, B, T, KVH, hd);
+        op_attention_forward(L->ao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
+        linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N);
+        op_axpy(L->mid, h, 1.0f, (size_t)N * C);
+        op_rmsnorm_forward(L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
+        linear_forward(m, &L->lin[HONE_GATE_PROJ], L->gate, L->ln2, N);
+        linear_forward(m, &L->lin[HONE_UP_PROJ], L->up, L->ln2, N);
+        op_swiglu_forward(L->sw, L->gate, L->up, N, c->inter);
+        linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, L->sw, N);
+        op_axpy(hn, L->mid, 1.0f, (size_t)N * C);
+    }
+    float *hl = m->res + (size_t)c->layers * m->Bcap * m->Tcap * C;
+    op_rmsnorm_forward(m->lnf, m->rstdf, hl, m->norm_w, N, C, c->rms_eps);
+    op_matmul_forward(m->logits, m->lnf, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
+    if (!targets) return 0;
+    long n = 0;
+    for (int i = 0; i < N; i++) {
+        if (targets[i] >= c->vocab || targets[i] < -100 || (targets[i] < 0 && targets[i] != -100))
+            return hone_errf(err, HONE_EINVAL, "label %d at position %d is outside the vocabulary (%d) and not -100",
+                             targets[i], i, c->vocab);
+        m->targets[i] = targets[i];
+        n += targets[i] >= 0;
+    }
+    /* the per-position losses go to dres, free until backward */
+    *loss_sum = op_cross_entropy_forward(m->dres, m->logits, m->targets, N, c->vocab);
+    *count = n;
+    return 0;
+}
+
+const float *hone_model_logits(const hone_model *m)
+{
+    return m->logits;
+}
+
+/* ---- backward --------------------------------------------------------------------- */
+
+int hone_model_backward(hone_model *m, float scale, hone_err *err)
+{
+    const hone_model_config *c = &m->cfg;
+    if (m->B == 0) return hone_errf(err, HONE_ESTATE, "backward without a forward");
+    int B = m->B, T = m->T, N = B * T, C = c->hidden, H = c->heads, KVH = c->kv_heads, hd = c->head_dim;
+    size_t NC = (size_t)N * C, stride = (size_t)m->Bcap * m->Tcap * C;
+    op_cross_entropy_backward(m->logits, m->logits, m->targets, N, c->vocab, scale);
+    if (m->dlm_head) op_matmul_backward_weight(m->dlm_head, m->logits, m->lnf, N, C, c->vocab, c->vocab, 1.0f);
+    op_matmul_backward_input(m->dln, m->logits, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
+    memset(m->dres, 0, NC * sizeof(float));
+    float *hl = m->res + (size_t)c->layers * stride;
+    op_rmsnorm_backward(m->dres, m->dnorm_w, m->dln, hl, m->norm_w, m->rstdf, N, C);
+    for (int l = c->layers - 1; l >= 0; l--) {
+        layer *L = &m->layers[l];
+        float *h = m->res + (size_t)l * stride;
+        /* MLP: dres is the gradient at the layer output = at mid (residual) and at down's output */
+        memset(m->dsw, 0, (size_t)N * c->inter * sizeof(float));
+        linear_backward(m, &L->lin[HONE_DOWN_PROJ], m->dsw, m->dres, L->sw, N);
+        op_swiglu_backward(m->dgate, m->dup, m->dsw, L->gate, L->up, N, c->inter);
+        memset(m->dln, 0, NC * sizeof(float));
+        linear_backward(m, &L->lin[HONE_GATE_PROJ], m->dln, m->dgate, L->ln2, N);
+        linear_backward(m, &L->lin[HONE_UP_PROJ], m->dln, m->dup, L->ln2, N);
+        op_rmsnorm_backward(m->dres, L->dln2_w, m->dln, L->mid, L->ln2_w, L->rstd2, N, C);
+        /* attention: dres is now the gradient at mid = h + o(ao) */
+        memset(m->dao, 0, (size_t)N * H * hd * sizeof(float));
+        linear_backward(m, &L->lin[HONE_O_PROJ], m->dao, m->dres, L->ao, N);
+        op_attention_backward(m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
+        op_rope_backward(m->dq, m->cos_t, m->sin_t, B, T, H, hd);
+        op_rope_backward(m->dk, m->cos_t, m->sin_t, B, T, KVH, hd);
+        memset(m->dln, 0, NC * sizeof(float));
+        linear_backward(m, &L->lin[HONE_Q_PROJ], m->dln, m->dq, L->ln1, N);
+        linear_backward(m, &L->lin[HONE_K_PROJ], m->dln, m->dk, L->ln1, N);
+        linear_backward(m, &L->lin[HONE_V_PROJ], m->dln, m->dv, L->ln1, N);
+        op_rmsnorm_backward(m->dres, L->dln1_w, m->dln, h, L->ln1_w, L->rstd1, N, C);
+    }
+    if (m->dembed) op_embedding_backward(m->dembed, m->dres, m->ids, N, C);
+    return 0;
+}
+
+void hone_model_zero_grad(hone_model *m)
+{
+    memset(m->grads, 0, m->nparams * sizeof(float));
+}
+
+float *hone_model_params(hone_model *m, size_t *n)
+{
+    if (n) *n = m->nparams;
+    return m->params;
+}
+
+float *hone_model_grads(hone_model *m, size_t *n)
+{
+    if (n) *n = m->nparams;
+    return m->grads;
+}
+
+const hone_tensor_info *hone_model_tensors(const hone_model *m, size_t *n)
+{
+    *n = m->ntensors;
+    return m->tinfo;
+}
+
+void hone_model_lora_settings(const hone_model *m, double *alpha, double *dropout, int *rslora)
+{
+    *alpha = m->alpha;
+    *dropout = m->dropout_opt;
+    *rslora = m->rslora;
+}

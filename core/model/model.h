@@ -1,0 +1,67 @@
+/* model.h — a Llama-family causal LM on the CPU: loading, forward, backward, LoRA.
+ *
+ * Memory is one arena per role (llm.c style): trainable parameters, their gradients,
+ * frozen fp32 tensors (embeddings, norms, lm_head, biases), the quantized base linears,
+ * and activations for a (batch, seq) capacity fixed at load. Nothing allocates in the
+ * step. The frozen linears are read only through the quantizer's row-range dequantize,
+ * per tile, so any quantizer plugin can hold the base.
+ */
+#ifndef HONE_MODEL_H
+#define HONE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model_config.h"
+#include "registry.h"
+
+enum { HONE_Q_PROJ = 0, HONE_K_PROJ, HONE_V_PROJ, HONE_O_PROJ, HONE_GATE_PROJ, HONE_UP_PROJ, HONE_DOWN_PROJ,
+       HONE_NLINEAR };
+extern const char *const hone_linear_names[HONE_NLINEAR];   /* "q_proj", ... */
+
+typedef struct hone_model_opts {
+    const hone_feature *quantizer;   /* how frozen linears are stored */
+    const hone_opts *quantizer_opts;
+    int lora;                        /* 0 = full fine-tuning (every weight trains) */
+    int r;
+    double alpha;
+    double dropout;
+    int rslora;
+    unsigned targets;                /* bit i = hone_linear_names[i] gets an adapter */
+    uint64_t seed;                   /* LoRA init and dropout */
+    int batch, seq;                  /* activation capacity */
+} hone_model_opts;
+
+typedef struct hone_model hone_model;
+
+int hone_model_load(hone_model **out, const char *dir, const hone_model_opts *o, hone_err *err);
+void hone_model_free(hone_model *m);
+const hone_model_config *hone_model_cfg(const hone_model *m);
+
+/* Forward for ids: [B, T] (B, T within capacity). targets: [B, T] already shifted
+ * (targets[b, t] is the label of position t + 1; -100 = ignored), or NULL for logits only.
+ * loss_sum: summed cross-entropy; count: targets that are not ignored. */
+int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets, int B, int T, double *loss_sum,
+                       long *count, hone_err *err);
+/* Backward of loss_sum * scale from the last forward; gradients accumulate (+=). */
+int hone_model_backward(hone_model *m, float scale, hone_err *err);
+void hone_model_zero_grad(hone_model *m);
+const float *hone_model_logits(const hone_model *m);   /* [B, T, vocab] of the last forward */
+
+/* The trainable parameters: one flat span with named views (for the optimizer and for
+ * saving). LoRA names are PEFT's adapter keys; full fine-tuning uses HF's names. */
+float *hone_model_params(hone_model *m, size_t *n);
+float *hone_model_grads(hone_model *m, size_t *n);
+const hone_tensor_info *hone_model_tensors(const hone_model *m, size_t *n);
+
+/* alpha, dropout and rslora as configured (for adapter_config.json) */
+void hone_model_lora_settings(const hone_model *m, double *alpha, double *dropout, int *rslora);
+
+/* PEFT adapters: adapter_model.safetensors + adapter_config.json */
+int hone_model_save_adapter(const hone_model *m, const char *dir, const char *base_model, hone_err *err);
+int hone_model_load_adapter(hone_model *m, const char *dir, hone_err *err);
+
+/* the labels of a batch ([B, T], HF convention) shifted into per-position targets */
+void hone_shift_labels(int32_t *targets, const int32_t *labels, int B, int T);
+
+#endif
