@@ -103,15 +103,13 @@ int hone_node_set_path(hone_node *root, const char *path, const char *text)
         key[len] = '\0';
         hone_node *kid = hone_node_get(cur, key);
         if (!dot) {
-            if (kid && kid->type == HONE_NODE_TABLE) {
+            if (kid && kid->type == HONE_NODE_TABLE && hone_node_at(kid, 1)) {
                 /* `--set train.optimizer=lion` on {"adamw", ...}: replace the name only */
-                hone_node *name = hone_node_at(kid, 1);
-                if (!name) {
-                    name = hone_node_add(kid, hone_node_new(HONE_NODE_STRING));
-                    if (!name) return -1;
-                    name->index = 1;
-                }
-                kid = name;
+                kid = hone_node_at(kid, 1);
+            } else if (kid && kid->type == HONE_NODE_TABLE) {
+                /* `--set lora=false` on a section: the value replaces the table */
+                for (size_t i = 0; i < kid->nkids; i++) hone_node_free(kid->kids[i]);
+                kid->nkids = 0;
             } else if (!kid) {
                 kid = hone_node_add(cur, new_keyed(HONE_NODE_STRING, key, len));
                 if (!kid) return -1;

@@ -249,6 +249,11 @@ void op_scale_mask(float *out, const float *x, const float *mask, size_t n)
     for (size_t i = 0; i < n; i++) out[i] = x[i] * mask[i];
 }
 
+void op_set_threads(int n)
+{
+    openblas_set_num_threads(n);
+}
+
 void op_axpy(float *out, const float *x, float alpha, size_t n)
 {
     for (size_t i = 0; i < n; i++) out[i] += alpha * x[i];

@@ -72,6 +72,9 @@ void op_cross_entropy_backward(float *dlogits, const float *logits, const int32_
 /* Dropout with a given keep-mask. out, x: [N]  mask: [N] of 0 / 1/(1-p) */
 void op_scale_mask(float *out, const float *x, const float *mask, size_t n);
 
+/* the thread budget of the matrix products (OpenBLAS) */
+void op_set_threads(int n);
+
 /* out += alpha * x   (n elements) */
 void op_axpy(float *out, const float *x, float alpha, size_t n);
 

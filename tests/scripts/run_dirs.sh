@@ -1,5 +1,6 @@
 # run_dirs.sh — `hone run` names and creates the run directory (config.json with every key
-# resolved, a copy of the script), then says plainly that training is not built yet.
+# resolved, a copy of the script); a run that fails (here: no model at model.path) says why
+# and leaves a summary saying it failed.
 . "$(dirname "$0")/lib.sh"
 cd "$TMP" || exit 1
 for i in $(seq 1 20); do echo "{\"text\": \"t$i\"}"; done > train.jsonl
@@ -11,7 +12,7 @@ return hone.experiment {
   train = { optimizer = { "signsgd", momentum = 0.8 }, scheduler = "cosine", lr = 2e-4 },
 }
 LUA
-expect 1 "run pricer-[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}\.[0-9]{2}\.[0-9]{2}: training is not built yet" -- "$HONE" run exp.lua --set lora.r=4
+expect 1 "run pricer-[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}\.[0-9]{2}\.[0-9]{2} failed: model.path: m/config.json: cannot open" -- "$HONE" run exp.lua --set lora.r=4
 dir=$(ls -d out/runs/pricer-* | head -1)
 [ -f "$dir/config.json" ] && [ -f "$dir/experiment.lua" ] && cmp -s exp.lua "$dir/experiment.lua" \
   && echo "ok: $dir has config.json and the script" || { echo "FAIL: run dir incomplete"; fails=$((fails+1)); }
@@ -37,7 +38,7 @@ n=$(ls out/runs | wc -l); u=$(ls out/runs | sort -u | wc -l)
 ls out/runs | grep -Eq -- '_[0-9]{2}\.[0-9]{2}\.[0-9]{2}-2$' && echo "ok: a -2 suffix was used" \
   || echo "note: the 4 runs did not share a second; the unit test covers the suffix"
 
-expect 1 "\-\-resume latest: resuming needs the trainer" -- "$HONE" run exp.lua --resume latest
+expect 1 "\-\-resume latest: resuming from checkpoints is not built yet" -- "$HONE" run exp.lua --resume latest
 expect 2 "project: \"a/b\" cannot name a run directory" -- "$HONE" run exp.lua --set project=a/b
 expect 2 "run: unknown option --dryrun" -- "$HONE" run exp.lua --dryrun
 expect 2 "usage: hone run" -- "$HONE" run

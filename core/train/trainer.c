@@ -1,0 +1,372 @@
+/* trainer.c — one run: data, model, optimizer, schedule, loop, evaluation, checkpoints.
+ *
+ * The loss of an optimizer step is the summed cross-entropy over the accumulation window
+ * divided by the window's count of labels that are not -100, counted on the unshifted
+ * labels as transformers' Trainer counts num_items_in_batch (numerics.md §4.4), so
+ * grad_accum k x batch b gives the gradients of batch k*b.
+ */
+#include "trainer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "err.h"
+#include "model.h"
+#include "ops.h"
+#include "safetensors.h"
+#include "schedule.h"
+#include "util.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+typedef struct batcher {
+    int32_t *ids, *labels, *targets;   /* [B, T] */
+    int B, T;
+    int32_t pad;
+} batcher;
+
+/* Right-pads examples order[first .. first + n) to the longest; returns tokens used. */
+static long make_batch(batcher *b, const hone_dataset *d, const size_t *order, size_t first, int n)
+{
+    int T = 1;
+    for (int i = 0; i < n; i++)
+        if (d->ex[order[first + i]].n > T) T = d->ex[order[first + i]].n;
+    long tokens = 0;
+    for (int i = 0; i < n; i++) {
+        const hone_example_rec *e = &d->ex[order[first + i]];
+        for (int t = 0; t < T; t++) {
+            b->ids[(size_t)i * T + t] = t < e->n ? e->ids[t] : b->pad;
+            b->labels[(size_t)i * T + t] = t < e->n ? e->labels[t] : -100;
+        }
+        tokens += e->n;
+    }
+    b->B = n;
+    b->T = T;
+    hone_shift_labels(b->targets, b->labels, n, T);
+    return tokens;
+}
+
+static long count_labels(const hone_dataset *d, const size_t *order, size_t first, size_t n)
+{
+    long c = 0;
+    for (size_t i = 0; i < n; i++) {
+        const hone_example_rec *e = &d->ex[order[first + i]];
+        for (int t = 0; t < e->n; t++) c += e->labels[t] != -100;
+    }
+    return c;
+}
+
+/* token-weighted mean cross-entropy over the eval set */
+static int evaluate(hone_model *m, batcher *b, const hone_dataset *ev, int bs, double *loss, hone_err *err)
+{
+    size_t *order = malloc((ev->n ? ev->n : 1) * sizeof *order);
+    if (!order) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < ev->n; i++) order[i] = i;
+    double sum = 0;
+    long count = 0;
+    int rc = 0;
+    for (size_t i = 0; i < ev->n && !rc; i += (size_t)bs) {
+        int n = ev->n - i < (size_t)bs ? (int)(ev->n - i) : bs;
+        make_batch(b, ev, order, i, n);
+        double s;
+        long c;
+        rc = hone_model_forward(m, b->ids, b->targets, b->B, b->T, &s, &c, err);
+        sum += s;
+        count += c;
+    }
+    free(order);
+    *loss = count ? sum / count : NAN;
+    return rc;
+}
+
+static int write_json_file(const char *path, cJSON *j, hone_err *err)
+{
+    char *text = cJSON_Print(j);
+    if (!text) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    int rc = hone_write_file(path, text, strlen(text), err);
+    free(text);
+    return rc;
+}
+
+/* checkpoints/<name>/: written under a temp name and renamed, so a crash never leaves a
+ * half checkpoint behind */
+static int save_checkpoint(hone_model *m, const hone_config *cfg, const char *run_dir, const char *name,
+                           cJSON *state, hone_err *err)
+{
+    char dir[4096], tmp[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s/checkpoints/%s", run_dir, name);
+    snprintf(tmp, sizeof tmp, "%s/checkpoints/.tmp-%s", run_dir, name);
+    int rc = hone_mkdirs(tmp, err);
+    const char *base = hone_config_str(cfg, "model.path");
+    if (!rc && hone_config_cval(cfg, "lora")->enabled) {
+        rc = hone_model_save_adapter(m, tmp, base, err);
+    } else if (!rc) {
+        /* full fine-tuning: the trained weights under their HF names */
+        size_t n;
+        const hone_tensor_info *t = hone_model_tensors(m, &n);
+        float *p = hone_model_params(m, NULL);
+        hone_st_out *out = calloc(n, sizeof *out);
+        if (!out) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n && !rc; i++)
+            out[i] = (hone_st_out){t[i].name, HONE_DT_F32, t[i].cols > 1 ? 2 : 1,
+                                   {(int64_t)t[i].rows, (int64_t)t[i].cols}, p + t[i].offset};
+        snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+        if (!rc) rc = hone_st_write(path, out, n, err);
+        free(out);
+        char *text = NULL;
+        size_t len;
+        snprintf(path, sizeof path, "%s/config.json", base);
+        if (!rc) rc = hone_read_file(path, &text, &len, err);
+        snprintf(path, sizeof path, "%s/config.json", tmp);
+        if (!rc) rc = hone_write_file(path, text, len, err);
+        free(text);
+    }
+    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
+    if (!rc) rc = write_json_file(path, state, err);
+    if (!rc && rename(tmp, dir) != 0)
+        rc = hone_errf(err, HONE_EIO, "%s: cannot move the checkpoint into place: %s", dir, strerror(errno));
+    return rc;
+}
+
+static unsigned lora_targets(const hone_cval *tm)
+{
+    unsigned t = 0;
+    for (size_t i = 0; i < tm->nstrs; i++) {
+        if (!strcmp(tm->strs[i], "all-linear")) return (1u << HONE_NLINEAR) - 1;
+        for (int k = 0; k < HONE_NLINEAR; k++)
+            if (!strcmp(tm->strs[i], hone_linear_names[k])) t |= 1u << k;
+    }
+    return t;
+}
+
+int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
+{
+    const char *mdir = hone_config_str(cfg, "model.path");
+    if (!strcmp(hone_config_str(cfg, "device"), "cuda"))
+        return hone_errf(err, HONE_EUNSUPPORTED, "device = \"cuda\": the CUDA backend is not built yet; use \"cpu\"");
+    if (!strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16"))
+        return hone_errf(err, HONE_EUNSUPPORTED, "model.compute_dtype = \"bf16\": the CPU computes in fp32");
+    if (hone_config_bool(cfg, "model.gradient_checkpointing"))
+        return hone_errf(err, HONE_EUNSUPPORTED, "model.gradient_checkpointing is not built yet");
+    if (hone_config_bool(cfg, "data.packing")) return hone_errf(err, HONE_EUNSUPPORTED, "data.packing is not built yet");
+    long threads = (long)hone_config_int(cfg, "threads");
+    op_set_threads(threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+
+    hone_model_config mc;
+    int rc = hone_model_config_load(&mc, mdir, err);
+    if (rc) return hone_err_prefix(err, "model.path: ");
+    int max_len = (int)hone_config_int(cfg, "data.max_seq_length");
+    long limit = hone_config_is_set(cfg, "data.limit") ? (long)hone_config_int(cfg, "data.limit") : 0;
+    uint64_t seed = (uint64_t)hone_config_int(cfg, "seed");
+    hone_dataset train = {0}, eval = {0};
+    rc = hone_dataset_load(&train, hone_config_str(cfg, "data.train"), max_len, mc.vocab, limit, err);
+    if (rc) hone_err_prefix(err, "data.train: ");
+    if (!rc && hone_config_is_set(cfg, "data.eval")) {
+        rc = hone_dataset_load(&eval, hone_config_str(cfg, "data.eval"), max_len, mc.vocab, 0, err);
+        if (rc) hone_err_prefix(err, "data.eval: ");
+    } else if (!rc && hone_config_is_set(cfg, "data.eval_fraction")) {
+        rc = hone_dataset_split(&train, &eval, hone_config_num(cfg, "data.eval_fraction"), seed, err);
+    }
+    if (rc) {
+        hone_dataset_free(&train);
+        hone_dataset_free(&eval);
+        return rc;
+    }
+    int longest = 1;
+    for (size_t i = 0; i < train.n; i++) longest = train.ex[i].n > longest ? train.ex[i].n : longest;
+    for (size_t i = 0; i < eval.n; i++) longest = eval.ex[i].n > longest ? eval.ex[i].n : longest;
+    int bs = (int)hone_config_int(cfg, "train.batch_size"), ga = (int)hone_config_int(cfg, "train.grad_accum");
+
+    const hone_cval *q = hone_config_cval(cfg, "model.quantizer");
+    int lora = hone_config_cval(cfg, "lora")->enabled;
+    hone_model_opts mo = {
+        .quantizer = q->feature, .quantizer_opts = q->opts, .lora = lora,
+        .r = lora ? (int)hone_config_int(cfg, "lora.r") : 0, .alpha = hone_config_num(cfg, "lora.alpha"),
+        .dropout = hone_config_num(cfg, "lora.dropout"), .rslora = hone_config_bool(cfg, "lora.rslora"),
+        .targets = lora ? lora_targets(hone_config_cval(cfg, "lora.target_modules")) : 0,
+        .seed = seed, .batch = bs, .seq = longest,
+    };
+    hone_model *m = NULL;
+    rc = hone_model_load(&m, mdir, &mo, err);
+    if (!rc && lora && hone_config_is_set(cfg, "lora.init_adapter")) {
+        rc = hone_model_load_adapter(m, hone_config_str(cfg, "lora.init_adapter"), err);
+        if (rc) hone_err_prefix(err, "lora.init_adapter: ");
+    }
+    size_t nparams = 0, ntensors = 0;
+    float *params = m ? hone_model_params(m, &nparams) : NULL, *grads = m ? hone_model_grads(m, NULL) : NULL;
+    const hone_tensor_info *tinfo = m ? hone_model_tensors(m, &ntensors) : NULL;
+
+    const hone_cval *oc = hone_config_cval(cfg, "train.optimizer"), *sc = hone_config_cval(cfg, "train.scheduler");
+    const hone_optimizer_vt *ovt = oc->feature->vtable;
+    void *ostate = NULL;
+    if (!rc) {
+        rc = ovt->create(&hone_host_table, oc->opts, tinfo, ntensors, nparams, &ostate, err);
+        if (rc) hone_err_prefix(err, "train.optimizer %s: ", oc->feature->info->name);
+    }
+    hone_plan plan;
+    hone_plan_steps(&plan, (long)train.n, bs, ga, hone_config_num(cfg, "train.epochs"),
+                    hone_config_is_set(cfg, "train.max_steps") ? (long)hone_config_int(cfg, "train.max_steps") : 0,
+                    hone_config_num(cfg, "train.warmup_ratio"), (long)hone_config_int(cfg, "train.warmup_steps"));
+    hone_sched_ctx sctx = {plan.total_steps, plan.warmup_steps, hone_config_num(cfg, "train.lr")};
+    if (!rc) rc = hone_schedule_check(sc->feature, sc->opts, &sctx, err);
+
+    batcher b = {0};
+    b.pad = mc.eos_id >= 0 && mc.eos_id < mc.vocab ? mc.eos_id : 0;
+    b.ids = malloc((size_t)bs * longest * sizeof(int32_t));
+    b.labels = malloc((size_t)bs * longest * sizeof(int32_t));
+    b.targets = malloc((size_t)bs * longest * sizeof(int32_t));
+    size_t *order = malloc((train.n ? train.n : 1) * sizeof *order);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    FILE *metrics = rc ? NULL : fopen(path, "a");
+    if (!rc && (!b.ids || !b.labels || !b.targets || !order)) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    if (!rc && !metrics) rc = hone_errf(err, HONE_EIO, "%s: cannot open: %s", path, strerror(errno));
+
+    if (!rc) {
+        size_t sb = ovt->state_bytes ? ovt->state_bytes(ostate) : 0;
+        printf("model %s: %d layers, hidden %d, vocab %d; %s, %zu trainable parameters\n", mdir, mc.layers, mc.hidden,
+               mc.vocab, lora ? "LoRA" : "full fine-tuning", nparams);
+        printf("optimizer %s: %zu bytes of state (%.2f per trainable parameter)\n", oc->feature->info->name, sb,
+               nparams ? (double)sb / nparams : 0.0);
+        printf("data: %zu train, %zu eval examples (%ld truncated to %d tokens); %ld optimizer steps, %ld warmup\n",
+               train.n, eval.n, train.truncated + eval.truncated, max_len, plan.total_steps, plan.warmup_steps);
+    }
+    long step = 0, log_every = (long)hone_config_int(cfg, "train.log_every"), tokens = 0, tokens_log = 0;
+    double max_norm = hone_config_num(cfg, "train.max_grad_norm"), loss_log = 0, t0 = now(), tlog = t0;
+    double best = INFINITY, last_loss = NAN, last_eval = NAN;
+    long best_epoch = 0, steps_log = 0, epochs_done = 0;
+    for (long epoch = 0; !rc && epoch < plan.epochs && step < plan.total_steps; epoch++) {
+        if (hone_config_bool(cfg, "data.shuffle")) hone_permutation(order, train.n, seed + 1000003ull * (uint64_t)(epoch + 1));
+        else
+            for (size_t i = 0; i < train.n; i++) order[i] = i;
+        size_t nmb = (size_t)plan.micro_batches;
+        for (size_t w0 = 0; w0 < nmb && !rc && step < plan.total_steps; w0 += (size_t)ga) {
+            size_t wn = nmb - w0 < (size_t)ga ? nmb - w0 : (size_t)ga;   /* micro-batches in this window */
+            size_t first = w0 * bs, nex = train.n - first < wn * bs ? train.n - first : wn * bs;
+            long count = count_labels(&train, order, first, nex);
+            double wsum = 0;
+            for (size_t k = 0; k < wn && !rc; k++) {
+                size_t f = first + k * bs;
+                int n = train.n - f < (size_t)bs ? (int)(train.n - f) : bs;
+                tokens += make_batch(&b, &train, order, f, n);
+                double s;
+                long c;
+                rc = hone_model_forward(m, b.ids, b.targets, b.B, b.T, &s, &c, err);
+                if (!rc) rc = hone_model_backward(m, count ? 1.0f / (float)count : 0.0f, err);
+                wsum += s;
+            }
+            if (rc) break;
+            double norm2 = 0;
+            for (size_t i = 0; i < nparams; i++) norm2 += (double)grads[i] * grads[i];
+            double norm = sqrt(norm2);
+            if (max_norm > 0) {
+                double coef = max_norm / (norm + 1e-6);
+                if (coef < 1)
+                    for (size_t i = 0; i < nparams; i++) grads[i] *= (float)coef;
+            }
+            double lr = hone_schedule_lr(sc->feature, sc->opts, &sctx, step);
+            rc = ovt->step(ostate, params, grads, lr, step + 1, err);
+            if (rc) {
+                hone_err_prefix(err, "optimizer %s: step %ld: ", oc->feature->info->name, step + 1);
+                break;
+            }
+            hone_model_zero_grad(m);
+            step++;
+            last_loss = count ? wsum / count : 0;
+            loss_log += last_loss;
+            steps_log++;
+            double ep = (double)epoch + (double)(w0 + wn) / (double)nmb;
+            if (step % log_every == 0 || step == plan.total_steps) {
+                double t = now(), tps = (double)(tokens - tokens_log) / (t - tlog);
+                double eta = (t - t0) / step * (plan.total_steps - step);
+                fprintf(metrics,
+                        "{\"step\": %ld, \"epoch\": %.4f, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                        "\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.0f}\n",
+                        step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
+                fflush(metrics);
+                printf("step %5ld/%ld  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  eta %.0fs\n", step,
+                       plan.total_steps, ep, loss_log / steps_log, lr, norm, tps, eta);
+                fflush(stdout);
+                loss_log = 0;
+                steps_log = 0;
+                tlog = t;
+                tokens_log = tokens;
+            }
+        }
+        if (rc) break;
+        epochs_done = epoch + 1;
+        if (eval.n) {
+            rc = evaluate(m, &b, &eval, bs, &last_eval, err);
+            if (rc) break;
+            fprintf(metrics, "{\"split\": \"eval\", \"epoch\": %ld, \"step\": %ld, \"eval_loss\": %.6g}\n", epoch + 1,
+                    step, last_eval);
+            fflush(metrics);
+            printf("epoch %ld: eval_loss %.4f\n", epoch + 1, last_eval);
+            if (last_eval < best) {
+                best = last_eval;
+                best_epoch = epoch + 1;
+            }
+        }
+        cJSON *st = cJSON_CreateObject();
+        cJSON_AddNumberToObject(st, "epoch", (double)(epoch + 1));
+        cJSON_AddNumberToObject(st, "global_step", (double)step);
+        cJSON_AddNumberToObject(st, "max_steps", (double)plan.total_steps);
+        cJSON_AddNumberToObject(st, "train_loss", last_loss);
+        if (eval.n) cJSON_AddNumberToObject(st, "eval_loss", last_eval);
+        char name[64];
+        snprintf(name, sizeof name, "epoch-%ld", epoch + 1);
+        rc = save_checkpoint(m, cfg, run_dir, name, st, err);
+        cJSON_Delete(st);
+    }
+    double wall = now() - t0;
+    if (metrics) fclose(metrics);
+    cJSON *sum = cJSON_CreateObject();
+    cJSON_AddStringToObject(sum, "status", rc ? "failed" : "completed");
+    if (rc) cJSON_AddStringToObject(sum, "error", err->msg);
+    cJSON_AddNumberToObject(sum, "steps", (double)step);
+    cJSON_AddNumberToObject(sum, "epochs", (double)epochs_done);
+    cJSON_AddNumberToObject(sum, "train_loss", last_loss);
+    if (eval.n && best_epoch) {
+        cJSON_AddNumberToObject(sum, "best_epoch", (double)best_epoch);
+        cJSON_AddNumberToObject(sum, "best_eval_loss", best);
+    }
+    cJSON_AddNumberToObject(sum, "wall_s", wall);
+    cJSON_AddNumberToObject(sum, "tokens_per_s", wall > 0 ? tokens / wall : 0);
+    cJSON_AddNumberToObject(sum, "peak_rss_mb", peak_rss_mb());
+    hone_err werr = {0};
+    snprintf(path, sizeof path, "%s/summary.json", run_dir);
+    write_json_file(path, sum, &werr);
+    cJSON_Delete(sum);
+    if (!rc)
+        printf("done: %ld steps in %.1f s (%.0f tokens/s), final loss %.4f; checkpoints in %s/checkpoints\n", step, wall,
+               wall > 0 ? tokens / wall : 0, last_loss, run_dir);
+    free(order);
+    free(b.ids);
+    free(b.labels);
+    free(b.targets);
+    ovt->destroy(ostate);
+    hone_model_free(m);
+    hone_dataset_free(&train);
+    hone_dataset_free(&eval);
+    return rc;
+}

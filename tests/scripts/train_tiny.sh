@@ -1,0 +1,59 @@
+# train_tiny.sh — `hone run` trains the tiny fixture model on pre-tokenized records: the
+# loss goes down, every epoch leaves a PEFT adapter checkpoint, an adapter can seed a new
+# run, full fine-tuning saves the weights, and bad records are refused by file and line.
+. "$(dirname "$0")/lib.sh"
+cd "$TMP" || exit 1
+model="$HONE_SRC/tests/fixtures/models/llama"
+# 64 arithmetic sequences a, a+3, a+6, ... (mod 96): learnable; the first two labels masked
+for i in $(seq 0 63); do
+  a=$(( (i * 37) % 8 )); n=$(( 8 + i % 5 )); ids=""; labels="-100, -100"
+  for k in $(seq 0 $((n - 1))); do
+    v=$(( (a + 3 * k) % 96 )); ids="$ids${ids:+, }$v"; [ "$k" -ge 2 ] && labels="$labels, $v"
+  done
+  echo "{\"input_ids\": [$ids], \"labels\": [$labels]}"
+done > train.jsonl
+cat > exp.lua <<LUA
+local hone = require("hone")
+return hone.experiment {
+  project = "tiny", output_dir = "runs", seed = 3,
+  model = { path = "$model" },
+  lora = { r = 8, alpha = 16, dropout = 0.05, target_modules = "all-linear" },
+  data = { train = "train.jsonl", eval_fraction = 0.125, max_seq_length = 12 },
+  train = { optimizer = { "signsgd", momentum = 0.9 }, lr = 2e-3, scheduler = "cosine", warmup_ratio = 0.1,
+            epochs = 4, batch_size = 8, grad_accum = 2, log_every = 2 },
+}
+LUA
+expect 0 "done: 16 steps" -- "$HONE" run exp.lua
+run=$(ls -d runs/tiny-* | head -1)
+first=$(grep -m1 '"loss"' "$run/metrics.jsonl" | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
+last=$(grep '"loss"' "$run/metrics.jsonl" | tail -1 | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a * 0.7) }' && echo "ok: loss $first -> $last" \
+  || { echo "FAIL: loss did not go down: $first -> $last"; fails=$((fails+1)); }
+for e in 1 2 3 4; do
+  for f in adapter_model.safetensors adapter_config.json trainer_state.json; do
+    [ -f "$run/checkpoints/epoch-$e/$f" ] || { echo "FAIL: missing epoch-$e/$f"; fails=$((fails+1)); }
+  done
+done
+grep -q '"split": "eval"' "$run/metrics.jsonl" && grep -q '"status":\s*"completed"' "$run/summary.json" \
+  && echo "ok: eval rows and a completed summary" || { echo "FAIL: metrics/summary"; fails=$((fails+1)); }
+ls runs/*/checkpoints | grep -q '^\.tmp' && { echo "FAIL: a temp checkpoint was left"; fails=$((fails+1)); }
+
+# an adapter seeds a new run; a mismatched one is refused
+expect 0 "done: 4 steps" -- "$HONE" run exp.lua --set lora.init_adapter="$run/checkpoints/epoch-4" --set train.max_steps=4
+expect 1 "lora.init_adapter: .*adapter r = 8 but lora.r = 4" -- "$HONE" run exp.lua --set lora.init_adapter="$run/checkpoints/epoch-4" --set lora.r=4
+
+# full fine-tuning writes the weights under their HF names
+expect 0 "full fine-tuning, [0-9]+ trainable parameters" -- "$HONE" run exp.lua --set lora=false --set train.max_steps=2
+ls runs/*/checkpoints/epoch-1/model.safetensors > /dev/null 2>&1 && echo "ok: full fine-tuning checkpoint" \
+  || { echo "FAIL: no model.safetensors"; fails=$((fails+1)); }
+
+# bad records name the file and line
+good='{"input_ids": [1, 2, 3]}'
+printf '%s\n%s\n{"text": "hello"}\n' "$good" "$good" > text.jsonl
+expect 1 "text.jsonl:3: text records .*need the tokenizer" -- "$HONE" run exp.lua --set data.train=text.jsonl
+printf '%s\n%s\n{"input_ids": [1, 2, 300]}\n' "$good" "$good" > oov.jsonl
+expect 1 "oov.jsonl:3: input_ids\[2\] = 300 is not a token id in \[0, 96\)" -- "$HONE" run exp.lua --set data.train=oov.jsonl
+printf '%s\n%s\n{"input_ids": [1, 2, 3], "labels": [1, 2]}\n' "$good" "$good" > short.jsonl
+expect 1 "short.jsonl:3: 2 labels for 3 input_ids" -- "$HONE" run exp.lua --set data.train=short.jsonl
+expect 1 "model.compute_dtype = \"bf16\": the CPU computes in fp32" -- "$HONE" run exp.lua --set model.compute_dtype=bf16
+finish
