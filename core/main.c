@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "config.h"
 #include "cpu.h"
 #include "err.h"
@@ -35,9 +36,11 @@ static const char *usage_text =
     "  plugins [KIND] [NAME]            list features, or one feature's options\n"
     "  schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v ...]\n"
     "                                   print \"step,lr\" rows: the lr of each optimizer step\n"
+    "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
+    "                                   training throughput against the sgemm ceiling\n"
     "  version                          print the version\n"
     "\n"
-    "Planned, not built yet in this version: tokenize, inspect, quantize, convert, generate, eval, runs, bench.\n";
+    "Planned, not built yet in this version: tokenize, inspect, quantize, convert, generate, eval, runs.\n";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
@@ -508,6 +511,58 @@ out:
     return code;
 }
 
+/* ---- hone bench ------------------------------------------------------------------ */
+
+static int cmd_bench(int argc, char **argv)
+{
+    hone_bench_opts o;
+    hone_bench_defaults(&o);
+    hone_err err = {0};
+    for (int i = 1; i < argc; i += 2) {
+        const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long long v = 0;
+        if (!strcmp(arg, "--full")) {
+            o.full = 1;
+            i--;
+            continue;
+        }
+        if (!val) return fail(EXIT_BAD_INPUT, "bench: %s needs a value", arg);
+        if (!strcmp(arg, "--model-config")) {
+            char *text = NULL;
+            if (hone_read_file(val, &text, NULL, &err) || hone_model_config_parse(&o.cfg, text, val, &err)) {
+                free(text);
+                return fail(EXIT_BAD_INPUT, "bench: %s", err.msg);
+            }
+            free(text);
+            continue;
+        }
+        if (hone_parse_ll(val, &v) || v < 1 || v > 1 << 20)
+            return fail(EXIT_BAD_INPUT, "bench: %s %s: expected a positive integer", arg, val);
+        if (!strcmp(arg, "--batch")) o.batch = (int)v;
+        else if (!strcmp(arg, "--seq")) o.seq = (int)v;
+        else if (!strcmp(arg, "--steps")) o.steps = (int)v;
+        else if (!strcmp(arg, "--r")) o.r = (int)v;
+        else if (!strcmp(arg, "--threads")) o.threads = (int)v;
+        else return fail(EXIT_BAD_INPUT, "bench: unknown option %s (--model-config F --batch B --seq T --steps N --r R --threads N --full)", arg);
+    }
+    if (o.seq > o.cfg.max_pos) o.cfg.max_pos = o.seq;
+    app a = {0};
+    int rc = app_init(&a);
+    if (rc) return rc;
+    const hone_feature *q = hone_registry_find(a.reg, HONE_KIND_QUANTIZER, "none");
+    hone_opts *qo = NULL;
+    if (!q || hone_opts_resolve(&qo, q->info->options, NULL, "quantizer", "quantizer none", &err)) {
+        app_free(&a);
+        return fail(EXIT_RUN_FAILED, "bench: the \"none\" quantizer is not registered");
+    }
+    o.quantizer = q;
+    o.quantizer_opts = qo;
+    rc = hone_bench_run(&o, &err);
+    hone_opts_free(qo);
+    app_free(&a);
+    return rc ? fail(EXIT_RUN_FAILED, "bench: %s", err.msg) : 0;
+}
+
 int main(int argc, char **argv)
 {
     char why[256];
@@ -524,7 +579,8 @@ int main(int argc, char **argv)
         printf("hone %s (%s)\n", HONE_VERSION, HONE_GIT_REVISION);
         return 0;
     }
-    static const char *const planned[] = {"tokenize", "inspect", "quantize", "convert", "generate", "eval", "runs", "bench"};
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    static const char *const planned[] = {"tokenize", "inspect", "quantize", "convert", "generate", "eval", "runs"};
     for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
         if (!strcmp(cmd, planned[i]))
             return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);

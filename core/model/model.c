@@ -430,10 +430,55 @@ static int load_weights(hone_model *m, const weights *w, hone_err *err)
 
 int hone_model_load(hone_model **out, const char *dir, const hone_model_opts *o, hone_err *err)
 {
+    hone_model_config c;
+    int rc = hone_model_config_load(&c, dir, err);
+    return rc ? rc : hone_model_create(out, &c, dir, o, err);
+}
+
+/* random weights for benchmarks: N(0, 0.02)-like uniform noise, norms at 1 */
+static void random_weights(hone_model *m)
+{
+    const hone_model_config *c = &m->cfg;
+    hone_rng rng;
+    hone_rng_seed(&rng, 12345);
+    float *buf = NULL;
+    size_t cap = 0;
+    for (int l = 0; l <= c->layers; l++) {
+        for (int i = 0; i < (l < c->layers ? HONE_NLINEAR : 0); i++) {
+            linear *ln = &m->layers[l].lin[i];
+            size_t n = (size_t)ln->out * ln->in;
+            float *w = ln->w;
+            if (m->lora) {
+                if (n > cap) {
+                    free(buf);
+                    buf = malloc(n * sizeof *buf);
+                    cap = n;
+                }
+                w = buf;
+            }
+            for (size_t k = 0; k < n; k++) w[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
+            if (m->lora) m->qvt->quantize(m->qstate, m->packed + ln->packed_off, w, (size_t)ln->out, (size_t)ln->in, NULL);
+        }
+        if (l < c->layers)
+            for (int k = 0; k < c->hidden; k++) m->layers[l].ln1_w[k] = m->layers[l].ln2_w[k] = 1.0f;
+    }
+    free(buf);
+    for (size_t k = 0; k < (size_t)c->vocab * c->hidden; k++) m->embed[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
+    if (!c->tied)
+        for (size_t k = 0; k < (size_t)c->vocab * c->hidden; k++)
+            m->lm_head[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
+    for (int k = 0; k < c->hidden; k++) m->norm_w[k] = 1.0f;
+}
+
+int hone_model_create(hone_model **out, const hone_model_config *cfg, const char *dir, const hone_model_opts *o,
+                      hone_err *err)
+{
     hone_model *m = calloc(1, sizeof *m);
     if (!m) return hone_errf(err, HONE_ENOMEM, "out of memory");
-    int rc = hone_model_config_load(&m->cfg, dir, err);
+    m->cfg = *cfg;
+    int rc = 0;
     const hone_model_config *c = &m->cfg;
+    if (!dir) dir = "(random weights)";
     if (!rc && (o->batch < 1 || o->seq < 1))
         rc = hone_errf(err, HONE_EINVAL, "model: batch and sequence capacity must be >= 1");
     if (!rc && o->seq > c->max_pos)
@@ -519,11 +564,15 @@ int hone_model_load(hone_model **out, const char *dir, const hone_model_opts *o,
         names nm2 = {m->tinfo, 0, m->names, 0};
         layout(m, &pb2, &gb2, &fb2, &ab2, &nm2);
         m->ntensors = nm2.n;
-        weights w;
-        rc = weights_open(&w, dir, err);
-        if (!rc) {
-            rc = load_weights(m, &w, err);
-            weights_close(&w);
+        if (!strcmp(dir, "(random weights)")) {
+            random_weights(m);
+        } else {
+            weights w;
+            rc = weights_open(&w, dir, err);
+            if (!rc) {
+                rc = load_weights(m, &w, err);
+                weights_close(&w);
+            }
         }
     }
     if (!rc && m->lora) {
@@ -759,4 +808,12 @@ void hone_model_lora_settings(const hone_model *m, double *alpha, double *dropou
     *alpha = m->alpha;
     *dropout = m->dropout_opt;
     *rslora = m->rslora;
+}
+
+void hone_model_memory(const hone_model *m, size_t *params, size_t *frozen, size_t *packed, size_t *acts)
+{
+    *params = m->nparams * sizeof(float);
+    *frozen = m->nfrozen * sizeof(float);
+    *packed = m->npacked;
+    *acts = m->nacts * sizeof(float);
 }

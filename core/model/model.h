@@ -35,6 +35,11 @@ typedef struct hone_model_opts {
 typedef struct hone_model hone_model;
 
 int hone_model_load(hone_model **out, const char *dir, const hone_model_opts *o, hone_err *err);
+/* the same from a config already read; dir NULL = random weights (benchmarks) */
+int hone_model_create(hone_model **out, const hone_model_config *cfg, const char *dir, const hone_model_opts *o,
+                      hone_err *err);
+/* bytes of the arenas: trainable, frozen fp32, quantized base, activations */
+void hone_model_memory(const hone_model *m, size_t *params, size_t *frozen, size_t *packed, size_t *acts);
 void hone_model_free(hone_model *m);
 const hone_model_config *hone_model_cfg(const hone_model *m);
 

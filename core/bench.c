@@ -1,0 +1,153 @@
+/* bench.c — measuring training throughput honestly: FLOPs are counted from the matrix
+ * products the step actually runs (attention's full T x T included), and the ceiling is
+ * OpenBLAS sgemm on a large square product timed in the same process. */
+#include "bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "model.h"
+#include "ops.h"
+#include "rng.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void hone_bench_defaults(hone_bench_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    hone_model_config *c = &o->cfg;
+    snprintf(c->arch, sizeof c->arch, "LlamaForCausalLM");
+    c->vocab = 32000;
+    c->hidden = 1024;
+    c->inter = 2816;
+    c->layers = 8;
+    c->heads = 16;
+    c->kv_heads = 4;
+    c->head_dim = 64;
+    c->max_pos = 4096;
+    c->rms_eps = 1e-5f;
+    c->rope_theta = 10000.0;
+    c->bos_id = c->eos_id = -1;
+    o->batch = 4;
+    o->seq = 512;
+    o->steps = 3;
+    o->r = 16;
+}
+
+/* sgemm GFLOP/s on an n x n x n product, best of a few */
+static double sgemm_rate(int n)
+{
+    float *a = malloc((size_t)n * n * sizeof *a), *b = malloc((size_t)n * n * sizeof *b), *c = malloc((size_t)n * n * sizeof *c);
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return 0;
+    }
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+    double best = 0;
+    for (int k = 0; k < 4; k++) {
+        double t = now();
+        op_matmul_forward(c, a, b, n, n, n, n, 1.0f, 0.0f);
+        t = now() - t;
+        double g = 2.0 * n * n * (double)n / t / 1e9;
+        if (k > 0 && g > best) best = g;   /* the first warms up */
+    }
+    free(a), free(b), free(c);
+    return best;
+}
+
+static double step_flops(const hone_bench_opts *o)
+{
+    const hone_model_config *c = &o->cfg;
+    double N = (double)o->batch * o->seq, T = o->seq, r = o->r, f = 0;
+    double qd = (double)c->heads * c->head_dim, kd = (double)c->kv_heads * c->head_dim;
+    double in[7] = {c->hidden, c->hidden, c->hidden, qd, c->hidden, c->hidden, c->inter};
+    double out[7] = {qd, kd, kd, c->hidden, c->inter, c->inter, c->hidden};
+    for (int i = 0; i < 7; i++) {
+        double base = 2 * N * in[i] * out[i];
+        f += 2 * base;                                       /* forward, input gradient */
+        if (o->full) f += base;                              /* weight gradient */
+        else f += 2 * N * r * (in[i] + out[i]) * 3;          /* A, B: forward, two gradients each */
+    }
+    f += 6 * 2 * (double)o->batch * c->heads * T * T * c->head_dim;   /* QK, PV and their gradients */
+    f *= c->layers;
+    double head = 2 * N * c->hidden * (double)c->vocab;
+    f += 2 * head + (o->full ? head : 0);
+    return f;
+}
+
+int hone_bench_run(const hone_bench_opts *o, hone_err *err)
+{
+    int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    op_set_threads(threads);
+    const hone_model_config *c = &o->cfg;
+    printf("hone bench: hidden %d, %d layers, %d heads / %d KV heads (head_dim %d), intermediate %d, vocab %d\n",
+           c->hidden, c->layers, c->heads, c->kv_heads, c->head_dim, c->inter, c->vocab);
+    printf("            batch %d x seq %d, %s, %d threads, random weights\n", o->batch, o->seq,
+           o->full ? "full fine-tuning" : "LoRA on all seven linears", threads);
+    double peak = sgemm_rate(2048);
+    printf("sgemm 2048^3 (OpenBLAS, same process): %.1f GFLOP/s\n", peak);
+    hone_model_opts mo = {o->quantizer, o->quantizer_opts, !o->full, o->r, 2.0 * o->r, 0.0, 0, 0x7f, 1, o->batch, o->seq};
+    hone_model *m = NULL;
+    double t = now();
+    int rc = hone_model_create(&m, c, NULL, &mo, err);
+    if (rc) return rc;
+    size_t pb, fb, qb, ab;
+    hone_model_memory(m, &pb, &fb, &qb, &ab);
+    printf("model built in %.1f s: trainable %.1f MB (+ %.1f MB gradients), frozen fp32 %.1f MB, base %.1f MB, "
+           "activations %.1f MB\n",
+           now() - t, pb / 1e6, pb / 1e6, fb / 1e6, qb / 1e6, ab / 1e6);
+    size_t N = (size_t)o->batch * o->seq;
+    int32_t *ids = malloc(N * sizeof *ids), *targets = malloc(N * sizeof *targets);
+    if (!ids || !targets) {
+        free(ids), free(targets);
+        hone_model_free(m);
+        return hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    hone_rng rng;
+    hone_rng_seed(&rng, 7);
+    for (size_t i = 0; i < N; i++) ids[i] = (int32_t)(hone_rng_u64(&rng) % (uint64_t)c->vocab);
+    for (size_t i = 0; i < N; i++) targets[i] = (i + 1) % o->seq ? ids[i + 1] : -100;
+    size_t np;
+    float *params = hone_model_params(m, &np), *grads = hone_model_grads(m, NULL);
+    double flops = step_flops(o), total = 0, best = 1e30;
+    for (int s = 0; s <= o->steps && !rc; s++) {   /* step 0 warms up */
+        double t0 = now(), loss;
+        long count;
+        rc = hone_model_forward(m, ids, targets, o->batch, o->seq, &loss, &count, err);
+        double t1 = now();
+        if (!rc) rc = hone_model_backward(m, 1.0f / (float)count, err);
+        for (size_t i = 0; i < np; i++) params[i] -= 1e-4f * grads[i];   /* a plain SGD update */
+        hone_model_zero_grad(m);
+        double dt = now() - t0;
+        if (s > 0) {
+            total += dt;
+            best = dt < best ? dt : best;
+        }
+        printf("step %d: %.2f s (forward %.2f, backward + update %.2f), loss %.4f%s\n", s, dt, t1 - t0, dt - (t1 - t0),
+               loss / count, s == 0 ? " (warm-up, not counted)" : "");
+    }
+    if (!rc) {
+        double mean = total / o->steps, gf = flops / mean / 1e9;
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("\nthroughput: %.1f tokens/s (mean of %d steps; best step %.1f tokens/s)\n", N / mean, o->steps, N / best);
+        printf("FLOPs per step (matrix products, forward + backward): %.1f GFLOP\n", flops / 1e9);
+        printf("achieved: %.1f GFLOP/s = %.0f%% of sgemm's %.1f GFLOP/s\n", gf, 100 * gf / peak, peak);
+        printf("peak RSS: %.0f MB\n", ru.ru_maxrss / 1024.0);
+    }
+    free(ids);
+    free(targets);
+    hone_model_free(m);
+    return rc;
+}

@@ -1,0 +1,22 @@
+/* bench.h — `hone bench`: training throughput of a model config with random weights,
+ * against the OpenBLAS sgemm rate measured in the same run. */
+#ifndef HONE_BENCH_H
+#define HONE_BENCH_H
+
+#include "model_config.h"
+#include "registry.h"
+
+typedef struct hone_bench_opts {
+    hone_model_config cfg;
+    int batch, seq, steps, r, threads, full;
+    const hone_feature *quantizer;
+    const hone_opts *quantizer_opts;
+} hone_bench_opts;
+
+/* the default: hidden 1024, 8 layers, 16 heads / 4 KV heads, intermediate 2816,
+ * vocab 32000, seq 512, batch 4, LoRA r 16 on all seven linears */
+void hone_bench_defaults(hone_bench_opts *o);
+/* prints its report on stdout */
+int hone_bench_run(const hone_bench_opts *o, hone_err *err);
+
+#endif
