@@ -10,6 +10,7 @@
 #include "err.h"
 #include "model.h"
 #include "options.h"
+#include "tree.h"
 #include "registry.h"
 #include "safetensors.h"
 #include "util.h"
@@ -56,6 +57,7 @@ static float *expected(hone_st_file *e, const char *name, size_t *n)
 
 typedef struct fixture {
     const char *name;
+    /* quantizer none's dtype for the base: a bf16 checkpoint stored in bf16 loses nothing */
     int r, rslora;
     double alpha;
     unsigned targets;
@@ -87,7 +89,11 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
     for (int full = 0; full <= fx->full; full++) {
         hone_model_opts o = {none, NULL, !full, fx->r, fx->alpha, 0.0, fx->rslora, fx->targets, 42, B, T};
         hone_opts *qopts = NULL;
-        if (hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err)) break;
+        hone_node *qn = hone_node_new(HONE_NODE_TABLE);
+        if (!strcmp(fx->name, "llama-gqa")) hone_node_set_path(qn, "dtype", "bf16");
+        int qrc = hone_opts_resolve(&qopts, none->info->options, qn, "q", "quantizer none", &err);
+        hone_node_free(qn);
+        if (qrc) break;
         o.quantizer_opts = qopts;
         hone_model *m = NULL;
         char label[64];
@@ -214,8 +220,9 @@ int main(void)
     }
     const fixture cases[] = {
         {"llama", 4, 0, 8, 0x7f, 1},
-        {"llama-gqa", 8, 1, 16, (1u << HONE_Q_PROJ) | (1u << HONE_V_PROJ), 0},
+        {"llama-gqa", 8, 1, 16, (1u << HONE_Q_PROJ) | (1u << HONE_V_PROJ), 1},
         {"qwen2", 4, 0, 4, 0x7f, 0},
+        {"mistral", 2, 0, 4, (1u << HONE_O_PROJ) | (1u << HONE_DOWN_PROJ), 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(reg, &cases[i], tmp);
     check_errors(reg, tmp);

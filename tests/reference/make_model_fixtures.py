@@ -11,7 +11,8 @@ Each case dir holds
                                         "fullgrad.<HF key>" for every weight
 
 Cases: llama (plain, fp32), llama-gqa (GQA, explicit head_dim, tied embeddings, llama3
-rope scaling, bf16 storage, rslora adapter on q/v), qwen2 (q/k/v bias, GQA, f16 storage).
+rope scaling, bf16 storage, rslora adapter on q/v), qwen2 (q/k/v bias, GQA, f16 storage),
+mistral (one layer, one KV head, adapter on o/down only).
 Computation is fp32 with eager attention, LoRA dropout 0 (deterministic), model in train().
 
 Run in a virtualenv with the real stack (versions used: torch 2.5.1, transformers 4.51.3,
@@ -27,7 +28,8 @@ import shutil
 import torch
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "models")
@@ -126,13 +128,19 @@ def main():
                      rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
          torch.bfloat16, dict(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                              use_rslora=True), full_grads=False)
+                              use_rslora=True), full_grads=True)
     make("qwen2", Qwen2ForCausalLM,
          Qwen2Config(vocab_size=72, hidden_size=32, intermediate_size=80, num_hidden_layers=2,
                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                      rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False,
                      use_sliding_window=False),
          torch.float16, dict(r=4, lora_alpha=4, lora_dropout=0.0, target_modules=ALL7), full_grads=False)
+    make("mistral", MistralForCausalLM,
+         MistralConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                       rms_norm_eps=1e-5, rope_theta=10000.0, sliding_window=None),
+         torch.float32, dict(r=2, lora_alpha=4, lora_dropout=0.0, target_modules=["o_proj", "down_proj"]),
+         full_grads=False)
 
 
 if __name__ == "__main__":
