@@ -73,13 +73,15 @@ static double step_flops(const hone_bench_opts *o)
     double qd = (double)c->heads * c->head_dim, kd = (double)c->kv_heads * c->head_dim;
     double in[7] = {c->hidden, c->hidden, c->hidden, qd, c->hidden, c->hidden, c->inter};
     double out[7] = {qd, kd, kd, c->hidden, c->inter, c->inter, c->hidden};
+    double fwd = 0;   /* one layer's forward, which checkpointing runs twice */
     for (int i = 0; i < 7; i++) {
-        double base = 2 * N * in[i] * out[i];
-        f += 2 * base;                                       /* forward, input gradient */
-        if (o->full) f += base;                              /* weight gradient */
-        else f += 2 * N * r * (in[i] + out[i]) * 3;          /* A, B: forward, two gradients each */
+        double base = 2 * N * in[i] * out[i], lora = o->full ? 0 : 2 * N * r * (in[i] + out[i]);
+        fwd += base + lora;
+        f += base + (o->full ? base : 2 * lora);             /* input gradient; weight or A, B gradients */
     }
-    f += 6 * 2 * (double)o->batch * c->heads * T * T * c->head_dim;   /* QK, PV and their gradients */
+    double att = 2 * 2 * (double)o->batch * c->heads * T * T * c->head_dim;   /* QK^T and PV */
+    fwd += att;
+    f += 2 * att + fwd * (o->checkpointing ? 2 : 1);
     f *= c->layers;
     double head = 2 * N * c->hidden * (double)c->vocab;
     f += 2 * head + (o->full ? head : 0);
@@ -97,16 +99,20 @@ int hone_bench_run(const hone_bench_opts *o, hone_err *err)
            o->full ? "full fine-tuning" : "LoRA on all seven linears", threads);
     double peak = sgemm_rate(2048);
     printf("sgemm 2048^3 (OpenBLAS, same process): %.1f GFLOP/s\n", peak);
-    hone_model_opts mo = {o->quantizer, o->quantizer_opts, !o->full, o->r, 2.0 * o->r, 0.0, 0, 0x7f, 1, o->batch, o->seq};
+    hone_model_opts mo = {o->quantizer, o->quantizer_opts, !o->full, o->r, 2.0 * o->r, 0.0, 0, 0x7f, 1, o->batch, o->seq,
+                          o->checkpointing};
     hone_model *m = NULL;
     double t = now();
     int rc = hone_model_create(&m, c, NULL, &mo, err);
     if (rc) return rc;
     size_t pb, fb, qb, ab;
     hone_model_memory(m, &pb, &fb, &qb, &ab);
-    printf("model built in %.1f s: trainable %.1f MB (+ %.1f MB gradients), frozen fp32 %.1f MB, base %.1f MB, "
-           "activations %.1f MB\n",
-           now() - t, pb / 1e6, pb / 1e6, fb / 1e6, qb / 1e6, ab / 1e6);
+    size_t with, without;
+    hone_model_activation_bytes(m, &with, &without);
+    printf("model built in %.1f s: trainable %.1f MB (+ %.1f MB gradients), frozen fp32 %.1f MB, base %.1f MB\n",
+           now() - t, pb / 1e6, pb / 1e6, fb / 1e6, qb / 1e6);
+    printf("activations: %.1f MB (gradient checkpointing %s; %.1f MB with it, %.1f MB without)\n", ab / 1e6,
+           o->checkpointing ? "on" : "off", with / 1e6, without / 1e6);
     size_t N = (size_t)o->batch * o->seq;
     int32_t *ids = malloc(N * sizeof *ids), *targets = malloc(N * sizeof *targets);
     if (!ids || !targets) {
@@ -142,7 +148,8 @@ int hone_bench_run(const hone_bench_opts *o, hone_err *err)
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         printf("\nthroughput: %.1f tokens/s (mean of %d steps; best step %.1f tokens/s)\n", N / mean, o->steps, N / best);
-        printf("FLOPs per step (matrix products, forward + backward): %.1f GFLOP\n", flops / 1e9);
+        printf("FLOPs per step (matrix products, forward + backward%s): %.1f GFLOP\n",
+               o->checkpointing ? " + recomputed forward" : "", flops / 1e9);
         printf("achieved: %.1f GFLOP/s = %.0f%% of sgemm's %.1f GFLOP/s\n", gf, 100 * gf / peak, peak);
         printf("peak RSS: %.0f MB\n", ru.ru_maxrss / 1024.0);
     }

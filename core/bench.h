@@ -8,7 +8,7 @@
 
 typedef struct hone_bench_opts {
     hone_model_config cfg;
-    int batch, seq, steps, r, threads, full;
+    int batch, seq, steps, r, threads, full, checkpointing;
     const hone_feature *quantizer;
     const hone_opts *quantizer_opts;
 } hone_bench_opts;

@@ -37,6 +37,7 @@ static const char *usage_text =
     "  schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v ...]\n"
     "                                   print \"step,lr\" rows: the lr of each optimizer step\n"
     "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
+    "        [--checkpointing]\n"
     "                                   training throughput against the sgemm ceiling\n"
     "  version                          print the version\n"
     "\n"
@@ -521,8 +522,8 @@ static int cmd_bench(int argc, char **argv)
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         long long v = 0;
-        if (!strcmp(arg, "--full")) {
-            o.full = 1;
+        if (!strcmp(arg, "--full") || !strcmp(arg, "--checkpointing")) {
+            *(arg[2] == 'f' ? &o.full : &o.checkpointing) = 1;
             i--;
             continue;
         }
@@ -543,7 +544,7 @@ static int cmd_bench(int argc, char **argv)
         else if (!strcmp(arg, "--steps")) o.steps = (int)v;
         else if (!strcmp(arg, "--r")) o.r = (int)v;
         else if (!strcmp(arg, "--threads")) o.threads = (int)v;
-        else return fail(EXIT_BAD_INPUT, "bench: unknown option %s (--model-config F --batch B --seq T --steps N --r R --threads N --full)", arg);
+        else return fail(EXIT_BAD_INPUT, "bench: unknown option %s (--model-config F --batch B --seq T --steps N --r R --threads N --full --checkpointing)", arg);
     }
     if (o.seq > o.cfg.max_pos) o.cfg.max_pos = o.seq;
     app a = {0};

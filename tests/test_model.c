@@ -87,7 +87,7 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
 
     const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
     for (int full = 0; full <= fx->full; full++) {
-        hone_model_opts o = {none, NULL, !full, fx->r, fx->alpha, 0.0, fx->rslora, fx->targets, 42, B, T};
+        hone_model_opts o = {none, NULL, !full, fx->r, fx->alpha, 0.0, fx->rslora, fx->targets, 42, B, T, 0};
         hone_opts *qopts = NULL;
         hone_node *qn = hone_node_new(HONE_NODE_TABLE);
         if (!strcmp(fx->name, "llama-gqa")) hone_node_set_path(qn, "dtype", "bf16");
@@ -171,7 +171,7 @@ static void check_errors(const hone_registry *reg, const char *tmp)
     hone_opts *qopts = NULL;
     hone_err err = {0};
     hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
-    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8};
+    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8, 0};
     char dir[4200], src[4200];
     snprintf(src, sizeof src, "%s/tests/fixtures/models/llama", HONE_SOURCE_DIR);
     hone_model *m = NULL;
@@ -208,6 +208,49 @@ static void check_errors(const hone_registry *reg, const char *tmp)
     hone_opts_free(qopts);
 }
 
+/* gradient checkpointing recomputes the same numbers: bitwise equal gradients, dropout on */
+static void check_checkpointing(const hone_registry *reg)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/models/llama", HONE_SOURCE_DIR);
+    const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
+    hone_opts *qopts = NULL;
+    hone_err err = {0};
+    hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
+    int32_t ids[24], targets[24];
+    for (int i = 0; i < 24; i++) ids[i] = (i * 7) % 96, targets[i] = i % 12 == 11 ? -100 : ((i + 1) * 7) % 96;
+    float *g[2] = {0};
+    size_t n[2] = {0}, acts[2][2];
+    for (int full = 0; full <= 1; full++) {
+        for (int ck = 0; ck <= 1; ck++) {
+            hone_model_opts o = {none, qopts, !full, 4, 8, full ? 0.0 : 0.1, 0, 0x7f, 9, 2, 12, ck};
+            hone_model *m = NULL;
+            double s;
+            long c;
+            if (hone_model_load(&m, dir, &o, &err) || hone_model_forward(m, ids, targets, 2, 12, &s, &c, &err) ||
+                hone_model_backward(m, 1.0f / c, &err)) {
+                printf("checkpointing: %s\n", err.msg);
+                failures++;
+                hone_model_free(m);
+                continue;
+            }
+            float *gr = hone_model_grads(m, &n[ck]);
+            g[ck] = malloc(n[ck] * sizeof(float));
+            memcpy(g[ck], gr, n[ck] * sizeof(float));
+            hone_model_activation_bytes(m, &acts[ck][0], &acts[ck][1]);
+            hone_model_free(m);
+        }
+        int same = g[0] && g[1] && n[0] == n[1] && !memcmp(g[0], g[1], n[0] * sizeof(float));
+        report(full ? "ckpt full" : "ckpt lora", "gradients equal with and without checkpointing", same ? 0 : 1, 0);
+        report(full ? "ckpt full" : "ckpt lora", "checkpointing needs fewer activation bytes",
+               acts[1][0] < acts[0][1] ? 0 : 1, 0);
+        free(g[0]);
+        free(g[1]);
+        g[0] = g[1] = NULL;
+    }
+    hone_opts_free(qopts);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/hone-model-XXXXXX";
@@ -226,6 +269,7 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(reg, &cases[i], tmp);
     check_errors(reg, tmp);
+    check_checkpointing(reg);
     hone_registry_free(reg);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

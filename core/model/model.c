@@ -47,6 +47,8 @@ typedef struct layer {
 struct hone_model {
     hone_model_config cfg;
     int lora, r, rslora;
+    int ckpt;                                 /* gradient checkpointing: one layer's activations */
+    size_t acts_alt;                          /* activation floats with ckpt flipped (for the report) */
     double alpha, dropout_opt;
     float scale, dropout;
     int Bcap, Tcap, B, T;
@@ -311,13 +313,21 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
                 snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, lin_group(i),
                          hone_linear_names[i]);
                 name_tensor(nm, name, ln->B, pb->base, nb, (size_t)ln->out, 1);
-                ln->xa = take(ab, N * m->r);
+                /* with checkpointing, every layer reuses layer 0's activation buffers */
+                ln->xa = m->ckpt && l > 0 ? m->layers[0].lin[i].xa : take(ab, N * m->r);
             }
 
     /* activations */
     m->res = take(ab, (size_t)(c->layers + 1) * N * C);
     for (int l = 0; l < c->layers; l++) {
         layer *L = &m->layers[l];
+        if (m->ckpt && l > 0) {
+            layer *first = &m->layers[0];
+            L->ln1 = first->ln1, L->rstd1 = first->rstd1, L->q = first->q, L->k = first->k, L->v = first->v;
+            L->att = first->att, L->ao = first->ao, L->mid = first->mid, L->ln2 = first->ln2;
+            L->rstd2 = first->rstd2, L->gate = first->gate, L->up = first->up, L->sw = first->sw;
+            continue;
+        }
         L->ln1 = take(ab, N * C);
         L->rstd1 = take(ab, N);
         L->q = take(ab, N * qd);
@@ -546,6 +556,13 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
     bump pb = {0}, gb = {0}, fb = {0}, ab = {0};
     names nm = {0};
     if (!rc) {
+        /* size the activations both ways, for the report */
+        m->ckpt = !o->gradient_checkpointing;
+        layout(m, &pb, &gb, &fb, &ab, &nm);
+        m->acts_alt = ab.used;
+        m->ckpt = o->gradient_checkpointing;
+        pb = gb = fb = ab = (bump){0};
+        nm = (names){0};
         layout(m, &pb, &gb, &fb, &ab, &nm);
         m->nparams = pb.used;
         m->nfrozen = fb.used;
@@ -640,12 +657,12 @@ static const float *lora_input(hone_model *m, const linear *ln, const float *x, 
     return m->tmp;
 }
 
-static void linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N)
+static void linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw)
 {
     base_forward(m, ln, y, x, N);
     if (ln->bias) op_bias_forward(y, ln->bias, N, ln->out);
     if (ln->A) {
-        const float *xd = lora_input(m, ln, x, N, 1);
+        const float *xd = lora_input(m, ln, x, N, draw);
         op_matmul_forward(ln->xa, xd, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
         op_matmul_forward(y, ln->xa, ln->B, N, m->r, ln->out, ln->out, m->scale, 1.0f);
     }
@@ -673,6 +690,31 @@ static void linear_backward(hone_model *m, linear *ln, float *dx, const float *d
     }
 }
 
+/* one decoder layer from res[l] into res[l + 1]; draw = 0 recomputes with the dropout
+ * masks of the first pass (gradient checkpointing) */
+static void layer_forward(hone_model *m, int l, int B, int T, int draw)
+{
+    const hone_model_config *c = &m->cfg;
+    int N = B * T, C = c->hidden, H = c->heads, KVH = c->kv_heads, hd = c->head_dim;
+    layer *L = &m->layers[l];
+    float *h = m->res + (size_t)l * m->Bcap * m->Tcap * C, *hn = h + (size_t)m->Bcap * m->Tcap * C;
+    op_rmsnorm_forward(L->ln1, L->rstd1, h, L->ln1_w, N, C, c->rms_eps);
+    linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, N, draw);
+    linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, N, draw);
+    linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, N, draw);
+    op_rope_forward(L->q, m->cos_t, m->sin_t, B, T, H, hd);
+    op_rope_forward(L->k, m->cos_t, m->sin_t, B, T, KVH, hd);
+    op_attention_forward(L->ao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
+    linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N, draw);
+    op_axpy(L->mid, h, 1.0f, (size_t)N * C);
+    op_rmsnorm_forward(L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
+    linear_forward(m, &L->lin[HONE_GATE_PROJ], L->gate, L->ln2, N, draw);
+    linear_forward(m, &L->lin[HONE_UP_PROJ], L->up, L->ln2, N, draw);
+    op_swiglu_forward(L->sw, L->gate, L->up, N, c->inter);
+    linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, L->sw, N, draw);
+    op_axpy(hn, L->mid, 1.0f, (size_t)N * C);
+}
+
 void hone_shift_labels(int32_t *targets, const int32_t *labels, int B, int T)
 {
     for (int b = 0; b < B; b++)
@@ -686,7 +728,7 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
     const hone_model_config *c = &m->cfg;
     if (B < 1 || T < 1 || B > m->Bcap || T > m->Tcap)
         return hone_errf(err, HONE_EINVAL, "batch %dx%d exceeds the model's capacity %dx%d", B, T, m->Bcap, m->Tcap);
-    int N = B * T, C = c->hidden, H = c->heads, KVH = c->kv_heads, hd = c->head_dim;
+    int N = B * T, C = c->hidden;
     for (int i = 0; i < N; i++)
         if (ids[i] < 0 || ids[i] >= c->vocab)
             return hone_errf(err, HONE_EINVAL, "token id %d at position %d is outside the vocabulary (%d)", ids[i], i,
@@ -697,25 +739,7 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
     /* rope tables are per position; a shorter T uses the first rows, which needs the
      * [T, hd/2] layout to be position-major, as it is */
     op_embedding_forward(m->res, ids, m->embed, N, C);
-    for (int l = 0; l < c->layers; l++) {
-        layer *L = &m->layers[l];
-        float *h = m->res + (size_t)l * m->Bcap * m->Tcap * C, *hn = h + (size_t)m->Bcap * m->Tcap * C;
-        op_rmsnorm_forward(L->ln1, L->rstd1, h, L->ln1_w, N, C, c->rms_eps);
-        linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, N);
-        linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, N);
-        linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, N);
-        op_rope_forward(L->q, m->cos_t, m->sin_t, B, T, H, hd);
-        op_rope_forward(L->k, m->cos_t, m->sin_t, B, T, KVH, hd);
-        op_attention_forward(L->ao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
-        linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N);
-        op_axpy(L->mid, h, 1.0f, (size_t)N * C);
-        op_rmsnorm_forward(L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
-        linear_forward(m, &L->lin[HONE_GATE_PROJ], L->gate, L->ln2, N);
-        linear_forward(m, &L->lin[HONE_UP_PROJ], L->up, L->ln2, N);
-        op_swiglu_forward(L->sw, L->gate, L->up, N, c->inter);
-        linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, L->sw, N);
-        op_axpy(hn, L->mid, 1.0f, (size_t)N * C);
-    }
+    for (int l = 0; l < c->layers; l++) layer_forward(m, l, B, T, 1);
     float *hl = m->res + (size_t)c->layers * m->Bcap * m->Tcap * C;
     op_rmsnorm_forward(m->lnf, m->rstdf, hl, m->norm_w, N, C, c->rms_eps);
     op_matmul_forward(m->logits, m->lnf, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
@@ -756,6 +780,7 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
     for (int l = c->layers - 1; l >= 0; l--) {
         layer *L = &m->layers[l];
         float *h = m->res + (size_t)l * stride;
+        if (m->ckpt) layer_forward(m, l, B, T, 0);   /* the layer's activations again, from its input */
         /* MLP: dres is the gradient at the layer output = at mid (residual) and at down's output */
         memset(m->dsw, 0, (size_t)N * c->inter * sizeof(float));
         linear_backward(m, &L->lin[HONE_DOWN_PROJ], m->dsw, m->dres, L->sw, N);
@@ -808,6 +833,12 @@ void hone_model_lora_settings(const hone_model *m, double *alpha, double *dropou
     *alpha = m->alpha;
     *dropout = m->dropout_opt;
     *rslora = m->rslora;
+}
+
+void hone_model_activation_bytes(const hone_model *m, size_t *with_ckpt, size_t *without)
+{
+    *with_ckpt = (m->ckpt ? m->nacts : m->acts_alt) * sizeof(float);
+    *without = (m->ckpt ? m->acts_alt : m->nacts) * sizeof(float);
 }
 
 void hone_model_memory(const hone_model *m, size_t *params, size_t *frozen, size_t *packed, size_t *acts)

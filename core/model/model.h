@@ -30,6 +30,7 @@ typedef struct hone_model_opts {
     unsigned targets;                /* bit i = hone_linear_names[i] gets an adapter */
     uint64_t seed;                   /* LoRA init and dropout */
     int batch, seq;                  /* activation capacity */
+    int gradient_checkpointing;      /* keep layer inputs only; recompute each layer in backward */
 } hone_model_opts;
 
 typedef struct hone_model hone_model;
@@ -40,6 +41,8 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
                       hone_err *err);
 /* bytes of the arenas: trainable, frozen fp32, quantized base, activations */
 void hone_model_memory(const hone_model *m, size_t *params, size_t *frozen, size_t *packed, size_t *acts);
+/* activation bytes with and without gradient checkpointing */
+void hone_model_activation_bytes(const hone_model *m, size_t *with_ckpt, size_t *without);
 void hone_model_free(hone_model *m);
 const hone_model_config *hone_model_cfg(const hone_model *m);
 

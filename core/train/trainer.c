@@ -166,8 +166,6 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         return hone_errf(err, HONE_EUNSUPPORTED, "device = \"cuda\": the CUDA backend is not built yet; use \"cpu\"");
     if (!strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16"))
         return hone_errf(err, HONE_EUNSUPPORTED, "model.compute_dtype = \"bf16\": the CPU computes in fp32");
-    if (hone_config_bool(cfg, "model.gradient_checkpointing"))
-        return hone_errf(err, HONE_EUNSUPPORTED, "model.gradient_checkpointing is not built yet");
     if (hone_config_bool(cfg, "data.packing")) return hone_errf(err, HONE_EUNSUPPORTED, "data.packing is not built yet");
     long threads = (long)hone_config_int(cfg, "threads");
     op_set_threads(threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
@@ -205,6 +203,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         .dropout = hone_config_num(cfg, "lora.dropout"), .rslora = hone_config_bool(cfg, "lora.rslora"),
         .targets = lora ? lora_targets(hone_config_cval(cfg, "lora.target_modules")) : 0,
         .seed = seed, .batch = bs, .seq = longest,
+        .gradient_checkpointing = hone_config_bool(cfg, "model.gradient_checkpointing"),
     };
     hone_model *m = NULL;
     rc = hone_model_load(&m, mdir, &mo, err);
@@ -246,6 +245,10 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         size_t sb = ovt->state_bytes ? ovt->state_bytes(ostate) : 0;
         printf("model %s: %d layers, hidden %d, vocab %d; %s, %zu trainable parameters\n", mdir, mc.layers, mc.hidden,
                mc.vocab, lora ? "LoRA" : "full fine-tuning", nparams);
+        size_t with, without;
+        hone_model_activation_bytes(m, &with, &without);
+        printf("activations: %.1f MB with gradient checkpointing, %.1f MB without (%s)\n", with / 1e6, without / 1e6,
+               mo.gradient_checkpointing ? "on" : "off");
         printf("optimizer %s: %zu bytes of state (%.2f per trainable parameter)\n", oc->feature->info->name, sb,
                nparams ? (double)sb / nparams : 0.0);
         printf("data: %zu train, %zu eval examples (%ld truncated to %d tokens); %ld optimizer steps, %ld warmup\n",
