@@ -16,6 +16,7 @@
 #include "err.h"
 #include "lines.h"
 #include "lua_hone.h"
+#include "model.h"
 #include "options.h"
 #include "paths.h"
 #include "registry.h"
@@ -39,9 +40,12 @@ static const char *usage_text =
     "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
     "        [--checkpointing]\n"
     "                                   training throughput against the sgemm ceiling\n"
+    "  generate MODEL_DIR [--adapter DIR] --ids 1,2,3 [--max-new-tokens N] [--temperature T]\n"
+    "        [--top-k K] [--top-p P] [--seed S]\n"
+    "                                   generate from a prompt (token ids until the tokenizer lands)\n"
     "  version                          print the version\n"
     "\n"
-    "Planned, not built yet in this version: tokenize, inspect, quantize, convert, generate, eval, runs.\n";
+    "Planned, not built yet in this version: tokenize, inspect, quantize, convert, eval, runs.\n";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
@@ -512,6 +516,114 @@ out:
     return code;
 }
 
+/* ---- hone generate --------------------------------------------------------------- */
+
+/* r, alpha, rslora and target modules of a PEFT adapter dir */
+static int adapter_settings(const char *dir, hone_model_opts *mo, hone_err *err)
+{
+    char path[4200], *text = NULL;
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    int rc = hone_read_file(path, &text, NULL, err);
+    if (rc) return rc;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "r"), *a = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
+    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
+    if (!cJSON_IsNumber(r) || !cJSON_IsNumber(a) || r->valuedouble < 1)
+        rc = hone_errf(err, HONE_EINVAL, "%s: needs r >= 1 and lora_alpha", path);
+    else {
+        mo->r = (int)r->valuedouble;
+        mo->alpha = a->valuedouble;
+        mo->rslora = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_rslora"));
+        const cJSON *e;
+        cJSON_ArrayForEach(e, tm) {
+            for (int k = 0; k < HONE_NLINEAR; k++)
+                if (cJSON_IsString(e) && !strcmp(e->valuestring, hone_linear_names[k])) mo->targets |= 1u << k;
+            if (cJSON_IsString(e) && !strcmp(e->valuestring, "all-linear")) mo->targets = (1u << HONE_NLINEAR) - 1;
+        }
+        if (cJSON_IsString(tm) && !strcmp(tm->valuestring, "all-linear")) mo->targets = (1u << HONE_NLINEAR) - 1;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int cmd_generate(int argc, char **argv)
+{
+    const char *usage = "usage: hone generate MODEL_DIR [--adapter DIR] (--prompt TEXT | --ids 1,2,3) "
+                        "[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]";
+    if (argc < 2 || argv[1][0] == '-') return fail(EXIT_BAD_INPUT, "%s", usage);
+    const char *dir = argv[1], *adapter = NULL, *ids_text = NULL, *prompt = NULL;
+    hone_gen_opts go = {32, 0.0, 0, 1.0, NULL, 0, 42};
+    for (int i = 2; i < argc; i += 2) {
+        const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        long long v;
+        if (!val) return fail(EXIT_BAD_INPUT, "generate: %s needs a value", arg);
+        if (!strcmp(arg, "--adapter")) adapter = val;
+        else if (!strcmp(arg, "--ids")) ids_text = val;
+        else if (!strcmp(arg, "--prompt")) prompt = val;
+        else if (!strcmp(arg, "--max-new-tokens") && !hone_parse_ll(val, &v) && v >= 1 && v <= 1 << 20) go.max_new_tokens = (int)v;
+        else if (!strcmp(arg, "--top-k") && !hone_parse_ll(val, &v) && v >= 0) go.top_k = (int)v;
+        else if (!strcmp(arg, "--seed") && !hone_parse_ll(val, &v) && v >= 0) go.seed = (uint64_t)v;
+        else if (!strcmp(arg, "--temperature") && !hone_parse_double(val, &d) && d >= 0) go.temperature = d;
+        else if (!strcmp(arg, "--top-p") && !hone_parse_double(val, &d) && d > 0 && d <= 1) go.top_p = d;
+        else return fail(EXIT_BAD_INPUT, "generate: bad option %s %s\n%s", arg, val, usage);
+    }
+    if (prompt)
+        return fail(EXIT_RUN_FAILED, "generate: --prompt needs the tokenizer, which this version of hone does not have "
+                    "yet; give token ids with --ids");
+    if (!ids_text) return fail(EXIT_BAD_INPUT, "%s", usage);
+    double *list = NULL;
+    size_t n = 0;
+    hone_option ids_def = {"ids", HONE_OPT_NUMLIST, 0, 0, NULL, 0, 0, NULL, 0, "ids"};
+    hone_node tmp = {.type = HONE_NODE_STRING, .str = (char *)ids_text, .from_cli = 1};
+    hone_value val;
+    hone_err err = {0};
+    if (hone_value_from_node(&val, &ids_def, &tmp, "--ids", &err) || val.n == 0) {
+        hone_value_clear(&val);
+        return fail(EXIT_BAD_INPUT, "generate: --ids: expected token ids separated by commas");
+    }
+    list = val.list;
+    n = val.n;
+    int32_t *ids = malloc(n * sizeof *ids), *out = malloc((size_t)go.max_new_tokens * sizeof *out);
+    for (size_t i = 0; ids && i < n; i++) ids[i] = (int32_t)list[i];
+    app a = {0};
+    int rc = app_init(&a);
+    hone_opts *qo = NULL;
+    hone_model *m = NULL;
+    const hone_feature *q = rc ? NULL : hone_registry_find(a.reg, HONE_KIND_QUANTIZER, "none");
+    hone_model_config mc;
+    if (!rc && (!ids || !out)) rc = fail(EXIT_RUN_FAILED, "out of memory");
+    if (!rc && (!q || hone_opts_resolve(&qo, q->info->options, NULL, "quantizer", "quantizer none", &err)))
+        rc = fail(EXIT_RUN_FAILED, "generate: the \"none\" quantizer is not registered");
+    if (!rc && hone_model_config_load(&mc, dir, &err)) rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
+    if (!rc) {
+        hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, (int)n < mc.max_pos ? (int)n : mc.max_pos, 0};
+        if (mc.eos_id >= 0) {
+            go.eos = &mc.eos_id;
+            go.neos = 1;
+        }
+        int len = (int)n, got = 0;
+        const int32_t *prompts[1] = {ids};
+        if ((adapter && adapter_settings(adapter, &mo, &err)) || hone_model_create(&m, &mc, dir, &mo, &err) ||
+            (adapter && hone_model_load_adapter(m, adapter, &err)) ||
+            hone_model_generate(m, prompts, &len, 1, &go, &out, &got, &err))
+            rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
+        else {
+            printf("[");
+            for (int i = 0; i < got; i++) printf("%s%d", i ? ", " : "", out[i]);
+            printf("]\n");
+        }
+    }
+    hone_model_free(m);
+    hone_opts_free(qo);
+    hone_value_clear(&val);
+    free(ids);
+    free(out);
+    if (a.reg) app_free(&a);
+    return rc;
+}
+
 /* ---- hone bench ------------------------------------------------------------------ */
 
 static int cmd_bench(int argc, char **argv)
@@ -581,7 +693,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
-    static const char *const planned[] = {"tokenize", "inspect", "quantize", "convert", "generate", "eval", "runs"};
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
+    static const char *const planned[] = {"tokenize", "inspect", "quantize", "convert", "eval", "runs"};
     for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
         if (!strcmp(cmd, planned[i]))
             return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);

@@ -7,7 +7,7 @@
  * kept in the activation arena; the gradients of the loss come back through the same
  * kernels in reverse.
  */
-#include "model.h"
+#include "model_impl.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -24,58 +24,6 @@
 const char *const hone_linear_names[HONE_NLINEAR] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                                      "gate_proj", "up_proj", "down_proj"};
 
-#define TILE_ROWS 256   /* rows of a frozen weight dequantized at a time */
-
-typedef struct linear {
-    int in, out, id;
-    int targeted;            /* has a LoRA adapter */
-    size_t packed_off;       /* LoRA: the frozen weight in m->packed */
-    float *w, *dw;           /* full fine-tuning: [out, in] */
-    float *bias, *dbias;     /* [out] or NULL */
-    float *A, *B, *dA, *dB;  /* LoRA: [r, in], [out, r]; NULL when not targeted */
-    float *xa;               /* activation [N, r]: A applied to the (dropped) input */
-    uint8_t *keep;           /* [N, in] dropout keep mask, or NULL */
-} linear;
-
-typedef struct layer {
-    float *ln1_w, *ln2_w, *dln1_w, *dln2_w;
-    linear lin[HONE_NLINEAR];
-    /* activations */
-    float *ln1, *rstd1, *q, *k, *v, *att, *ao, *mid, *ln2, *rstd2, *gate, *up, *sw;
-} layer;
-
-struct hone_model {
-    hone_model_config cfg;
-    int lora, r, rslora;
-    int ckpt;                                 /* gradient checkpointing: one layer's activations */
-    size_t acts_alt;                          /* activation floats with ckpt flipped (for the report) */
-    double alpha, dropout_opt;
-    float scale, dropout;
-    int Bcap, Tcap, B, T;
-    const hone_quantizer_vt *qvt;
-    void *qstate;
-    hone_rng rng;
-
-    float *embed, *dembed, *lm_head, *dlm_head, *norm_w, *dnorm_w;
-    layer *layers;
-
-    float *params, *grads, *frozen, *acts;   /* the arenas */
-    size_t nparams, nfrozen, nacts;
-    unsigned char *packed;
-    size_t npacked;
-    uint8_t *masks;
-    hone_tensor_info *tinfo;
-    size_t ntensors;
-    char *names;                              /* storage for tinfo names */
-
-    /* activations outside layers */
-    float *res;                               /* [L + 1, N, C] residual stream */
-    float *lnf, *rstdf, *logits;
-    int32_t *targets, *ids;
-    float *inv_freq, *cos_t, *sin_t;
-    /* scratch for backward and tiles */
-    float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *datt, *dxa, *tmp, *tile;
-};
 
 /* ---- weights on disk --------------------------------------------------------------- */
 
@@ -498,8 +446,7 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
         rc = hone_errf(err, HONE_EUNSUPPORTED,
                        "%s: sliding-window attention (window %d) is not supported for sequences longer than the window (%d)",
                        dir, c->sliding_window, o->seq);
-    if (!rc && o->lora && (o->r < 1 || o->targets == 0))
-        rc = hone_errf(err, HONE_EINVAL, "lora: r must be >= 1 and at least one target module given");
+    if (!rc && o->lora && o->r < 1) rc = hone_errf(err, HONE_EINVAL, "lora.r must be >= 1");
     if (!rc && !o->lora && o->quantizer && strcmp(o->quantizer->info->name, "none") != 0)
         rc = hone_errf(err, HONE_EINVAL,
                        "full fine-tuning (lora = false) trains every weight in fp32: use model.quantizer = \"none\", not \"%s\"",
@@ -648,7 +595,7 @@ static void base_backward_input(hone_model *m, const linear *ln, float *dx, cons
 /* the input of A: x itself, or x through dropout (mask drawn in the forward) */
 static const float *lora_input(hone_model *m, const linear *ln, const float *x, int N, int draw)
 {
-    if (!ln->keep) return x;
+    if (!ln->keep || m->eval) return x;
     size_t n = (size_t)N * ln->in;
     float inv = 1.0f / (1.0f - m->dropout);
     if (draw)
@@ -657,7 +604,7 @@ static const float *lora_input(hone_model *m, const linear *ln, const float *x, 
     return m->tmp;
 }
 
-static void linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw)
+void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw)
 {
     base_forward(m, ln, y, x, N);
     if (ln->bias) op_bias_forward(y, ln->bias, N, ln->out);
@@ -679,7 +626,7 @@ static void linear_backward(hone_model *m, linear *ln, float *dx, const float *d
         op_matmul_backward_input(m->dxa, dy, ln->B, N, m->r, ln->out, ln->out, m->scale, 0.0f);
         const float *xd = lora_input(m, ln, x, N, 0);
         op_matmul_backward_weight(ln->dA, m->dxa, xd, N, ln->in, m->r, m->r, 1.0f);
-        if (!ln->keep) {
+        if (!ln->keep || m->eval) {
             op_matmul_backward_input(dx, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 1.0f);
         } else {
             float inv = 1.0f / (1.0f - m->dropout);
@@ -699,19 +646,19 @@ static void layer_forward(hone_model *m, int l, int B, int T, int draw)
     layer *L = &m->layers[l];
     float *h = m->res + (size_t)l * m->Bcap * m->Tcap * C, *hn = h + (size_t)m->Bcap * m->Tcap * C;
     op_rmsnorm_forward(L->ln1, L->rstd1, h, L->ln1_w, N, C, c->rms_eps);
-    linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, N, draw);
-    linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, N, draw);
-    linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, N, draw);
     op_rope_forward(L->q, m->cos_t, m->sin_t, B, T, H, hd);
     op_rope_forward(L->k, m->cos_t, m->sin_t, B, T, KVH, hd);
     op_attention_forward(L->ao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
-    linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N, draw);
     op_axpy(L->mid, h, 1.0f, (size_t)N * C);
     op_rmsnorm_forward(L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
-    linear_forward(m, &L->lin[HONE_GATE_PROJ], L->gate, L->ln2, N, draw);
-    linear_forward(m, &L->lin[HONE_UP_PROJ], L->up, L->ln2, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_GATE_PROJ], L->gate, L->ln2, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_UP_PROJ], L->up, L->ln2, N, draw);
     op_swiglu_forward(L->sw, L->gate, L->up, N, c->inter);
-    linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, L->sw, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, L->sw, N, draw);
     op_axpy(hn, L->mid, 1.0f, (size_t)N * C);
 }
 
@@ -847,4 +794,9 @@ void hone_model_memory(const hone_model *m, size_t *params, size_t *frozen, size
     *frozen = m->nfrozen * sizeof(float);
     *packed = m->npacked;
     *acts = m->nacts * sizeof(float);
+}
+
+void hone_model_set_eval(hone_model *m, int eval)
+{
+    m->eval = eval;
 }

@@ -54,6 +54,8 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
 /* Backward of loss_sum * scale from the last forward; gradients accumulate (+=). */
 int hone_model_backward(hone_model *m, float scale, hone_err *err);
 void hone_model_zero_grad(hone_model *m);
+/* eval = 1: no dropout (as model.eval() in torch); 0: training (the default) */
+void hone_model_set_eval(hone_model *m, int eval);
 const float *hone_model_logits(const hone_model *m);   /* [B, T, vocab] of the last forward */
 
 /* The trainable parameters: one flat span with named views (for the optimizer and for
@@ -68,6 +70,21 @@ void hone_model_lora_settings(const hone_model *m, double *alpha, double *dropou
 /* PEFT adapters: adapter_model.safetensors + adapter_config.json */
 int hone_model_save_adapter(const hone_model *m, const char *dir, const char *base_model, hone_err *err);
 int hone_model_load_adapter(hone_model *m, const char *dir, hone_err *err);
+
+typedef struct hone_gen_opts {
+    int max_new_tokens;
+    double temperature;      /* 0 = greedy */
+    int top_k;               /* 0 = off */
+    double top_p;            /* 1 = off */
+    const int32_t *eos;      /* stop tokens (kept in the output) */
+    int neos;
+    uint64_t seed;
+} hone_gen_opts;
+
+/* Generates for nseq prompts of any lengths with a KV cache. out[i]: room for
+ * max_new_tokens ids; out_len[i]: how many were generated (stopping at an EOS). */
+int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int *lens, int nseq,
+                        const hone_gen_opts *o, int32_t **out, int *out_len, hone_err *err);
 
 /* the labels of a batch ([B, T], HF convention) shifted into per-position targets */
 void hone_shift_labels(int32_t *targets, const int32_t *labels, int B, int T);

@@ -85,6 +85,7 @@ static int evaluate(hone_model *m, batcher *b, const hone_dataset *ev, int bs, d
     double sum = 0;
     long count = 0;
     int rc = 0;
+    hone_model_set_eval(m, 1);
     for (size_t i = 0; i < ev->n && !rc; i += (size_t)bs) {
         int n = ev->n - i < (size_t)bs ? (int)(ev->n - i) : bs;
         make_batch(b, ev, order, i, n);
@@ -94,6 +95,7 @@ static int evaluate(hone_model *m, batcher *b, const hone_dataset *ev, int bs, d
         sum += s;
         count += c;
     }
+    hone_model_set_eval(m, 0);
     free(order);
     *loss = count ? sum / count : NAN;
     return rc;
@@ -206,7 +208,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         .gradient_checkpointing = hone_config_bool(cfg, "model.gradient_checkpointing"),
     };
     hone_model *m = NULL;
-    rc = hone_model_load(&m, mdir, &mo, err);
+    if (lora && mo.targets == 0) rc = hone_errf(err, HONE_EINVAL, "lora.target_modules: no module to adapt");
+    if (!rc) rc = hone_model_load(&m, mdir, &mo, err);
     if (!rc && lora && hone_config_is_set(cfg, "lora.init_adapter")) {
         rc = hone_model_load_adapter(m, hone_config_str(cfg, "lora.init_adapter"), err);
         if (rc) hone_err_prefix(err, "lora.init_adapter: ");

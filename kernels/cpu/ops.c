@@ -117,6 +117,57 @@ void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, 
     rope(dx, cos_t, sin_t, B, T, H, hd, -1.0f);   /* a rotation's transpose is its inverse */
 }
 
+void op_rope_at(float *x, const int *pos, const float *inv_freq, int N, int H, int hd)
+{
+    int half = hd / 2;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < half; i++) {
+            /* the same fp32 product as op_rope_tables, so positions agree with training */
+            float f = (float)pos[n] * inv_freq[i], c = cosf(f), sn = sinf(f);
+            for (int h = 0; h < H; h++) {
+                float *v = x + ((size_t)n * H + h) * hd;
+                float a = v[i], e = v[i + half];
+                v[i] = a * c - e * sn;
+                v[i + half] = e * c + a * sn;
+            }
+        }
+}
+
+void op_attention_cached(float *out, float *scores, const float *q, const float *const *kseq,
+                         const float *const *vseq, const int *pos, int N, int H, int KVH, int hd)
+{
+    int group = H / KVH;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    size_t ks = (size_t)KVH * hd;
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < H; h++) {
+            const float *qh = q + ((size_t)n * H + h) * hd;
+            const float *kb = kseq[n] + (size_t)(h / group) * hd, *vb = vseq[n] + (size_t)(h / group) * hd;
+            int P = pos[n] + 1;
+            float mx = -INFINITY;
+            for (int j = 0; j < P; j++) {
+                const float *kj = kb + (size_t)j * ks;
+                float d = 0;
+                for (int i = 0; i < hd; i++) d += qh[i] * kj[i];
+                scores[j] = d * scale;
+                mx = scores[j] > mx ? scores[j] : mx;
+            }
+            double sum = 0;
+            for (int j = 0; j < P; j++) {
+                scores[j] = expf(scores[j] - mx);
+                sum += scores[j];
+            }
+            float inv = (float)(1.0 / sum);
+            float *o = out + ((size_t)n * H + h) * hd;
+            memset(o, 0, (size_t)hd * sizeof(float));
+            for (int j = 0; j < P; j++) {
+                const float *vj = vb + (size_t)j * ks;
+                float p = scores[j] * inv;
+                for (int i = 0; i < hd; i++) o[i] += p * vj[i];
+            }
+        }
+}
+
 void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
                           int H, int KVH, int hd)
 {

@@ -48,6 +48,9 @@ void op_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, in
 /* in place on dx: [B, T, H, hd]: the transpose rotation */
 void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int hd);
 
+/* RoPE at explicit positions (generation): x: [N, H, hd] in place, pos: [N] */
+void op_rope_at(float *x, const int *pos, const float *inv_freq, int N, int H, int hd);
+
 /* Causal attention with grouped KV heads (query head h reads KV head h / (H / KVH)).
  * out: [B, T, H, hd]  att: [B, H, T, T] (softmax probabilities, saved)
  * q: [B, T, H, hd]  k, v: [B, T, KVH, hd] */
@@ -57,6 +60,12 @@ void op_attention_forward(float *out, float *att, const float *q, const float *k
  * dout: [B, T, H, hd]  att, q, k, v as in forward */
 void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd);
+
+/* Attention of N single tokens against their sequences' KV caches (generation): token i
+ * sits at position pos[i] and attends to rows 0..pos[i] of kseq[i], vseq[i].
+ * out, q: [N, H*hd]  kseq[i], vseq[i]: [>= pos[i] + 1, KVH*hd]  scores: [max pos + 1] scratch */
+void op_attention_cached(float *out, float *scores, const float *q, const float *const *kseq,
+                         const float *const *vseq, const int *pos, int N, int H, int KVH, int hd);
 
 /* SwiGLU: out = silu(gate) * up.  out, gate, up: [N, C] */
 void op_swiglu_forward(float *out, const float *gate, const float *up, int N, int C);

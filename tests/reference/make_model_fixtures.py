@@ -8,7 +8,8 @@ Each case dir holds
   expected.safetensors                  input_ids, labels (I32), logits, loss, loss_sum, n_targets
                                         with the adapter; "grad.<PEFT key>" for the LoRA weights;
                                         for full fine-tuning (no adapter) full_logits, full_loss and
-                                        "fullgrad.<HF key>" for every weight
+                                        "fullgrad.<HF key>" for every weight; gen.prompt<i> and
+                                        gen.out<i>: greedy generate() of 8 tokens with the adapter
 
 Cases: llama (plain, fp32), llama-gqa (GQA, explicit head_dim, tied embeddings, llama3
 rope scaling, bf16 storage, rslora adapter on q/v), qwen2 (q/k/v bias, GQA, f16 storage),
@@ -103,6 +104,13 @@ def make(name, cls, cfg, dtype, lora, full_grads):
                 p.copy_(0.1 * torch.randn_like(p))
     peft_model.save_pretrained(os.path.join(d, "adapter"))
     os.remove(os.path.join(d, "adapter", "README.md"))   # PEFT's model card: not needed
+    # target_modules is a set inside PEFT: sort it so regenerated fixtures do not churn
+    acfg = os.path.join(d, "adapter", "adapter_config.json")
+    with open(acfg) as f:
+        a = json.load(f)
+    a["target_modules"] = sorted(a["target_modules"])
+    with open(acfg, "w") as f:
+        json.dump(a, f, indent=2, sort_keys=True)
     peft_model.train()
     loss, logits, loss_sum, n = run(peft_model, ids, labels)
     loss.backward()
@@ -111,6 +119,15 @@ def make(name, cls, cfg, dtype, lora, full_grads):
             expected["grad." + pname.replace(".default", "")] = p.grad.detach().clone()
     expected.update(logits=logits.detach(), loss=loss.detach().reshape(1), loss_sum=loss_sum.detach().reshape(1),
                     n_targets=n.to(torch.float32).reshape(1))
+    # greedy generation with the adapter, from two prompts of different lengths (no EOS stop)
+    peft_model.eval()
+    with torch.no_grad():
+        for i, plen in enumerate((5, 9)):
+            prompt = ids[i, :plen].unsqueeze(0)
+            gen = peft_model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8,
+                                      do_sample=False, eos_token_id=None, pad_token_id=0)
+            expected[f"gen.prompt{i}"] = prompt[0].to(torch.int32)
+            expected[f"gen.out{i}"] = gen[0, plen:].to(torch.int32)
     save_file({k: v.contiguous() for k, v in expected.items()}, os.path.join(d, "expected.safetensors"))
     print(f"{name}: loss {loss.item():.6f} over {int(n)} targets, {len(expected)} tensors")
 

@@ -1,0 +1,197 @@
+/* generate.c — text generation with a KV cache: each prompt is prefilled in chunks of
+ * up to the model's activation capacity, then all unfinished sequences decode one token
+ * per step together. Sampling follows transformers' order: temperature, top-k, top-p. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "model_impl.h"
+#include "ops.h"
+
+typedef struct gen {
+    hone_model *m;
+    float **kc, **vc;        /* [layers]: [nseq, maxlen, KVH*hd] */
+    int maxlen;
+    const float **kp, **vp;  /* per row: its sequence's cache for the current layer */
+    int *pos, *seq;          /* per row */
+    float *scores;
+} gen;
+
+/* Runs rows (seq[i], pos[i], ids[i]) through the layers, writing their K and V into the
+ * cache; leaves the final-normed hidden states of the rows in m->lnf. */
+static void infer_rows(gen *g, const int32_t *ids, int N)
+{
+    hone_model *m = g->m;
+    const hone_model_config *c = &m->cfg;
+    int C = c->hidden, H = c->heads, KVH = c->kv_heads, hd = c->head_dim;
+    size_t kd = (size_t)KVH * hd;
+    layer *S = &m->layers[0];   /* layer 0's activation buffers serve as scratch */
+    float *h = m->res, *hn = m->res + (size_t)m->Bcap * m->Tcap * C;
+    op_embedding_forward(h, ids, m->embed, N, C);
+    for (int l = 0; l < c->layers; l++) {
+        layer *L = &m->layers[l];
+        op_rmsnorm_forward(S->ln1, S->rstd1, h, L->ln1_w, N, C, c->rms_eps);
+        hone_linear_forward(m, &L->lin[HONE_Q_PROJ], S->q, S->ln1, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_K_PROJ], S->k, S->ln1, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_V_PROJ], S->v, S->ln1, N, 0);
+        op_rope_at(S->q, g->pos, m->inv_freq, N, H, hd);
+        op_rope_at(S->k, g->pos, m->inv_freq, N, KVH, hd);
+        for (int i = 0; i < N; i++) {
+            size_t at = ((size_t)g->seq[i] * g->maxlen + g->pos[i]) * kd;
+            memcpy(g->kc[l] + at, S->k + (size_t)i * kd, kd * sizeof(float));
+            memcpy(g->vc[l] + at, S->v + (size_t)i * kd, kd * sizeof(float));
+            g->kp[i] = g->kc[l] + (size_t)g->seq[i] * g->maxlen * kd;
+            g->vp[i] = g->vc[l] + (size_t)g->seq[i] * g->maxlen * kd;
+        }
+        op_attention_cached(S->ao, g->scores, S->q, g->kp, g->vp, g->pos, N, H, KVH, hd);
+        hone_linear_forward(m, &L->lin[HONE_O_PROJ], S->mid, S->ao, N, 0);
+        op_axpy(S->mid, h, 1.0f, (size_t)N * C);
+        op_rmsnorm_forward(S->ln2, S->rstd2, S->mid, L->ln2_w, N, C, c->rms_eps);
+        hone_linear_forward(m, &L->lin[HONE_GATE_PROJ], S->gate, S->ln2, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_UP_PROJ], S->up, S->ln2, N, 0);
+        op_swiglu_forward(S->sw, S->gate, S->up, N, c->inter);
+        hone_linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, S->sw, N, 0);
+        op_axpy(hn, S->mid, 1.0f, (size_t)N * C);
+        float *t = h;
+        h = hn;
+        hn = t;
+    }
+    op_rmsnorm_forward(m->lnf, m->rstdf, h, m->norm_w, N, C, c->rms_eps);
+}
+
+typedef struct cand {
+    float logit;
+    int id;
+} cand;
+
+static int cmp_cand(const void *a, const void *b)
+{
+    float x = ((const cand *)a)->logit, y = ((const cand *)b)->logit;
+    return x < y ? 1 : x > y ? -1 : ((const cand *)a)->id - ((const cand *)b)->id;
+}
+
+/* one token from a row of logits */
+static int32_t sample(const float *logits, int V, const hone_gen_opts *o, hone_rng *rng, cand *buf)
+{
+    if (o->temperature <= 0) {   /* greedy: the first maximum, as torch.argmax */
+        int best = 0;
+        for (int j = 1; j < V; j++)
+            if (logits[j] > logits[best]) best = j;
+        return best;
+    }
+    for (int j = 0; j < V; j++) buf[j] = (cand){logits[j] / (float)o->temperature, j};
+    qsort(buf, (size_t)V, sizeof *buf, cmp_cand);
+    int n = o->top_k > 0 && o->top_k < V ? o->top_k : V;
+    double mx = buf[0].logit, sum = 0;
+    for (int j = 0; j < n; j++) sum += exp(buf[j].logit - mx);
+    if (o->top_p < 1.0) {   /* the smallest prefix whose probability reaches top_p */
+        double acc = 0;
+        int keep = 0;
+        while (keep < n) {
+            acc += exp(buf[keep].logit - mx) / sum;
+            keep++;
+            if (acc >= o->top_p) break;
+        }
+        n = keep;
+        sum = 0;
+        for (int j = 0; j < n; j++) sum += exp(buf[j].logit - mx);
+    }
+    double u = hone_rng_uniform(rng) * sum, acc = 0;
+    for (int j = 0; j < n; j++) {
+        acc += exp(buf[j].logit - mx);
+        if (u < acc) return buf[j].id;
+    }
+    return buf[n - 1].id;
+}
+
+int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int *lens, int nseq,
+                        const hone_gen_opts *o, int32_t **out, int *out_len, hone_err *err)
+{
+    const hone_model_config *c = &m->cfg;
+    int cap = m->Bcap * m->Tcap, V = c->vocab, longest = 0;
+    if (nseq < 1 || o->max_new_tokens < 1) return hone_errf(err, HONE_EINVAL, "generate: nothing to generate");
+    if (nseq > cap) return hone_errf(err, HONE_EINVAL, "generate: %d prompts exceed the batch capacity %d", nseq, cap);
+    for (int s = 0; s < nseq; s++) {
+        if (lens[s] < 1) return hone_errf(err, HONE_EINVAL, "generate: prompt %d is empty", s);
+        for (int t = 0; t < lens[s]; t++)
+            if (prompts[s][t] < 0 || prompts[s][t] >= V)
+                return hone_errf(err, HONE_EINVAL, "generate: prompt %d has token %d outside the vocabulary", s,
+                                 prompts[s][t]);
+        longest = lens[s] > longest ? lens[s] : longest;
+    }
+    gen g = {m, NULL, NULL, longest + o->max_new_tokens, NULL, NULL, NULL, NULL, NULL};
+    if (g.maxlen > c->max_pos)
+        return hone_errf(err, HONE_EINVAL, "generate: %d prompt + %d new tokens exceed max_position_embeddings %d",
+                         longest, o->max_new_tokens, c->max_pos);
+    size_t per = (size_t)nseq * g.maxlen * c->kv_heads * c->head_dim;
+    g.kc = calloc((size_t)c->layers, sizeof *g.kc);
+    g.vc = calloc((size_t)c->layers, sizeof *g.vc);
+    g.kp = calloc((size_t)cap, sizeof *g.kp);
+    g.vp = calloc((size_t)cap, sizeof *g.vp);
+    g.pos = calloc((size_t)cap, sizeof *g.pos);
+    g.seq = calloc((size_t)cap, sizeof *g.seq);
+    g.scores = malloc((size_t)g.maxlen * sizeof *g.scores);
+    int32_t *ids = malloc((size_t)cap * sizeof *ids), *next = malloc((size_t)nseq * sizeof *next);
+    int *done = calloc((size_t)nseq, sizeof *done);
+    cand *buf = malloc((size_t)V * sizeof *buf);
+    int rc = g.kc && g.vc && g.kp && g.vp && g.pos && g.seq && g.scores && ids && next && done && buf
+                 ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (int l = 0; l < c->layers && !rc; l++) {
+        g.kc[l] = malloc(per * sizeof(float));
+        g.vc[l] = malloc(per * sizeof(float));
+        if (!g.kc[l] || !g.vc[l]) rc = hone_errf(err, HONE_ENOMEM, "out of memory for the KV cache (%zu MB)",
+                                                 per * 8 * (size_t)c->layers >> 20);
+    }
+    hone_rng rng;
+    hone_rng_seed(&rng, o->seed);
+    int was_eval = m->eval;
+    m->eval = 1;
+    /* prefill, in chunks of at most `cap` rows; the last row's logits give token 1 */
+    for (int s = 0; s < nseq && !rc; s++) {
+        for (int t0 = 0; t0 < lens[s]; t0 += cap) {
+            int n = lens[s] - t0 < cap ? lens[s] - t0 : cap;
+            for (int i = 0; i < n; i++) {
+                ids[i] = prompts[s][t0 + i];
+                g.pos[i] = t0 + i;
+                g.seq[i] = s;
+            }
+            infer_rows(&g, ids, n);
+            if (t0 + n == lens[s]) {
+                op_matmul_forward(m->logits, m->lnf + (size_t)(n - 1) * c->hidden, m->lm_head, 1, c->hidden, V, V, 1.0f,
+                                  0.0f);
+                next[s] = sample(m->logits, V, o, &rng, buf);
+            }
+        }
+        out[s][0] = next[s];
+        out_len[s] = 1;
+        for (int e = 0; e < o->neos; e++) done[s] |= next[s] == o->eos[e];
+    }
+    /* decode: one row per unfinished sequence */
+    for (int step = 1; step < o->max_new_tokens && !rc; step++) {
+        int n = 0;
+        for (int s = 0; s < nseq; s++) {
+            if (done[s]) continue;
+            ids[n] = next[s];
+            g.pos[n] = lens[s] + out_len[s] - 1;
+            g.seq[n] = s;
+            n++;
+        }
+        if (n == 0) break;
+        infer_rows(&g, ids, n);
+        op_matmul_forward(m->logits, m->lnf, m->lm_head, n, c->hidden, V, V, 1.0f, 0.0f);
+        for (int i = 0; i < n; i++) {
+            int s = g.seq[i];
+            next[s] = sample(m->logits + (size_t)i * V, V, o, &rng, buf);
+            out[s][out_len[s]++] = next[s];
+            for (int e = 0; e < o->neos; e++) done[s] |= next[s] == o->eos[e];
+        }
+    }
+    for (int l = 0; g.kc && l < c->layers; l++) free(g.kc[l]);
+    for (int l = 0; g.vc && l < c->layers; l++) free(g.vc[l]);
+    free(g.kc), free(g.vc), free(g.kp), free(g.vp), free(g.pos), free(g.seq), free(g.scores);
+    free(ids), free(next), free(done), free(buf);
+    m->B = 0;   /* the activations no longer hold a training forward */
+    m->eval = was_eval;
+    return rc;
+}

@@ -1,0 +1,66 @@
+/* model_impl.h — the model's internals, shared by the files of core/model only
+ * (model.c: load, forward, backward; adapter.c; generate.c). */
+#ifndef HONE_MODEL_IMPL_H
+#define HONE_MODEL_IMPL_H
+
+#include "model.h"
+#include "rng.h"
+
+#define TILE_ROWS 256   /* rows of a frozen weight dequantized at a time */
+
+typedef struct linear {
+    int in, out, id;
+    int targeted;            /* has a LoRA adapter */
+    size_t packed_off;       /* LoRA: the frozen weight in m->packed */
+    float *w, *dw;           /* full fine-tuning: [out, in] */
+    float *bias, *dbias;     /* [out] or NULL */
+    float *A, *B, *dA, *dB;  /* LoRA: [r, in], [out, r]; NULL when not targeted */
+    float *xa;               /* activation [N, r]: A applied to the (dropped) input */
+    uint8_t *keep;           /* [N, in] dropout keep mask, or NULL */
+} linear;
+
+typedef struct layer {
+    float *ln1_w, *ln2_w, *dln1_w, *dln2_w;
+    linear lin[HONE_NLINEAR];
+    /* activations */
+    float *ln1, *rstd1, *q, *k, *v, *att, *ao, *mid, *ln2, *rstd2, *gate, *up, *sw;
+} layer;
+
+struct hone_model {
+    hone_model_config cfg;
+    int lora, r, rslora;
+    int ckpt;                                 /* gradient checkpointing: one layer's activations */
+    int eval;                                 /* no dropout (evaluation, generation) */
+    size_t acts_alt;                          /* activation floats with ckpt flipped (for the report) */
+    double alpha, dropout_opt;
+    float scale, dropout;
+    int Bcap, Tcap, B, T;
+    const hone_quantizer_vt *qvt;
+    void *qstate;
+    hone_rng rng;
+
+    float *embed, *dembed, *lm_head, *dlm_head, *norm_w, *dnorm_w;
+    layer *layers;
+
+    float *params, *grads, *frozen, *acts;   /* the arenas */
+    size_t nparams, nfrozen, nacts;
+    unsigned char *packed;
+    size_t npacked;
+    uint8_t *masks;
+    hone_tensor_info *tinfo;
+    size_t ntensors;
+    char *names;                              /* storage for tinfo names */
+
+    /* activations outside layers */
+    float *res;                               /* [L + 1, N, C] residual stream */
+    float *lnf, *rstdf, *logits;
+    int32_t *targets, *ids;
+    float *inv_freq, *cos_t, *sin_t;
+    /* scratch for backward and tiles */
+    float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *datt, *dxa, *tmp, *tile;
+};
+
+/* y[N, out] = the linear (base, bias, LoRA) of x[N, in]; draw: new dropout masks */
+void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw);
+
+#endif
