@@ -298,6 +298,103 @@ static void check_checkpointing(const hone_registry *reg)
     hone_opts_free(qopts);
 }
 
+/* a checkpoint split into shards with model.safetensors.index.json loads the same */
+static void check_sharded(const hone_registry *reg, const char *tmp)
+{
+    char src[4096], dir[4200], path[4400];
+    snprintf(src, sizeof src, "%s/tests/fixtures/models/llama", HONE_SOURCE_DIR);
+    snprintf(dir, sizeof dir, "%s/sharded", tmp);
+    hone_err err = {0};
+    hone_mkdirs(dir, &err);
+    snprintf(path, sizeof path, "%s/model.safetensors", src);
+    hone_st_file *f = NULL;
+    if (hone_st_open(&f, path, &err)) {
+        printf("%s\n", err.msg);
+        failures++;
+        return;
+    }
+    /* tensors alternate between two shards */
+    hone_st_out *outs[2] = {calloc(f->n, sizeof(hone_st_out)), calloc(f->n, sizeof(hone_st_out))};
+    float **data = calloc(f->n, sizeof *data);
+    size_t cnt[2] = {0, 0};
+    char *index = malloc(65536);
+    size_t off = (size_t)snprintf(index, 65536, "{\"metadata\": {}, \"weight_map\": {");
+    for (size_t i = 0; i < f->n; i++) {
+        const hone_st_tensor *t = &f->t[i];
+        int sh = (int)(i % 2);
+        data[i] = malloc(t->numel * sizeof(float));
+        hone_st_to_f32(f, t, data[i], 0, t->numel, &err);
+        hone_st_out *o = &outs[sh][cnt[sh]++];
+        *o = (hone_st_out){t->name, HONE_DT_F32, t->ndim, {t->shape[0], t->ndim > 1 ? t->shape[1] : 0}, data[i]};
+        off += (size_t)snprintf(index + off, 65536 - off, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "",
+                                t->name, sh + 1);
+    }
+    snprintf(index + off, 65536 - off, "}}");
+    for (int sh = 0; sh < 2; sh++) {
+        snprintf(path, sizeof path, "%s/model-0000%d-of-00002.safetensors", dir, sh + 1);
+        hone_st_write(path, outs[sh], cnt[sh], &err);
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    hone_write_file(path, index, strlen(index), &err);
+    char *cfg = NULL;
+    size_t len;
+    snprintf(path, sizeof path, "%s/config.json", src);
+    hone_read_file(path, &cfg, &len, &err);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    hone_write_file(path, cfg, len, &err);
+    free(cfg);
+    const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
+    hone_opts *qopts = NULL;
+    hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
+    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8, 0};
+    hone_model *a = NULL, *b = NULL;
+    int32_t ids[8] = {1, 5, 9, 13, 17, 21, 25, 29};
+    double s;
+    long c;
+    int ok = !hone_model_load(&a, src, &o, &err) && !hone_model_load(&b, dir, &o, &err) &&
+             !hone_model_forward(a, ids, NULL, 1, 8, &s, &c, &err);
+    float *la = ok ? malloc(8 * 96 * sizeof(float)) : NULL;
+    if (ok) {
+        memcpy(la, hone_model_logits(a), 8 * 96 * sizeof(float));
+        ok = !hone_model_forward(b, ids, NULL, 1, 8, &s, &c, &err) && !memcmp(la, hone_model_logits(b), 8 * 96 * sizeof(float));
+    }
+    if (!ok && err.msg[0]) printf("sharded: %s\n", err.msg);
+    report("sharded", "two shards + index load the same model", ok ? 0 : 1, 0);
+    free(la);
+    hone_model_free(a);
+    hone_model_free(b);
+    hone_opts_free(qopts);
+    for (size_t i = 0; i < f->n; i++) free(data[i]);
+    free(data);
+    free(outs[0]);
+    free(outs[1]);
+    free(index);
+    hone_st_close(f);
+}
+
+/* rope_scaling "linear" divides every frequency by the factor */
+static void check_rope_linear(void)
+{
+    const char *base = "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 10, \"hidden_size\": 16, "
+                       "\"intermediate_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 2%s}";
+    char a[512], b[512];
+    snprintf(a, sizeof a, base, "");
+    snprintf(b, sizeof b, base, ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 4.0}");
+    hone_model_config ca, cb;
+    hone_err err = {0};
+    int ok = !hone_model_config_parse(&ca, a, "a", &err) && !hone_model_config_parse(&cb, b, "b", &err);
+    float fa[4], fb[4];
+    if (ok) {
+        hone_rope_inv_freq(&ca, fa);
+        hone_rope_inv_freq(&cb, fb);
+        for (int i = 0; i < 4; i++) ok = ok && fb[i] == fa[i] / 4.0f;
+    }
+    report("rope", "linear scaling divides inv_freq by the factor", ok ? 0 : 1, 0);
+    snprintf(b, sizeof b, base, ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}");
+    ok = hone_model_config_parse(&cb, b, "b/config.json", &err) != 0 && strstr(err.msg, "rope_scaling type \"yarn\" is not supported");
+    report("rope", "an unsupported rope type is named", ok ? 0 : 1, 0);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/hone-model-XXXXXX";
@@ -317,6 +414,8 @@ int main(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(reg, &cases[i], tmp);
     check_errors(reg, tmp);
     check_checkpointing(reg);
+    check_sharded(reg, tmp);
+    check_rope_linear();
     hone_registry_free(reg);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
