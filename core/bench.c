@@ -4,6 +4,7 @@
 #include "bench.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include "model.h"
 #include "ops.h"
 #include "rng.h"
+#include "tokenizer.h"
+#include "util.h"
 
 static double now(void)
 {
@@ -156,5 +159,82 @@ int hone_bench_run(const hone_bench_opts *o, hone_err *err)
     free(ids);
     free(targets);
     hone_model_free(m);
+    return rc;
+}
+
+/* ---- tokenizer throughput ---- */
+
+typedef struct tok_job {
+    hone_tokenizer *t;
+    char **lines;
+    size_t *lens;
+    size_t first, count;
+    long tokens;
+    int rc;
+    hone_err err;
+} tok_job;
+
+static void *tok_worker(void *arg)
+{
+    tok_job *j = arg;
+    tok_ids ids = {0};
+    for (size_t i = j->first; i < j->first + j->count && !j->rc; i++) {
+        ids.n = 0;
+        j->rc = hone_tokenizer_encode(j->t, j->lines[i], j->lens[i], 0, &ids, &j->err);
+        j->tokens += (long)ids.n;
+    }
+    free(ids.v);
+    return NULL;
+}
+
+int hone_bench_tokenizer(const char *tok_path, const char *text_path, int threads, hone_err *err)
+{
+    char *text = NULL;
+    size_t n = 0;
+    int rc = hone_read_file(text_path, &text, &n, err);
+    if (rc) return rc;
+    size_t nl = 0, cap = 1024;
+    char **lines = malloc(cap * sizeof *lines);
+    size_t *lens = malloc(cap * sizeof *lens);
+    for (char *p = text, *end = text + n; p < end && lines && lens;) {
+        char *e = memchr(p, '\n', (size_t)(end - p));
+        if (!e) e = end;
+        if (nl == cap) {
+            cap *= 2;
+            lines = realloc(lines, cap * sizeof *lines);
+            lens = realloc(lens, cap * sizeof *lens);
+            if (!lines || !lens) break;
+        }
+        lines[nl] = p;
+        lens[nl++] = (size_t)(e - p);
+        p = e + 1;
+    }
+    if (!lines || !lens) {
+        free(text), free(lines), free(lens);
+        return hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    if (threads < 1) threads = 1;
+    tok_job *jobs = calloc((size_t)threads, sizeof *jobs);
+    pthread_t *tids = calloc((size_t)threads, sizeof *tids);
+    for (int k = 0; k < threads && !rc; k++) {
+        rc = hone_tokenizer_load(&jobs[k].t, tok_path, err);
+        jobs[k].lines = lines, jobs[k].lens = lens;
+        jobs[k].first = nl * (size_t)k / (size_t)threads;
+        jobs[k].count = nl * (size_t)(k + 1) / (size_t)threads - jobs[k].first;
+    }
+    long tokens = 0;
+    double t0 = now();
+    for (int k = 0; k < threads && !rc; k++) pthread_create(&tids[k], NULL, tok_worker, &jobs[k]);
+    for (int k = 0; k < threads && !rc; k++) pthread_join(tids[k], NULL);
+    double dt = now() - t0;
+    for (int k = 0; k < threads && !rc; k++) {
+        tokens += jobs[k].tokens;
+        if (jobs[k].rc) rc = hone_errf(err, jobs[k].rc, "%s", jobs[k].err.msg);
+    }
+    if (!rc)
+        printf("hone tokenizer: %.1f MB, %zu lines, %ld tokens in %.2f s with %d thread%s: %.2f MB/s, %.0f tokens/s\n",
+               n / 1e6, nl, tokens, dt, threads, threads > 1 ? "s" : "", n / 1e6 / dt, tokens / dt);
+    for (int k = 0; k < threads; k++) hone_tokenizer_free(jobs[k].t);
+    free(jobs), free(tids), free(lines), free(lens), free(text);
     return rc;
 }

@@ -18,5 +18,7 @@ typedef struct hone_bench_opts {
 void hone_bench_defaults(hone_bench_opts *o);
 /* prints its report on stdout */
 int hone_bench_run(const hone_bench_opts *o, hone_err *err);
+/* encodes every line of text_path; prints MB/s and tokens/s */
+int hone_bench_tokenizer(const char *tok_path, const char *text_path, int threads, hone_err *err);
 
 #endif

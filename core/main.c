@@ -23,6 +23,7 @@
 #include "rundir.h"
 #include "schedule.h"
 #include "schema.h"
+#include "tokenizer.h"
 #include "trainer.h"
 #include "util.h"
 #include "version.h"
@@ -38,14 +39,16 @@ static const char *usage_text =
     "  schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v ...]\n"
     "                                   print \"step,lr\" rows: the lr of each optimizer step\n"
     "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
-    "        [--checkpointing]\n"
+    "        [--checkpointing]       | bench --tokenizer PATH --text FILE [--threads N]\n"
     "                                   training throughput against the sgemm ceiling\n"
     "  generate MODEL_DIR [--adapter DIR] --ids 1,2,3 [--max-new-tokens N] [--temperature T]\n"
     "        [--top-k K] [--top-p P] [--seed S]\n"
     "                                   generate from a prompt (token ids until the tokenizer lands)\n"
+    "  tokenize --tokenizer PATH [--no-special] [--json] [--decode]\n"
+    "                                   stdin lines -> JSON id lists (and back with --decode)\n"
     "  version                          print the version\n"
     "\n"
-    "Planned, not built yet in this version: tokenize, inspect, quantize, convert, eval, runs.\n";
+    "Planned, not built yet in this version: inspect, quantize, convert, eval, runs.\n";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
@@ -516,6 +519,89 @@ out:
     return code;
 }
 
+/* ---- hone tokenize ---------------------------------------------------------------- */
+
+static void print_json_string(const char *s, size_t n)
+{
+    cJSON *j = cJSON_CreateString("");
+    char *copy = hone_strndup(s, n);
+    if (j && copy) {
+        cJSON_SetValuestring(j, copy);
+        char *text = cJSON_PrintUnformatted(j);
+        if (text) fputs(text, stdout);
+        free(text);
+    }
+    free(copy);
+    cJSON_Delete(j);
+}
+
+static int cmd_tokenize(int argc, char **argv)
+{
+    const char *path = NULL;
+    int special = 1, json = 0, decode = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) path = argv[++i];
+        else if (!strcmp(argv[i], "--no-special")) special = 0;
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--decode")) decode = 1;
+        else return fail(EXIT_BAD_INPUT, "usage: hone tokenize --tokenizer PATH [--no-special] [--json] [--decode]");
+    }
+    if (!path) return fail(EXIT_BAD_INPUT, "usage: hone tokenize --tokenizer PATH [--no-special] [--json] [--decode]");
+    hone_err err = {0};
+    hone_tokenizer *t = NULL;
+    if (hone_tokenizer_load(&t, path, &err)) return fail(EXIT_BAD_INPUT, "%s", err.msg);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int rc = 0;
+    tok_ids ids = {0};
+    tok_buf text = {0};
+    while (!rc && (len = getline(&line, &cap, stdin)) >= 0) {
+        lineno++;
+        if (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
+        cJSON *j = NULL;
+        const char *s = line;
+        size_t n = (size_t)len;
+        if (json || decode) {
+            j = cJSON_ParseWithLength(line, (size_t)len);
+            if (decode ? !cJSON_IsArray(j) : !cJSON_IsString(j)) {
+                cJSON_Delete(j);
+                rc = fail(EXIT_BAD_INPUT, "stdin:%ld: expected %s", lineno, decode ? "a JSON list of ids" : "a JSON string");
+                break;
+            }
+            if (!decode) s = j->valuestring, n = strlen(j->valuestring);
+        }
+        if (decode) {
+            ids.n = 0;
+            for (const cJSON *e = j->child; e && !rc; e = e->next)
+                if (!cJSON_IsNumber(e) || tok_ids_push(&ids, (int32_t)e->valuedouble))
+                    rc = fail(EXIT_BAD_INPUT, "stdin:%ld: ids must be numbers", lineno);
+            if (!rc && hone_tokenizer_decode(t, ids.v, ids.n, !special, &text, &err))
+                rc = fail(EXIT_BAD_INPUT, "stdin:%ld: %s", lineno, err.msg);
+            if (!rc) {
+                if (json) print_json_string(text.s, text.n);
+                else fwrite(text.s, 1, text.n, stdout);
+                putchar('\n');
+            }
+        } else {
+            ids.n = 0;
+            if (hone_tokenizer_encode(t, s, n, special, &ids, &err)) rc = fail(EXIT_RUN_FAILED, "stdin:%ld: %s", lineno, err.msg);
+            else {
+                putchar('[');
+                for (size_t i = 0; i < ids.n; i++) printf(i ? ", %d" : "%d", ids.v[i]);
+                puts("]");
+            }
+        }
+        cJSON_Delete(j);
+    }
+    free(line);
+    free(ids.v);
+    free(text.s);
+    hone_tokenizer_free(t);
+    return rc;
+}
+
 /* ---- hone generate --------------------------------------------------------------- */
 
 /* r, alpha, rslora and target modules of a PEFT adapter dir */
@@ -547,19 +633,48 @@ static int adapter_settings(const char *dir, hone_model_opts *mo, hone_err *err)
     return rc;
 }
 
+typedef struct stop_ctx {
+    hone_tokenizer *tok;
+    char **stops;
+    int nstops;
+    tok_buf text;
+} stop_ctx;
+
+/* a stop string anywhere in the decoded continuation ends it */
+static int stop_strings(void *vctx, int seq, const int32_t *ids, int n)
+{
+    (void)seq;
+    stop_ctx *c = vctx;
+    hone_err err = {0};
+    if (hone_tokenizer_decode(c->tok, ids, (size_t)n, 1, &c->text, &err)) return 0;
+    for (int i = 0; i < c->nstops; i++)
+        if (strstr(c->text.s, c->stops[i])) return 1;
+    return 0;
+}
+
 static int cmd_generate(int argc, char **argv)
 {
     const char *usage = "usage: hone generate MODEL_DIR [--adapter DIR] (--prompt TEXT | --ids 1,2,3) "
-                        "[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]";
-    if (argc < 2 || argv[1][0] == '-') return fail(EXIT_BAD_INPUT, "%s", usage);
+                        "[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop TEXT ...]";
+    char **stops = calloc((size_t)argc, sizeof *stops);
+    int nstops = 0;
+    if (!stops) return fail(EXIT_RUN_FAILED, "out of memory");
+    if (argc < 2 || argv[1][0] == '-') {
+        free(stops);
+        return fail(EXIT_BAD_INPUT, "%s", usage);
+    }
     const char *dir = argv[1], *adapter = NULL, *ids_text = NULL, *prompt = NULL;
-    hone_gen_opts go = {32, 0.0, 0, 1.0, NULL, 0, 42};
+    hone_gen_opts go = {32, 0.0, 0, 1.0, NULL, 0, 42, NULL, NULL};
     for (int i = 2; i < argc; i += 2) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         double d;
         long long v;
-        if (!val) return fail(EXIT_BAD_INPUT, "generate: %s needs a value", arg);
+        if (!val) {
+            free(stops);
+            return fail(EXIT_BAD_INPUT, "generate: %s needs a value", arg);
+        }
         if (!strcmp(arg, "--adapter")) adapter = val;
+        else if (!strcmp(arg, "--stop") && *val) stops[nstops++] = (char *)val;
         else if (!strcmp(arg, "--ids")) ids_text = val;
         else if (!strcmp(arg, "--prompt")) prompt = val;
         else if (!strcmp(arg, "--max-new-tokens") && !hone_parse_ll(val, &v) && v >= 1 && v <= 1 << 20) go.max_new_tokens = (int)v;
@@ -567,26 +682,54 @@ static int cmd_generate(int argc, char **argv)
         else if (!strcmp(arg, "--seed") && !hone_parse_ll(val, &v) && v >= 0) go.seed = (uint64_t)v;
         else if (!strcmp(arg, "--temperature") && !hone_parse_double(val, &d) && d >= 0) go.temperature = d;
         else if (!strcmp(arg, "--top-p") && !hone_parse_double(val, &d) && d > 0 && d <= 1) go.top_p = d;
-        else return fail(EXIT_BAD_INPUT, "generate: bad option %s %s\n%s", arg, val, usage);
+        else {
+            free(stops);
+            return fail(EXIT_BAD_INPUT, "generate: bad option %s %s\n%s", arg, val, usage);
+        }
     }
-    if (prompt)
-        return fail(EXIT_RUN_FAILED, "generate: --prompt needs the tokenizer, which this version of hone does not have "
-                    "yet; give token ids with --ids");
-    if (!ids_text) return fail(EXIT_BAD_INPUT, "%s", usage);
-    double *list = NULL;
-    size_t n = 0;
-    hone_option ids_def = {"ids", HONE_OPT_NUMLIST, 0, 0, NULL, 0, 0, NULL, 0, "ids"};
-    hone_node tmp = {.type = HONE_NODE_STRING, .str = (char *)ids_text, .from_cli = 1};
-    hone_value val;
+    if (!ids_text == !prompt) {
+        free(stops);
+        return fail(EXIT_BAD_INPUT, "generate: give --prompt TEXT or --ids 1,2,3\n%s", usage);
+    }
     hone_err err = {0};
-    if (hone_value_from_node(&val, &ids_def, &tmp, "--ids", &err) || val.n == 0) {
-        hone_value_clear(&val);
-        return fail(EXIT_BAD_INPUT, "generate: --ids: expected token ids separated by commas");
+    hone_value val = {0};
+    hone_tokenizer *tok = NULL;
+    tok_ids pids = {0};
+    size_t n = 0;
+    if (prompt || nstops) {
+        /* the model dir's tokenizer: the prompt goes in with its BOS, as transformers does */
+        if (hone_tokenizer_load(&tok, dir, &err) || (prompt && hone_tokenizer_encode(tok, prompt, strlen(prompt), 1, &pids, &err))) {
+            hone_tokenizer_free(tok);
+            free(pids.v);
+            free(stops);
+            return fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
+        }
+        n = pids.n;
     }
-    list = val.list;
-    n = val.n;
+    if (ids_text) {
+        hone_option ids_def = {"ids", HONE_OPT_NUMLIST, 0, 0, NULL, 0, 0, NULL, 0, "ids"};
+        hone_node tmp = {.type = HONE_NODE_STRING, .str = (char *)ids_text, .from_cli = 1};
+        if (hone_value_from_node(&val, &ids_def, &tmp, "--ids", &err) || val.n == 0) {
+            hone_value_clear(&val);
+            hone_tokenizer_free(tok);
+            free(stops);
+            return fail(EXIT_BAD_INPUT, "generate: --ids: expected token ids separated by commas");
+        }
+        n = val.n;
+    }
+    if (n == 0) {
+        hone_tokenizer_free(tok);
+        free(pids.v);
+        free(stops);
+        return fail(EXIT_BAD_INPUT, "generate: the prompt is empty");
+    }
     int32_t *ids = malloc(n * sizeof *ids), *out = malloc((size_t)go.max_new_tokens * sizeof *out);
-    for (size_t i = 0; ids && i < n; i++) ids[i] = (int32_t)list[i];
+    for (size_t i = 0; ids && i < n; i++) ids[i] = ids_text ? (int32_t)val.list[i] : pids.v[i];
+    stop_ctx sc = {tok, stops, nstops, {0}};
+    if (nstops) {
+        go.stop = stop_strings;
+        go.stop_ctx = &sc;
+    }
     app a = {0};
     int rc = app_init(&a);
     hone_opts *qo = NULL;
@@ -609,7 +752,20 @@ static int cmd_generate(int argc, char **argv)
             (adapter && hone_model_load_adapter(m, adapter, &err)) ||
             hone_model_generate(m, prompts, &len, 1, &go, &out, &got, &err))
             rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
-        else {
+        else if (prompt) {
+            tok_buf text = {0};
+            if (hone_tokenizer_decode(tok, out, (size_t)got, 1, &text, &err)) rc = fail(EXIT_RUN_FAILED, "generate: %s", err.msg);
+            else {
+                /* a stop string ends the text where it begins */
+                for (int k = 0; k < nstops; k++) {
+                    char *at = strstr(text.s, stops[k]);
+                    if (at) text.n = (size_t)(at - text.s), *at = '\0';
+                }
+                fwrite(text.s, 1, text.n, stdout);
+                putchar('\n');
+            }
+            free(text.s);
+        } else {
             printf("[");
             for (int i = 0; i < got; i++) printf("%s%d", i ? ", " : "", out[i]);
             printf("]\n");
@@ -618,6 +774,10 @@ static int cmd_generate(int argc, char **argv)
     hone_model_free(m);
     hone_opts_free(qo);
     hone_value_clear(&val);
+    hone_tokenizer_free(tok);
+    free(pids.v);
+    free(sc.text.s);
+    free(stops);
     free(ids);
     free(out);
     if (a.reg) app_free(&a);
@@ -631,6 +791,19 @@ static int cmd_bench(int argc, char **argv)
     hone_bench_opts o;
     hone_bench_defaults(&o);
     hone_err err = {0};
+    const char *tok = NULL, *text = NULL;
+    for (int i = 1; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "--tokenizer")) tok = argv[i + 1];
+        if (!strcmp(argv[i], "--text")) text = argv[i + 1];
+    }
+    if (tok || text) {
+        long long th = 1;
+        for (int i = 1; i + 1 < argc; i++)
+            if (!strcmp(argv[i], "--threads") && (hone_parse_ll(argv[i + 1], &th) || th < 1 || th > 256))
+                return fail(EXIT_BAD_INPUT, "bench: --threads %s: expected 1..256", argv[i + 1]);
+        if (!tok || !text) return fail(EXIT_BAD_INPUT, "bench: --tokenizer PATH and --text FILE go together");
+        return hone_bench_tokenizer(tok, text, (int)th, &err) ? fail(EXIT_BAD_INPUT, "bench: %s", err.msg) : 0;
+    }
     for (int i = 1; i < argc; i += 2) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         long long v = 0;
@@ -694,7 +867,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
-    static const char *const planned[] = {"tokenize", "inspect", "quantize", "convert", "eval", "runs"};
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    static const char *const planned[] = {"inspect", "quantize", "convert", "eval", "runs"};
     for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
         if (!strcmp(cmd, planned[i]))
             return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);

@@ -148,7 +148,7 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
                     lens[i] = (int)np[i];
                 }
                 int32_t got0[8], got1[8], *got[2] = {got0, got1};
-                hone_gen_opts go = {8, 0.0, 0, 1.0, NULL, 0, 1};
+                hone_gen_opts go = {8, 0.0, 0, 1.0, NULL, 0, 1, NULL, NULL};
                 if (hone_model_generate(m, (const int32_t *const *)pr, lens, 2, &go, got, got_len, &err)) {
                     printf("%s: generate: %s\n", label, err.msg);
                     failures++;
@@ -166,19 +166,19 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
                 }
                 /* sampling that can only pick the top token is greedy; a seed fixes a sample */
                 int32_t s0[8], s1[8], t0[8], t1[8], *sg[2] = {s0, s1}, *tg[2] = {t0, t1}, sl[2], tl[2];
-                hone_gen_opts k1 = {8, 1.0, 1, 1.0, NULL, 0, 5}, p0 = {8, 0.7, 0, 1e-9, NULL, 0, 6};
+                hone_gen_opts k1 = {8, 1.0, 1, 1.0, NULL, 0, 5, NULL, NULL}, p0 = {8, 0.7, 0, 1e-9, NULL, 0, 6, NULL, NULL};
                 int ok = !hone_model_generate(m, (const int32_t *const *)pr, lens, 2, &k1, sg, sl, &err) &&
                          !hone_model_generate(m, (const int32_t *const *)pr, lens, 2, &p0, tg, tl, &err) &&
                          !memcmp(s0, got0, sizeof s0) && !memcmp(s1, got1, sizeof s1) &&
                          !memcmp(t0, got0, sizeof t0) && !memcmp(t1, got1, sizeof t1);
                 report(label, "top_k = 1 and top_p -> 0 sample the greedy tokens", ok ? 0 : 1, 0);
-                hone_gen_opts hot = {8, 1.5, 20, 0.9, NULL, 0, 77};
+                hone_gen_opts hot = {8, 1.5, 20, 0.9, NULL, 0, 77, NULL, NULL};
                 ok = !hone_model_generate(m, (const int32_t *const *)pr, lens, 2, &hot, sg, sl, &err) &&
                      !hone_model_generate(m, (const int32_t *const *)pr, lens, 2, &hot, tg, tl, &err) &&
                      !memcmp(s0, t0, sizeof s0) && !memcmp(s1, t1, sizeof s1);
                 report(label, "a seeded sample repeats", ok ? 0 : 1, 0);
                 int32_t eos = got0[2];
-                hone_gen_opts stop = {8, 0.0, 0, 1.0, &eos, 1, 1};
+                hone_gen_opts stop = {8, 0.0, 0, 1.0, &eos, 1, 1, NULL, NULL};
                 ok = !hone_model_generate(m, (const int32_t *const *)pr, lens, 2, &stop, sg, sl, &err) && sl[0] <= 3 &&
                      sg[0][sl[0] - 1] == eos;
                 report(label, "generation stops at EOS", ok ? 0 : 1, 0);

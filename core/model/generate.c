@@ -166,6 +166,7 @@ int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int 
         out[s][0] = next[s];
         out_len[s] = 1;
         for (int e = 0; e < o->neos; e++) done[s] |= next[s] == o->eos[e];
+        if (!done[s] && o->stop) done[s] = o->stop(o->stop_ctx, s, out[s], 1);
     }
     /* decode: one row per unfinished sequence */
     for (int step = 1; step < o->max_new_tokens && !rc; step++) {
@@ -185,6 +186,7 @@ int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int 
             next[s] = sample(m->logits + (size_t)i * V, V, o, &rng, buf);
             out[s][out_len[s]++] = next[s];
             for (int e = 0; e < o->neos; e++) done[s] |= next[s] == o->eos[e];
+            if (!done[s] && o->stop) done[s] = o->stop(o->stop_ctx, s, out[s], out_len[s]);
         }
     }
     for (int l = 0; g.kc && l < c->layers; l++) free(g.kc[l]);

@@ -79,6 +79,10 @@ typedef struct hone_gen_opts {
     const int32_t *eos;      /* stop tokens (kept in the output) */
     int neos;
     uint64_t seed;
+    /* optional: called after each new token of sequence seq (ids: its n tokens so far);
+     * returning non-zero ends that sequence (stop strings) */
+    int (*stop)(void *ctx, int seq, const int32_t *ids, int n);
+    void *stop_ctx;
 } hone_gen_opts;
 
 /* Generates for nseq prompts of any lengths with a KV cache. out[i]: room for

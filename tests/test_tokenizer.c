@@ -1,0 +1,186 @@
+/* test_tokenizer.c — hone's tokenizer against the Hugging Face `tokenizers` package
+ * (fixtures from tests/reference/make_tokenizer_fixtures.py): the same ids with and
+ * without special tokens and the same decoded text, for every corpus entry and every
+ * tokenizer. Llama 2 is read from ../shared and skipped (exit 77) where that is absent. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static int failures, checks;
+
+static void show(const char *what, const char *name, size_t i, const tok_ids *got, const cJSON *want)
+{
+    printf("FAIL %s %s text %zu:\n  got ", name, what, i);
+    for (size_t k = 0; k < got->n && k < 40; k++) printf("%d ", got->v[k]);
+    printf("\n  want ");
+    int k = 0;
+    for (const cJSON *e = want->child; e && k < 40; e = e->next, k++) printf("%d ", (int)e->valuedouble);
+    printf("\n");
+}
+
+static int same_ids(const tok_ids *got, const cJSON *want)
+{
+    size_t k = 0;
+    for (const cJSON *e = want->child; e; e = e->next, k++)
+        if (k >= got->n || got->v[k] != (int32_t)e->valuedouble) return 0;
+    return k == got->n;
+}
+
+static void check(const char *name, const char *tok_path, const cJSON *corpus)
+{
+    char path[4096], *text = NULL;
+    snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/expected-%s.json", HONE_SOURCE_DIR, name);
+    hone_err err = {0};
+    if (hone_read_file(path, &text, NULL, &err)) {
+        printf("FAIL %s\n", err.msg);
+        failures++;
+        return;
+    }
+    cJSON *rows = cJSON_Parse(text);
+    free(text);
+    hone_tokenizer *t = NULL;
+    if (hone_tokenizer_load(&t, tok_path, &err)) {
+        printf("FAIL %s: %s\n", name, err.msg);
+        failures++;
+        cJSON_Delete(rows);
+        return;
+    }
+    int fails_before = failures;
+    size_t i = 0;
+    tok_ids ids = {0};
+    tok_buf out = {0};
+    const cJSON *row = rows->child;
+    for (const cJSON *c = corpus->child; c && row; c = c->next, row = row->next, i++) {
+        const char *s = c->valuestring;
+        for (int special = 0; special <= 1; special++) {
+            ids.n = 0;
+            const cJSON *want = cJSON_GetObjectItemCaseSensitive(row, special ? "ids" : "ids_plain");
+            checks++;
+            if (hone_tokenizer_encode(t, s, strlen(s), special, &ids, &err) || !same_ids(&ids, want)) {
+                show(special ? "ids" : "ids_plain", name, i, &ids, want);
+                failures++;
+            }
+        }
+        /* decoding */
+        const cJSON *wd = cJSON_GetObjectItemCaseSensitive(row, "decoded");
+        const cJSON *plain = cJSON_GetObjectItemCaseSensitive(row, "ids_plain");
+        ids.n = 0;
+        for (const cJSON *e = plain->child; e; e = e->next) tok_ids_push(&ids, (int32_t)e->valuedouble);
+        checks++;
+        int rc = hone_tokenizer_decode(t, ids.v, ids.n, 0, &out, &err);
+        if (rc || (cJSON_IsString(wd) && (out.n != strlen(wd->valuestring) || memcmp(out.s, wd->valuestring, out.n)))) {
+            printf("FAIL %s decode text %zu: got \"%.80s\" want \"%.80s\"\n", name, i, rc ? err.msg : out.s,
+                   cJSON_IsString(wd) ? wd->valuestring : "(null)");
+            failures++;
+        }
+        const cJSON *ws = cJSON_GetObjectItemCaseSensitive(row, "decoded_skip");
+        const cJSON *full = cJSON_GetObjectItemCaseSensitive(row, "ids");
+        ids.n = 0;
+        for (const cJSON *e = full->child; e; e = e->next) tok_ids_push(&ids, (int32_t)e->valuedouble);
+        checks++;
+        rc = hone_tokenizer_decode(t, ids.v, ids.n, 1, &out, &err);
+        if (rc || (cJSON_IsString(ws) && (out.n != strlen(ws->valuestring) || memcmp(out.s, ws->valuestring, out.n)))) {
+            printf("FAIL %s decode (skip special) text %zu: got \"%.80s\" want \"%.80s\"\n", name, i, rc ? err.msg : out.s,
+                   cJSON_IsString(ws) ? ws->valuestring : "(null)");
+            failures++;
+        }
+        if (failures - fails_before > 12) {
+            printf("... stopping %s after many failures\n", name);
+            break;
+        }
+    }
+    printf("%s: %zu texts, %s\n", name, i, failures == fails_before ? "all match" : "MISMATCHES");
+    free(ids.v);
+    free(out.s);
+    hone_tokenizer_free(t);
+    cJSON_Delete(rows);
+}
+
+/* bytes that are not UTF-8 tokenize as Python's decode(errors="replace") of them */
+static void check_bytes(const char *name)
+{
+    char path[4096], *text = NULL;
+    snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/expected-%s-bytes.json", HONE_SOURCE_DIR, name);
+    hone_err err = {0};
+    if (hone_read_file(path, &text, NULL, &err)) {
+        printf("FAIL %s\n", err.msg);
+        failures++;
+        return;
+    }
+    cJSON *rows = cJSON_Parse(text);
+    free(text);
+    snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/%s", HONE_SOURCE_DIR, name);
+    hone_tokenizer *t = NULL;
+    if (hone_tokenizer_load(&t, path, &err)) {
+        printf("FAIL %s\n", err.msg);
+        failures++;
+        cJSON_Delete(rows);
+        return;
+    }
+    tok_ids ids = {0};
+    size_t i = 0;
+    for (const cJSON *r = rows->child; r; r = r->next, i++) {
+        const char *hex = cJSON_GetObjectItemCaseSensitive(r, "hex")->valuestring;
+        size_t n = strlen(hex) / 2;
+        char bytes[256];
+        for (size_t k = 0; k < n && k < sizeof bytes; k++) {
+            unsigned v;
+            sscanf(hex + 2 * k, "%2x", &v);
+            bytes[k] = (char)v;
+        }
+        ids.n = 0;
+        checks++;
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(r, "ids");
+        if (hone_tokenizer_encode(t, bytes, n, 0, &ids, &err) || !same_ids(&ids, want)) {
+            show("invalid UTF-8", name, i, &ids, want);
+            failures++;
+        }
+    }
+    printf("%s: %zu invalid UTF-8 inputs checked\n", name, i);
+    free(ids.v);
+    hone_tokenizer_free(t);
+    cJSON_Delete(rows);
+}
+
+int main(int argc, char **argv)
+{
+    char path[4096], *text = NULL;
+    hone_err err = {0};
+    snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/corpus.json", HONE_SOURCE_DIR);
+    if (hone_read_file(path, &text, NULL, &err)) {
+        printf("%s\n", err.msg);
+        return 1;
+    }
+    cJSON *corpus = cJSON_Parse(text);
+    free(text);
+    const char *only = argc > 1 ? argv[1] : NULL;
+    static const char *const names[] = {"qwen3", "synth-meta", "synth-bytelevel", "synth-suffix", "synth-split",
+                                        "synth-tiny"};
+    int skipped = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        if (only && strcmp(only, names[k])) continue;
+        snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/%s", HONE_SOURCE_DIR, names[k]);
+        check(names[k], path, corpus);
+    }
+    if (!only) {
+        check_bytes("qwen3");
+        check_bytes("synth-meta");
+    }
+    if (!only || !strcmp(only, "llama2")) {
+        snprintf(path, sizeof path, "%s/../shared/data/tokenizers/llama2", HONE_SOURCE_DIR);
+        if (hone_is_dir(path)) check("llama2", path, corpus);
+        else {
+            printf("llama2: skipped (%s is absent)\n", path);
+            skipped = 1;
+        }
+    }
+    cJSON_Delete(corpus);
+    printf("%d checks, %d failures\n", checks, failures);
+    if (failures) return 1;
+    return skipped && only ? 77 : 0;
+}
