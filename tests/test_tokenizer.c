@@ -147,6 +147,38 @@ static void check_bytes(const char *name)
     cJSON_Delete(rows);
 }
 
+/* tokenizer_config.json's add_bos_token / add_eos_token rebuild a Llama tokenizer's template */
+static void check_config(const char *tmp)
+{
+    char src[4096], path[4200];
+    snprintf(src, sizeof src, "%s/tests/fixtures/tokenizers/synth-tiny/tokenizer.json", HONE_SOURCE_DIR);
+    char *text = NULL;
+    size_t n;
+    hone_err err = {0};
+    hone_read_file(src, &text, &n, &err);
+    snprintf(path, sizeof path, "%s/tokenizer.json", tmp);
+    hone_write_file(path, text, n, &err);
+    free(text);
+    const char *cfg = "{\"tokenizer_class\": \"LlamaTokenizer\", \"add_bos_token\": false, \"add_eos_token\": true, "
+                      "\"bos_token\": \"<s>\", \"eos_token\": {\"content\": \"</s>\"}, \"pad_token\": \"<unk>\"}";
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", tmp);
+    hone_write_file(path, cfg, strlen(cfg), &err);
+    hone_tokenizer *t = NULL;
+    tok_ids ids = {0};
+    int ok = !hone_tokenizer_load(&t, tmp, &err) && !hone_tokenizer_encode(t, "the price", 9, 1, &ids, &err) &&
+             ids.n > 1 && ids.v[0] != 1 && ids.v[ids.n - 1] == 2 && hone_tokenizer_bos(t) == 1 &&
+             hone_tokenizer_eos(t) == 2 && hone_tokenizer_pad(t) == 0;
+    checks++;
+    if (!ok) {
+        printf("FAIL tokenizer_config add_bos_token / add_eos_token: %s\n", err.msg);
+        failures++;
+    } else {
+        printf("tokenizer_config: add_bos_token false / add_eos_token true honoured\n");
+    }
+    free(ids.v);
+    hone_tokenizer_free(t);
+}
+
 int main(int argc, char **argv)
 {
     char path[4096], *text = NULL;
@@ -160,7 +192,7 @@ int main(int argc, char **argv)
     free(text);
     const char *only = argc > 1 ? argv[1] : NULL;
     static const char *const names[] = {"qwen3", "synth-meta", "synth-bytelevel", "synth-suffix", "synth-split",
-                                        "synth-tiny"};
+                                        "synth-tiny", "synth-ws"};
     int skipped = 0;
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         if (only && strcmp(only, names[k])) continue;
@@ -168,6 +200,13 @@ int main(int argc, char **argv)
         check(names[k], path, corpus);
     }
     if (!only) {
+        char tmp[] = "/tmp/hone-tok-XXXXXX";
+        if (mkdtemp(tmp)) {
+            check_config(tmp);
+            char cmd[100];
+            snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+            if (system(cmd) != 0) printf("could not remove %s\n", tmp);
+        }
         check_bytes("qwen3");
         check_bytes("synth-meta");
     }

@@ -297,7 +297,7 @@ int tok_bpe_encode(tok_bpe *b, const char *s, size_t n, tok_ids *out)
             b->cache_cap = cap;
         }
         b->cache_ids[b->cache_n] = (int32_t)cnt;
-        memcpy(b->cache_ids + b->cache_n + 1, out->v + first, cnt * sizeof(int32_t));
+        if (cnt) memcpy(b->cache_ids + b->cache_n + 1, out->v + first, cnt * sizeof(int32_t));
         if (tok_strmap_put(&b->cache, s, n, (int32_t)b->cache_n) == 0) b->cache_n += cnt + 1;
     }
     return 0;

@@ -70,15 +70,57 @@ void tok_plist_free(tok_plist *l)
 
 /* ---- patterns ---- */
 
+/* The `tokenizers` package runs its regexes with Oniguruma, where \w also matches
+* combining marks and joiners (Word = Alphabetic, M, Nd, Pc, Join_Control); PCRE2 10.42's UCP \w does not. Spell
+ * \w (and \W outside classes) out so patterns mean what they mean there. */
+#define ONIG_WORD "\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}"
+
+static char *onig_compat(const char *re, size_t n, size_t *out_n)
+{
+    tok_buf b = {0};
+    int in_class = 0, rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        char c = re[i];
+        if (c == '\\' && i + 1 < n) {
+            char e = re[i + 1];
+            if (e == 'w') rc = tok_buf_add(&b, in_class ? ONIG_WORD : "[" ONIG_WORD "]", in_class ? strlen(ONIG_WORD) : strlen(ONIG_WORD) + 2);
+            else if (e == 'W' && !in_class) rc = tok_buf_add(&b, "[^" ONIG_WORD "]", strlen(ONIG_WORD) + 3);
+            else rc = tok_buf_add(&b, re + i, 2);
+            i++;
+            continue;
+        }
+        if (c == '[' && !in_class) {
+            in_class = 1;
+            rc = tok_buf_addc(&b, c);
+            /* a ']' right after '[' or '[^' is a literal */
+            if (!rc && i + 1 < n && re[i + 1] == '^') rc = tok_buf_addc(&b, re[++i]);
+            if (!rc && i + 1 < n && re[i + 1] == ']') rc = tok_buf_addc(&b, re[++i]);
+            continue;
+        }
+        if (c == ']' && in_class) in_class = 0;
+        rc = tok_buf_addc(&b, c);
+    }
+    if (rc) {
+        free(b.s);
+        return NULL;
+    }
+    *out_n = b.n;
+    return b.s ? b.s : calloc(1, 1);
+}
+
 int tok_pattern_compile(tok_pattern *p, const char *re, size_t n, const char *json_path, hone_err *err)
 {
     int code;
     PCRE2_SIZE at;
-    p->re = pcre2_compile((PCRE2_SPTR)re, n, PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
+    size_t cn;
+    char *pat = onig_compat(re, n, &cn);
+    if (!pat) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    p->re = pcre2_compile((PCRE2_SPTR)pat, cn, PCRE2_UTF | PCRE2_UCP, &code, &at, NULL);
+    free(pat);
     if (!p->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(code, msg, sizeof msg);
-        return hone_errf(err, HONE_EINVAL, "%s: regex does not compile at offset %zu: %s", json_path, (size_t)at,
+        return hone_errf(err, HONE_EINVAL, "%s: regex does not compile (near offset %zu): %s", json_path, (size_t)at,
                          (const char *)msg);
     }
     pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE);   /* falls back to the interpreter if JIT is unavailable */
@@ -395,7 +437,8 @@ int tok_pretokenizer_parse(tok_stage *st, const cJSON *j, const char *json_path,
     }
     if (!strcmp(t, "Whitespace")) {
         st->type = P_WHITESPACE;
-        return tok_pattern_compile(&st->pat, "\\w+|[^\\w\\s]+", 13, json_path, err);
+        static const char ws[] = "\\w+|[^\\w\\s]+";
+        return tok_pattern_compile(&st->pat, ws, sizeof ws - 1, json_path, err);
     }
     if (!strcmp(t, "WhitespaceSplit")) {
         st->type = P_WSSPLIT;

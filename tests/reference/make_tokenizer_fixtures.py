@@ -175,6 +175,13 @@ def main():
                       pre_tokenizers.Split(Regex(r"\n"), behavior="isolated")]))
     toks["synth-split"] = t
 
+    # synth-ws: Whitespace + contiguous Digits, a Sequence post-processor
+    t = train_bpe(train_texts, unk="<unk>", special=["<unk>", "<bos>"],
+                  pre=pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(individual_digits=False)]))
+    t.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False),
+                                            processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 1)])])
+    toks["synth-ws"] = t
+
     # synth-tiny: 96 ids, to pair with the tiny test model (vocab 96) for text generation
     t = train_bpe([x for x in train_texts if x.isascii()], vocab=96, unk="<unk>", special=["<unk>", "<s>", "</s>"],
                   pre=pre_tokenizers.Metaspace(), decoder=decoders.Metaspace())
