@@ -1,0 +1,385 @@
+/* bnb4.c — the "nf4" and "fp4" quantizers, bit for bit bitsandbytes' 4-bit formats
+ * (numerics.md §1): blocks of block_size consecutive elements of the row-major weight,
+ * a float32 absmax per block, two 4-bit codes per byte (even element in the high nibble),
+ * and with double_quant the absmax values stored as uint8 codes of the signed dynamic map
+ * in blocks of 256 after subtracting their mean.
+ *
+ * Arithmetic follows bitsandbytes' CPU backend exactly (the path that can be reproduced
+ * off a GPU): scaled = w * (1/absmax) for full blocks and w / absmax for the last partial
+ * block, codes by strict comparison against float32 midpoints of the code table, the
+ * absmax mean as torch sums float32 on one AVX2 thread, the nested codes as the C++
+ * blockwise quantizer chooses them. Where the CPU and CUDA paths differ, hone takes the
+ * CUDA kernels' side: an all-zero block stores absmax 0 and code 0 (the CPU path writes
+ * the top code via a NaN, and absmax 1e-38 for a partial block), and FP4 code 8
+ * dequantizes to -0 (the CPU path gives +0 or -0 depending on the weight's shape).
+ *
+ * Packed layout of a rows x cols weight (n elements, nb = ceil(n / block_size) blocks):
+ *   [(n + 1) / 2 bytes of codes][pad to 4]
+ *   absmax: nb float32, or with double_quant nb uint8 codes [pad to 4]
+ *           then ceil(nb / 256) float32 nested absmax and one float32 offset
+ */
+#include <math.h>
+#include <string.h>
+
+#include "hone/plugin.h"
+
+HONE_PLUGIN_ABI;
+
+static const hone_host *host;
+
+/* ---- code tables ---------------------------------------------------------------- */
+
+static const float nf4_code[16] = {
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, -0.28444138169288635f,
+    -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f, 0.16093020141124725f,
+    0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+};
+
+/* get_4bit_type("fp4"): [0, 0.0625, 8, 12, 4, 6, 2, 3, -0, -0.0625, -8, -12, -4, -6, -2, -3] / 12 (the -0 is +0) */
+static float fp4_code[16];
+
+/* create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8) as bitsandbytes 0.50.2
+ * computes it (float32 linspace arithmetic, sorted): 127 negative values, 0, 127 positive
+ * values and 1.0. Written out rather than recomputed, so no rounding detail can differ. */
+static const float dynamic_map[256] = {
+    -0x1.fc66660000000p-1f, -0x1.f533340000000p-1f, -0x1.ee00000000000p-1f, -0x1.e6cccc0000000p-1f, -0x1.df999a0000000p-1f, -0x1.d866660000000p-1f,
+    -0x1.d133340000000p-1f, -0x1.ca00000000000p-1f, -0x1.c2cccc0000000p-1f, -0x1.bb999a0000000p-1f, -0x1.b466660000000p-1f, -0x1.ad33340000000p-1f,
+    -0x1.a600000000000p-1f, -0x1.9ecccc0000000p-1f, -0x1.97999a0000000p-1f, -0x1.9066660000000p-1f, -0x1.8933340000000p-1f, -0x1.8200000000000p-1f,
+    -0x1.7acccc0000000p-1f, -0x1.73999a0000000p-1f, -0x1.6c66680000000p-1f, -0x1.6533340000000p-1f, -0x1.5e00000000000p-1f, -0x1.56cccc0000000p-1f,
+    -0x1.4f999a0000000p-1f, -0x1.4866680000000p-1f, -0x1.4133340000000p-1f, -0x1.3a00000000000p-1f, -0x1.32cccc0000000p-1f, -0x1.2b999a0000000p-1f,
+    -0x1.2466680000000p-1f, -0x1.1d33340000000p-1f, -0x1.1600000000000p-1f, -0x1.0ecccc0000000p-1f, -0x1.0799980000000p-1f, -0x1.0066660000000p-1f,
+    -0x1.f266640000000p-2f, -0x1.e400000000000p-2f, -0x1.d599980000000p-2f, -0x1.c733340000000p-2f, -0x1.b8cccc0000000p-2f, -0x1.aa66660000000p-2f,
+    -0x1.9c00000000000p-2f, -0x1.8d99980000000p-2f, -0x1.7f33340000000p-2f, -0x1.70cccc0000000p-2f, -0x1.6266660000000p-2f, -0x1.5400000000000p-2f,
+    -0x1.4599980000000p-2f, -0x1.3733340000000p-2f, -0x1.28cccc0000000p-2f, -0x1.1a66680000000p-2f, -0x1.0c00000000000p-2f, -0x1.fb33320000000p-3f,
+    -0x1.de66660000000p-3f, -0x1.c1999a0000000p-3f, -0x1.a4cccc0000000p-3f, -0x1.8800000000000p-3f, -0x1.6b33340000000p-3f, -0x1.4e66660000000p-3f,
+    -0x1.31999a0000000p-3f, -0x1.14cccc0000000p-3f, -0x1.f000000000000p-4f, -0x1.b666680000000p-4f, -0x1.93d70a0000000p-4f, -0x1.8851ee0000000p-4f,
+    -0x1.7cccce0000000p-4f, -0x1.7147ae0000000p-4f, -0x1.65c2900000000p-4f, -0x1.5a3d700000000p-4f, -0x1.4eb8540000000p-4f, -0x1.4333340000000p-4f,
+    -0x1.37ae140000000p-4f, -0x1.2c28f60000000p-4f, -0x1.20a3d60000000p-4f, -0x1.151eba0000000p-4f, -0x1.09999a0000000p-4f, -0x1.fc28f60000000p-5f,
+    -0x1.e51eba0000000p-5f, -0x1.ce147a0000000p-5f, -0x1.b70a3e0000000p-5f, -0x1.a000000000000p-5f, -0x1.88f5c20000000p-5f, -0x1.71eb860000000p-5f,
+    -0x1.5ae1460000000p-5f, -0x1.43d70a0000000p-5f, -0x1.2cccce0000000p-5f, -0x1.15c2900000000p-5f, -0x1.fd70a40000000p-6f, -0x1.cf5c2a0000000p-6f,
+    -0x1.a147ae0000000p-6f, -0x1.7333340000000p-6f, -0x1.451eba0000000p-6f, -0x1.170a3e0000000p-6f, -0x1.d1eb860000000p-7f, -0x1.75c2900000000p-7f,
+    -0x1.3e76c80000000p-7f, -0x1.2c08300000000p-7f, -0x1.19999a0000000p-7f, -0x1.072b020000000p-7f, -0x1.e978d40000000p-8f, -0x1.c49ba60000000p-8f,
+    -0x1.9fbe760000000p-8f, -0x1.7ae1480000000p-8f, -0x1.56041a0000000p-8f, -0x1.3126e80000000p-8f, -0x1.0c49ba0000000p-8f, -0x1.ced9140000000p-9f,
+    -0x1.851eb80000000p-9f, -0x1.3b645a0000000p-9f, -0x1.e353f80000000p-10f, -0x1.4fdf3a0000000p-10f, -0x1.eecbfe0000000p-11f, -0x1.b3d07c0000000p-11f,
+    -0x1.78d5000000000p-11f, -0x1.3dd9820000000p-11f, -0x1.02de020000000p-11f, -0x1.8fc5060000000p-12f, -0x1.19ce0a0000000p-12f, -0x1.47ae160000000p-13f,
+    -0x1.743e960000000p-14f, -0x1.15df660000000p-14f, -0x1.6f00680000000p-15f, -0x1.64840c0000000p-16f, -0x1.040bfe0000000p-17f, -0x1.b435280000000p-19f,
+    -0x1.27476e0000000p-21f, 0.0f, 0x1.27476e0000000p-21f, 0x1.b435280000000p-19f, 0x1.040bfe0000000p-17f, 0x1.64840c0000000p-16f,
+    0x1.6f00680000000p-15f, 0x1.15df660000000p-14f, 0x1.743e960000000p-14f, 0x1.47ae160000000p-13f, 0x1.19ce0a0000000p-12f, 0x1.8fc5060000000p-12f,
+    0x1.02de020000000p-11f, 0x1.3dd9820000000p-11f, 0x1.78d5000000000p-11f, 0x1.b3d07c0000000p-11f, 0x1.eecbfe0000000p-11f, 0x1.4fdf3a0000000p-10f,
+    0x1.e353f80000000p-10f, 0x1.3b645a0000000p-9f, 0x1.851eb80000000p-9f, 0x1.ced9140000000p-9f, 0x1.0c49ba0000000p-8f, 0x1.3126e80000000p-8f,
+    0x1.56041a0000000p-8f, 0x1.7ae1480000000p-8f, 0x1.9fbe760000000p-8f, 0x1.c49ba60000000p-8f, 0x1.e978d40000000p-8f, 0x1.072b020000000p-7f,
+    0x1.19999a0000000p-7f, 0x1.2c08300000000p-7f, 0x1.3e76c80000000p-7f, 0x1.75c2900000000p-7f, 0x1.d1eb860000000p-7f, 0x1.170a3e0000000p-6f,
+    0x1.451eba0000000p-6f, 0x1.7333340000000p-6f, 0x1.a147ae0000000p-6f, 0x1.cf5c2a0000000p-6f, 0x1.fd70a40000000p-6f, 0x1.15c2900000000p-5f,
+    0x1.2cccce0000000p-5f, 0x1.43d70a0000000p-5f, 0x1.5ae1460000000p-5f, 0x1.71eb860000000p-5f, 0x1.88f5c20000000p-5f, 0x1.a000000000000p-5f,
+    0x1.b70a3e0000000p-5f, 0x1.ce147a0000000p-5f, 0x1.e51eba0000000p-5f, 0x1.fc28f60000000p-5f, 0x1.09999a0000000p-4f, 0x1.151eba0000000p-4f,
+    0x1.20a3d60000000p-4f, 0x1.2c28f60000000p-4f, 0x1.37ae140000000p-4f, 0x1.4333340000000p-4f, 0x1.4eb8540000000p-4f, 0x1.5a3d700000000p-4f,
+    0x1.65c2900000000p-4f, 0x1.7147ae0000000p-4f, 0x1.7cccce0000000p-4f, 0x1.8851ee0000000p-4f, 0x1.93d70a0000000p-4f, 0x1.b666680000000p-4f,
+    0x1.f000000000000p-4f, 0x1.14cccc0000000p-3f, 0x1.31999a0000000p-3f, 0x1.4e66660000000p-3f, 0x1.6b33340000000p-3f, 0x1.8800000000000p-3f,
+    0x1.a4cccc0000000p-3f, 0x1.c1999a0000000p-3f, 0x1.de66660000000p-3f, 0x1.fb33320000000p-3f, 0x1.0c00000000000p-2f, 0x1.1a66680000000p-2f,
+    0x1.28cccc0000000p-2f, 0x1.3733340000000p-2f, 0x1.4599980000000p-2f, 0x1.5400000000000p-2f, 0x1.6266660000000p-2f, 0x1.70cccc0000000p-2f,
+    0x1.7f33340000000p-2f, 0x1.8d99980000000p-2f, 0x1.9c00000000000p-2f, 0x1.aa66660000000p-2f, 0x1.b8cccc0000000p-2f, 0x1.c733340000000p-2f,
+    0x1.d599980000000p-2f, 0x1.e400000000000p-2f, 0x1.f266640000000p-2f, 0x1.0066660000000p-1f, 0x1.0799980000000p-1f, 0x1.0ecccc0000000p-1f,
+    0x1.1600000000000p-1f, 0x1.1d33340000000p-1f, 0x1.2466680000000p-1f, 0x1.2b999a0000000p-1f, 0x1.32cccc0000000p-1f, 0x1.3a00000000000p-1f,
+    0x1.4133340000000p-1f, 0x1.4866680000000p-1f, 0x1.4f999a0000000p-1f, 0x1.56cccc0000000p-1f, 0x1.5e00000000000p-1f, 0x1.6533340000000p-1f,
+    0x1.6c66680000000p-1f, 0x1.73999a0000000p-1f, 0x1.7acccc0000000p-1f, 0x1.8200000000000p-1f, 0x1.8933340000000p-1f, 0x1.9066660000000p-1f,
+    0x1.97999a0000000p-1f, 0x1.9ecccc0000000p-1f, 0x1.a600000000000p-1f, 0x1.ad33340000000p-1f, 0x1.b466660000000p-1f, 0x1.bb999a0000000p-1f,
+    0x1.c2cccc0000000p-1f, 0x1.ca00000000000p-1f, 0x1.d133340000000p-1f, 0x1.d866660000000p-1f, 0x1.df999a0000000p-1f, 0x1.e6cccc0000000p-1f,
+    0x1.ee00000000000p-1f, 0x1.f533340000000p-1f, 0x1.fc66660000000p-1f, 0x1.0000000000000p+0f,
+};
+
+/* the code table sorted ascending (torch.argsort order) and float32 midpoints between neighbours */
+typedef struct table4 {
+    const float *code;
+    unsigned char order[16];
+    float mid[15];
+} table4;
+
+static table4 nf4_table, fp4_table;
+static float dyn_signed[256];   /* create_dynamic_map(signed=True) */
+/* the same with [0] = -1: the C++ quantizer overwrites its copy so the search covers [-1, 1] */
+static float dyn_search[256];
+
+static void tables_init(void)
+{
+    static const float fp4_raw[16] = {0, 0.0625f, 8, 12, 4, 6, 2, 3, 0, -0.0625f, -8, -12, -4, -6, -2, -3};
+    for (int i = 0; i < 16; i++) fp4_code[i] = fp4_raw[i] / 12.0f;
+    /* torch.argsort of these 16 values (ties keep index order, as torch does here) */
+    static const unsigned char nf4_order[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    static const unsigned char fp4_order[16] = {11, 10, 13, 12, 15, 14, 9, 0, 8, 1, 6, 7, 4, 5, 2, 3};
+    table4 *t[2] = {&nf4_table, &fp4_table};
+    const float *codes[2] = {nf4_code, fp4_code};
+    const unsigned char *orders[2] = {nf4_order, fp4_order};
+    for (int k = 0; k < 2; k++) {
+        t[k]->code = codes[k];
+        memcpy(t[k]->order, orders[k], 16);
+        for (int i = 0; i < 15; i++) t[k]->mid[i] = (codes[k][orders[k][i]] + codes[k][orders[k][i + 1]]) / 2.0f;
+    }
+    const float *v = dynamic_map;
+    memcpy(dyn_signed, v, sizeof dyn_signed);
+    memcpy(dyn_search, v, sizeof dyn_search);
+    dyn_search[0] = -1.0f;
+}
+
+/* torch.bucketize(x, mid) with right=False: how many midpoints are < x; then the order */
+static unsigned char code4(const table4 *t, float x)
+{
+    int b = 0;
+    while (b < 15 && t->mid[b] < x) b++;
+    return t->order[b];
+}
+
+/* ---- torch's float32 sum (cascade_sum, contiguous, AVX2: 8 lanes, one thread) ---- */
+
+#define LANES 8
+
+static int ceil_log2(long long x)
+{
+    if (x <= 2) return 1;
+    int k = 63 - __builtin_clzll((unsigned long long)(x - 1));
+    return k + 1;
+}
+
+/* multi_row_sum over `size` rows of 4 columns; element (i, k) is the LANES-vector at
+ * x + (4 * i + k) * vec (vec = LANES for the vector pass, 1 for the scalar pass) */
+static void multi_row_sum(float out[4][LANES], const float *x, long long size, int vec)
+{
+    const int levels = 4;
+    int power = ceil_log2(size) / levels;
+    if (power < 4) power = 4;
+    long long step = 1LL << power, mask = step - 1;
+    float acc[4][4][LANES];
+    memset(acc, 0, sizeof acc);
+    long long i = 0;
+    while (i + step <= size) {
+        for (long long j = 0; j < step; j++, i++)
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < vec; l++) acc[0][k][l] += x[(4 * i + k) * vec + l];
+        for (int j = 1; j < levels; j++) {
+            for (int k = 0; k < 4; k++)
+                for (int l = 0; l < vec; l++) {
+                    acc[j][k][l] += acc[j - 1][k][l];
+                    acc[j - 1][k][l] = 0;
+                }
+            if ((i & (mask << (j * power))) != 0) break;
+        }
+    }
+    for (; i < size; i++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < vec; l++) acc[0][k][l] += x[(4 * i + k) * vec + l];
+    for (int j = 1; j < levels; j++)
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < vec; l++) acc[0][k][l] += acc[j][k][l];
+    memcpy(out, acc[0], sizeof acc[0]);
+}
+
+/* row_sum: 4-way interleaved multi_row_sum, leftovers into column 0, then columns folded */
+static void row_sum(float out[LANES], const float *x, long long count, int vec)
+{
+    float part[4][LANES];
+    long long size_ilp = count / 4;
+    multi_row_sum(part, x, size_ilp, vec);
+    for (long long i = size_ilp * 4; i < count; i++)
+        for (int l = 0; l < vec; l++) part[0][l] += x[i * vec + l];
+    for (int k = 1; k < 4; k++)
+        for (int l = 0; l < vec; l++) part[0][l] += part[k][l];
+    memcpy(out, part[0], sizeof part[0]);
+}
+
+static float torch_sum(const float *x, long long n)
+{
+    float acc[LANES];
+    if (n >= LANES) {   /* vectorized_inner_sum */
+        long long vecs = n / LANES;
+        row_sum(acc, x, vecs, LANES);
+        float total = 0;
+        for (long long k = vecs * LANES; k < n; k++) total += x[k];
+        for (int l = 0; l < LANES; l++) total += acc[l];
+        return total;
+    }
+    row_sum(acc, x, n, 1);   /* scalar_inner_sum */
+    return acc[0];
+}
+
+/* ---- the quantizer state and layout ------------------------------------------- */
+
+typedef struct bnb4 {
+    const table4 *t;
+    int fp4;
+    long long bs;
+    int dq;
+} bnb4;
+
+typedef struct layout {
+    size_t n, nb, nb2, codes, absmax, nested, offset, total;
+} layout;
+
+static layout plan(const bnb4 *s, size_t rows, size_t cols)
+{
+    layout L;
+    L.n = rows * cols;
+    L.nb = (L.n + (size_t)s->bs - 1) / (size_t)s->bs;
+    L.nb2 = (L.nb + 255) / 256;
+    L.codes = 0;
+    L.absmax = ((L.n + 1) / 2 + 3) & ~(size_t)3;
+    if (s->dq) {
+        L.nested = (L.absmax + L.nb + 3) & ~(size_t)3;
+        L.offset = L.nested + 4 * L.nb2;
+        L.total = L.offset + 4;
+    } else {
+        L.nested = L.offset = L.absmax + 4 * L.nb;
+        L.total = L.nested;
+    }
+    return L;
+}
+
+static int bnb4_create(const hone_host *h, const hone_opts *opts, void **state, int fp4, hone_err *err)
+{
+    long long bs = h->opt_integer(opts, "block_size");
+    if (bs != 32 && bs != 64 && bs != 128 && bs != 256 && bs != 512 && bs != 1024 && bs != 2048 && bs != 4096)
+        return h->error(err, HONE_EINVAL, "block_size %lld: must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096", bs);
+    bnb4 *s = h->alloc(sizeof *s, 16);
+    if (!s) return h->error(err, HONE_ENOMEM, "out of memory");
+    s->fp4 = fp4;
+    s->t = fp4 ? &fp4_table : &nf4_table;
+    s->bs = bs;
+    s->dq = h->opt_bool(opts, "double_quant");
+    *state = s;
+    return 0;
+}
+
+static int nf4_create(const hone_host *h, const hone_opts *opts, void **state, hone_err *err)
+{
+    return bnb4_create(h, opts, state, 0, err);
+}
+
+static int fp4_create(const hone_host *h, const hone_opts *opts, void **state, hone_err *err)
+{
+    return bnb4_create(h, opts, state, 1, err);
+}
+
+static void bnb4_destroy(void *state)
+{
+    if (state) host->free(state);
+}
+
+static size_t bnb4_packed_bytes(const void *state, size_t rows, size_t cols)
+{
+    return plan(state, rows, cols).total;
+}
+
+/* the C++ blockwise quantizer (csrc/common.cpp): a / absmax, the last code <= it, then
+ * the right neighbour only when strictly closer */
+static unsigned char code8(float a, float absmax)
+{
+    float x = a / absmax;
+    if (x != x) return 0;   /* 0 / 0 in an all-equal nested block: the search ends at 0 */
+    int lo = 0, hi = 255;   /* largest i with dyn_signed[i] <= x */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (dyn_search[mid] <= x) lo = mid;
+        else hi = mid - 1;
+    }
+    if (lo < 255 && fabsf(x - dyn_search[lo + 1]) < fabsf(x - dyn_search[lo])) lo++;
+    return (unsigned char)lo;
+}
+
+static int bnb4_quantize(const void *state, void *packed, const float *w, size_t rows, size_t cols, hone_err *err)
+{
+    const bnb4 *s = state;
+    layout L = plan(s, rows, cols);
+    unsigned char *out = packed;
+    memset(out, 0, L.total);
+    float *absmax = s->dq ? host->alloc(L.nb * sizeof(float), 64) : (float *)(out + L.absmax);
+    if (!absmax) return host->error(err, HONE_ENOMEM, "out of memory");
+    for (size_t b = 0; b < L.nb; b++) {
+        size_t first = b * (size_t)s->bs, count = L.n - first < (size_t)s->bs ? L.n - first : (size_t)s->bs;
+        int partial = count < (size_t)s->bs;
+        float m = 0;
+        for (size_t i = 0; i < count; i++) m = fmaxf(m, fabsf(w[first + i]));
+        absmax[b] = m;
+        float inv = 1.0f / m;
+        for (size_t i = 0; i < count + (count & 1 && first + count == L.n); i++) {
+            size_t e = first + i;
+            float v = e < L.n ? w[e] : 0.0f;   /* an odd tail pads with a zero */
+            float x = partial ? v / m : v * inv;
+            /* an all-zero block: CUDA's 0 * (1/0) is NaN, which its trees send to code 0 */
+            unsigned char q = m == 0.0f ? 0 : code4(s->t, fminf(fmaxf(x, -1.0f), 1.0f));
+            out[e / 2] |= (unsigned char)(e & 1 ? q : q << 4);
+        }
+    }
+    if (s->dq) {
+        float offset = torch_sum(absmax, (long long)L.nb) / (float)L.nb;
+        float *nested = (float *)(out + L.nested);
+        for (size_t b2 = 0; b2 < L.nb2; b2++) {
+            size_t first = b2 * 256, count = L.nb - first < 256 ? L.nb - first : 256;
+            float m = -INFINITY;   /* -FLT_MAX in the C++; no difference for finite data */
+            for (size_t i = 0; i < count; i++) m = fmaxf(m, fabsf(absmax[first + i] - offset));
+            nested[b2] = m;
+            for (size_t i = 0; i < count; i++) out[L.absmax + first + i] = code8(absmax[first + i] - offset, m);
+        }
+        memcpy(out + L.offset, &offset, 4);
+        host->free(absmax);
+    }
+    return 0;
+}
+
+/* the float32 absmax of blocks [b0, b1) into am */
+static void block_absmax(const bnb4 *s, const unsigned char *p, const layout *L, size_t b0, size_t b1, float *am)
+{
+    if (!s->dq) {
+        memcpy(am, p + L->absmax + 4 * b0, 4 * (b1 - b0));
+        return;
+    }
+    const float *nested = (const float *)(p + L->nested);
+    float offset;
+    memcpy(&offset, p + L->offset, 4);
+    for (size_t b = b0; b < b1; b++) am[b - b0] = dyn_signed[p[L->absmax + b]] * nested[b / 256] + offset;
+}
+
+static void bnb4_dequantize(const void *state, float *out, const void *packed, size_t rows, size_t cols, size_t row0,
+                            size_t nrows)
+{
+    const bnb4 *s = state;
+    const unsigned char *p = packed;
+    layout L = plan(s, rows, cols);
+    size_t first = row0 * cols, last = first + nrows * cols;
+    float lut[16];   /* FP4 codes 8-15 carry the sign bit: code 8 is -0 */
+    for (int i = 0; i < 16; i++) lut[i] = s->fp4 ? (i & 8 ? -1.0f : 1.0f) * s->t->code[i & 7] : s->t->code[i];
+    size_t bs = (size_t)s->bs;
+    for (size_t b = first / bs; b * bs < last; b++) {
+        float am;
+        block_absmax(s, p, &L, b, b + 1, &am);
+        size_t lo = b * bs > first ? b * bs : first, hi = (b + 1) * bs < last ? (b + 1) * bs : last;
+        for (size_t e = lo; e < hi; e++) {
+            unsigned char byte = p[e / 2];
+            out[e - first] = lut[e & 1 ? byte & 15 : byte >> 4] * am;
+        }
+    }
+}
+
+static const hone_option bnb4_opts[] = {
+    {"block_size", HONE_OPT_INTEGER, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX, 64, NULL, 32, 4096, NULL, 0,
+     "elements per absmax block: 32, 64, ..., 4096 (bitsandbytes' default 64)"},
+    {"double_quant", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0,
+     "store the absmax values as 8-bit codes (bnb_4bit_use_double_quant)"},
+    {0},
+};
+
+static const hone_quantizer_vt nf4_vt = {
+    {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "nf4", "bitsandbytes NF4 (4-bit NormalFloat), bit-exact",
+     bnb4_opts},
+    nf4_create, bnb4_packed_bytes, bnb4_quantize, bnb4_dequantize, bnb4_destroy,
+};
+
+static const hone_quantizer_vt fp4_vt = {
+    {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "fp4", "bitsandbytes FP4 (e2m1), bit-exact", bnb4_opts},
+    fp4_create, bnb4_packed_bytes, bnb4_quantize, bnb4_dequantize, bnb4_destroy,
+};
+
+HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+{
+    host = h;
+    tables_init();
+    int rc = h->register_feature(reg, HONE_KIND_QUANTIZER, &nf4_vt, err);
+    return rc ? rc : h->register_feature(reg, HONE_KIND_QUANTIZER, &fp4_vt, err);
+}
