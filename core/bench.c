@@ -238,3 +238,68 @@ int hone_bench_tokenizer(const char *tok_path, const char *text_path, int thread
     free(jobs), free(tids), free(lines), free(lens), free(text);
     return rc;
 }
+
+/* ---- quantized matrix products ---- */
+
+int hone_bench_quant(const hone_feature *q, const hone_opts *qopts, int threads, hone_err *err)
+{
+    op_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    const hone_quantizer_vt *vt = q->vtable;
+    void *st = NULL;
+    int rc = vt->create(&hone_host_table, qopts, &st, err);
+    if (rc) return rc;
+    static const int shapes[2][2] = {{4096, 4096}, {4096, 14336}};   /* out x in */
+    static const int tokens[2] = {512, 2048};
+    printf("quantizer %s: dequantize (whole weight, as the model does up to 64M elements) + sgemm, against sgemm "
+           "on fp32 weights\n", q->info->name);
+    printf("%-14s %7s %12s %12s %9s %14s\n", "weight", "tokens", "fp32 (s)", "quant (s)", "overhead", "dequant GB/s");
+    hone_rng rng;
+    hone_rng_seed(&rng, 3);
+    for (int si = 0; si < 2 && !rc; si++) {
+        int OC = shapes[si][0], IC = shapes[si][1], tile = OC;
+        size_t nw = (size_t)OC * IC;
+        float *w = malloc(nw * sizeof *w), *tilebuf = malloc((size_t)tile * IC * sizeof(float));
+        unsigned char *packed = malloc(vt->packed_bytes(st, (size_t)OC, (size_t)IC));
+        if (!w || !tilebuf || !packed) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+        for (size_t i = 0; i < nw && !rc; i++) w[i] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.05f;
+        if (!rc) rc = vt->quantize(st, packed, w, (size_t)OC, (size_t)IC, err);
+        /* dequantize alone: GB/s of fp32 output (into a buffer already paged in) */
+        if (!rc) memset(tilebuf, 0, (size_t)tile * IC * sizeof(float));
+        double t0 = now();
+        for (int r0 = 0; r0 < OC && !rc; r0 += tile) vt->dequantize(st, tilebuf, packed, (size_t)OC, (size_t)IC, (size_t)r0, (size_t)tile);
+        double deq = now() - t0;
+        for (int ti = 0; ti < 2 && !rc; ti++) {
+            int N = tokens[ti];
+            float *x = malloc((size_t)N * IC * sizeof *x), *out = malloc((size_t)N * OC * sizeof *out);
+            if (!x || !out) {
+                free(x), free(out);
+                rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+                break;
+            }
+            for (size_t i = 0; i < (size_t)N * IC; i++) x[i] = (float)(hone_rng_uniform(&rng) - 0.5);
+            double best_f = 1e30, best_q = 1e30;
+            for (int rep = 0; rep < 5; rep++) {
+                double a = now();
+                op_matmul_forward(out, x, w, N, IC, OC, OC, 1.0f, 0.0f);
+                double b = now();
+                for (int r0 = 0; r0 < OC; r0 += tile) {
+                    vt->dequantize(st, tilebuf, packed, (size_t)OC, (size_t)IC, (size_t)r0, (size_t)tile);
+                    op_matmul_forward(out + r0, x, tilebuf, N, IC, tile, OC, 1.0f, 0.0f);
+                }
+                double c = now();
+                if (rep > 0) {   /* the first round warms up */
+                    best_f = b - a < best_f ? b - a : best_f;
+                    best_q = c - b < best_q ? c - b : best_q;
+                }
+            }
+            char name[32];
+            snprintf(name, sizeof name, "%dx%d", OC, IC);
+            printf("%-14s %7d %12.3f %12.3f %8.1f%% %14.2f\n", name, N, best_f, best_q, 100.0 * (best_q - best_f) / best_f,
+                   nw * 4.0 / deq / 1e9);
+            free(x), free(out);
+        }
+        free(w), free(tilebuf), free(packed);
+    }
+    vt->destroy(st);
+    return rc;
+}

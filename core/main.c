@@ -40,6 +40,7 @@ static const char *usage_text =
     "                                   print \"step,lr\" rows: the lr of each optimizer step\n"
     "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
     "        [--checkpointing]       | bench --tokenizer PATH --text FILE [--threads N]\n"
+    "                                | bench --quant nf4|fp4|none [--double-quant]\n"
     "                                   training throughput against the sgemm ceiling\n"
     "  generate MODEL_DIR [--adapter DIR] --ids 1,2,3 [--max-new-tokens N] [--temperature T]\n"
     "        [--top-k K] [--top-p P] [--seed S]\n"
@@ -791,10 +792,29 @@ static int cmd_bench(int argc, char **argv)
     hone_bench_opts o;
     hone_bench_defaults(&o);
     hone_err err = {0};
-    const char *tok = NULL, *text = NULL;
-    for (int i = 1; i + 1 < argc; i++) {
-        if (!strcmp(argv[i], "--tokenizer")) tok = argv[i + 1];
-        if (!strcmp(argv[i], "--text")) text = argv[i + 1];
+    const char *tok = NULL, *text = NULL, *quant = NULL;
+    int dq = 0;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--tokenizer")) tok = argv[i + 1];
+        if (i + 1 < argc && !strcmp(argv[i], "--text")) text = argv[i + 1];
+        if (i + 1 < argc && !strcmp(argv[i], "--quant")) quant = argv[i + 1];
+        if (!strcmp(argv[i], "--double-quant")) dq = 1;
+    }
+    if (quant) {
+        app a = {0};
+        int rc = app_init(&a);
+        if (rc) return rc;
+        const hone_feature *q = hone_registry_find(a.reg, HONE_KIND_QUANTIZER, quant);
+        hone_node *n = hone_node_new(HONE_NODE_TABLE);
+        if (dq) hone_node_set_path(n, "double_quant", "true");
+        hone_opts *qo = NULL;
+        if (!q) rc = fail(EXIT_BAD_INPUT, "bench: unknown quantizer '%s'", quant);
+        else if (hone_opts_resolve(&qo, q->info->options, n, "quantizer", quant, &err) || hone_bench_quant(q, qo, 0, &err))
+            rc = fail(EXIT_RUN_FAILED, "bench: %s", err.msg);
+        hone_node_free(n);
+        hone_opts_free(qo);
+        app_free(&a);
+        return rc;
     }
     if (tok || text) {
         long long th = 1;

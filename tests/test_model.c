@@ -62,6 +62,7 @@ typedef struct fixture {
     double alpha;
     unsigned targets;
     int full;
+    const char *quantizer;   /* NULL = "none" */
 } fixture;
 
 static void check_case(const hone_registry *reg, const fixture *fx, const char *tmp)
@@ -85,12 +86,13 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
     int32_t targets[24];
     hone_shift_labels(targets, labels, B, T);
 
-    const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
+    const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, fx->quantizer ? fx->quantizer : "none");
     for (int full = 0; full <= fx->full; full++) {
         hone_model_opts o = {none, NULL, !full, fx->r, fx->alpha, 0.0, fx->rslora, fx->targets, 42, B, T, 0};
         hone_opts *qopts = NULL;
         hone_node *qn = hone_node_new(HONE_NODE_TABLE);
         if (!strcmp(fx->name, "llama-gqa")) hone_node_set_path(qn, "dtype", "bf16");
+        if (fx->quantizer) hone_node_set_path(qn, "double_quant", "true");
         int qrc = hone_opts_resolve(&qopts, none->info->options, qn, "q", "quantizer none", &err);
         hone_node_free(qn);
         if (qrc) break;
@@ -406,10 +408,12 @@ int main(void)
         return 1;
     }
     const fixture cases[] = {
-        {"llama", 4, 0, 8, 0x7f, 1},
-        {"llama-gqa", 8, 1, 16, (1u << HONE_Q_PROJ) | (1u << HONE_V_PROJ), 1},
-        {"qwen2", 4, 0, 4, 0x7f, 0},
-        {"mistral", 2, 0, 4, (1u << HONE_O_PROJ) | (1u << HONE_DOWN_PROJ), 0},
+        {"llama", 4, 0, 8, 0x7f, 1, NULL},
+        {"llama-gqa", 8, 1, 16, (1u << HONE_Q_PROJ) | (1u << HONE_V_PROJ), 1, NULL},
+        {"qwen2", 4, 0, 4, 0x7f, 0, NULL},
+        {"mistral", 2, 0, 4, (1u << HONE_O_PROJ) | (1u << HONE_DOWN_PROJ), 0, NULL},
+        /* QLoRA: the base in NF4 with double quant, against torch on bitsandbytes' dequantized weights */
+        {"llama-nf4", 4, 0, 8, 0x7f, 0, "nf4"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(reg, &cases[i], tmp);
     check_errors(reg, tmp);

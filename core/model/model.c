@@ -312,7 +312,12 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
     m->datt = take(ab, (size_t)m->Tcap * m->Tcap);
     m->dxa = take(ab, N * (size_t)(m->r > 0 ? m->r : 1));
     m->tmp = take(ab, N * (widest > (size_t)qd ? widest : qd));
-    m->tile = take(ab, (size_t)TILE_ROWS * widest);
+    size_t biggest = 0;   /* the largest frozen linear, up to the tile cap */
+    for (int i = 0; i < HONE_NLINEAR; i++) {
+        size_t sz = (size_t)lin_in(c, i) * lin_out(c, i);
+        if (sz > biggest) biggest = sz;
+    }
+    m->tile = take(ab, m->lora ? (biggest < TILE_FLOATS ? biggest : TILE_FLOATS) : 1);
 }
 
 /* ---- loading ---------------------------------------------------------------------- */
@@ -562,7 +567,14 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
 
 /* ---- forward ---------------------------------------------------------------------- */
 
-/* y[N, out] = x W^T for the frozen weight, dequantized TILE_ROWS rows at a time */
+/* rows of a frozen weight that fit the tile buffer */
+static int tile_rows(const linear *ln)
+{
+    size_t rows = TILE_FLOATS / (size_t)ln->in;
+    return rows >= (size_t)ln->out ? ln->out : (int)(rows ? rows : 1);
+}
+
+/* y[N, out] = x W^T for the frozen weight, dequantized up to TILE_FLOATS at a time */
 static void base_forward(hone_model *m, const linear *ln, float *y, const float *x, int N)
 {
     if (!m->lora) {
@@ -570,8 +582,9 @@ static void base_forward(hone_model *m, const linear *ln, float *y, const float 
         return;
     }
     const void *packed = m->packed + ln->packed_off;
-    for (int r0 = 0; r0 < ln->out; r0 += TILE_ROWS) {
-        int nr = ln->out - r0 < TILE_ROWS ? ln->out - r0 : TILE_ROWS;
+    int rows = tile_rows(ln);
+    for (int r0 = 0; r0 < ln->out; r0 += rows) {
+        int nr = ln->out - r0 < rows ? ln->out - r0 : rows;
         m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
         op_matmul_forward(y + r0, x, m->tile, N, ln->in, nr, ln->out, 1.0f, 0.0f);
     }
@@ -585,8 +598,9 @@ static void base_backward_input(hone_model *m, const linear *ln, float *dx, cons
         return;
     }
     const void *packed = m->packed + ln->packed_off;
-    for (int r0 = 0; r0 < ln->out; r0 += TILE_ROWS) {
-        int nr = ln->out - r0 < TILE_ROWS ? ln->out - r0 : TILE_ROWS;
+    int rows = tile_rows(ln);
+    for (int r0 = 0; r0 < ln->out; r0 += rows) {
+        int nr = ln->out - r0 < rows ? ln->out - r0 : rows;
         m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
         op_matmul_backward_input(dx, dy + r0, m->tile, N, ln->in, nr, ln->out, 1.0f, 1.0f);
     }

@@ -6,7 +6,10 @@
 #include "model.h"
 #include "rng.h"
 
-#define TILE_ROWS 256   /* rows of a frozen weight dequantized at a time */
+/* A frozen weight is dequantized into one buffer of at most TILE_FLOATS floats and
+ * multiplied in one sgemm: many small tiles would make OpenBLAS repack the activations
+ * for every tile, which costs more than the dequantization itself. */
+#define TILE_FLOATS (64u << 20)
 
 typedef struct linear {
     int in, out, id;

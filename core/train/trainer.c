@@ -248,6 +248,15 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         size_t sb = ovt->state_bytes ? ovt->state_bytes(ostate) : 0;
         printf("model %s: %d layers, hidden %d, vocab %d; %s, %zu trainable parameters\n", mdir, mc.layers, mc.hidden,
                mc.vocab, lora ? "LoRA" : "full fine-tuning", nparams);
+        if (lora) {
+            size_t pb, fb, qb, ab, nw = 0;
+            hone_model_memory(m, &pb, &fb, &qb, &ab);
+            long long per = (long long)mc.hidden * mc.heads * mc.head_dim * 2 +
+                            (long long)mc.hidden * mc.kv_heads * mc.head_dim * 2 + 3LL * mc.hidden * mc.inter;
+            nw = (size_t)(per * mc.layers);
+            printf("base: %s, %.1f MB for %zu linear weights (%.3f bits per parameter); embeddings, norms and lm_head "
+                   "in fp32: %.1f MB\n", q->feature->info->name, qb / 1e6, nw, nw ? 8.0 * qb / nw : 0.0, fb / 1e6);
+        }
         size_t with, without;
         hone_model_activation_bytes(m, &with, &without);
         printf("activations: %.1f MB with gradient checkpointing, %.1f MB without (%s)\n", with / 1e6, without / 1e6,

@@ -28,7 +28,7 @@ import shutil
 
 import torch
 from peft import LoraConfig, get_peft_model
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config,
                           Qwen2ForCausalLM)
 
@@ -67,7 +67,7 @@ def run(model, ids, labels):
     return out.loss, logits, loss_sum, n
 
 
-def make(name, cls, cfg, dtype, lora, full_grads):
+def make(name, cls, cfg, dtype, lora, full_grads, nf4=False):
     torch.manual_seed(1234)
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -97,13 +97,32 @@ def make(name, cls, cfg, dtype, lora, full_grads):
             expected["fullgrad." + pname] = p.grad.detach().clone()
         model.zero_grad()
 
+    if nf4:
+        # the frozen base through bitsandbytes NF4 with double quant (CPU backend): every
+        # linear of the layers quantized and dequantized, as hone's nf4 quantizer stores it
+        import bitsandbytes.functional as BF
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if ".layers." in pname and pname.endswith("proj.weight"):
+                    q, st = BF.quantize_4bit(p.data.contiguous(), blocksize=64, compress_statistics=True,
+                                             quant_type="nf4")
+                    p.copy_(BF.dequantize_4bit(q, st).reshape(p.shape))
     peft_model = get_peft_model(model, LoraConfig(**lora))
     with torch.no_grad():
         for pname, p in peft_model.named_parameters():
             if "lora_B" in pname:
                 p.copy_(0.1 * torch.randn_like(p))
-    peft_model.save_pretrained(os.path.join(d, "adapter"))
-    os.remove(os.path.join(d, "adapter", "README.md"))   # PEFT's model card: not needed
+    if nf4:   # the adapter and the model dir come from the plain case; only the numbers differ
+        shutil.copytree(os.path.join(OUT, base_case(name), "adapter"), os.path.join(d, "adapter"))
+        for pname, p in peft_model.named_parameters():
+            if "lora_" in pname:
+                src = load_file(os.path.join(d, "adapter", "adapter_model.safetensors"))[pname.replace(".default", "")]
+                with torch.no_grad():
+                    p.copy_(src)
+    else:
+        peft_model.save_pretrained(os.path.join(d, "adapter"))
+    if os.path.exists(os.path.join(d, "adapter", "README.md")):
+        os.remove(os.path.join(d, "adapter", "README.md"))   # PEFT's model card: not needed
     # target_modules is a set inside PEFT: sort it so regenerated fixtures do not churn
     acfg = os.path.join(d, "adapter", "adapter_config.json")
     with open(acfg) as f:
@@ -158,6 +177,17 @@ def main():
                        rms_norm_eps=1e-5, rope_theta=10000.0, sliding_window=None),
          torch.float32, dict(r=2, lora_alpha=4, lora_dropout=0.0, target_modules=["o_proj", "down_proj"]),
          full_grads=False)
+    # QLoRA: the llama case again with its base in NF4 (double quant); hone's test loads the
+    # same model dir with quantizer nf4 and compares with these numbers
+    make("llama-nf4", LlamaForCausalLM,
+         LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+                     rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False),
+         torch.float32, dict(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=ALL7), full_grads=False, nf4=True)
+
+
+def base_case(name):
+    return name[:-len("-nf4")]
 
 
 if __name__ == "__main__":
