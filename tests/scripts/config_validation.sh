@@ -64,8 +64,8 @@ exp schedname 'train = { scheduler = { num_cycles = 2 } }'
 expect 2 "train.scheduler: the scheduler's name must come first" -- "$HONE" run schedname.lua --dry-run
 exp optopt 'train = { optimizer = { "signsgd", momentum = 1.5 } }'
 expect 2 "train.optimizer.momentum = 1.5: out of range, must be \[0, 1\)" -- "$HONE" run optopt.lua --dry-run
-exp q 'model = { path = "m", quantizer = "nf4" }'
-expect 2 "model.quantizer: unknown quantizer 'nf4' \(registered quantizers: none\)" -- "$HONE" run q.lua --dry-run
+exp q 'model = { path = "m", quantizer = "int4" }'
+expect 2 "model.quantizer: unknown quantizer 'int4' \(registered quantizers: fp4, nf4, none\)" -- "$HONE" run q.lua --dry-run
 # the default optimizer, adamw, is not built yet: said plainly
 cat > noopt.lua <<'LUA'
 return { model = { path = "m" }, data = { train = "train.jsonl" } }
