@@ -209,6 +209,45 @@ int main(void)
     }
     hone_opts_free(o);
     hone_node_free(opt);
+
+    /* int8: CB, SCB and the dequantized weight against bitsandbytes' int8_vectorwise_quant */
+    const hone_feature *i8 = hone_registry_find(reg, HONE_KIND_QUANTIZER, "int8");
+    static const char *const i8_inputs[] = {"odd", "bf16", "big", "ramp"};
+    for (size_t k = 0; k < 4 && i8; k++) {
+        char key[128];
+        snprintf(key, sizeof key, "input.%s", i8_inputs[k]);
+        const hone_st_tensor *in = get(f, key);
+        snprintf(key, sizeof key, "int8.%s.cb", i8_inputs[k]);
+        const hone_st_tensor *cb = get(f, key);
+        snprintf(key, sizeof key, "int8.%s.scb", i8_inputs[k]);
+        const hone_st_tensor *scb = get(f, key);
+        snprintf(key, sizeof key, "int8.%s.dequant", i8_inputs[k]);
+        const hone_st_tensor *dq8 = get(f, key);
+        if (!in || !cb || !scb || !dq8) continue;
+        size_t rows = (size_t)in->shape[0], cols = (size_t)in->shape[1], n = rows * cols;
+        const hone_quantizer_vt *v8 = i8->vtable;
+        hone_opts *o8 = NULL;
+        void *s8 = NULL;
+        hone_opts_resolve(&o8, i8->info->options, NULL, "q", "int8", &err);
+        v8->create(&hone_host_table, o8, &s8, &err);
+        float *w = malloc(n * sizeof *w), *out = malloc(n * sizeof *out);
+        unsigned char *p = malloc(v8->packed_bytes(s8, rows, cols));
+        hone_st_to_f32(f, in, w, 0, n, &err);
+        v8->quantize(s8, p, w, rows, cols, &err);
+        v8->dequantize(s8, out, p, rows, cols, 0, rows);
+        size_t at = (n + 3) & ~(size_t)3;
+        int same = !memcmp(p, cb->data, n) && !memcmp(p + at, scb->data, 4 * rows) && !memcmp(out, dq8->data, 4 * n);
+        checks++;
+        if (!same) {
+            printf("FAIL int8 %s differs from bitsandbytes\n", i8_inputs[k]);
+            failures++;
+        } else {
+            printf("ok   int8.%-23s %zu elements, CB, SCB and dequantized values identical\n", i8_inputs[k], n);
+        }
+        v8->destroy(s8);
+        hone_opts_free(o8);
+        free(w), free(out), free(p);
+    }
     hone_st_close(f);
     hone_registry_free(reg);
     printf("%d cases, %d failures\n", checks, failures);

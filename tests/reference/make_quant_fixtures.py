@@ -88,6 +88,13 @@ def main():
             tensors[c + ".offset"] = st.offset.reshape(1).float()
         cases.append({"name": c, "input": name, "quant_type": qt, "blocksize": bs, "double_quant": dq, "shape": list(x.shape),
                       "dtype": str(x.dtype).replace("torch.", "")})
+    # LLM.int8 weight storage (Int8Params: int8_vectorwise_quant, no threshold) and its dequant
+    for name in ("odd", "bf16", "big", "ramp"):
+        x = ins[name].float()
+        cb, scb, _ = F.int8_vectorwise_quant(x.clone())
+        tensors["int8.%s.cb" % name] = cb.contiguous()
+        tensors["int8.%s.scb" % name] = scb.contiguous()
+        tensors["int8.%s.dequant" % name] = F.int8_vectorwise_dequant(cb, scb).contiguous()
     # torch's float32 mean, as double quant takes it, over deterministic arrays
     sizes = [1, 3, 7, 8, 9, 31, 63, 64, 65, 100, 257, 1000, 4097, 20000, 32767]
     means = []
