@@ -65,7 +65,7 @@ expect 2 "train.scheduler: the scheduler's name must come first" -- "$HONE" run 
 exp optopt 'train = { optimizer = { "signsgd", momentum = 1.5 } }'
 expect 2 "train.optimizer.momentum = 1.5: out of range, must be \[0, 1\)" -- "$HONE" run optopt.lua --dry-run
 exp q 'model = { path = "m", quantizer = "int4" }'
-expect 2 "model.quantizer: unknown quantizer 'int4' \(registered quantizers: fp4, nf4, none\)" -- "$HONE" run q.lua --dry-run
+expect 2 "model.quantizer: unknown quantizer 'int4' \(registered quantizers: fp4, int8, nf4, none\)" -- "$HONE" run q.lua --dry-run
 # the default optimizer, adamw, is not built yet: said plainly
 cat > noopt.lua <<'LUA'
 return { model = { path = "m" }, data = { train = "train.jsonl" } }
