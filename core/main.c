@@ -656,7 +656,8 @@ static int stop_strings(void *vctx, int seq, const int32_t *ids, int n)
 static int cmd_generate(int argc, char **argv)
 {
     const char *usage = "usage: hone generate MODEL_DIR [--adapter DIR] (--prompt TEXT | --ids 1,2,3) "
-                        "[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop TEXT ...]";
+                        "[--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop TEXT ...] "
+                        "[--quantizer nf4|fp4|int8|none [--double-quant]]";
     char **stops = calloc((size_t)argc, sizeof *stops);
     int nstops = 0;
     if (!stops) return fail(EXIT_RUN_FAILED, "out of memory");
@@ -664,17 +665,24 @@ static int cmd_generate(int argc, char **argv)
         free(stops);
         return fail(EXIT_BAD_INPUT, "%s", usage);
     }
-    const char *dir = argv[1], *adapter = NULL, *ids_text = NULL, *prompt = NULL;
+    const char *dir = argv[1], *adapter = NULL, *ids_text = NULL, *prompt = NULL, *qname = "none";
+    int qdouble = 0;
     hone_gen_opts go = {32, 0.0, 0, 1.0, NULL, 0, 42, NULL, NULL};
     for (int i = 2; i < argc; i += 2) {
         const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         double d;
         long long v;
+        if (!strcmp(arg, "--double-quant")) {
+            qdouble = 1;
+            i--;
+            continue;
+        }
         if (!val) {
             free(stops);
             return fail(EXIT_BAD_INPUT, "generate: %s needs a value", arg);
         }
         if (!strcmp(arg, "--adapter")) adapter = val;
+        else if (!strcmp(arg, "--quantizer")) qname = val;
         else if (!strcmp(arg, "--stop") && *val) stops[nstops++] = (char *)val;
         else if (!strcmp(arg, "--ids")) ids_text = val;
         else if (!strcmp(arg, "--prompt")) prompt = val;
@@ -735,11 +743,15 @@ static int cmd_generate(int argc, char **argv)
     int rc = app_init(&a);
     hone_opts *qo = NULL;
     hone_model *m = NULL;
-    const hone_feature *q = rc ? NULL : hone_registry_find(a.reg, HONE_KIND_QUANTIZER, "none");
+    const hone_feature *q = rc ? NULL : hone_registry_find(a.reg, HONE_KIND_QUANTIZER, qname);
     hone_model_config mc;
+    hone_node *qn = hone_node_new(HONE_NODE_TABLE);
+    if (qdouble) hone_node_set_path(qn, "double_quant", "true");
     if (!rc && (!ids || !out)) rc = fail(EXIT_RUN_FAILED, "out of memory");
-    if (!rc && (!q || hone_opts_resolve(&qo, q->info->options, NULL, "quantizer", "quantizer none", &err)))
-        rc = fail(EXIT_RUN_FAILED, "generate: the \"none\" quantizer is not registered");
+    if (!rc && !q) rc = fail(EXIT_BAD_INPUT, "generate: --quantizer %s is not registered", qname);
+    if (!rc && hone_opts_resolve(&qo, q->info->options, qn, "quantizer", qname, &err))
+        rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
+    hone_node_free(qn);
     if (!rc && hone_model_config_load(&mc, dir, &err)) rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
     if (!rc) {
         hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, (int)n < mc.max_pos ? (int)n : mc.max_pos, 0};

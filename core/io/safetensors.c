@@ -368,3 +368,13 @@ int hone_st_write(const char *path, const hone_st_out *t, size_t n, hone_err *er
     free(o);
     return rc;
 }
+
+void hone_st_release(const hone_st_file *f, const hone_st_tensor *t)
+{
+    if (!f->mapped || t->end == t->begin) return;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)t->data, b = a + (t->end - t->begin);
+    /* only whole pages inside the tensor: its neighbours may still be needed */
+    uintptr_t lo = (a + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1), hi = b & ~(uintptr_t)(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}

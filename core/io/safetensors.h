@@ -53,6 +53,10 @@ const hone_st_tensor *hone_st_find(const hone_st_file *f, const char *name);
 int hone_st_to_f32(const hone_st_file *f, const hone_st_tensor *t, float *out, uint64_t first, uint64_t count,
                    hone_err *err);
 
+/* Drops the pages of a tensor already read from the mapping (the file stays the backing
+ * store), so loading a large checkpoint does not keep it all resident. */
+void hone_st_release(const hone_st_file *f, const hone_st_tensor *t);
+
 /* One tensor to write: fp32 data stored as `dtype` (F32 or BF16). */
 typedef struct hone_st_out {
     const char *name;

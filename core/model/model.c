@@ -121,7 +121,9 @@ static int read_tensor(const weights *w, const char *name, int d0, int d1, float
     if (t->dtype != HONE_DT_F32 && t->dtype != HONE_DT_F16 && t->dtype != HONE_DT_BF16)
         return hone_errf(err, HONE_EUNSUPPORTED, "%s: tensor %s has dtype %s (F32, F16 and BF16 are supported)", f->path,
                          name, hone_dtype_name(t->dtype));
-    return hone_st_to_f32(f, t, out, 0, t->numel, err);
+    int rc = hone_st_to_f32(f, t, out, 0, t->numel, err);
+    hone_st_release(f, t);
+    return rc;
 }
 
 /* ---- layout ---------------------------------------------------------------------- */
@@ -358,10 +360,11 @@ static int load_weights(hone_model *m, const weights *w, hone_err *err)
     int rc = read_tensor(w, "model.embed_tokens.weight", c->vocab, c->hidden, m->embed, err);
     if (!rc && !c->tied) rc = read_tensor(w, "lm_head.weight", c->vocab, c->hidden, m->lm_head, err);
     if (!rc) rc = read_tensor(w, "model.norm.weight", c->hidden, 0, m->norm_w, err);
-    size_t widest = (size_t)(c->hidden > c->inter ? c->hidden : c->inter);
-    if ((size_t)c->heads * c->head_dim > widest) widest = (size_t)c->heads * c->head_dim;
+    size_t biggest = 0;
+    for (int i = 0; i < HONE_NLINEAR; i++)
+        if ((size_t)lin_in(c, i) * lin_out(c, i) > biggest) biggest = (size_t)lin_in(c, i) * lin_out(c, i);
     /* one linear at a time through fp32, then into the quantizer: peak = one weight */
-    float *buf = m->lora ? alloc_floats(widest * widest) : NULL;
+    float *buf = m->lora ? alloc_floats(biggest) : NULL;
     if (m->lora && !buf) return hone_errf(err, HONE_ENOMEM, "out of memory");
     for (int l = 0; l < c->layers && !rc; l++) {
         layer *L = &m->layers[l];
