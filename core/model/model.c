@@ -577,35 +577,21 @@ static int tile_rows(const linear *ln)
     return rows >= (size_t)ln->out ? ln->out : (int)(rows ? rows : 1);
 }
 
-/* y[N, out] = x W^T for the frozen weight, dequantized up to TILE_FLOATS at a time */
-static void base_forward(hone_model *m, const linear *ln, float *y, const float *x, int N)
+/* The frozen weight's product, dequantized up to TILE_FLOATS at a time:
+ * forward: y[N, out] = x W^T;  backward: dx[N, in] += dy W */
+static void base_product(hone_model *m, const linear *ln, float *out, const float *in, int N, int backward)
 {
-    if (!m->lora) {
-        op_matmul_forward(y, x, ln->w, N, ln->in, ln->out, ln->out, 1.0f, 0.0f);
-        return;
-    }
-    const void *packed = m->packed + ln->packed_off;
-    int rows = tile_rows(ln);
+    const void *packed = m->lora ? m->packed + ln->packed_off : NULL;
+    int rows = m->lora ? tile_rows(ln) : ln->out;
     for (int r0 = 0; r0 < ln->out; r0 += rows) {
         int nr = ln->out - r0 < rows ? ln->out - r0 : rows;
-        m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
-        op_matmul_forward(y + r0, x, m->tile, N, ln->in, nr, ln->out, 1.0f, 0.0f);
-    }
-}
-
-/* dx[N, in] += dy W */
-static void base_backward_input(hone_model *m, const linear *ln, float *dx, const float *dy, int N)
-{
-    if (!m->lora) {
-        op_matmul_backward_input(dx, dy, ln->w, N, ln->in, ln->out, ln->out, 1.0f, 1.0f);
-        return;
-    }
-    const void *packed = m->packed + ln->packed_off;
-    int rows = tile_rows(ln);
-    for (int r0 = 0; r0 < ln->out; r0 += rows) {
-        int nr = ln->out - r0 < rows ? ln->out - r0 : rows;
-        m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
-        op_matmul_backward_input(dx, dy + r0, m->tile, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+        const float *w = ln->w;
+        if (m->lora) {
+            m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
+            w = m->tile;
+        }
+        if (backward) op_matmul_backward_input(out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+        else op_matmul_forward(out + r0, in, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
     }
 }
 
@@ -623,7 +609,7 @@ static const float *lora_input(hone_model *m, const linear *ln, const float *x, 
 
 void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw)
 {
-    base_forward(m, ln, y, x, N);
+    base_product(m, ln, y, x, N, 0);
     if (ln->bias) op_bias_forward(y, ln->bias, N, ln->out);
     if (ln->A) {
         const float *xd = lora_input(m, ln, x, N, draw);
@@ -637,7 +623,7 @@ static void linear_backward(hone_model *m, linear *ln, float *dx, const float *d
 {
     if (ln->dw) op_matmul_backward_weight(ln->dw, dy, x, N, ln->in, ln->out, ln->out, 1.0f);
     if (ln->dbias) op_bias_backward(ln->dbias, dy, N, ln->out);
-    base_backward_input(m, ln, dx, dy, N);
+    base_product(m, ln, dx, dy, N, 1);
     if (ln->A) {
         op_matmul_backward_weight(ln->dB, dy, ln->xa, N, m->r, ln->out, ln->out, m->scale);
         op_matmul_backward_input(m->dxa, dy, ln->B, N, m->r, ln->out, ln->out, m->scale, 0.0f);

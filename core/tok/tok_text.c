@@ -147,31 +147,9 @@ static int pattern_parse(tok_pattern *p, const cJSON *j, const char *json_path, 
     return hone_errf(err, HONE_EINVAL, "%s: pattern must be {\"String\": ...} or {\"Regex\": ...}", json_path);
 }
 
-typedef struct span {
-    size_t a, b;
-    int match;
-} span;
-
-typedef struct spans {
-    span *v;
-    size_t n, cap;
-} spans;
-
-static int spans_add(spans *s, size_t a, size_t b, int match)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 32;
-        span *v = realloc(s->v, cap * sizeof *v);
-        if (!v) return -1;
-        s->v = v;
-        s->cap = cap;
-    }
-    s->v[s->n++] = (span){a, b, match};
-    return 0;
-}
 
 /* tokenizers' find_matches: the whole of s as alternating non-matches and matches */
-static int find_matches(const tok_pattern *p, const char *s, size_t n, spans *out)
+static int find_matches(const tok_pattern *p, const char *s, size_t n, tok_spans *out)
 {
     out->n = 0;
     size_t prev = 0;
@@ -184,8 +162,8 @@ static int find_matches(const tok_pattern *p, const char *s, size_t n, spans *ou
             if (rc < 0) break;
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
             size_t a = ov[0], b = ov[1];
-            if (prev != a && spans_add(out, prev, a, 0)) break;
-            if (spans_add(out, a, b, 1)) break;
+            if (prev != a && tok_spans_add(out, prev, a, 0)) break;
+            if (tok_spans_add(out, a, b, 1)) break;
             prev = b;
             if (b == a) {   /* an empty match: step over one character */
                 if (a >= n) break;
@@ -201,8 +179,8 @@ static int find_matches(const tok_pattern *p, const char *s, size_t n, spans *ou
         if (p->literal_n)
             for (size_t i = 0; i + p->literal_n <= n;) {
                 if (!memcmp(s + i, p->literal, p->literal_n)) {
-                    if (prev != i && spans_add(out, prev, i, 0)) return -1;
-                    if (spans_add(out, i, i + p->literal_n, 1)) return -1;
+                    if (prev != i && tok_spans_add(out, prev, i, 0)) return -1;
+                    if (tok_spans_add(out, i, i + p->literal_n, 1)) return -1;
                     i += p->literal_n;
                     prev = i;
                 } else {
@@ -215,42 +193,42 @@ static int find_matches(const tok_pattern *p, const char *s, size_t n, spans *ou
             int len = tok_utf8_next((const unsigned char *)s + i, n - i, &cp);
             if (!len) len = 1;
             if (p->pred(cp)) {
-                if (prev != i && spans_add(out, prev, i, 0)) return -1;
-                if (spans_add(out, i, i + (size_t)len, 1)) return -1;
+                if (prev != i && tok_spans_add(out, prev, i, 0)) return -1;
+                if (tok_spans_add(out, i, i + (size_t)len, 1)) return -1;
                 prev = i + (size_t)len;
             }
             i += (size_t)len;
         }
     }
-    if (prev != n && spans_add(out, prev, n, 0)) return -1;
+    if (prev != n && tok_spans_add(out, prev, n, 0)) return -1;
     return 0;
 }
 
 /* applies a split behaviour; the kept spans are written back into sp */
-static void apply_behavior(spans *sp, int behavior, int invert)
+static void apply_behavior(tok_spans *sp, int behavior, int invert)
 {
     if (invert)
-        for (size_t i = 0; i < sp->n; i++) sp->v[i].match = !sp->v[i].match;
+        for (size_t i = 0; i < sp->n; i++) sp->v[i].tag = !sp->v[i].tag;
     size_t k = 0;
     if (behavior == SPLIT_REMOVED || behavior == SPLIT_ISOLATED) {
         for (size_t i = 0; i < sp->n; i++)
-            if (behavior == SPLIT_ISOLATED || !sp->v[i].match) sp->v[k++] = sp->v[i];
+            if (behavior == SPLIT_ISOLATED || !sp->v[i].tag) sp->v[k++] = sp->v[i];
     } else if (behavior == SPLIT_MERGED_PREV || behavior == SPLIT_CONTIGUOUS) {
         int prev_match = 0;
         for (size_t i = 0; i < sp->n; i++) {
-            int m = sp->v[i].match;
+            int m = sp->v[i].tag;
             int merge = behavior == SPLIT_MERGED_PREV ? (m && !prev_match) : (m == prev_match);
             if (merge && k > 0) sp->v[k - 1].b = sp->v[i].b;
-            else sp->v[k++] = (span){sp->v[i].a, sp->v[i].b, 0};
+            else sp->v[k++] = (tok_span){sp->v[i].a, sp->v[i].b, 0};
             prev_match = m;
         }
     } else {   /* SPLIT_MERGED_NEXT: the same, walking backwards */
         int prev_match = 0;
         size_t top = sp->n;   /* build from the end into the tail of the array */
         for (size_t i = sp->n; i-- > 0;) {
-            int m = sp->v[i].match;
+            int m = sp->v[i].tag;
             if (m && !prev_match && top < sp->n) sp->v[top].a = sp->v[i].a;
-            else sp->v[--top] = (span){sp->v[i].a, sp->v[i].b, 0};
+            else sp->v[--top] = (tok_span){sp->v[i].a, sp->v[i].b, 0};
             prev_match = m;
         }
         for (size_t i = top; i < sp->n; i++) sp->v[k++] = sp->v[i];
@@ -261,7 +239,7 @@ static void apply_behavior(spans *sp, int behavior, int invert)
 /* splits every piece of in by the pattern into out */
 static int split_pieces(const tok_plist *in, tok_plist *out, const tok_pattern *p, int behavior, int invert)
 {
-    spans sp = {0};
+    tok_spans sp = {0};
     int rc = 0;
     for (size_t i = 0; i < in->n && !rc; i++) {
         const char *s = in->text.s + in->p[i].off;
@@ -460,11 +438,11 @@ int tok_pretokenizer_parse(tok_stage *st, const cJSON *j, const char *json_path,
 
 static int replace_all(const tok_pattern *p, const char *s, size_t n, const char *with, size_t wn, tok_buf *out)
 {
-    spans sp = {0};
+    tok_spans sp = {0};
     if (find_matches(p, s, n, &sp)) return -1;
     int rc = 0;
     for (size_t i = 0; i < sp.n && !rc; i++)
-        rc = sp.v[i].match ? tok_buf_add(out, with, wn) : tok_buf_add(out, s + sp.v[i].a, sp.v[i].b - sp.v[i].a);
+        rc = sp.v[i].tag ? tok_buf_add(out, with, wn) : tok_buf_add(out, s + sp.v[i].a, sp.v[i].b - sp.v[i].a);
     free(sp.v);
     return rc;
 }

@@ -164,6 +164,19 @@ int tok_ids_push(tok_ids *a, int32_t id)
     return 0;
 }
 
+int tok_spans_add(tok_spans *s, size_t a, size_t b, int32_t tag)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 32;
+        tok_span *v = realloc(s->v, cap * sizeof *v);
+        if (!v) return -1;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = (tok_span){a, b, tag};
+    return 0;
+}
+
 uint64_t tok_hash(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;   /* FNV-1a, then a final mix */

@@ -36,6 +36,19 @@ typedef struct tok_ids {
 
 int tok_ids_push(tok_ids *a, int32_t id);
 
+/* [a, b) ranges of a text with a tag (a match flag, or an added token's id) */
+typedef struct tok_span {
+    size_t a, b;
+    int32_t tag;
+} tok_span;
+
+typedef struct tok_spans {
+    tok_span *v;
+    size_t n, cap;
+} tok_spans;
+
+int tok_spans_add(tok_spans *s, size_t a, size_t b, int32_t tag);
+
 /* ---- string -> int32 ---- */
 
 typedef struct tok_strmap {

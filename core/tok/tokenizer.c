@@ -656,31 +656,9 @@ static int is_word_char(uint32_t cp)
     return tok_is_alnum(cp) || cp == '_';
 }
 
-typedef struct seg {
-    size_t a, b;
-    int32_t id;   /* -1: text */
-} seg;
-
-typedef struct segs {
-    seg *v;
-    size_t n, cap;
-} segs;
-
-static int segs_add(segs *s, size_t a, size_t b, int32_t id)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        seg *v = realloc(s->v, cap * sizeof *v);
-        if (!v) return -1;
-        s->v = v;
-        s->cap = cap;
-    }
-    s->v[s->n++] = (seg){a, b, id};
-    return 0;
-}
 
 /* tokenizers' AddedVocabulary::find_matches over one set (normalized or not) */
-static int split_added(const hone_tokenizer *t, const char *s, size_t n, int normalized, segs *out)
+static int split_added(const hone_tokenizer *t, const char *s, size_t n, int normalized, tok_spans *out)
 {
     out->n = 0;
     size_t start_offset = 0;
@@ -723,12 +701,12 @@ static int split_added(const hone_tokenizer *t, const char *s, size_t n, int nor
                 if (!tok_is_whitespace(cp)) break;
                 stop += (size_t)len;
             }
-        if (start_offset < start && segs_add(out, start_offset, start, -1)) return -1;
-        if (segs_add(out, start, stop, best->id)) return -1;
+        if (start_offset < start && tok_spans_add(out, start_offset, start, -1)) return -1;
+        if (tok_spans_add(out, start, stop, best->id)) return -1;
         start_offset = stop;
         i = stop;
     }
-    if (start_offset < n && segs_add(out, start_offset, n, -1)) return -1;
+    if (start_offset < n && tok_spans_add(out, start_offset, n, -1)) return -1;
     return 0;
 }
 
@@ -748,12 +726,12 @@ int hone_tokenizer_encode(hone_tokenizer *t, const char *text, size_t n, int add
     size_t m;
     char *s = tok_utf8_repair(text, n, &m);
     if (!s) return hone_errf(err, HONE_ENOMEM, "out of memory");
-    segs raw = {0}, norm = {0};
+    tok_spans raw = {0}, norm = {0}; /* tag: an added token's id, or -1 for text */
     tok_ids body = {0};
     int rc = split_added(t, s, m, 0, &raw) ? -1 : 0;
     for (size_t i = 0; i < raw.n && !rc; i++) {
-        if (raw.v[i].id >= 0) {
-            rc = tok_ids_push(&body, raw.v[i].id);
+        if (raw.v[i].tag >= 0) {
+            rc = tok_ids_push(&body, raw.v[i].tag);
             continue;
         }
         const char *seg_s = s + raw.v[i].a;
@@ -774,7 +752,7 @@ int hone_tokenizer_encode(hone_tokenizer *t, const char *text, size_t n, int add
             break;
         }
         for (size_t k = 0; k < norm.n && !rc; k++) {
-            if (norm.v[k].id >= 0) rc = tok_ids_push(&body, norm.v[k].id);
+            if (norm.v[k].tag >= 0) rc = tok_ids_push(&body, norm.v[k].tag);
             else
                 rc = encode_text(t, copy + norm.v[k].a, norm.v[k].b - norm.v[k].a,
                                  raw.v[i].a == 0 && norm.v[k].a == 0, &body);
