@@ -392,6 +392,9 @@ static void check_rope_linear(void)
         for (int i = 0; i < 4; i++) ok = ok && fb[i] == fa[i] / 4.0f;
     }
     report("rope", "linear scaling divides inv_freq by the factor", ok ? 0 : 1, 0);
+    snprintf(b, sizeof b, base, ", \"quantization_config\": {\"quant_method\": \"bitsandbytes\"}");
+    ok = hone_model_config_parse(&cb, b, "q/config.json", &err) != 0 && strstr(err.msg, "pre-quantized checkpoint");
+    report("config", "a pre-quantized checkpoint is refused plainly", ok ? 0 : 1, 0);
     snprintf(b, sizeof b, base, ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}");
     ok = hone_model_config_parse(&cb, b, "b/config.json", &err) != 0 && strstr(err.msg, "rope_scaling type \"yarn\" is not supported");
     report("rope", "an unsupported rope type is named", ok ? 0 : 1, 0);

@@ -102,6 +102,14 @@ int hone_model_config_parse(hone_model_config *c, const char *json, const char *
     /* sliding windows: Mistral sets sliding_window; Qwen2 only when use_sliding_window */
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
     if (!rc && cJSON_IsNumber(sw) && (mistral || get_bool(root, "use_sliding_window", 0))) c->sliding_window = (int)sw->valuedouble;
+    const cJSON *qc = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
+    if (!rc && qc && !cJSON_IsNull(qc)) {
+        const cJSON *qm = cJSON_GetObjectItemCaseSensitive(qc, "quant_method");
+        rc = hone_errf(err, HONE_EUNSUPPORTED,
+                       "%s: a pre-quantized checkpoint (quantization_config, quant_method \"%s\"): loading these is not "
+                       "built yet; point model.path at the original weights and set model.quantizer instead",
+                       path, cJSON_IsString(qm) ? qm->valuestring : "?");
+    }
     c->bos_id = token_id(root, "bos_token_id");
     c->eos_id = token_id(root, "eos_token_id");
 
