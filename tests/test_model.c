@@ -374,6 +374,56 @@ static void check_sharded(const hone_registry *reg, const char *tmp)
     hone_st_close(f);
 }
 
+/* a bitsandbytes NF4 checkpoint loads without re-quantizing and gives exactly what hone's
+ * own NF4 quantization of the original weights gives */
+static void check_prequant(const hone_registry *reg)
+{
+    char src[4096], bnb[4096];
+    snprintf(src, sizeof src, "%s/tests/fixtures/models/llama", HONE_SOURCE_DIR);
+    snprintf(bnb, sizeof bnb, "%s/tests/fixtures/models/llama-bnb4", HONE_SOURCE_DIR);
+    hone_err err = {0};
+    const hone_feature *nf4 = hone_registry_find(reg, HONE_KIND_QUANTIZER, "nf4");
+    const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
+    hone_node *qn = hone_node_new(HONE_NODE_TABLE);
+    hone_node_set_path(qn, "double_quant", "true");
+    hone_opts *qo = NULL, *qn0 = NULL;
+    hone_opts_resolve(&qo, nf4->info->options, qn, "q", "nf4", &err);
+    hone_opts_resolve(&qn0, nf4->info->options, NULL, "q", "nf4", &err);
+    hone_model_opts o = {nf4, qo, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 12, 0};
+    hone_model *a = NULL, *b = NULL;
+    int32_t ids[12] = {3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26};
+    double s;
+    long c;
+    int ok = !hone_model_load(&a, src, &o, &err) && !hone_model_load(&b, bnb, &o, &err) &&
+             !hone_model_forward(a, ids, NULL, 1, 12, &s, &c, &err);
+    float *la = ok ? malloc(12 * 96 * sizeof(float)) : NULL;
+    if (ok) {
+        memcpy(la, hone_model_logits(a), 12 * 96 * sizeof(float));
+        ok = !hone_model_forward(b, ids, NULL, 1, 12, &s, &c, &err) && !memcmp(la, hone_model_logits(b), 12 * 96 * sizeof(float));
+    }
+    if (!ok && err.msg[0]) printf("prequant: %s\n", err.msg);
+    report("bnb4", "a bitsandbytes checkpoint = hone's own NF4, bit for bit", ok ? 0 : 1, 0);
+    hone_model_free(b);
+    b = NULL;
+    /* the wrong quantizer settings are named */
+    hone_model_opts wrong = {none, NULL, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 12, 0};
+    hone_opts *nopts = NULL;
+    hone_opts_resolve(&nopts, none->info->options, NULL, "q", "none", &err);
+    wrong.quantizer_opts = nopts;
+    ok = hone_model_load(&b, bnb, &wrong, &err) != 0 && strstr(err.msg, "set model.quantizer = { \"nf4\", double_quant = true }");
+    report("bnb4", "a bnb checkpoint with another quantizer says which to set", ok ? 0 : 1, 0);
+    o.quantizer_opts = qn0;
+    ok = hone_model_load(&b, bnb, &o, &err) != 0 && strstr(err.msg, "uses double quantization, but double_quant is false");
+    report("bnb4", "double_quant must match the checkpoint", ok ? 0 : 1, 0);
+    free(la);
+    hone_model_free(a);
+    hone_model_free(b);
+    hone_opts_free(qo);
+    hone_opts_free(qn0);
+    hone_opts_free(nopts);
+    hone_node_free(qn);
+}
+
 /* rope_scaling "linear" divides every frequency by the factor */
 static void check_rope_linear(void)
 {
@@ -392,9 +442,9 @@ static void check_rope_linear(void)
         for (int i = 0; i < 4; i++) ok = ok && fb[i] == fa[i] / 4.0f;
     }
     report("rope", "linear scaling divides inv_freq by the factor", ok ? 0 : 1, 0);
-    snprintf(b, sizeof b, base, ", \"quantization_config\": {\"quant_method\": \"bitsandbytes\"}");
-    ok = hone_model_config_parse(&cb, b, "q/config.json", &err) != 0 && strstr(err.msg, "pre-quantized checkpoint");
-    report("config", "a pre-quantized checkpoint is refused plainly", ok ? 0 : 1, 0);
+    snprintf(b, sizeof b, base, ", \"quantization_config\": {\"quant_method\": \"gptq\"}");
+    ok = hone_model_config_parse(&cb, b, "q/config.json", &err) != 0 && strstr(err.msg, "quant_method \"gptq\"");
+    report("config", "a non-bitsandbytes quantized checkpoint is refused plainly", ok ? 0 : 1, 0);
     snprintf(b, sizeof b, base, ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}");
     ok = hone_model_config_parse(&cb, b, "b/config.json", &err) != 0 && strstr(err.msg, "rope_scaling type \"yarn\" is not supported");
     report("rope", "an unsupported rope type is named", ok ? 0 : 1, 0);
@@ -423,6 +473,7 @@ int main(void)
     check_checkpointing(reg);
     check_sharded(reg, tmp);
     check_rope_linear();
+    check_prequant(reg);
     hone_registry_free(reg);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

@@ -8,6 +8,7 @@
  * kernels in reverse.
  */
 #include "model_impl.h"
+#include "prequant.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -89,6 +90,13 @@ static int weights_open(weights *w, const char *dir, hone_err *err)
     cJSON_Delete(root);
     if (rc) weights_close(w);
     return rc;
+}
+
+static const hone_st_tensor *weights_find(const weights *w, const char *name, const hone_st_file **file);
+
+static const hone_st_tensor *weights_lookup(void *ctx, const char *name, const hone_st_file **file)
+{
+    return weights_find(ctx, name, file);
 }
 
 static const hone_st_tensor *weights_find(const weights *w, const char *name, const hone_st_file **file)
@@ -377,6 +385,13 @@ static int load_weights(hone_model *m, const weights *w, hone_err *err)
             snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, lin_group(i), hone_linear_names[i]);
             if (!m->lora) {
                 rc = read_tensor(w, name, ln->out, ln->in, ln->w, err);
+            } else if (c->prequant[0]) {
+                /* a bitsandbytes checkpoint: the codes go in as they are */
+                hone_bnb4 parts;
+                rc = hone_bnb4_read(&parts, weights_lookup, (void *)w, name, (size_t)ln->out, (size_t)ln->in, err);
+                if (!rc) rc = m->qvt->import_bnb4(m->qstate, m->packed + ln->packed_off, (size_t)ln->out, (size_t)ln->in,
+                                                  &parts, err);
+                if (rc) hone_err_prefix(err, "%s: %s: ", w->dir, name);
             } else {
                 rc = read_tensor(w, name, ln->out, ln->in, buf, err);
                 if (!rc) {
@@ -460,6 +475,16 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
                        "full fine-tuning (lora = false) trains every weight in fp32: use model.quantizer = \"none\", not \"%s\"",
                        o->quantizer->info->name);
     if (!rc && o->lora && !o->quantizer) rc = hone_errf(err, HONE_EINVAL, "model: no quantizer given for the frozen base");
+    if (!rc && c->prequant[0]) {
+        const hone_quantizer_vt *q = o->quantizer ? o->quantizer->vtable : NULL;
+        if (!o->lora)
+            rc = hone_errf(err, HONE_EUNSUPPORTED, "%s is a bitsandbytes %s checkpoint: it can only be the frozen base of "
+                           "a LoRA run, not fully fine-tuned", dir, c->prequant);
+        else if (strcmp(o->quantizer->info->name, c->prequant) != 0 || q->info.version < 2 || !q->import_bnb4)
+            rc = hone_errf(err, HONE_EINVAL, "%s is a bitsandbytes %s checkpoint%s: set model.quantizer = { \"%s\", "
+                           "double_quant = %s }", dir, c->prequant, c->prequant_double ? " with double quant" : "",
+                           c->prequant, c->prequant_double ? "true" : "false");
+    }
     m->layers = rc ? NULL : calloc((size_t)c->layers, sizeof *m->layers);
     if (!rc && !m->layers) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
     if (rc) {

@@ -105,10 +105,18 @@ int hone_model_config_parse(hone_model_config *c, const char *json, const char *
     const cJSON *qc = cJSON_GetObjectItemCaseSensitive(root, "quantization_config");
     if (!rc && qc && !cJSON_IsNull(qc)) {
         const cJSON *qm = cJSON_GetObjectItemCaseSensitive(qc, "quant_method");
-        rc = hone_errf(err, HONE_EUNSUPPORTED,
-                       "%s: a pre-quantized checkpoint (quantization_config, quant_method \"%s\"): loading these is not "
-                       "built yet; point model.path at the original weights and set model.quantizer instead",
-                       path, cJSON_IsString(qm) ? qm->valuestring : "?");
+        const cJSON *qt = cJSON_GetObjectItemCaseSensitive(qc, "bnb_4bit_quant_type");
+        const char *method = cJSON_IsString(qm) ? qm->valuestring : "?";
+        if (strcmp(method, "bitsandbytes") != 0 || !get_bool(qc, "load_in_4bit", 0) || !cJSON_IsString(qt) ||
+            (strcmp(qt->valuestring, "nf4") != 0 && strcmp(qt->valuestring, "fp4") != 0))
+            rc = hone_errf(err, HONE_EUNSUPPORTED,
+                           "%s: quantization_config (quant_method \"%s\"): only bitsandbytes 4-bit (nf4 / fp4) "
+                           "checkpoints can be loaded; point model.path at the original weights instead",
+                           path, method);
+        else {
+            snprintf(c->prequant, sizeof c->prequant, "%s", qt->valuestring);
+            c->prequant_double = get_bool(qc, "bnb_4bit_use_double_quant", 0);
+        }
     }
     c->bos_id = token_id(root, "bos_token_id");
     c->eos_id = token_id(root, "eos_token_id");

@@ -19,6 +19,8 @@ typedef struct hone_model_config {
     int qkv_bias;            /* q/k/v projections have biases (Qwen2, attention_bias) */
     int sliding_window;      /* 0 = full attention */
     int bos_id, eos_id;      /* -1 when the config has none */
+    char prequant[8];        /* "nf4" / "fp4": a bitsandbytes 4-bit checkpoint; "" otherwise */
+    int prequant_double;     /* bnb_4bit_use_double_quant */
 } hone_model_config;
 
 /* dir/config.json */

@@ -387,6 +387,68 @@ static void bnb4_dequantize(const void *state, float *out, const void *packed, s
     }
 }
 
+/* ---- bitsandbytes' serialized form ---- */
+
+static int bnb4_import(const void *state, void *packed, size_t rows, size_t cols, const hone_bnb4 *in, hone_err *err)
+{
+    const bnb4 *s = state;
+    layout L = plan(s, rows, cols);
+    const char *want = s->fp4 ? "fp4" : "nf4";
+    if (!in->quant_type || strcmp(in->quant_type, want) != 0)
+        return host->error(err, HONE_EINVAL, "quant_type \"%s\", but the quantizer is %s", in->quant_type ? in->quant_type : "?",
+                           want);
+    if (in->blocksize != s->bs)
+        return host->error(err, HONE_EINVAL, "blocksize %d, but block_size is %lld", in->blocksize, s->bs);
+    if ((in->nested_absmax != NULL) != s->dq)
+        return host->error(err, HONE_EINVAL, "the checkpoint %s double quantization, but double_quant is %s",
+                           in->nested_absmax ? "uses" : "does not use", s->dq ? "true" : "false");
+    if (in->nabsmax != L.nb || in->absmax_u8 != s->dq)
+        return host->error(err, HONE_EINVAL, "%zu absmax values of the wrong type for %zu blocks", in->nabsmax, L.nb);
+    for (int i = 0; i < 16; i++)
+        if (in->quant_map[i] != s->t->code[i])
+            return host->error(err, HONE_EUNSUPPORTED, "quant_map[%d] = %g is not bitsandbytes' %s code", i,
+                               (double)in->quant_map[i], want);
+    unsigned char *out = packed;
+    memset(out, 0, L.total);
+    memcpy(out, in->weight, (L.n + 1) / 2);
+    if (!s->dq) {
+        memcpy(out + L.absmax, in->absmax, 4 * L.nb);
+        return 0;
+    }
+    if (in->nested_blocksize != 256)
+        return host->error(err, HONE_EUNSUPPORTED, "nested_blocksize %d (bitsandbytes uses 256)", in->nested_blocksize);
+    for (int i = 0; i < 256; i++)
+        if (in->nested_quant_map[i] != dyn_signed[i])
+            return host->error(err, HONE_EUNSUPPORTED, "nested_quant_map[%d] is not the signed dynamic map", i);
+    memcpy(out + L.absmax, in->absmax, L.nb);
+    memcpy(out + L.nested, in->nested_absmax, 4 * L.nb2);
+    memcpy(out + L.offset, &in->nested_offset, 4);
+    return 0;
+}
+
+static int bnb4_export(const void *state, const void *packed, size_t rows, size_t cols, hone_bnb4 *out, hone_err *err)
+{
+    (void)err;
+    const bnb4 *s = state;
+    layout L = plan(s, rows, cols);
+    const unsigned char *p = packed;
+    memset(out, 0, sizeof *out);
+    out->quant_type = s->fp4 ? "fp4" : "nf4";
+    out->blocksize = (int)s->bs;
+    out->weight = p;
+    out->absmax = p + L.absmax;
+    out->absmax_u8 = s->dq;
+    out->nabsmax = L.nb;
+    out->quant_map = s->t->code;
+    if (s->dq) {
+        out->nested_absmax = (const float *)(p + L.nested);
+        out->nested_quant_map = dyn_signed;
+        out->nested_blocksize = 256;
+        memcpy(&out->nested_offset, p + L.offset, 4);
+    }
+    return 0;
+}
+
 static const hone_option bnb4_opts[] = {
     {"block_size", HONE_OPT_INTEGER, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX, 64, NULL, 32, 4096, NULL, 0,
      "elements per absmax block: 32, 64, ..., 4096 (bitsandbytes' default 64)"},
@@ -398,12 +460,12 @@ static const hone_option bnb4_opts[] = {
 static const hone_quantizer_vt nf4_vt = {
     {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "nf4", "bitsandbytes NF4 (4-bit NormalFloat), bit-exact",
      bnb4_opts},
-    nf4_create, bnb4_packed_bytes, bnb4_quantize, bnb4_dequantize, bnb4_destroy,
+    nf4_create, bnb4_packed_bytes, bnb4_quantize, bnb4_dequantize, bnb4_destroy, bnb4_import, bnb4_export,
 };
 
 static const hone_quantizer_vt fp4_vt = {
     {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "fp4", "bitsandbytes FP4 (e2m1), bit-exact", bnb4_opts},
-    fp4_create, bnb4_packed_bytes, bnb4_quantize, bnb4_dequantize, bnb4_destroy,
+    fp4_create, bnb4_packed_bytes, bnb4_quantize, bnb4_dequantize, bnb4_destroy, bnb4_import, bnb4_export,
 };
 
 HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)

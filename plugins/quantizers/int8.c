@@ -72,7 +72,7 @@ static void i8_destroy(void *state)
 static const hone_quantizer_vt int8_vt = {
     {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "int8", "LLM.int8() weight storage: row-wise absmax int8",
      NULL},
-    i8_create, i8_packed_bytes, i8_quantize, i8_dequantize, i8_destroy,
+    i8_create, i8_packed_bytes, i8_quantize, i8_dequantize, i8_destroy, NULL, NULL,
 };
 
 HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)

@@ -81,7 +81,7 @@ static const hone_option none_opts[] = {
 
 static const hone_quantizer_vt none_vt = {
     {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "none", "no quantization: fp32 or bf16 storage", none_opts},
-    none_create, none_packed_bytes, none_quantize, none_dequantize, none_destroy,
+    none_create, none_packed_bytes, none_quantize, none_dequantize, none_destroy, NULL, NULL,
 };
 
 HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)

@@ -192,3 +192,40 @@ def base_case(name):
 
 if __name__ == "__main__":
     main()
+
+
+def make_bnb4_checkpoint():
+    """tests/fixtures/models/llama-bnb4/: the llama case saved as a bitsandbytes NF4 (double
+    quant) checkpoint, in the layout transformers' save_pretrained writes for a 4-bit model
+    (Linear4bit's state dict: QuantState.as_dict(packed=True)). transformers refuses to
+    quantize on a CPU without IPEX, so the same state dict is built here from
+    bitsandbytes.functional.quantize_4bit, which is what Params4bit calls."""
+    import bitsandbytes.functional as BF
+    from transformers import BitsAndBytesConfig
+    src = os.path.join(OUT, "llama")
+    d = os.path.join(OUT, "llama-bnb4")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    sd = load_file(os.path.join(src, "model.safetensors"))
+    out = {}
+    for k, v in sd.items():
+        if ".layers." in k and k.endswith("proj.weight"):
+            q, st = BF.quantize_4bit(v.contiguous(), blocksize=64, compress_statistics=True, quant_type="nf4")
+            out[k] = q
+            for sk, sv in st.as_dict(packed=True).items():
+                out[k + "." + sk] = sv
+        else:
+            out[k] = v
+    save_file({k: v.contiguous().clone() for k, v in out.items()}, os.path.join(d, "model.safetensors"),
+              metadata={"format": "pt"})
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=torch.float32)
+    cfg["quantization_config"] = q.to_dict()
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+    print("llama-bnb4:", len(out), "tensors")
+
+
+make_bnb4_checkpoint()

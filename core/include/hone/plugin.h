@@ -213,7 +213,23 @@ typedef struct hone_collator_vt {
 
 /* ---- quantizer --------------------------------------------------------------- */
 
-#define HONE_QUANTIZER_VERSION 1
+#define HONE_QUANTIZER_VERSION 2   /* 2 added import_bnb4 / export_bnb4 */
+
+/* One weight in bitsandbytes' serialized 4-bit form (Linear4bit's state dict,
+ * QuantState.as_dict(packed=True)); all arrays little-endian, sizes in elements. */
+typedef struct hone_bnb4 {
+    const char *quant_type;        /* "nf4" or "fp4" */
+    int blocksize;
+    const uint8_t *weight;         /* [(rows * cols + 1) / 2] packed codes */
+    const void *absmax;            /* float32, or uint8 codes when nested */
+    int absmax_u8;
+    size_t nabsmax;
+    const float *quant_map;        /* [16] */
+    const float *nested_absmax;    /* [ceil(nabsmax / nested_blocksize)], or NULL */
+    const float *nested_quant_map; /* [256], or NULL */
+    int nested_blocksize;
+    float nested_offset;
+} hone_bnb4;
 
 typedef struct hone_quantizer_vt {
     hone_feature_info info;
@@ -228,6 +244,13 @@ typedef struct hone_quantizer_vt {
     void (*dequantize)(const void *state, float *out, const void *packed, size_t rows,
                        size_t cols, size_t row0, size_t nrows);
     void (*destroy)(void *state);
+    /* version 2, optional (NULL = the format has no bitsandbytes form): */
+    /* packed from a bitsandbytes checkpoint's parts (checked against this state's options) */
+    int (*import_bnb4)(const void *state, void *packed, size_t rows, size_t cols, const hone_bnb4 *in,
+                       hone_err *err);
+    /* the parts of packed in bitsandbytes' form; pointers into packed or static tables */
+    int (*export_bnb4)(const void *state, const void *packed, size_t rows, size_t cols, hone_bnb4 *out,
+                       hone_err *err);
 } hone_quantizer_vt;
 
 /* ---- the host table ---------------------------------------------------------- */
