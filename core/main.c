@@ -19,6 +19,7 @@
 #include "model.h"
 #include "options.h"
 #include "paths.h"
+#include "prequant.h"
 #include "registry.h"
 #include "rundir.h"
 #include "schedule.h"
@@ -47,9 +48,11 @@ static const char *usage_text =
     "                                   generate from a prompt (token ids until the tokenizer lands)\n"
     "  tokenize --tokenizer PATH [--no-special] [--json] [--decode]\n"
     "                                   stdin lines -> JSON id lists (and back with --decode)\n"
+    "  quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set double_quant=true]\n"
+    "                                   write a bitsandbytes 4-bit checkpoint (loads with transformers)\n"
     "  version                          print the version\n"
     "\n"
-    "Planned, not built yet in this version: inspect, quantize, convert, eval, runs.\n";
+    "Planned, not built yet in this version: inspect, convert, eval, runs.\n";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
@@ -665,7 +668,7 @@ static int cmd_generate(int argc, char **argv)
         free(stops);
         return fail(EXIT_BAD_INPUT, "%s", usage);
     }
-    const char *dir = argv[1], *adapter = NULL, *ids_text = NULL, *prompt = NULL, *qname = "none";
+    const char *dir = argv[1], *adapter = NULL, *ids_text = NULL, *prompt = NULL, *qname = NULL;
     int qdouble = 0;
     hone_gen_opts go = {32, 0.0, 0, 1.0, NULL, 0, 42, NULL, NULL};
     for (int i = 2; i < argc; i += 2) {
@@ -743,16 +746,22 @@ static int cmd_generate(int argc, char **argv)
     int rc = app_init(&a);
     hone_opts *qo = NULL;
     hone_model *m = NULL;
-    const hone_feature *q = rc ? NULL : hone_registry_find(a.reg, HONE_KIND_QUANTIZER, qname);
     hone_model_config mc;
+    if (!rc && (!ids || !out)) rc = fail(EXIT_RUN_FAILED, "out of memory");
+    if (!rc && hone_model_config_load(&mc, dir, &err)) rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
+    /* like from_pretrained, a bitsandbytes checkpoint loads with its own quantization */
+    if (!rc && !qname && mc.prequant[0]) {
+        qname = mc.prequant;
+        qdouble = mc.prequant_double;
+    }
+    if (!qname) qname = "none";
+    const hone_feature *q = rc ? NULL : hone_registry_find(a.reg, HONE_KIND_QUANTIZER, qname);
     hone_node *qn = hone_node_new(HONE_NODE_TABLE);
     if (qdouble) hone_node_set_path(qn, "double_quant", "true");
-    if (!rc && (!ids || !out)) rc = fail(EXIT_RUN_FAILED, "out of memory");
     if (!rc && !q) rc = fail(EXIT_BAD_INPUT, "generate: --quantizer %s is not registered", qname);
     if (!rc && hone_opts_resolve(&qo, q->info->options, qn, "quantizer", qname, &err))
         rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
     hone_node_free(qn);
-    if (!rc && hone_model_config_load(&mc, dir, &err)) rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
     if (!rc) {
         hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, (int)n < mc.max_pos ? (int)n : mc.max_pos, 0};
         if (mc.eos_id >= 0) {
@@ -793,6 +802,71 @@ static int cmd_generate(int argc, char **argv)
     free(stops);
     free(ids);
     free(out);
+    if (a.reg) app_free(&a);
+    return rc;
+}
+
+/* ---- hone quantize ---------------------------------------------------------------- */
+
+static int cmd_quantize(int argc, char **argv)
+{
+    const char *usage = "usage: hone quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set key=value ...]";
+    if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-') return fail(EXIT_BAD_INPUT, "%s", usage);
+    const char *src = argv[1], *dst = argv[2], *qname = NULL;
+    hone_err err = {0};
+    hone_node *root = hone_node_new(HONE_NODE_TABLE);
+    for (int i = 3; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            hone_node_free(root);
+            return fail(EXIT_BAD_INPUT, "%s", usage);
+        }
+        if (!strcmp(argv[i], "--quantizer")) qname = argv[i + 1];
+        else if (!strcmp(argv[i], "--set")) {
+            if (add_set(root, argv[i + 1], "", &err)) {
+                hone_node_free(root);
+                return fail(EXIT_BAD_INPUT, "quantize: %s", err.msg);
+            }
+        } else {
+            hone_node_free(root);
+            return fail(EXIT_BAD_INPUT, "quantize: unknown option %s\n%s", argv[i], usage);
+        }
+    }
+    if (!qname) {
+        hone_node_free(root);
+        return fail(EXIT_BAD_INPUT, "%s", usage);
+    }
+    app a = {0};
+    int rc = app_init(&a);
+    hone_opts *qo = NULL;
+    hone_model *m = NULL;
+    hone_model_config mc;
+    const hone_feature *q = rc ? NULL : hone_registry_find(a.reg, HONE_KIND_QUANTIZER, qname);
+    if (!rc && !q) rc = fail(EXIT_BAD_INPUT, "quantize: unknown quantizer '%s'", qname);
+    char what[64];
+    snprintf(what, sizeof what, "quantizer %s", qname);
+    if (!rc && hone_opts_resolve(&qo, q->info->options, root, "--set", what, &err)) rc = fail(EXIT_BAD_INPUT, "quantize: %s", err.msg);
+    if (!rc && hone_model_config_load(&mc, src, &err)) rc = fail(EXIT_BAD_INPUT, "quantize: %s", err.msg);
+    if (!rc && mc.prequant[0])
+        rc = fail(EXIT_BAD_INPUT, "quantize: %s is already a bitsandbytes %s checkpoint; quantize the original weights", src,
+                  mc.prequant);
+    /* never overwrite a checkpoint: a typo in OUT_DIR must not cost the user a model */
+    char outst[4096];
+    snprintf(outst, sizeof outst, "%s/model.safetensors", dst);
+    if (!rc && access(outst, F_OK) == 0)
+        rc = fail(EXIT_BAD_INPUT, "quantize: %s already exists; choose another OUT_DIR or remove it", outst);
+    if (!rc) {
+        hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0};
+        if (hone_model_create(&m, &mc, src, &mo, &err) || hone_model_save_bnb4(m, src, dst, &err))
+            rc = fail(EXIT_BAD_INPUT, "quantize: %s", err.msg);
+        else {
+            size_t pb, fb, qb, ab;
+            hone_model_memory(m, &pb, &fb, &qb, &ab);
+            printf("%s -> %s: bitsandbytes %s checkpoint, base %.1f MB\n", src, dst, qname, qb / 1e6);
+        }
+    }
+    hone_model_free(m);
+    hone_opts_free(qo);
+    hone_node_free(root);
     if (a.reg) app_free(&a);
     return rc;
 }
@@ -900,7 +974,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
-    static const char *const planned[] = {"inspect", "quantize", "convert", "eval", "runs"};
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+    static const char *const planned[] = {"inspect", "convert", "eval", "runs"};
     for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
         if (!strcmp(cmd, planned[i]))
             return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);

@@ -309,8 +309,9 @@ int hone_st_write(const char *path, const hone_st_out *t, size_t n, hone_err *er
     cJSON_AddStringToObject(meta, "format", "pt");
     int rc = o && root ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
     for (size_t i = 0; i < n && !rc; i++) {
-        if (t[i].dtype != HONE_DT_F32 && t[i].dtype != HONE_DT_BF16)
-            rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tensor %s: can only write F32 or BF16", path, t[i].name);
+        if (t[i].dtype != HONE_DT_F32 && t[i].dtype != HONE_DT_BF16 && !t[i].raw)
+            rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tensor %s: %s needs raw bytes", path, t[i].name,
+                           hone_dtype_name(t[i].dtype));
         o[i].t = &t[i];
         o[i].numel = 1;
         for (int d = 0; d < t[i].ndim; d++) o[i].numel *= (uint64_t)t[i].shape[d];
@@ -348,6 +349,11 @@ int hone_st_write(const char *path, const hone_st_out *t, size_t n, hone_err *er
         uint16_t buf[4096];
         for (size_t i = 0; i < n && ok; i++) {
             const hone_st_out *x = o[i].t;
+            if (x->raw) {
+                size_t bytes = o[i].numel * hone_dtype_size(x->dtype);
+                ok = fwrite(x->raw, 1, bytes, fp) == bytes;
+                continue;
+            }
             if (x->dtype == HONE_DT_F32) {
                 ok = fwrite(x->data, 4, o[i].numel, fp) == o[i].numel;
                 continue;

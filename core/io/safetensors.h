@@ -57,13 +57,15 @@ int hone_st_to_f32(const hone_st_file *f, const hone_st_tensor *t, float *out, u
  * store), so loading a large checkpoint does not keep it all resident. */
 void hone_st_release(const hone_st_file *f, const hone_st_tensor *t);
 
-/* One tensor to write: fp32 data stored as `dtype` (F32 or BF16). */
+/* One tensor to write: fp32 data stored as `dtype` (F32 or BF16), or for other dtypes
+ * raw bytes already in that dtype. */
 typedef struct hone_st_out {
     const char *name;
     hone_dtype dtype;
     int ndim;
     int64_t shape[HONE_ST_MAX_DIMS];
     const float *data;
+    const void *raw;
 } hone_st_out;
 
 /* Writes a safetensors file as the Rust writer lays it out (tensors by dtype size then
