@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clip.h"
 #include "dataset.h"
 #include "err.h"
 #include "model.h"
@@ -291,14 +292,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
                 wsum += s;
             }
             if (rc) break;
-            double norm2 = 0;
-            for (size_t i = 0; i < nparams; i++) norm2 += (double)grads[i] * grads[i];
-            double norm = sqrt(norm2);
-            if (max_norm > 0) {
-                double coef = max_norm / (norm + 1e-6);
-                if (coef < 1)
-                    for (size_t i = 0; i < nparams; i++) grads[i] *= (float)coef;
-            }
+            double norm = hone_clip_grad_norm(grads, tinfo, ntensors, max_norm);
             double lr = hone_schedule_lr(sc->feature, sc->opts, &sctx, step);
             rc = ovt->step(ostate, params, grads, lr, step + 1, err);
             if (rc) {

@@ -56,8 +56,8 @@ expect 2 "lora.target_modules\[2\] = \"qq_proj\": must be one of q_proj" -- "$HO
 exp dev 'device = "tpu"'
 expect 2 "device = \"tpu\": must be one of auto\|cpu\|cuda" -- "$HONE" run dev.lua --dry-run
 
-exp opt 'train = { optimizer = "adamw_8bit" }'
-expect 2 "train.optimizer: unknown optimizer 'adamw_8bit' \(registered optimizers: signsgd\)" -- "$HONE" run opt.lua --dry-run
+exp opt 'train = { optimizer = "adamw_4bit" }'
+expect 2 "train.optimizer: unknown optimizer 'adamw_4bit' \(registered optimizers: adafactor, adamw, adamw_8bit, adamw_bnb_8bit, adamw_torch, lion, lion_32bit, paged_adamw_32bit, paged_adamw_8bit, sgd, signsgd\)" -- "$HONE" run opt.lua --dry-run
 exp sched 'train = { scheduler = { "cosine", num_cycle = 2 } }'
 expect 2 "train.scheduler.num_cycle: unknown option 'num_cycle' for scheduler cosine; did you mean 'num_cycles'\?" -- "$HONE" run sched.lua --dry-run
 exp schedname 'train = { scheduler = { num_cycles = 2 } }'
@@ -66,11 +66,15 @@ exp optopt 'train = { optimizer = { "signsgd", momentum = 1.5 } }'
 expect 2 "train.optimizer.momentum = 1.5: out of range, must be \[0, 1\)" -- "$HONE" run optopt.lua --dry-run
 exp q 'model = { path = "m", quantizer = "int4" }'
 expect 2 "model.quantizer: unknown quantizer 'int4' \(registered quantizers: fp4, int8, nf4, none\)" -- "$HONE" run q.lua --dry-run
-# the default optimizer, adamw, is not built yet: said plainly
+# the default optimizer is adamw with transformers' Trainer defaults
 cat > noopt.lua <<'LUA'
 return { model = { path = "m" }, data = { train = "train.jsonl" } }
 LUA
-expect 2 "train.optimizer: the default optimizer 'adamw' is not registered \(registered optimizers: signsgd\); set train.optimizer" -- "$HONE" run noopt.lua --dry-run
+expect 0 '"plugin":[[:space:]]*".*/optimizers.so"' -- "$HONE" run noopt.lua --dry-run
+expect 0 '"betas":[[:space:]]*\[0.9, 0.999\]' -- "$HONE" run noopt.lua --dry-run
+exp optbad 'train = { optimizer = { "adamw", betas = { 0.9, 1.0 } } }'
+expect 2 "train.optimizer.betas" -- "$HONE" run optbad.lua --dry-run
+
 
 cat > missing.lua <<'LUA'
 return { model = { path = "m" }, train = { optimizer = "signsgd" } }
