@@ -2,6 +2,8 @@
  * products the step actually runs (attention's full T x T included), and the ceiling is
  * OpenBLAS sgemm on a large square product timed in the same process. */
 #include "bench.h"
+#include "options.h"
+#include "tree.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -301,5 +303,68 @@ int hone_bench_quant(const hone_feature *q, const hone_opts *qopts, int threads,
         free(w), free(tilebuf), free(packed);
     }
     vt->destroy(st);
+    return rc;
+}
+
+/* every registered optimizer stepping the same parameters: ms per step, ns per parameter,
+ * state bytes per parameter, against one streaming pass over the same memory (read
+ * params and grads, write params) as the floor any optimizer pays */
+int hone_bench_optimizers(const hone_registry *reg, size_t nparams, int steps, hone_err *err)
+{
+    enum { NT = 4 };
+    hone_tensor_info t[NT];
+    size_t per = nparams / NT, cols = 2048, rows = per / cols ? per / cols : 1;
+    per = rows * cols;
+    for (int k = 0; k < NT; k++) t[k] = (hone_tensor_info){"w", (size_t)k * per, per, rows, cols, 1};
+    size_t n = per * NT;
+    float *p = malloc(n * sizeof *p), *g = malloc(n * sizeof *g);
+    if (!p || !g) {
+        free(p), free(g);
+        return hone_errf(err, HONE_ENOMEM, "out of memory for %zu parameters", n);
+    }
+    hone_rng rng;
+    hone_rng_seed(&rng, 5);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.1f;
+        g[i] = (float)(hone_rng_uniform(&rng) - 0.5) * 1e-2f;
+    }
+    double best_stream = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double a = now();
+        for (size_t i = 0; i < n; i++) p[i] = p[i] - 1e-7f * g[i];
+        double b = now() - a;
+        best_stream = b < best_stream ? b : best_stream;
+    }
+    printf("optimizer step over %zu parameters (%d tensors of %zux%zu), best of %d steps, one thread\n", n, NT, rows,
+           cols, steps);
+    printf("floor: one pass p -= c*g over the same memory takes %.1f ms (%.1f GB/s)\n", best_stream * 1e3,
+           n * 12.0 / best_stream / 1e9);
+    printf("%-20s %10s %12s %14s %10s\n", "optimizer", "ms/step", "ns/param", "state B/param", "x floor");
+    int rc = 0;
+    for (size_t i = 0; i < hone_registry_count(reg) && !rc; i++) {
+        const hone_feature *f = hone_registry_at(reg, i);
+        if (f->kind != HONE_KIND_OPTIMIZER) continue;
+        const hone_optimizer_vt *vt = f->vtable;
+        hone_opts *o = NULL;
+        void *st = NULL;
+        hone_node *given = hone_node_new(HONE_NODE_TABLE);
+        if (!strcmp(f->info->name, "sgd")) hone_node_set_path(given, "momentum", "0.9");
+        rc = hone_opts_resolve(&o, f->info->options, given, "optimizer", f->info->name, err);
+        hone_node_free(given);
+        if (!rc) rc = vt->create(&hone_host_table, o, t, NT, n, &st, err);
+        double best = 1e30;
+        for (int s = 1; s <= steps && !rc; s++) {
+            double a = now();
+            rc = vt->step(st, p, g, 1e-4, s, err);
+            double b = now() - a;
+            best = b < best ? b : best;
+        }
+        if (!rc)
+            printf("%-20s %10.1f %12.2f %14.2f %10.2f\n", f->info->name, best * 1e3, best * 1e9 / n,
+                   vt->state_bytes ? (double)vt->state_bytes(st) / n : 0.0, best / best_stream);
+        if (st) vt->destroy(st);
+        hone_opts_free(o);
+    }
+    free(p), free(g);
     return rc;
 }

@@ -21,6 +21,9 @@ int hone_bench_run(const hone_bench_opts *o, hone_err *err);
 /* dequantize + sgemm against sgemm on fp32 weights, 4096x4096 and 4096x14336 at 512 and 2048 tokens */
 int hone_bench_quant(const hone_feature *q, const hone_opts *qopts, int threads, hone_err *err);
 /* encodes every line of text_path; prints MB/s and tokens/s */
+/* every registered optimizer's step over nparams parameters (hone bench --optimizers) */
+int hone_bench_optimizers(const hone_registry *reg, size_t nparams, int steps, hone_err *err);
+
 int hone_bench_tokenizer(const char *tok_path, const char *text_path, int threads, hone_err *err);
 
 #endif

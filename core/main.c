@@ -42,6 +42,7 @@ static const char *usage_text =
     "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
     "        [--checkpointing]       | bench --tokenizer PATH --text FILE [--threads N]\n"
     "                                | bench --quant nf4|fp4|none [--double-quant]\n"
+    "                                | bench --optimizers [--params N]\n"
     "                                   training throughput against the sgemm ceiling\n"
     "  generate MODEL_DIR [--adapter DIR] --ids 1,2,3 [--max-new-tokens N] [--temperature T]\n"
     "        [--top-k K] [--top-p P] [--seed S]\n"
@@ -885,6 +886,22 @@ static int cmd_bench(int argc, char **argv)
         if (i + 1 < argc && !strcmp(argv[i], "--text")) text = argv[i + 1];
         if (i + 1 < argc && !strcmp(argv[i], "--quant")) quant = argv[i + 1];
         if (!strcmp(argv[i], "--double-quant")) dq = 1;
+    }
+    int optim = 0;
+    long long optim_params = 16 << 20;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--optimizers")) optim = 1;
+        if (i + 1 < argc && !strcmp(argv[i], "--params") &&
+            (hone_parse_ll(argv[i + 1], &optim_params) || optim_params < 4096 || optim_params > (1LL << 32)))
+            return fail(EXIT_BAD_INPUT, "bench: --params %s: expected 4096..2^32", argv[i + 1]);
+    }
+    if (optim) {
+        app a = {0};
+        int rc = app_init(&a);
+        if (rc) return rc;
+        if (hone_bench_optimizers(a.reg, (size_t)optim_params, 5, &err)) rc = fail(EXIT_RUN_FAILED, "bench: %s", err.msg);
+        app_free(&a);
+        return rc;
     }
     if (quant) {
         app a = {0};

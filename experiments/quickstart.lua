@@ -2,8 +2,8 @@
 -- small price model through the plugin registry.
 --
 -- Products have a category (3 kinds), a brand tier and a weight; their log-price follows
--- a known linear model plus noise. hone.optimize fits it with an optimizer plugin (the
--- example signsgd) under a cosine schedule with warmup (the schedulers plugin), checks
+-- a known linear model plus noise. hone.optimize fits it with an optimizer plugin (adamw,
+-- torch.optim.AdamW's update) under a cosine schedule with warmup (the schedulers plugin), checks
 -- that a save / reload of the optimizer mid-run changes nothing, and prints the fit.
 -- Run:  build/hone run experiments/quickstart.lua
 local hone = require("hone")
@@ -47,8 +47,8 @@ local function mse(w)
 end
 
 local spec = {
-  optimizer = { "signsgd", momentum = 0.9 },
-  scheduler = "cosine", lr = 0.05, warmup_ratio = 0.05, steps = 400,
+  optimizer = "adamw",
+  scheduler = "cosine", lr = 0.2, warmup_ratio = 0.05, steps = 400,
   params = { 0, 0, 0, 0, 0 }, loss = mse,
 }
 print(("fitting %d products, %d parameters: optimizers %s, schedulers %d registered")

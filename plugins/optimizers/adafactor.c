@@ -33,6 +33,8 @@ typedef struct adafactor {
     size_t nt, maxn;
     aslot *t;
     float *u;              /* [largest tensor] scratch for the update, allocated once */
+    double *csum;          /* [widest matrix] column sums */
+    float *cf;             /* [widest matrix] column factors */
     opt_arena arena;
 } adafactor;
 
@@ -43,6 +45,8 @@ static void af_destroy(void *state)
     opt_arena_free(&s->arena);
     opt_host->free(s->t);
     opt_host->free(s->u);
+    opt_host->free(s->csum);
+    opt_host->free(s->cf);
     opt_host->free(s);
 }
 
@@ -83,8 +87,12 @@ static int af_create(const hone_host *h, const hone_opts *o, const hone_tensor_i
         if (s->has_beta1) at += opt_align64(a->n * 4);
         if (a->n > s->maxn) s->maxn = a->n;
     }
+    size_t maxc = 1;
+    for (size_t i = 0; i < nt; i++) maxc = t[i].cols > maxc ? t[i].cols : maxc;
     s->u = opt_host->alloc((s->maxn ? s->maxn : 1) * sizeof(float), 64);
-    int rc = s->u ? opt_arena_alloc(&s->arena, at, 0, NULL, err) : opt_host->error(err, HONE_ENOMEM, "out of memory");
+    s->csum = opt_host->alloc(maxc * sizeof(double), 64);
+    s->cf = opt_host->alloc(maxc * sizeof(float), 64);
+    int rc = s->u && s->csum && s->cf ? opt_arena_alloc(&s->arena, at, 0, NULL, err) : opt_host->error(err, HONE_ENOMEM, "out of memory");
     if (rc) {
         af_destroy(s);
         return rc;
@@ -123,31 +131,32 @@ static int af_step(void *state, float *params, const float *grads, double lr_sch
         }
         if (a->factored) {
             float *row = (float *)st, *col = (float *)(st + opt_align64(a->rows * 4));
+            /* one row-major pass for both means; the column sums go to scratch */
+            double *csum = s->csum;
+            memset(csum, 0, a->cols * sizeof *csum);
             for (size_t i = 0; i < a->rows; i++) {
+                const float *gr = g + i * a->cols;
                 double sum = 0;
                 for (size_t j = 0; j < a->cols; j++) {
-                    float gi = g[i * a->cols + j];
-                    sum += (double)(gi * gi + eps1);
+                    double u2 = (double)(gr[j] * gr[j] + eps1);
+                    sum += u2;
+                    csum[j] += u2;
                 }
                 row[i] = fmaf((float)(sum / (double)a->cols), fomb, row[i] * fb);
             }
+            float *cf = s->cf;
             for (size_t j = 0; j < a->cols; j++) {
-                double sum = 0;
-                for (size_t i = 0; i < a->rows; i++) {
-                    float gi = g[i * a->cols + j];
-                    sum += (double)(gi * gi + eps1);
-                }
-                col[j] = fmaf((float)(sum / (double)a->rows), fomb, col[j] * fb);
+                col[j] = fmaf((float)(csum[j] / (double)a->rows), fomb, col[j] * fb);
+                cf[j] = 1.0f / sqrtf(col[j]);
             }
             double rsum = 0;
             for (size_t i = 0; i < a->rows; i++) rsum += row[i];
             float rmean = (float)(rsum / (double)a->rows);
             for (size_t i = 0; i < a->rows; i++) {
                 float rf = 1.0f / sqrtf(row[i] / rmean);
-                for (size_t j = 0; j < a->cols; j++) {
-                    float cf = 1.0f / sqrtf(col[j]);
-                    u[i * a->cols + j] = rf * cf * g[i * a->cols + j];
-                }
+                const float *gr = g + i * a->cols;
+                float *ur = u + i * a->cols;
+                for (size_t j = 0; j < a->cols; j++) ur[j] = rf * cf[j] * gr[j];
             }
         } else {
             float *v = (float *)st;

@@ -57,6 +57,8 @@ static void aw_destroy(void *state)
     opt_host->free(s);
 }
 
+static void qtab_build(void);
+
 static size_t slot_bytes(const adamw *s, size_t n, int eight)
 {
     if (eight) {
@@ -78,6 +80,7 @@ static int create(int kind, int paged, const hone_opts *o, const hone_tensor_inf
     s->wd = opt_host->opt_number(o, "weight_decay");
     s->amsgrad = kind == TORCH && opt_host->opt_bool(o, "amsgrad");
     size_t min8 = kind == BNB8 ? (size_t)opt_host->opt_integer(o, "min_8bit_size") : 0;
+    if (kind == BNB8) qtab_build();
     s->nt = nt;
     s->t = opt_host->alloc((nt ? nt : 1) * sizeof *s->t, 16);
     if (!s->t) {
@@ -150,20 +153,49 @@ static unsigned char quantize_2d(const float *code, int is_signed, float x)
 {
     int pivot = 127, upper_pivot = 255, lower_pivot = 0;
     float lower = is_signed ? -1.0f : 0.0f, upper = 1.0f, val = code[127];
-    for (int i = 64; i > 0; i >>= 1) {
-        if (x > val) {
-            lower_pivot = pivot;
-            lower = val;
-            pivot += i;
-        } else {
-            upper_pivot = pivot;
-            upper = val;
-            pivot -= i;
-        }
+    for (int i = 64; i > 0; i >>= 1) {   /* written for conditional moves: the branch is a coin flip */
+        int gt = x > val;
+        lower_pivot = gt ? pivot : lower_pivot;
+        lower = gt ? val : lower;
+        upper_pivot = gt ? upper_pivot : pivot;
+        upper = gt ? upper : val;
+        pivot += gt ? i : -i;
         val = code[pivot];
     }
     if (x > val) return (unsigned char)(x > (upper + val) * 0.5f ? upper_pivot : pivot);
     return (unsigned char)(x < (lower + val) * 0.5f ? lower_pivot : pivot);
+}
+
+/* quantize_2D is a monotone step function of x, so all floats sharing their top 16 bits
+ * (sign, exponent, 7 mantissa bits) get one code unless a step falls inside that range.
+ * The table holds the code where the range's two ends agree and 0xFFFF where they do not
+ * (or the range holds NaN / inf); those few fall back to the search. Built once, on the
+ * first 8-bit optimizer, from quantize_2d itself. */
+static uint16_t qtab[2][65536];
+static int qtab_ready;
+
+static void qtab_build(void)
+{
+    if (qtab_ready) return;
+    const float *maps[2] = {bnb_dynamic_signed, bnb_dynamic_unsigned};
+    for (int k = 0; k < 2; k++)
+        for (uint32_t hi = 0; hi < 65536; hi++) {
+            uint32_t lo_bits = hi << 16, hi_bits = lo_bits | 0xFFFFu;
+            float a, b;
+            memcpy(&a, &lo_bits, 4);
+            memcpy(&b, &hi_bits, 4);
+            unsigned char ca = quantize_2d(maps[k], k == 0, a), cb = quantize_2d(maps[k], k == 0, b);
+            qtab[k][hi] = isfinite(a) && isfinite(b) && ca == cb ? ca : 0xFFFF;
+        }
+    qtab_ready = 1;
+}
+
+static inline unsigned char quantize_fast(int k, const float *code, float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    uint16_t c = qtab[k][bits >> 16];
+    return c != 0xFFFF ? (unsigned char)c : quantize_2d(code, k == 0, x);
 }
 
 static void bnb8_tensor(const adamw *s, const tslot *t, float *p, const float *g, double lr, long step)
@@ -176,7 +208,8 @@ static void bnb8_tensor(const adamw *s, const tslot *t, float *p, const float *g
     float wd = t->decay ? (float)s->wd : 0.0f, decay = 1.0f - flr * wd;
     float c1 = 1.0f - powf(b1, (float)step), c2 = sqrtf(1.0f - powf(b2, (float)step));
     float step_size = (-flr * c2) / c1;
-    float m[256], v[256];
+    float m[256], v[256], xm[256], xv[256];
+    int k1[256], k2[256];
     for (size_t b = 0; b < nb; b++) {
         size_t first = b * 256, len = n - first < 256 ? n - first : 256;
         float amax_m = -3.402823466e38f, amax_v = -3.402823466e38f;
@@ -192,8 +225,9 @@ static void bnb8_tensor(const adamw *s, const tslot *t, float *p, const float *g
             } else {
                 m[j] = v[j] = 0.0f;
             }
-            amax_m = fmaxf(amax_m, fabsf(m[j]));
-            amax_v = fmaxf(amax_v, fabsf(v[j]));
+            /* fmaxf's choice: a NaN operand loses (amax itself is never NaN) */
+            amax_m = fabsf(m[j]) > amax_m ? fabsf(m[j]) : amax_m;
+            amax_v = fabsf(v[j]) > amax_v ? fabsf(v[j]) : amax_v;
         }
         am[b] = amax_m;
         av[b] = amax_v;
@@ -203,10 +237,18 @@ static void bnb8_tensor(const adamw *s, const tslot *t, float *p, const float *g
                 float pi = p[first + j] + step_size * (m[j] / (sqrtf(v[j]) + c2 * eps));
                 p[first + j] = wd > 0.0f ? pi * decay : pi;
             }
-            unsigned char k1 = quantize_2d(q1, 1, m[j] / amax_m), k2 = quantize_2d(q2, 0, v[j] / amax_v);
-            if (signbit(q1[k1]) != signbit(m[j])) k1 = (unsigned char)(m[j] > 0.0f ? k1 + 1 : k1 - 1);
-            cm[first + j] = k1;
-            cv[first + j] = k2;
+            xm[j] = m[j] / amax_m;
+            xv[j] = v[j] / amax_v;
+        }
+        for (size_t j = 0; j < len; j++) {
+            k1[j] = quantize_fast(0, q1, xm[j]);
+            k2[j] = quantize_fast(1, q2, xv[j]);
+        }
+        for (size_t j = 0; j < len; j++) {
+            int c = k1[j];
+            if (signbit(q1[c]) != signbit(m[j])) c = m[j] > 0.0f ? c + 1 : c - 1;
+            cm[first + j] = (unsigned char)c;
+            cv[first + j] = (unsigned char)k2[j];
         }
     }
 }

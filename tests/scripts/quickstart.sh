@@ -1,5 +1,5 @@
 # quickstart.sh — the README's main job runs and fits its price model.
 . "$(dirname "$0")/lib.sh"
 cd "$HONE_SRC" || exit 1
-expect 0 "largest error 0\.0[0-9]+; optimizer state 20 bytes; a save/reload at step 200 gave identical parameters" -- "$HONE" run experiments/quickstart.lua
+expect 0 "largest error 0\.0[0-9]+; optimizer state 128 bytes; a save/reload at step 200 gave identical parameters" -- "$HONE" run experiments/quickstart.lua
 finish

@@ -19,7 +19,7 @@ return hone.experiment {
   model = { path = "$model" },
   lora = { r = 8, alpha = 16, dropout = 0.05, target_modules = "all-linear" },
   data = { train = "train.jsonl", eval_fraction = 0.125, max_seq_length = 12 },
-  train = { optimizer = { "signsgd", momentum = 0.9 }, lr = 2e-3, scheduler = "cosine", warmup_ratio = 0.1,
+  train = { optimizer = { "adamw", weight_decay = 0.01 }, lr = 2e-3, scheduler = "cosine", warmup_ratio = 0.1,
             epochs = 4, batch_size = 8, grad_accum = 2, log_every = 2 },
 }
 LUA
@@ -37,6 +37,16 @@ done
 grep -q '"split": "eval"' "$run/metrics.jsonl" && grep -q '"status":\s*"completed"' "$run/summary.json" \
   && echo "ok: eval rows and a completed summary" || { echo "FAIL: metrics/summary"; fails=$((fails+1)); }
 ls runs/*/checkpoints | grep -q '^\.tmp' && { echo "FAIL: a temp checkpoint was left"; fails=$((fails+1)); }
+
+# every optimizer trains through the same loop and reports its state at start
+# (the tiny model's LoRA tensors are all under bitsandbytes' 4096-element floor: fp32 state)
+expect 0 "optimizer adamw_8bit: 139264 bytes of state \(8\.00 per trainable parameter\)" -- "$HONE" run exp.lua --set train.optimizer=adamw_8bit --set train.max_steps=2
+expect 0 "optimizer adamw_8bit: [0-9]+ bytes of state \(2\.[0-9]+ per trainable parameter\)" -- "$HONE" run exp.lua --set train.optimizer=adamw_8bit --set train.optimizer.min_8bit_size=64 --set train.max_steps=2
+for o in adamw adamw_torch paged_adamw_32bit adamw_bnb_8bit paged_adamw_8bit sgd lion adafactor; do
+  expect 0 "optimizer $o: [0-9]+ bytes of state" -- "$HONE" run exp.lua --set train.optimizer=$o --set train.max_steps=2
+done
+expect 0 "done: 2 steps" -- "$HONE" run exp.lua --set train.optimizer=paged_adamw_8bit --set train.optimizer.state_dir="$TMP" --set train.max_steps=2
+expect 1 "train.optimizer paged_adamw_32bit: state_dir $TMP/nope: cannot create the state file: No such file" -- "$HONE" run exp.lua --set train.optimizer=paged_adamw_32bit --set train.optimizer.state_dir="$TMP/nope" --set train.max_steps=2
 
 # an adapter seeds a new run; a mismatched one is refused
 expect 0 "done: 4 steps" -- "$HONE" run exp.lua --set lora.init_adapter="$run/checkpoints/epoch-4" --set train.max_steps=4
