@@ -124,6 +124,17 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
             const hone_tensor_info *t = hone_model_tensors(m, &nt);
             float *g = hone_model_grads(m, NULL);
             for (size_t i = 0; i < nt; i++) {
+                /* transformers' get_decay_parameter_names: no decay on names matching bias,
+                 * layernorm, rmsnorm, (^|.)norm($|.), _norm($|.) */
+                const char *nm = t[i].name;
+                int no_decay = strstr(nm, "bias") || strstr(nm, "layernorm") || strstr(nm, "rmsnorm") ||
+                               !strncmp(nm, "norm.", 5) || strstr(nm, ".norm.") || strstr(nm, "_norm.");
+                if (t[i].decay == no_decay) {
+                    printf("%s: %s has decay %d, transformers' groups say %d\n", label, nm, t[i].decay, !no_decay);
+                    failures++;
+                }
+            }
+            for (size_t i = 0; i < nt; i++) {
                 char key[300];
                 snprintf(key, sizeof key, "%s%s", full ? "fullgrad." : "grad.", t[i].name);
                 size_t n;
