@@ -19,6 +19,7 @@
 
 #include "clip.h"
 #include "err.h"
+#include "optimize.h"
 #include "options.h"
 #include "registry.h"
 #include "safetensors.h"
@@ -62,35 +63,6 @@ static void make_grads(float *g, long step)
             g[tinfo[k].offset + i] = (u + 0.2f) * scale[k];
         }
     }
-}
-
-typedef struct membuf {
-    unsigned char *data;
-    size_t len, cap, pos;
-} membuf;
-
-static int mem_write(void *ctx, const void *data, size_t bytes, hone_err *err)
-{
-    membuf *m = ctx;
-    if (m->len + bytes > m->cap) {
-        size_t cap = (m->len + bytes) * 2;
-        unsigned char *d = realloc(m->data, cap);
-        if (!d) return hone_errf(err, HONE_ENOMEM, "out of memory");
-        m->data = d;
-        m->cap = cap;
-    }
-    memcpy(m->data + m->len, data, bytes);
-    m->len += bytes;
-    return 0;
-}
-
-static int mem_read(void *ctx, void *data, size_t bytes, hone_err *err)
-{
-    membuf *m = ctx;
-    if (m->pos + bytes > m->len) return hone_errf(err, HONE_EIO, "saved state ends early");
-    memcpy(data, m->data + m->pos, bytes);
-    m->pos += bytes;
-    return 0;
 }
 
 typedef struct runner {
@@ -179,7 +151,7 @@ static void load_init(hone_st_file *f, float *p)
 }
 
 /* the 8-bit codes and absmax in the saved arena (layout in plugins/optimizers/adamw.c) */
-static void check_codes(const char *cname, const membuf *m, hone_st_file *f, size_t min8)
+static void check_codes(const char *cname, const hone_membuf *m, hone_st_file *f, size_t min8)
 {
     size_t at = 16;
     for (int k = 0; k < NT; k++) {
@@ -254,8 +226,8 @@ static int run_case(hone_registry *reg, hone_st_file *f, const cJSON *c)
            w ? 100.0 * exact / nparams : 0.0);
     if (!w || !(worst <= tol)) fail("%s: parameters after 20 steps differ from the reference%s", cname, "");
 
-    membuf m = {0};
-    hone_writer wr = {&m, mem_write};
+    hone_membuf m = {0};
+    hone_writer wr = hone_membuf_writer(&m);
     if (strstr(cname, "8bit")) {
         r.vt->save(r.state, &wr, &err);
         const cJSON *mo = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "options"), "min_8bit_size");
@@ -270,7 +242,7 @@ static int run_case(hone_registry *reg, hone_st_file *f, const cJSON *c)
     if (!rc) rc = run_steps(&r, p2, g, 1, 10, &err);
     if (!rc) rc = r.vt->save(r.state, &wr, &err);
     runner_close(&r);
-    hone_reader rd = {&m, mem_read};
+    hone_reader rd = hone_membuf_reader(&m);
     if (!rc) rc = runner_open(&r, reg, c, &err);
     if (!rc) rc = r.vt->load(r.state, &rd, &err);
     if (!rc) rc = run_steps(&r, p2, g, 11, STEPS, &err);
@@ -305,11 +277,11 @@ static int file_mode(hone_registry *reg, hone_st_file *f, const cJSON *meta, con
     float *p = malloc(nparams * 4), *g = malloc(nparams * 4);
     load_init(f, p);
     int rc = runner_open(&r, reg, c, &err);
-    membuf m = {0};
+    hone_membuf m = {0};
     if (!strcmp(mode, "save")) {
-        hone_writer wr = {&m, mem_write};
+        hone_writer wr = hone_membuf_writer(&m);
         if (!rc) rc = run_steps(&r, p, g, 1, 10, &err);
-        if (!rc) rc = mem_write(&m, p, nparams * 4, &err);
+        if (!rc) rc = wr.write(wr.ctx, p, nparams * 4, &err);
         if (!rc) rc = r.vt->save(r.state, &wr, &err);
         if (!rc) rc = hone_write_file(path, (const char *)m.data, m.len, &err);
     } else {
@@ -320,8 +292,8 @@ static int file_mode(hone_registry *reg, hone_st_file *f, const cJSON *meta, con
         if (!rc) rc = hone_read_file(path, &text, &len, &err);
         m.data = (unsigned char *)text;
         m.len = len;
-        hone_reader rd = {&m, mem_read};
-        if (!rc) rc = mem_read(&m, p, nparams * 4, &err);
+        hone_reader rd = hone_membuf_reader(&m);
+        if (!rc) rc = rd.read(rd.ctx, p, nparams * 4, &err);
         if (!rc) rc = r.vt->load(r.state, &rd, &err);
         if (!rc) rc = run_steps(&r, p, g, 11, STEPS, &err);
         runner_close(&r);
