@@ -288,6 +288,7 @@ int hone_config_resolve(hone_config **out, const hone_key *keys, size_t nkeys, c
     hone_config *cfg = calloc(1, sizeof *cfg);
     if (!cfg) return hone_errf(err, HONE_ENOMEM, "out of memory");
     cfg->keys = keys;
+    cfg->reg = reg;
     cfg->nkeys = nkeys;
     cfg->vals = calloc(nkeys, sizeof *cfg->vals);
     if (!cfg->vals) {

@@ -54,6 +54,7 @@ typedef struct hone_config {
     const hone_key *keys;
     size_t nkeys;
     hone_cval *vals;           /* [nkeys] */
+    const hone_registry *reg;  /* the features the values name live here */
 } hone_config;
 
 /* `root` is the table the script returned (overrides already grafted on). */

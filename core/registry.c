@@ -19,6 +19,7 @@
 #include "err.h"
 #include "options.h"
 #include "rng.h"
+#include "tokenizer.h"
 #include "util.h"
 
 struct hone_registry {
@@ -200,6 +201,29 @@ static void host_device_free(void *p)
     (void)p;
 }
 
+static int host_tok_encode(const hone_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
+                           size_t *n, hone_err *err)
+{
+    tok_ids out = {0};
+    /* encoding mutates only the tokenizer's scratch; plugins are told it is not thread-safe */
+    int rc = hone_tokenizer_encode((hone_tokenizer *)tok, text, len, add_special, &out, err);
+    *ids = NULL;
+    *n = 0;
+    if (rc) {
+        free(out.v);
+        return rc;
+    }
+    *ids = host_alloc((out.n ? out.n : 1) * sizeof(int32_t), 16);
+    if (!*ids) {
+        free(out.v);
+        return hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    memcpy(*ids, out.v, out.n * sizeof(int32_t));
+    *n = out.n;
+    free(out.v);
+    return 0;
+}
+
 const hone_host hone_host_table = {
     .abi_major = HONE_ABI_MAJOR,
     .abi_minor = HONE_ABI_MINOR,
@@ -220,6 +244,8 @@ const hone_host hone_host_table = {
     .rng_seed = hone_rng_seed,
     .rng_u64 = hone_rng_u64,
     .rng_uniform = hone_rng_uniform,
+    .tok_encode = host_tok_encode,
+    .tok_token_id = hone_tokenizer_token_id,
 };
 
 /* ---- loading ------------------------------------------------------------------- */

@@ -1,8 +1,13 @@
-/* dataset.h — training and evaluation examples in memory, token ids and labels.
+/* dataset.h — training and evaluation examples in memory: token ids, and labels once a
+ * collator has made them.
  *
- * Records are JSONL (optionally zstd). Pre-tokenized records {"input_ids": [...],
- * "labels": [...]} are used as given (labels default to the ids). Text records need the
- * tokenizer, which is not built yet: they are refused naming file and line.
+ * Records are JSONL (optionally zstd), one of the shapes of DESIGN §3.3 with the field
+ * names of data.*_field: text, prompt + completion, messages, or pre-tokenized
+ * {"input_ids": [...], "labels": [...]}. Text is tokenized with the model's tokenizer as
+ * TRL prepares it: EOS appended to the text or completion unless it already ends with it,
+ * the tokenizer's own BOS (add_special), prompt and prompt + completion tokenized
+ * separately so the prompt's length is known. Malformed records stop the load naming file
+ * and line; records of no known shape or with nothing in them are skipped and counted.
  */
 #ifndef HONE_DATASET_H
 #define HONE_DATASET_H
@@ -11,21 +16,44 @@
 #include <stdint.h>
 
 #include "hone/plugin.h"
+#include "tokenizer.h"
 
 typedef struct hone_example_rec {
     int32_t *ids;        /* [n] */
-    int32_t *labels;     /* [n], -100 = ignored */
+    int32_t *labels;     /* [n], -100 = ignored: given (pre-tokenized), or set by hone_dataset_label */
     int n;
+    int prompt_len;      /* prompt/completion records: tokens of the prompt */
+    int has_prompt;
+    int given_labels;    /* labels came with the record */
 } hone_example_rec;
+
+typedef struct hone_data_stats {
+    long records;            /* records read (after data.limit) */
+    long skipped_shape;      /* no text / prompt+completion / messages / input_ids field */
+    long skipped_empty;      /* nothing to tokenize */
+    long truncated;          /* examples cut to max_seq_length */
+    long prefix_mismatch;    /* the prompt's ids are not a prefix of prompt + completion's */
+    char first_skip[4200];   /* file:line of the first skipped record */
+} hone_data_stats;
 
 typedef struct hone_dataset {
     hone_example_rec *ex;
     size_t n, cap;
-    long truncated;      /* examples cut to max_seq_length */
+    hone_data_stats stats;
 } hone_dataset;
 
-/* Appends the records of a file; ids must lie in [0, vocab). limit: 0 = all. */
-int hone_dataset_load(hone_dataset *d, const char *path, int max_len, int vocab, long limit, hone_err *err);
+typedef struct hone_data_opts {
+    int max_len, vocab;
+    long limit;              /* 0 = all */
+    hone_tokenizer *tok;     /* NULL: only pre-tokenized records can be read */
+    const char *text_field, *prompt_field, *completion_field, *messages_field;
+} hone_data_opts;
+
+/* Appends the records of a file. */
+int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o, hone_err *err);
+/* Labels every example through a collator (a batch of one each); stats accumulate. */
+int hone_dataset_label(hone_dataset *d, const hone_collator_vt *vt, void *state, int32_t pad_id,
+                       hone_collate_stats *stats, hone_err *err);
 /* Moves a seeded random ceil(fraction x n) of d's examples into eval. */
 int hone_dataset_split(hone_dataset *d, hone_dataset *eval, double fraction, uint64_t seed, hone_err *err);
 void hone_dataset_free(hone_dataset *d);

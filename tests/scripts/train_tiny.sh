@@ -60,10 +60,34 @@ ls runs/*/checkpoints/epoch-1/model.safetensors > /dev/null 2>&1 && echo "ok: fu
 # bad records name the file and line
 good='{"input_ids": [1, 2, 3]}'
 printf '%s\n%s\n{"text": "hello"}\n' "$good" "$good" > text.jsonl
-expect 1 "text.jsonl:3: text records .*need the tokenizer" -- "$HONE" run exp.lua --set data.train=text.jsonl
+expect 1 "text.jsonl:3: text records need a tokenizer: the model directory has no tokenizer.json \\(set model.tokenizer\\)" -- "$HONE" run exp.lua --set data.train=text.jsonl
 printf '%s\n%s\n{"input_ids": [1, 2, 300]}\n' "$good" "$good" > oov.jsonl
 expect 1 "oov.jsonl:3: input_ids\[2\] = 300 is not a token id in \[0, 96\)" -- "$HONE" run exp.lua --set data.train=oov.jsonl
 printf '%s\n%s\n{"input_ids": [1, 2, 3], "labels": [1, 2]}\n' "$good" "$good" > short.jsonl
 expect 1 "short.jsonl:3: 2 labels for 3 input_ids" -- "$HONE" run exp.lua --set data.train=short.jsonl
+# text records through a tokenizer (the fixture model's 96-token vocabulary is synth-tiny's)
+mkdir tok && cp "$HONE_SRC/tests/fixtures/tokenizers/synth-tiny/tokenizer.json" tok/
+echo '{"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true}' > tok/tokenizer_config.json
+for i in $(seq 1 40); do
+  echo "{\"text\": \"item $i costs $((i * 7 % 50)) dollars\"}"
+  echo "{\"prompt\": \"item $i costs \", \"completion\": \"$((i * 7 % 50)) dollars\"}" >> pc.jsonl
+  echo "{\"text\": \"item $i ### Answer: $((i * 7 % 50))\"}" >> tmpl.jsonl
+done > text.jsonl
+echo '{"note": "no known field"}' >> text.jsonl
+echo '{"text": ""}' >> text.jsonl
+t="--set model.tokenizer=tok --set train.max_steps=2 --set data.max_seq_length=64"
+expect 0 "collator lm: 100.0% of [0-9]+ tokens trained" -- "$HONE" run exp.lua --set data.train=text.jsonl $t
+expect 0 "skipped 2 records: 1 without a text / prompt\+completion / messages / input_ids field, 1 empty \(first: text.jsonl:41\)" -- "$HONE" run exp.lua --set data.train=text.jsonl $t
+expect 0 "collator completion_only: [1-6][0-9]\.[0-9]% of [0-9]+ tokens trained" -- "$HONE" run exp.lua --set data.train=pc.jsonl $t
+expect 0 "collator lm: 100.0%" -- "$HONE" run exp.lua --set data.train=pc.jsonl --set collator=lm $t
+expect 0 "collator completion_only: [0-9]+\.[0-9]% of" -- "$HONE" run exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Answer:" $t
+expect 1 "collator completion_only: 40 of 40 examples \(100%\) lack the response template, more than max_missing_fraction = 0.5" -- "$HONE" run exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Reply:" $t
+expect 1 "completion_only: this record has no prompt/completion fields and no response_template" -- "$HONE" run exp.lua --set data.train=text.jsonl --set collator=completion_only $t
+zstd -q text.jsonl -o text.jsonl.zst
+expect 0 "collator lm: 100.0%" -- "$HONE" run exp.lua --set data.train=text.jsonl.zst $t
+printf '{"text": "a"}\n{"prompt": "x"}\n' > half.jsonl
+expect 1 "half.jsonl:2: a prompt/completion record needs both \"prompt\" and \"completion\"" -- "$HONE" run exp.lua --set data.train=half.jsonl $t
+printf '{"a": 1}\n{"b": 2}\n' > none.jsonl
+expect 1 "none.jsonl: no usable record \(2 read: 2 without a text / prompt\+completion / messages / input_ids field, 0 empty\); the first skipped is none.jsonl:1" -- "$HONE" run exp.lua --set data.train=none.jsonl $t
 expect 1 "model.compute_dtype = \"bf16\": the CPU computes in fp32" -- "$HONE" run exp.lua --set model.compute_dtype=bf16
 finish

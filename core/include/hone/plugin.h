@@ -26,7 +26,7 @@ extern "C" {
 #ifndef HONE_ABI_MAJOR
 #define HONE_ABI_MAJOR 1
 #endif
-#define HONE_ABI_MINOR 0
+#define HONE_ABI_MINOR 1   /* 1 added tok_encode, tok_token_id */
 
 #define HONE_EXPORT __attribute__((visibility("default")))
 
@@ -292,6 +292,13 @@ struct hone_host {
     void (*rng_seed)(hone_rng *r, uint64_t seed);
     uint64_t (*rng_u64)(hone_rng *r);
     double (*rng_uniform)(hone_rng *r);   /* [0, 1) with 53 random bits */
+
+    /* tokenizers (abi_minor >= 1), for collators: the ids of text (add_special: the
+     * post-processor's BOS / EOS), *ids allocated with alloc (free with free); and a
+     * token's id, -1 if absent. Not thread-safe on one tokenizer. */
+    int (*tok_encode)(const hone_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
+                      size_t *n, hone_err *err);
+    int32_t (*tok_token_id)(const hone_tokenizer *tok, const char *token);
 };
 
 /* ---- what a plugin defines --------------------------------------------------- */
