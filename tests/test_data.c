@@ -1,0 +1,151 @@
+/* test_data.c — records to input_ids and labels against TRL (fixtures from
+ * tests/reference/make_data_fixtures.py): text, prompt/completion (also under renamed
+ * fields), and response templates (the Llama 2 in-context case), on the Qwen3 and Llama 2
+ * tokenizers, with truncation. Cases whose tokenizer lives in ../shared are reported as
+ * skipped where it is absent. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "err.h"
+#include "options.h"
+#include "registry.h"
+#include "tree.h"
+#include "util.h"
+
+static int failures, checks, skipped;
+
+static int ids_equal(const int32_t *a, int n, const cJSON *want)
+{
+    if (cJSON_GetArraySize(want) != n) return 0;
+    int i = 0;
+    for (const cJSON *e = want->child; e; e = e->next, i++)
+        if (a[i] != (int32_t)e->valuedouble) return 0;
+    return 1;
+}
+
+static void print_ids(const char *what, const int32_t *a, int n, const cJSON *want)
+{
+    printf("    %s hone:", what);
+    for (int i = 0; i < n; i++) printf(" %d", a[i]);
+    char *w = cJSON_PrintUnformatted(want);
+    printf("\n    %s TRL:  %s\n", what, w);
+    free(w);
+}
+
+static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
+{
+    const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
+    const char *tokdir = cJSON_GetObjectItem(c, "tokenizer")->valuestring;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", HONE_SOURCE_DIR, tokdir);
+    if (access(path, R_OK) != 0) {
+        printf("skipped %s: %s is absent\n", name, path);
+        skipped++;
+        return;
+    }
+    hone_err err = {0};
+    hone_tokenizer *tok = NULL;
+    if (hone_tokenizer_load(&tok, path, &err)) {
+        printf("FAIL %s: %s\n", name, err.msg);
+        failures++;
+        return;
+    }
+    /* the records as a JSONL file */
+    snprintf(path, sizeof path, "%s/%s.jsonl", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(c, "records"))
+    {
+        char *line = cJSON_PrintUnformatted(r);
+        fprintf(f, "%s\n", line);
+        free(line);
+    }
+    fclose(f);
+    const cJSON *fields = cJSON_GetObjectItem(c, "fields");
+    const cJSON *pf = fields ? cJSON_GetObjectItem(fields, "prompt_field") : NULL;
+    const cJSON *cf = fields ? cJSON_GetObjectItem(fields, "completion_field") : NULL;
+    hone_data_opts o = {cJSON_GetObjectItem(c, "max_length")->valueint, hone_tokenizer_vocab_size(tok), 0, tok, "text",
+                        pf ? pf->valuestring : "prompt", cf ? cf->valuestring : "completion", "messages"};
+    hone_dataset d = {0};
+    hone_opts *opts = NULL;
+    void *state = NULL;
+    const hone_collator_vt *vt = NULL;
+    int rc = hone_dataset_load(&d, path, &o, &err);
+    const cJSON *cn = cJSON_GetObjectItem(c, "collator");
+    const char *cname = cJSON_IsString(cn) ? cn->valuestring : d.n && d.ex[0].has_prompt ? "completion_only" : "lm";
+    const hone_feature *feat = hone_registry_find(reg, HONE_KIND_COLLATOR, cname);
+    if (!rc && !feat) rc = hone_errf(&err, HONE_EINVAL, "collator %s is not registered", cname);
+    if (!rc) {
+        hone_node *given = hone_node_new(HONE_NODE_TABLE);
+        const cJSON *op;
+        cJSON_ArrayForEach(op, cJSON_GetObjectItem(c, "options"))
+        {
+            char text[256];
+            if (cJSON_IsString(op)) snprintf(text, sizeof text, "%s", op->valuestring);
+            else snprintf(text, sizeof text, "%.17g", op->valuedouble);
+            hone_node_set_path(given, op->string, text);
+        }
+        vt = feat->vtable;
+        rc = hone_opts_resolve(&opts, feat->info->options, given, "collator", cname, &err);
+        hone_node_free(given);
+        if (!rc) rc = vt->create(&hone_host_table, opts, tok, &state, &err);
+    }
+    hone_collate_stats st = {0};
+    if (!rc) rc = hone_dataset_label(&d, vt, state, hone_tokenizer_eos(tok), &st, &err);
+    checks++;
+    if (rc) {
+        printf("FAIL %s: %s\n", name, err.msg);
+        failures++;
+    } else {
+        const cJSON *want = cJSON_GetObjectItem(c, "expected");
+        int bad = (size_t)cJSON_GetArraySize(want) != d.n;
+        if (bad) printf("FAIL %s: %zu examples, TRL has %d\n", name, d.n, cJSON_GetArraySize(want));
+        size_t i = 0;
+        for (const cJSON *e = want->child; e && i < d.n; e = e->next, i++) {
+            const cJSON *wi = cJSON_GetObjectItem(e, "input_ids"), *wl = cJSON_GetObjectItem(e, "labels");
+            int ok_ids = ids_equal(d.ex[i].ids, d.ex[i].n, wi), ok_lab = ids_equal(d.ex[i].labels, d.ex[i].n, wl);
+            if (!ok_ids || !ok_lab) {
+                printf("FAIL %s example %zu: %s differ\n", name, i + 1, !ok_ids ? "input_ids" : "labels");
+                print_ids(!ok_ids ? "input_ids" : "labels", !ok_ids ? d.ex[i].ids : d.ex[i].labels, d.ex[i].n,
+                          !ok_ids ? wi : wl);
+                bad = 1;
+            }
+        }
+        if (bad) failures++;
+        else printf("ok %s: %zu examples, input_ids and labels as TRL (%ld tokens trained, %ld truncated)\n", name, d.n,
+                    st.tokens_trained, d.stats.truncated);
+    }
+    if (vt) vt->destroy(state);
+    hone_opts_free(opts);
+    hone_dataset_free(&d);
+    hone_tokenizer_free(tok);
+}
+
+int main(void)
+{
+    hone_err err = {0};
+    hone_registry *reg = hone_registry_new();
+    char *text = NULL;
+    if (hone_registry_load_dir(reg, HONE_BUILD_DIR "/plugins", &err) ||
+        hone_read_file(HONE_SOURCE_DIR "/tests/fixtures/data/cases.json", &text, NULL, &err)) {
+        printf("%s\n", err.msg);
+        return 1;
+    }
+    char tmpdir[] = "/tmp/hone-data-XXXXXX";
+    if (!mkdtemp(tmpdir)) return 1;
+    cJSON *meta = cJSON_Parse(text);
+    free(text);
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(meta, "cases")) run_case(reg, c, tmpdir);
+    cJSON_Delete(meta);
+    hone_registry_free(reg);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) printf("could not remove %s\n", tmpdir);
+    printf("%d cases, %d failures, %d skipped\n", checks, failures, skipped);
+    return failures ? 1 : 0;
+}
