@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "inspect.h"
 #include "config.h"
 #include "cpu.h"
 #include "err.h"
@@ -51,9 +52,11 @@ static const char *usage_text =
     "                                   stdin lines -> JSON id lists (and back with --decode)\n"
     "  quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set double_quant=true]\n"
     "                                   write a bitsandbytes 4-bit checkpoint (loads with transformers)\n"
+    "  inspect SCRIPT.lua [--n N] [--split train|eval] [--set k=v ...]\n"
+    "                                   N examples as the run would train them, trained tokens marked\n"
     "  version                          print the version\n"
     "\n"
-    "Planned, not built yet in this version: inspect, convert, eval, runs.\n";
+    "Planned, not built yet in this version: convert, eval, runs.\n";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
@@ -394,14 +397,26 @@ static int write_json(const char *path, cJSON *j, hone_err *err)
     return rc;
 }
 
-static int cmd_run(int argc, char **argv)
+/* run, or with inspect set, `hone inspect` (the same script and --set handling) */
+static int cmd_run_or_inspect(int argc, char **argv, int inspect)
 {
-    const char *script = NULL, *resume = NULL;
-    int dry = 0, nsets = 0;
+    const char *script = NULL, *resume = NULL, *cmd = inspect ? "inspect" : "run";
+    int dry = 0, nsets = 0, nshow = 5, eval_split = 0;
     char **sets = calloc((size_t)argc, sizeof *sets);
     if (!sets) return fail(EXIT_RUN_FAILED, "out of memory");
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--dry-run")) dry = 1;
+        long long v;
+        if (inspect && (!strcmp(argv[i], "--n") || !strcmp(argv[i], "--split"))) {
+            if (i + 1 >= argc || (argv[i][2] == 'n' && (hone_parse_ll(argv[i + 1], &v) || v < 0 || v > 1000000)) ||
+                (argv[i][2] == 's' && strcmp(argv[i + 1], "train") && strcmp(argv[i + 1], "eval"))) {
+                free(sets);
+                return fail(EXIT_BAD_INPUT, "inspect: %s needs %s", argv[i],
+                            argv[i][2] == 'n' ? "a count (0..1000000)" : "train or eval");
+            }
+            if (argv[i][2] == 'n') nshow = (int)v;
+            else eval_split = !strcmp(argv[i + 1], "eval");
+            i++;
+        } else if (!inspect && !strcmp(argv[i], "--dry-run")) dry = 1;
         else if (!strcmp(argv[i], "--set") || !strcmp(argv[i], "--resume")) {
             if (i + 1 >= argc) {
                 free(sets);
@@ -412,15 +427,16 @@ static int cmd_run(int argc, char **argv)
         } else if (!strncmp(argv[i], "--set=", 6)) sets[nsets++] = argv[i] + 6;
         else if (argv[i][0] == '-') {
             free(sets);
-            return fail(EXIT_BAD_INPUT, "run: unknown option %s", argv[i]);
+            return fail(EXIT_BAD_INPUT, "%s: unknown option %s", cmd, argv[i]);
         } else if (script) {
             free(sets);
-            return fail(EXIT_BAD_INPUT, "run: one script at a time (got %s and %s)", script, argv[i]);
+            return fail(EXIT_BAD_INPUT, "%s: one script at a time (got %s and %s)", cmd, script, argv[i]);
         } else script = argv[i];
     }
     if (!script) {
         free(sets);
-        return fail(EXIT_BAD_INPUT, "usage: hone run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]");
+        return fail(EXIT_BAD_INPUT, inspect ? "usage: hone inspect SCRIPT.lua [--n N] [--split train|eval] [--set key=value ...]"
+                                            : "usage: hone run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]");
     }
     app a = {0};
     int rc = app_init(&a);
@@ -456,6 +472,10 @@ static int cmd_run(int argc, char **argv)
         hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, a.reg, &err) ||
         hone_project_name_check(hone_config_str(cfg, "project"), &err)) {
         code = fail(EXIT_BAD_INPUT, "%s: %s", script, err.msg);
+        goto out;
+    }
+    if (inspect) {
+        if (hone_inspect(cfg, nshow, eval_split, isatty(STDOUT_FILENO), &err)) code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
         goto out;
     }
     data_plan dp;
@@ -981,7 +1001,8 @@ int main(int argc, char **argv)
         return argc < 2 ? EXIT_BAD_INPUT : 0;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cmd_run_or_inspect(argc - 1, argv + 1, 0);
+    if (!strcmp(cmd, "inspect")) return cmd_run_or_inspect(argc - 1, argv + 1, 1);
     if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
     if (!strcmp(cmd, "schedule")) return cmd_schedule(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
@@ -992,7 +1013,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
-    static const char *const planned[] = {"inspect", "convert", "eval", "runs"};
+    static const char *const planned[] = {"convert", "eval", "runs"};
     for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
         if (!strcmp(cmd, planned[i]))
             return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);

@@ -19,9 +19,7 @@
 
 #include "clip.h"
 #include "dataset.h"
-#include "options.h"
-#include "registry.h"
-#include "tokenizer.h"
+#include "prepare.h"
 #include "err.h"
 #include "model.h"
 #include "ops.h"
@@ -165,96 +163,6 @@ static unsigned lora_targets(const hone_cval *tm)
     return t;
 }
 
-/* model.tokenizer, else the model dir's tokenizer.json when it has one (pre-tokenized
- * data needs none) */
-static int load_tokenizer(const hone_config *cfg, const char *mdir, hone_tokenizer **tok, hone_err *err)
-{
-    char path[4200];
-    *tok = NULL;
-    if (hone_config_is_set(cfg, "model.tokenizer")) {
-        int rc = hone_tokenizer_load(tok, hone_config_str(cfg, "model.tokenizer"), err);
-        return rc ? hone_err_prefix(err, "model.tokenizer: ") : 0;
-    }
-    snprintf(path, sizeof path, "%s/tokenizer.json", mdir);
-    int has = hone_is_file(path);
-    if (!has) {
-        snprintf(path, sizeof path, "%s/tokenizer.json.zst", mdir);
-        has = hone_is_file(path);
-    }
-    if (!has) return 0;
-    int rc = hone_tokenizer_load(tok, mdir, err);
-    return rc ? hone_err_prefix(err, "model.path: ") : 0;
-}
-
-/* The collator: the experiment's, else by record shape (prompt/completion: completion
- * only, as TRL's completion_only_loss; anything else: lm). Labels every example, and
- * stops when too many lack a response template. */
-static int label_examples(const hone_config *cfg, hone_tokenizer *tok, hone_dataset *train, hone_dataset *eval,
-                          int32_t pad, const hone_feature **used, hone_collate_stats *st, hone_err *err)
-{
-    const hone_cval *cc = hone_config_cval(cfg, "collator");
-    const hone_feature *f = cc && cc->feature ? cc->feature : NULL;
-    const hone_opts *opts = f ? cc->opts : NULL;
-    hone_opts *own = NULL;
-    if (!f) {
-        int prompts = 0;
-        for (size_t i = 0; i < train->n && !prompts; i++) prompts = train->ex[i].has_prompt;
-        f = hone_registry_find(cfg->reg, HONE_KIND_COLLATOR, prompts ? "completion_only" : "lm");
-        if (!f) return hone_errf(err, HONE_EUNSUPPORTED, "the built-in collators are not installed (collators.so)");
-        int rc = hone_opts_resolve(&own, f->info->options, NULL, "collator", f->info->name, err);
-        if (rc) return rc;
-        opts = own;
-    }
-    const hone_collator_vt *vt = f->vtable;
-    void *state = NULL;
-    int rc = vt->create(&hone_host_table, opts, (const hone_tokenizer *)tok, &state, err);
-    if (rc) hone_err_prefix(err, "collator %s: ", f->info->name);
-    hone_dataset *sets[2] = {train, eval};
-    for (int k = 0; k < 2 && !rc; k++) {
-        rc = hone_dataset_label(sets[k], vt, state, pad, st, err);
-        if (rc) hone_err_prefix(err, "collator %s: ", f->info->name);
-    }
-    if (!rc && f->info->options && hone_opts_get(opts, "max_missing_fraction") && st->examples) {
-        double frac = (double)st->template_missing / (double)st->examples, cap = hone_opt_number(opts, "max_missing_fraction");
-        if (frac > cap)
-            rc = hone_errf(err, HONE_EINVAL,
-                           "collator %s: %ld of %ld examples (%.0f%%) lack the response template, more than "
-                           "max_missing_fraction = %g; check the template against `hone inspect`",
-                           f->info->name, st->template_missing, st->examples, 100 * frac, cap);
-    }
-    long trained = 0;
-    for (int k = 0; k < 2 && !rc; k++)
-        for (size_t i = 0; i < sets[k]->n; i++)
-            for (int t = 0; t < sets[k]->ex[i].n; t++) trained += sets[k]->ex[i].labels[t] != -100;
-    if (!rc && trained == 0) rc = hone_errf(err, HONE_EINVAL, "no token of the data is trained: every label is masked");
-    vt->destroy(state);
-    hone_opts_free(own);
-    *used = f;
-    return rc;
-}
-
-static void print_data_summary(const hone_dataset *train, const hone_dataset *eval, const hone_feature *collator,
-                               const hone_collate_stats *cs, int max_len)
-{
-    const hone_data_stats *a = &train->stats, *b = &eval->stats;
-    long tokens = 0;
-    for (size_t i = 0; i < train->n; i++) tokens += train->ex[i].n;
-    for (size_t i = 0; i < eval->n; i++) tokens += eval->ex[i].n;
-    printf("data: %zu train, %zu eval examples; collator %s: %.1f%% of %ld tokens trained\n", train->n, eval->n,
-           collator->info->name, tokens ? 100.0 * cs->tokens_trained / tokens : 0.0, tokens);
-    long skipped = a->skipped_shape + b->skipped_shape + a->skipped_empty + b->skipped_empty;
-    if (skipped)
-        printf("data: skipped %ld records: %ld without a text / prompt+completion / messages / input_ids field, %ld "
-               "empty (first: %s)\n", skipped, a->skipped_shape + b->skipped_shape, a->skipped_empty + b->skipped_empty,
-               a->first_skip[0] ? a->first_skip : b->first_skip);
-    if (a->truncated + b->truncated) printf("data: %ld examples truncated to %d tokens\n", a->truncated + b->truncated, max_len);
-    if (cs->template_missing)
-        printf("data: %ld examples lack the response template and are masked whole\n", cs->template_missing);
-    if (a->prefix_mismatch + b->prefix_mismatch)
-        printf("data: %ld prompts tokenize differently at the start of prompt + completion (TRL warns the same)\n",
-               a->prefix_mismatch + b->prefix_mismatch);
-}
-
 int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
 {
     const char *mdir = hone_config_str(cfg, "model.path");
@@ -266,41 +174,15 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
     long threads = (long)hone_config_int(cfg, "threads");
     op_set_threads(threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
 
-    hone_model_config mc;
-    int rc = hone_model_config_load(&mc, mdir, err);
-    if (rc) return hone_err_prefix(err, "model.path: ");
+    hone_prepared prep;
+    int rc = hone_data_prepare(&prep, cfg, err);
+    if (rc) return rc;
+    hone_model_config mc = prep.mc;
+    hone_dataset train = prep.train, eval = prep.eval;
+    int32_t pad = prep.pad;
     int max_len = (int)hone_config_int(cfg, "data.max_seq_length");
-    long limit = hone_config_is_set(cfg, "data.limit") ? (long)hone_config_int(cfg, "data.limit") : 0;
     uint64_t seed = (uint64_t)hone_config_int(cfg, "seed");
-    hone_dataset train = {0}, eval = {0};
-    hone_tokenizer *tok = NULL;
-    rc = load_tokenizer(cfg, mdir, &tok, err);
-    hone_data_opts dopt = {max_len, mc.vocab, limit, tok, hone_config_str(cfg, "data.text_field"),
-                           hone_config_str(cfg, "data.prompt_field"), hone_config_str(cfg, "data.completion_field"),
-                           hone_config_str(cfg, "data.messages_field")};
-    if (!rc) {
-        rc = hone_dataset_load(&train, hone_config_str(cfg, "data.train"), &dopt, err);
-        if (rc) hone_err_prefix(err, "data.train: ");
-    }
-    if (!rc && hone_config_is_set(cfg, "data.eval")) {
-        dopt.limit = 0;
-        rc = hone_dataset_load(&eval, hone_config_str(cfg, "data.eval"), &dopt, err);
-        if (rc) hone_err_prefix(err, "data.eval: ");
-    } else if (!rc && hone_config_is_set(cfg, "data.eval_fraction")) {
-        rc = hone_dataset_split(&train, &eval, hone_config_num(cfg, "data.eval_fraction"), seed, err);
-    }
-    int32_t pad = tok && hone_tokenizer_pad(tok) >= 0 ? hone_tokenizer_pad(tok)
-                  : tok && hone_tokenizer_eos(tok) >= 0 ? hone_tokenizer_eos(tok)
-                  : mc.eos_id >= 0 && mc.eos_id < mc.vocab ? mc.eos_id : 0;
-    hone_collate_stats cstats = {0};
-    const hone_feature *collator = NULL;
-    if (!rc) rc = label_examples(cfg, tok, &train, &eval, pad, &collator, &cstats, err);
-    hone_tokenizer_free(tok);
-    if (rc) {
-        hone_dataset_free(&train);
-        hone_dataset_free(&eval);
-        return rc;
-    }
+    hone_tokenizer_free(prep.tok);
     int longest = 1;
     for (size_t i = 0; i < train.n; i++) longest = train.ex[i].n > longest ? train.ex[i].n : longest;
     for (size_t i = 0; i < eval.n; i++) longest = eval.ex[i].n > longest ? eval.ex[i].n : longest;
@@ -372,7 +254,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
                mo.gradient_checkpointing ? "on" : "off");
         printf("optimizer %s: %zu bytes of state (%.2f per trainable parameter)\n", oc->feature->info->name, sb,
                nparams ? (double)sb / nparams : 0.0);
-        print_data_summary(&train, &eval, collator, &cstats, max_len);
+        hone_data_print_summary(&prep, max_len);
         printf("plan: %ld optimizer steps, %ld warmup\n", plan.total_steps, plan.warmup_steps);
     }
     long step = 0, log_every = (long)hone_config_int(cfg, "train.log_every"), tokens = 0, tokens_log = 0;

@@ -83,6 +83,14 @@ expect 0 "collator lm: 100.0%" -- "$HONE" run exp.lua --set data.train=pc.jsonl 
 expect 0 "collator completion_only: [0-9]+\.[0-9]% of" -- "$HONE" run exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Answer:" $t
 expect 1 "collator completion_only: 40 of 40 examples \(100%\) lack the response template, more than max_missing_fraction = 0.5" -- "$HONE" run exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Reply:" $t
 expect 1 "completion_only: this record has no prompt/completion fields and no response_template" -- "$HONE" run exp.lua --set data.train=text.jsonl --set collator=completion_only $t
+# hone inspect shows what the run would train, marked
+expect 0 "<s> item [0-9]+ costs \[\[[0-9]+ dollars</s>\]\]" -- "$HONE" inspect exp.lua --set data.train=pc.jsonl --set data.eval_fraction=0.1 $t --n 3
+expect 0 "stats \(train\): 36 examples, [0-9]+ tokens, [0-9.]+% trained; 0 examples with no trained token; 0 lacking" -- "$HONE" inspect exp.lua --set data.train=pc.jsonl $t --set data.eval_fraction=0.1 --n 0
+expect 0 "stats \(eval\): 4 examples" -- "$HONE" inspect exp.lua --set data.train=pc.jsonl $t --set data.eval_fraction=0.1 --n 1 --split eval
+expect 0 "<s> item [0-9]+ ### Answer:\[\[ [0-9]+</s>\]\]" -- "$HONE" inspect exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Answer:" $t --n 1
+sed 's/ eval_fraction = 0.125,//' exp.lua > noeval.lua
+expect 1 "--split eval: the experiment has no eval data" -- "$HONE" inspect noeval.lua $t --split eval
+expect 2 "inspect: --split needs train or eval" -- "$HONE" inspect exp.lua --split test
 zstd -q text.jsonl -o text.jsonl.zst
 expect 0 "collator lm: 100.0%" -- "$HONE" run exp.lua --set data.train=text.jsonl.zst $t
 printf '{"text": "a"}\n{"prompt": "x"}\n' > half.jsonl
