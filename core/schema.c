@@ -66,6 +66,8 @@ const hone_key hone_experiment_keys[] = {
     STR("data.prompt_field", 0, "prompt", NULL, "record field holding the prompt"),
     STR("data.completion_field", 0, "completion", NULL, "record field holding the completion"),
     STR("data.messages_field", 0, "messages", NULL, "record field holding chat messages"),
+    STR("data.chat_template", 0, "auto", "auto|chatml|llama3|llama2|mistral",
+        "how messages become text; auto picks by the tokenizer's special tokens"),
 
     PLUGIN("collator", HONE_KIND_COLLATOR, UNSET, NULL,
            "how examples become batches and loss masks; unset = chosen by record shape"),

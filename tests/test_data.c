@@ -69,14 +69,18 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
     const cJSON *pf = fields ? cJSON_GetObjectItem(fields, "prompt_field") : NULL;
     const cJSON *cf = fields ? cJSON_GetObjectItem(fields, "completion_field") : NULL;
     hone_data_opts o = {cJSON_GetObjectItem(c, "max_length")->valueint, hone_tokenizer_vocab_size(tok), 0, tok, "text",
-                        pf ? pf->valuestring : "prompt", cf ? cf->valuestring : "completion", "messages"};
+                        pf ? pf->valuestring : "prompt", cf ? cf->valuestring : "completion", "messages",
+                        cJSON_IsString(cJSON_GetObjectItem(c, "chat_template"))
+                            ? cJSON_GetObjectItem(c, "chat_template")->valuestring : "auto"};
     hone_dataset d = {0};
     hone_opts *opts = NULL;
     void *state = NULL;
     const hone_collator_vt *vt = NULL;
     int rc = hone_dataset_load(&d, path, &o, &err);
     const cJSON *cn = cJSON_GetObjectItem(c, "collator");
-    const char *cname = cJSON_IsString(cn) ? cn->valuestring : d.n && d.ex[0].has_prompt ? "completion_only" : "lm";
+    const char *cname = cJSON_IsString(cn) ? cn->valuestring
+                        : d.n && d.ex[0].has_prompt ? "completion_only"
+                        : d.n && d.ex[0].chat ? "chat" : "lm";
     const hone_feature *feat = hone_registry_find(reg, HONE_KIND_COLLATOR, cname);
     if (!rc && !feat) rc = hone_errf(&err, HONE_EINVAL, "collator %s is not registered", cname);
     if (!rc) {

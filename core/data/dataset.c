@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,232 @@ static int concat(const char *a, const char *b, char **out, hone_err *err)
     memcpy(*out, a, la);
     memcpy(*out + la, b, lb + 1);
     return 0;
+}
+
+/* ---- chat templates ------------------------------------------------------------
+ * The built-in templates render messages as the models' own Jinja templates do, as text
+ * pieces each marked trained or not (an assistant turn's output: its content and the
+ * end-of-turn token). The whole text is tokenized once, without added specials (the
+ * template writes them, as apply_chat_template does), and a token is trained when it lies
+ * between the token counts of the text before and through a trained piece. */
+
+typedef struct piece {
+    char *text;
+    int trained;
+} piece;
+
+typedef struct chat_render {
+    piece p[512];
+    int n;
+} chat_render;
+
+static int put(chat_render *r, int trained, hone_err *err, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int put(chat_render *r, int trained, hone_err *err, const char *fmt, ...)
+{
+    if (r->n == (int)(sizeof r->p / sizeof r->p[0])) return hone_errf(err, HONE_EINVAL, "more than 170 messages");
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *t = malloc((size_t)len + 1);
+    if (!t) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    va_start(ap, fmt);
+    vsnprintf(t, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    r->p[r->n++] = (piece){t, trained};
+    return 0;
+}
+
+/* Python's str.strip() on ASCII whitespace, into a new string */
+static char *strip(const char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\v' || *s == '\f') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\v' ||
+                 s[n - 1] == '\f'))
+        n--;
+    char *t = malloc(n + 1);
+    if (t) {
+        memcpy(t, s, n);
+        t[n] = 0;
+    }
+    return t;
+}
+
+static const char *token_text(hone_tokenizer *tok, int32_t id, char *buf, size_t n)
+{
+    tok_buf b = {0};
+    hone_err err = {0};
+    buf[0] = 0;
+    if (id >= 0 && hone_tokenizer_decode(tok, &id, 1, 0, &b, &err) == 0) snprintf(buf, n, "%.*s", (int)b.n, b.s);
+    free(b.s);
+    return buf;
+}
+
+static int render_chat(chat_render *r, const char *tmpl, hone_tokenizer *tok, const cJSON *msgs, const char *where,
+                       hone_err *err)
+{
+    char bos[64], eos[64];
+    token_text(tok, hone_tokenizer_bos(tok), bos, sizeof bos);
+    token_text(tok, hone_tokenizer_eos(tok), eos, sizeof eos);
+    int n = cJSON_GetArraySize(msgs), rc = 0, first = 1;
+    const char *system = NULL;
+    if (!strcmp(tmpl, "llama3") || !strcmp(tmpl, "mistral")) rc = put(r, 0, err, "%s", bos);   /* llama2: per turn */
+    int i = 0;
+    for (const cJSON *m = msgs->child; m && !rc; m = m->next, i++) {
+        const char *role = cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring;
+        const char *content = cJSON_GetObjectItemCaseSensitive(m, "content")->valuestring;
+        int asst = !strcmp(role, "assistant");
+        if (!strcmp(tmpl, "chatml")) {
+            rc = put(r, 0, err, "<|im_start|>%s\n", role);
+            if (!rc) rc = put(r, asst, err, "%s<|im_end|>", content);
+            if (!rc) rc = put(r, 0, err, "\n");
+        } else if (!strcmp(tmpl, "llama3")) {
+            char *c = strip(content);
+            if (!c) return hone_errf(err, HONE_ENOMEM, "out of memory");
+            rc = put(r, 0, err, "<|start_header_id|>%s<|end_header_id|>\n\n", role);
+            if (!rc) rc = put(r, asst, err, "%s<|eot_id|>", c);
+            free(c);
+        } else {   /* llama2, mistral: [INST] turns; llama2 folds a system message into the first user turn */
+            if (i == 0 && !strcmp(role, "system")) {
+                if (!strcmp(tmpl, "mistral"))
+                    return hone_errf(err, HONE_EINVAL, "%s: the mistral template has no system role", where);
+                system = content;
+                continue;
+            }
+            if (!strcmp(role, "user")) {
+                char *c = strip(content);
+                if (!c) return hone_errf(err, HONE_ENOMEM, "out of memory");
+                if (!strcmp(tmpl, "llama2")) {
+                    char *sc = NULL;
+                    if (first && system) {
+                        size_t need = strlen(system) + strlen(content) + 32;
+                        sc = malloc(need);
+                        if (sc) snprintf(sc, need, "<<SYS>>\n%s\n<</SYS>>\n\n%s", system, content);
+                        free(c);
+                        c = sc ? strip(sc) : NULL;
+                        free(sc);
+                        if (!c) return hone_errf(err, HONE_ENOMEM, "out of memory");
+                    }
+                    rc = put(r, 0, err, "%s[INST] %s [/INST]", bos, c);
+                } else {
+                    rc = put(r, 0, err, "[INST] %s [/INST]", content);
+                }
+                free(c);
+                first = 0;
+            } else if (asst) {
+                if (!strcmp(tmpl, "llama2")) {
+                    char *c = strip(content);
+                    if (!c) return hone_errf(err, HONE_ENOMEM, "out of memory");
+                    rc = put(r, 1, err, " %s %s", c, eos);
+                    free(c);
+                } else {
+                    rc = put(r, 1, err, "%s%s", content, eos);
+                }
+            } else {
+                return hone_errf(err, HONE_EINVAL, "%s: the %s template has no \"%s\" role", where, tmpl, role);
+            }
+        }
+    }
+    (void)n;
+    return rc;
+}
+
+static const char *pick_template(hone_tokenizer *tok)
+{
+    if (hone_tokenizer_token_id(tok, "<|im_start|>") >= 0) return "chatml";
+    if (hone_tokenizer_token_id(tok, "<|start_header_id|>") >= 0) return "llama3";
+    if (hone_tokenizer_token_id(tok, "[INST]") >= 0) return "mistral";
+    if (hone_tokenizer_bos(tok) >= 0) return "llama2";
+    return NULL;
+}
+
+/* Where text[0, at) ends in the token list ids of the whole text: *idx is the number of
+ * tokens that text[0, at) shares with it; *straddle is set when ids[*idx] also holds
+ * characters before `at` (a merge across the boundary). */
+static int boundary(hone_tokenizer *tok, const char *text, size_t at, const int32_t *ids, size_t n, size_t *idx,
+                    int *straddle, hone_err *err)
+{
+    tok_ids pre = {0};
+    int rc = hone_tokenizer_encode(tok, text, at, 0, &pre, err);
+    if (rc) {
+        free(pre.v);
+        return rc;
+    }
+    size_t i = 0;
+    while (i < pre.n && i < n && pre.v[i] == ids[i]) i++;
+    *idx = i;
+    *straddle = i < pre.n;
+    free(pre.v);
+    return 0;
+}
+
+/* messages -> ids, and labels = the ids of trained pieces */
+static int encode_chat(hone_example_rec *e, const hone_data_opts *o, const cJSON *msgs, const char *where,
+                       hone_err *err)
+{
+    if (!cJSON_IsArray(msgs) || !cJSON_GetArraySize(msgs))
+        return hone_errf(err, HONE_EINVAL, "%s: \"%s\" must be a non-empty list of messages", where, o->messages_field);
+    int k = 0;
+    for (const cJSON *m = msgs->child; m; m = m->next, k++) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (!cJSON_IsString(role) || !cJSON_IsString(c))
+            return hone_errf(err, HONE_EINVAL, "%s: %s[%d] needs string \"role\" and \"content\"", where,
+                             o->messages_field, k);
+        if (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") && strcmp(role->valuestring, "assistant"))
+            return hone_errf(err, HONE_EINVAL, "%s: %s[%d]: role \"%s\" is not system, user or assistant", where,
+                             o->messages_field, k, role->valuestring);
+    }
+    const char *tmpl = !strcmp(o->chat_template, "auto") ? pick_template(o->tok) : o->chat_template;
+    if (!tmpl)
+        return hone_errf(err, HONE_EINVAL, "%s: data.chat_template = \"auto\" cannot tell this tokenizer's chat format; "
+                         "set it (chatml, llama3, llama2, mistral)", where);
+    chat_render r = {.n = 0};
+    int rc = render_chat(&r, tmpl, o->tok, msgs, where, err);
+    size_t total = 0;
+    for (int i = 0; i < r.n; i++) total += strlen(r.p[i].text);
+    char *text = rc ? NULL : malloc(total + 1);
+    if (!rc && !text) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    size_t at = 0;
+    tok_ids all = {0};
+    if (!rc) {
+        for (int i = 0; i < r.n; i++) {
+            size_t l = strlen(r.p[i].text);
+            memcpy(text + at, r.p[i].text, l);
+            at += l;
+        }
+        text[at] = 0;
+        rc = hone_tokenizer_encode(o->tok, text, at, 0, &all, err);
+    }
+    if (!rc) {
+        e->n = (int)all.n;
+        e->ids = all.v;
+        all.v = NULL;
+        e->labels = malloc((all.n ? all.n : 1) * sizeof *e->labels);
+        if (!e->labels) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+        for (int t = 0; !rc && t < e->n; t++) e->labels[t] = -100;
+        /* HF marks the tokens from the one holding a piece's first character through the one
+         * holding its last; a prefix's tokens equal the full text's up to the boundary, and
+         * where they part, that full-text token straddles it */
+        size_t start = 0;
+        for (int i = 0; i < r.n && !rc; i++) {
+            size_t len = strlen(r.p[i].text), first = 0, last = 0;
+            if (r.p[i].trained && len) {
+                int straddle;
+                rc = boundary(o->tok, text, start, e->ids, (size_t)e->n, &first, &straddle, err);
+                if (!rc) rc = boundary(o->tok, text, start + len, e->ids, (size_t)e->n, &last, &straddle, err);
+                if (!rc && !straddle) last--;   /* a clean end: the token before it is the last */
+                for (size_t t = first; !rc && t <= last && t < (size_t)e->n; t++) e->labels[t] = e->ids[t];
+            }
+            start += len;
+        }
+        e->given_labels = 1;
+        e->chat = 1;
+    }
+    free(all.v);
+    free(text);
+    for (int i = 0; i < r.n; i++) free(r.p[i].text);
+    return rc;
 }
 
 int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o, hone_err *err)
@@ -198,9 +425,7 @@ int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o
                     rc = encode(o->tok, text->valuestring, eos, &e.ids, &e.n, err);
                 }
             } else {
-                rc = hone_errf(err, HONE_EUNSUPPORTED,
-                               "%s: chat records (\"%s\") need a chat template, which this version of hone does not "
-                               "have yet; use text or prompt/completion records", where, o->messages_field);
+                rc = encode_chat(&e, o, messages, where, err);
             }
             for (int t = 0; !rc && keep && t < e.n; t++)
                 if (e.ids[t] < 0 || e.ids[t] >= o->vocab)

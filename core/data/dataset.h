@@ -24,7 +24,8 @@ typedef struct hone_example_rec {
     int n;
     int prompt_len;      /* prompt/completion records: tokens of the prompt */
     int has_prompt;
-    int given_labels;    /* labels came with the record */
+    int given_labels;    /* labels came with the record, or are a chat record's assistant turns */
+    int chat;            /* a chat record: labels = the assistant turns */
 } hone_example_rec;
 
 typedef struct hone_data_stats {
@@ -47,6 +48,7 @@ typedef struct hone_data_opts {
     long limit;              /* 0 = all */
     hone_tokenizer *tok;     /* NULL: only pre-tokenized records can be read */
     const char *text_field, *prompt_field, *completion_field, *messages_field;
+    const char *chat_template;   /* auto, chatml, llama3, llama2, mistral */
 } hone_data_opts;
 
 /* Appends the records of a file. */

@@ -1,6 +1,7 @@
 /* prepare.c — from an experiment's config to labelled examples: the model's vocabulary,
  * the tokenizer, the records of data.train / data.eval (or the eval split), and the
- * collator's labels; shared by `hone run` and `hone inspect`. */
+ * collator's labels (unset: prompt/completion records get completion_only, chat records
+ * chat, anything else lm); shared by `hone run` and `hone inspect`. */
 #include "prepare.h"
 
 #include <stdio.h>
@@ -44,9 +45,12 @@ static int label_examples(const hone_config *cfg, hone_tokenizer *tok, hone_data
     const hone_opts *opts = f ? cc->opts : NULL;
     hone_opts *own = NULL;
     if (!f) {
-        int prompts = 0;
-        for (size_t i = 0; i < train->n && !prompts; i++) prompts = train->ex[i].has_prompt;
-        f = hone_registry_find(cfg->reg, HONE_KIND_COLLATOR, prompts ? "completion_only" : "lm");
+        int prompts = 0, chats = 0;
+        for (size_t i = 0; i < train->n; i++) {
+            prompts |= train->ex[i].has_prompt;
+            chats |= train->ex[i].chat;
+        }
+        f = hone_registry_find(cfg->reg, HONE_KIND_COLLATOR, prompts ? "completion_only" : chats ? "chat" : "lm");
         if (!f) return hone_errf(err, HONE_EUNSUPPORTED, "the built-in collators are not installed (collators.so)");
         int rc = hone_opts_resolve(&own, f->info->options, NULL, "collator", f->info->name, err);
         if (rc) return rc;
@@ -116,7 +120,7 @@ int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err)
     rc = load_tokenizer(cfg, mdir, &p->tok, err);
     hone_data_opts dopt = {max_len, p->mc.vocab, limit, p->tok, hone_config_str(cfg, "data.text_field"),
                            hone_config_str(cfg, "data.prompt_field"), hone_config_str(cfg, "data.completion_field"),
-                           hone_config_str(cfg, "data.messages_field")};
+                           hone_config_str(cfg, "data.messages_field"), hone_config_str(cfg, "data.chat_template")};
     if (!rc) {
         rc = hone_dataset_load(&p->train, hone_config_str(cfg, "data.train"), &dopt, err);
         if (rc) hone_err_prefix(err, "data.train: ");

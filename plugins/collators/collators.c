@@ -11,6 +11,9 @@
  *                    newline with the newline's tokens cut off (TRL's documented fix for
  *                    SentencePiece tokenizers, where "### Assistant:" tokenizes
  *                    differently in context); either sequence matches.
+ *   chat             chat records, rendered by the loader through data.chat_template with
+ *                    the assistant turns (content and end-of-turn token) as labels;
+ *                    all_turns trains every token.
  * Padding: to the longest example of the batch, pad id given by the core (the tokenizer's
  * pad, else EOS); padded positions get label -100, an EOS inside the data keeps its label.
  */
@@ -22,10 +25,10 @@ HONE_PLUGIN_ABI;
 
 static const hone_host *host;
 
-enum { LM, COMPLETION };
+enum { LM, COMPLETION, CHAT };
 
 typedef struct coll {
-    int kind;
+    int kind, all_turns;
     int32_t *tmpl[2];
     size_t tn[2];
     int ntmpl;
@@ -92,6 +95,7 @@ static int co_create(int kind, const hone_opts *o, const hone_tokenizer *tok, vo
     if (!c) return host->error(err, HONE_ENOMEM, "out of memory");
     memset(c, 0, sizeof *c);
     c->kind = kind;
+    c->all_turns = kind == CHAT && host->opt_bool(o, "all_turns");
     int rc = 0;
     if (kind == COMPLETION) {
         int s = host->opt_is_set(o, "response_template"), i = host->opt_is_set(o, "response_template_ids");
@@ -153,6 +157,14 @@ static int co_collate(void *state, hone_batch *out, hone_collate_stats *stats, c
             lab[t] = t < e->n ? (e->labels ? e->labels[t] : e->ids[t]) : -100;
         }
         out->lengths[i] = (int32_t)e->n;
+        if (c->kind == CHAT) {
+            /* the loader marks a chat record's assistant turns as its labels */
+            if (!e->labels)
+                return host->error(err, HONE_EINVAL, "chat: this record has no messages; use the lm or "
+                                                     "completion_only collator for text records");
+            if (c->all_turns)
+                for (size_t t = 0; t < e->n; t++) lab[t] = e->ids[t];
+        }
         if (c->kind == COMPLETION) {
             size_t masked = 0;
             if (c->ntmpl) {
@@ -192,6 +204,17 @@ static int create_completion(const hone_host *h, const hone_opts *o, const hone_
     return co_create(COMPLETION, o, tok, state, err);
 }
 
+static int create_chat(const hone_host *h, const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
+{
+    (void)h;
+    return co_create(CHAT, o, tok, state, err);
+}
+
+static const hone_option chat_opts[] = {
+    {"all_turns", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0, "train every token, not only the assistant turns"},
+    {0},
+};
+
 static const hone_option completion_opts[] = {
     {"response_template", HONE_OPT_STRING, HONE_OPT_UNSET, 0, NULL, 0, 0, NULL, 0,
      "text that starts every response, e.g. \"### Assistant:\"; loss only after its last occurrence"},
@@ -213,10 +236,18 @@ static const hone_collator_vt completion_vt = {
     create_completion, co_collate, co_destroy,
 };
 
+static const hone_collator_vt chat_vt = {
+    {HONE_COLLATOR_VERSION, sizeof(hone_collator_vt), "chat",
+     "chat records through data.chat_template: loss on the assistant turns (their content and end-of-turn token)",
+     chat_opts},
+    create_chat, co_collate, co_destroy,
+};
+
 HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
 {
     host = h;
     int rc = h->register_feature(reg, HONE_KIND_COLLATOR, &lm_vt, err);
     if (!rc) rc = h->register_feature(reg, HONE_KIND_COLLATOR, &completion_vt, err);
+    if (!rc) rc = h->register_feature(reg, HONE_KIND_COLLATOR, &chat_vt, err);
     return rc;
 }

@@ -8,6 +8,9 @@ max_length, and per example the input_ids and labels of TRL 0.19.1:
   tokenizer's BOS, prompt and prompt+completion tokenized apart, truncation keeping the
   start) and TRL's DataCollatorForLanguageModeling (completion_only_loss=None: completion
   only for prompt/completion, everything for text);
+- chat records: tokenizer.apply_chat_template(return_assistant_tokens_mask=True) with
+  hone's built-in templates written as Jinja with {% generation %} around the assistant
+  output (TRL's assistant_only_loss); labels = the ids where the mask is 1;
 - response templates: DataCollatorForCompletionOnlyLM on the tokenized text. For the
   Llama 2 tokenizer the template ids are TRL's documented in-context fix,
   encode("\\n### Assistant:")[2:]; hone is given the plain string and must find them.
@@ -61,6 +64,47 @@ TEMPLATED = [
     "no template in this one at all",
     "### Assistant: at the very start",
 ]
+
+
+# hone's built-in chat templates as Jinja, with {% generation %} around what hone trains
+CHAT_TEMPLATES = {
+    "chatml": "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['role'] == 'assistant' %}{% generation %}"
+              "{{ m['content'] }}<|im_end|>{% endgeneration %}{% else %}{{ m['content'] }}<|im_end|>{% endif %}"
+              "{{ '\\n' }}{% endfor %}",
+    "llama3": "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+              "{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] | trim }}<|eot_id|>{% endgeneration %}"
+              "{% else %}{{ m['content'] | trim }}<|eot_id|>{% endif %}{% endfor %}",
+    # Llama-2-chat's tokenizer_config template, generation tags added
+    "llama2": "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = "
+              "messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}"
+              "{% endif %}{% for message in loop_messages %}{% if loop.index0 == 0 and system_message != false %}"
+              "{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}"
+              "{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}"
+              "{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+              "{% generation %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endgeneration %}{% endif %}{% endfor %}",
+    "mistral": "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+               "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+               "{% generation %}{{ message['content'] + eos_token }}{% endgeneration %}{% endif %}{% endfor %}",
+}
+CHATS = [
+    [{"role": "user", "content": "What does the blue kettle cost?"},
+     {"role": "assistant", "content": "It costs $24.99."}],
+    [{"role": "system", "content": "You are a pricing assistant."},
+     {"role": "user", "content": "Price of rice?"},
+     {"role": "assistant", "content": "  $3.49 per 2kg  "},
+     {"role": "user", "content": "And beans?\n"},
+     {"role": "assistant", "content": "$2.10"}],
+]
+
+
+def hf_chat(tok, template, chats):
+    out = []
+    for msgs in chats:
+        r = tok.apply_chat_template(msgs, chat_template=CHAT_TEMPLATES[template], tokenize=True, return_dict=True,
+                                    return_assistant_tokens_mask=True)
+        ids, mask = r["input_ids"], r["assistant_masks"]
+        out.append({"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask)]})
+    return out
 
 
 def load_tokenizer(name):
@@ -138,6 +182,11 @@ def main():
                       "template_ids": in_context,
                       "expected": trl_template(tok, TEMPLATED, in_context, tok.encode(tmpl, add_special_tokens=False),
                                                64)})
+        for template in {"qwen3": ("chatml", "llama3"), "llama2": ("llama2", "mistral")}[name]:
+            chats = CHATS if template != "mistral" else [CHATS[0], [m for m in CHATS[1] if m["role"] != "system"]]
+            cases.append({"name": f"{name}-chat-{template}", "tokenizer": TOKENIZERS[name],
+                          "records": [{"messages": m} for m in chats], "collator": None, "options": {},
+                          "max_length": 256, "chat_template": template, "expected": hf_chat(tok, template, chats)})
         print(name, "template ids in context", in_context, "alone", tok.encode(tmpl, add_special_tokens=False))
     meta = {"versions": {"trl": trl.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
             "cases": cases}

@@ -91,6 +91,16 @@ expect 0 "<s> item [0-9]+ ### Answer:\[\[ [0-9]+</s>\]\]" -- "$HONE" inspect exp
 sed 's/ eval_fraction = 0.125,//' exp.lua > noeval.lua
 expect 1 "--split eval: the experiment has no eval data" -- "$HONE" inspect noeval.lua $t --split eval
 expect 2 "inspect: --split needs train or eval" -- "$HONE" inspect exp.lua --split test
+# chat records: the template by the tokenizer (synth-tiny has <s> only: llama2), loss on assistant turns
+for i in $(seq 1 20); do
+  echo "{\"messages\": [{\"role\": \"user\", \"content\": \"item $i?\"}, {\"role\": \"assistant\", \"content\": \"$((i * 7 % 50)) dollars\"}]}"
+done > chat.jsonl
+expect 0 "collator chat: [1-6][0-9]\.[0-9]% of [0-9]+ tokens trained" -- "$HONE" run exp.lua --set data.train=chat.jsonl $t
+# (synth-tiny has no "N": it decodes as <unk>)
+expect 0 "<s> \[I<unk>ST\] item [0-9]+\? \[/I<unk>ST\]\[\[ [0-9]+ dollars </s>\]\]" -- "$HONE" inspect exp.lua --set data.train=chat.jsonl $t --n 1
+expect 0 "collator chat: 100.0%" -- "$HONE" run exp.lua --set data.train=chat.jsonl --set collator=chat --set collator.all_turns=true $t
+{ head -3 chat.jsonl; echo '{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}'; } > badchat.jsonl
+expect 1 "badchat.jsonl:4: messages\[1\]: role \"bot\" is not system, user or assistant" -- "$HONE" run exp.lua --set data.train=badchat.jsonl $t
 zstd -q text.jsonl -o text.jsonl.zst
 expect 0 "collator lm: 100.0%" -- "$HONE" run exp.lua --set data.train=text.jsonl.zst $t
 printf '{"text": "a"}\n{"prompt": "x"}\n' > half.jsonl
