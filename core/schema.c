@@ -82,6 +82,8 @@ const hone_key hone_experiment_keys[] = {
     PLUGIN("train.scheduler", HONE_KIND_SCHEDULER, 0, "linear", "lr schedule name or { name, options }"),
     NUM("train.warmup_ratio", MIN_ | MAX_, 0, 0, 1, "warmup steps = ceil(total steps x ratio)"),
     INT("train.warmup_steps", MIN_, 0, 0, 0, "warmup steps; > 0 overrides warmup_ratio"),
+    NUM("train.neftune_noise_alpha", UNSET | GT0, 0, 0, 0,
+        "NEFTune: uniform noise of alpha / sqrt(seq * hidden) on the embeddings while training"),
     NUM("train.max_grad_norm", MIN_, 1.0, 0, 0, "clip the global gradient L2 norm; 0 = off"),
     INT("train.log_every", MIN_, 10, 1, 0, "log every N optimizer steps"),
 

@@ -88,7 +88,7 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
 
     const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, fx->quantizer ? fx->quantizer : "none");
     for (int full = 0; full <= fx->full; full++) {
-        hone_model_opts o = {none, NULL, !full, fx->r, fx->alpha, 0.0, fx->rslora, fx->targets, 42, B, T, 0};
+        hone_model_opts o = {none, NULL, !full, fx->r, fx->alpha, 0.0, fx->rslora, fx->targets, 42, B, T, 0, 0};
         hone_opts *qopts = NULL;
         hone_node *qn = hone_node_new(HONE_NODE_TABLE);
         if (!strcmp(fx->name, "llama-gqa")) hone_node_set_path(qn, "dtype", "bf16");
@@ -231,7 +231,7 @@ static void check_errors(const hone_registry *reg, const char *tmp)
     hone_opts *qopts = NULL;
     hone_err err = {0};
     hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
-    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8, 0};
+    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8, 0, 0};
     char dir[4200], src[4200];
     snprintf(src, sizeof src, "%s/tests/fixtures/models/llama", HONE_SOURCE_DIR);
     hone_model *m = NULL;
@@ -283,7 +283,7 @@ static void check_checkpointing(const hone_registry *reg)
     size_t n[2] = {0}, acts[2][2];
     for (int full = 0; full <= 1; full++) {
         for (int ck = 0; ck <= 1; ck++) {
-            hone_model_opts o = {none, qopts, !full, 4, 8, full ? 0.0 : 0.1, 0, 0x7f, 9, 2, 12, ck};
+            hone_model_opts o = {none, qopts, !full, 4, 8, full ? 0.0 : 0.1, 0, 0x7f, 9, 2, 12, ck, 0};
             hone_model *m = NULL;
             double s;
             long c;
@@ -359,7 +359,7 @@ static void check_sharded(const hone_registry *reg, const char *tmp)
     const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
     hone_opts *qopts = NULL;
     hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
-    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8, 0};
+    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8, 0, 0};
     hone_model *a = NULL, *b = NULL;
     int32_t ids[8] = {1, 5, 9, 13, 17, 21, 25, 29};
     double s;
@@ -400,7 +400,7 @@ static void check_prequant(const hone_registry *reg)
     hone_opts *qo = NULL, *qn0 = NULL;
     hone_opts_resolve(&qo, nf4->info->options, qn, "q", "nf4", &err);
     hone_opts_resolve(&qn0, nf4->info->options, NULL, "q", "nf4", &err);
-    hone_model_opts o = {nf4, qo, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 12, 0};
+    hone_model_opts o = {nf4, qo, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 12, 0, 0};
     hone_model *a = NULL, *b = NULL;
     int32_t ids[12] = {3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26};
     double s;
@@ -417,7 +417,7 @@ static void check_prequant(const hone_registry *reg)
     hone_model_free(b);
     b = NULL;
     /* the wrong quantizer settings are named */
-    hone_model_opts wrong = {none, NULL, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 12, 0};
+    hone_model_opts wrong = {none, NULL, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 12, 0, 0};
     hone_opts *nopts = NULL;
     hone_opts_resolve(&nopts, none->info->options, NULL, "q", "none", &err);
     wrong.quantizer_opts = nopts;
@@ -461,6 +461,40 @@ static void check_rope_linear(void)
     report("rope", "an unsupported rope type is named", ok ? 0 : 1, 0);
 }
 
+/* NEFTune perturbs training forwards only: eval losses equal the plain model's, training
+ * losses move, and by about what noise of that size moves them */
+static void check_neftune(const hone_registry *reg)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/models/llama", HONE_SOURCE_DIR);
+    const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
+    hone_opts *qopts = NULL;
+    hone_err err = {0};
+    hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
+    int32_t ids[24], targets[24];
+    for (int i = 0; i < 24; i++) ids[i] = (i * 5) % 96, targets[i] = ((i + 1) * 5) % 96;
+    double loss[2][2];
+    for (int k = 0; k < 2; k++) {
+        hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 9, 2, 12, 0, k ? 5.0 : 0.0};
+        hone_model *m = NULL;
+        long c;
+        if (hone_model_load(&m, dir, &o, &err) || hone_model_forward(m, ids, targets, 2, 12, &loss[k][0], &c, &err)) {
+            printf("neftune: %s\n", err.msg);
+            failures++;
+        } else {
+            hone_model_set_eval(m, 1);
+            hone_model_forward(m, ids, targets, 2, 12, &loss[k][1], &c, &err);
+        }
+        hone_model_free(m);
+    }
+    if (loss[0][1] != loss[1][1] || loss[0][0] != loss[0][1] || loss[1][0] == loss[0][0]) {
+        printf("neftune: train %.9g / %.9g, eval %.9g / %.9g (without / with): eval must be equal, train must move\n",
+               loss[0][0], loss[1][0], loss[0][1], loss[1][1]);
+        failures++;
+    }
+    hone_opts_free(qopts);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/hone-model-XXXXXX";
@@ -482,6 +516,7 @@ int main(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(reg, &cases[i], tmp);
     check_errors(reg, tmp);
     check_checkpointing(reg);
+    check_neftune(reg);
     check_sharded(reg, tmp);
     check_rope_linear();
     check_prequant(reg);

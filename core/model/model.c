@@ -501,6 +501,8 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
     m->Bcap = o->batch;
     m->Tcap = o->seq;
     hone_rng_seed(&m->rng, o->seed);
+    m->neftune_alpha = (float)o->neftune_alpha;
+    hone_rng_seed(&m->neft_rng, o->seed ^ 0x6e656674756e65ull);
     if (m->lora) {
         m->qvt = o->quantizer->vtable;
         rc = m->qvt->create(&hone_host_table, o->quantizer_opts, &m->qstate, err);
@@ -714,6 +716,14 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
     /* rope tables are per position; a shorter T uses the first rows, which needs the
      * [T, hd/2] layout to be position-major, as it is */
     op_embedding_forward(m->res, ids, m->embed, N, C);
+    if (m->neftune_alpha > 0 && !m->eval) {
+        /* NEFTune as transformers' hook: U(-mag, mag) on every element of the embedding
+         * output, mag = alpha / sqrt(T * C) with T the padded length; the noise adds, so
+         * the backward is unchanged */
+        float mag = m->neftune_alpha / sqrtf((float)T * (float)C);
+        for (size_t i = 0; i < (size_t)N * C; i++)
+            m->res[i] += (float)(2.0 * hone_rng_uniform(&m->neft_rng) - 1.0) * mag;
+    }
     for (int l = 0; l < c->layers; l++) layer_forward(m, l, B, T, 1);
     float *hl = m->res + (size_t)c->layers * m->Bcap * m->Tcap * C;
     op_rmsnorm_forward(m->lnf, m->rstdf, hl, m->norm_w, N, C, c->rms_eps);

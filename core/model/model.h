@@ -31,6 +31,7 @@ typedef struct hone_model_opts {
     uint64_t seed;                   /* LoRA init and dropout */
     int batch, seq;                  /* activation capacity */
     int gradient_checkpointing;      /* keep layer inputs only; recompute each layer in backward */
+    double neftune_alpha;            /* > 0: NEFTune (transformers' neftune_noise_alpha) */
 } hone_model_opts;
 
 typedef struct hone_model hone_model;

@@ -41,6 +41,8 @@ struct hone_model {
     const hone_quantizer_vt *qvt;
     void *qstate;
     hone_rng rng;
+    float neftune_alpha;                      /* > 0: NEFTune noise on the embeddings in training */
+    hone_rng neft_rng;
 
     float *embed, *dembed, *lm_head, *dlm_head, *norm_w, *dnorm_w;
     layer *layers;

@@ -197,6 +197,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         .targets = lora ? lora_targets(hone_config_cval(cfg, "lora.target_modules")) : 0,
         .seed = seed, .batch = bs, .seq = longest,
         .gradient_checkpointing = hone_config_bool(cfg, "model.gradient_checkpointing"),
+        .neftune_alpha = hone_config_is_set(cfg, "train.neftune_noise_alpha") ? hone_config_num(cfg, "train.neftune_noise_alpha") : 0,
     };
     hone_model *m = NULL;
     if (lora && mo.targets == 0) rc = hone_errf(err, HONE_EINVAL, "lora.target_modules: no module to adapt");
