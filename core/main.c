@@ -353,6 +353,9 @@ static void print_plan(const hone_config *cfg, const data_plan *d)
     printf("  train examples          %ld (of %ld records in %s)\n", p->examples, d->train_records,
            hone_config_str(cfg, "data.train"));
     printf("  eval examples           %ld (%s)\n", d->eval_records, d->eval_source);
+    if (hone_config_bool(cfg, "data.packing"))
+        printf("  (data.packing: the run packs examples into rows first and steps over rows, so it takes fewer\n"
+               "   steps than counted here from records; `hone inspect` shows the packing)\n");
     printf("  micro-batches / epoch   %ld (batch_size %lld)\n", p->micro_batches, hone_config_int(cfg, "train.batch_size"));
     printf("  optimizer steps / epoch %ld (grad_accum %lld)\n", p->steps_per_epoch, hone_config_int(cfg, "train.grad_accum"));
     printf("  epochs                  %ld\n", p->epochs);

@@ -4,6 +4,7 @@
  * tokenizers, with truncation. Cases whose tokenizer lives in ../shared are reported as
  * skipped where it is absent. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,49 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
     hone_tokenizer_free(tok);
 }
 
+/* best-fit decreasing packing: every document once, rows within max_len, each document's
+ * first label masked and its positions pointing at its start; 45 tokens in 4 rows of 12 */
+static void check_pack(void)
+{
+    static const int lens[] = {10, 7, 7, 5, 3, 12, 1};
+    hone_dataset d = {0};
+    d.n = d.cap = sizeof lens / sizeof lens[0];
+    d.ex = calloc(d.n, sizeof *d.ex);
+    int32_t next = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        d.ex[i].n = lens[i];
+        d.ex[i].ids = malloc((size_t)lens[i] * sizeof(int32_t));
+        d.ex[i].labels = malloc((size_t)lens[i] * sizeof(int32_t));
+        for (int t = 0; t < lens[i]; t++) d.ex[i].ids[t] = d.ex[i].labels[t] = next++;
+    }
+    double eff = 0;
+    hone_err err = {0};
+    checks++;
+    int bad = hone_dataset_pack(&d, 12, &eff, &err) != 0 || d.n != 4 || fabs(eff - 45.0 / 48.0) > 1e-12;
+    int seen[45] = {0}, docs = 0;
+    for (size_t r = 0; r < d.n && !bad; r++) {
+        const hone_example_rec *e = &d.ex[r];
+        bad |= e->n > 12;
+        for (int t = 0; t < e->n && !bad; t++) {
+            int first = e->start[t] == t;
+            bad |= e->start[t] > t || (!first && (t == 0 || e->start[t] != e->start[t - 1]));
+            bad |= first ? e->labels[t] != -100 : e->labels[t] != e->ids[t];
+            bad |= !first && e->ids[t] != e->ids[t - 1] + 1;   /* documents stay whole and in order */
+            docs += first;
+            if (e->ids[t] >= 0 && e->ids[t] < 45) seen[e->ids[t]]++;
+        }
+    }
+    for (int i = 0; i < 45; i++) bad |= seen[i] != 1;
+    bad |= docs != 7;
+    if (bad) {
+        printf("FAIL packing: %zu rows (want 4), efficiency %.4f, or a broken row\n", d.n, eff);
+        failures++;
+    } else {
+        printf("ok packing: 7 documents, 45 tokens into 4 rows of 12 (%.1f%% filled)\n", 100 * eff);
+    }
+    hone_dataset_free(&d);
+}
+
 int main(void)
 {
     hone_err err = {0};
@@ -145,6 +189,7 @@ int main(void)
     free(text);
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(meta, "cases")) run_case(reg, c, tmpdir);
+    check_pack();
     cJSON_Delete(meta);
     hone_registry_free(reg);
     char cmd[200];

@@ -135,7 +135,7 @@ static double rope_f(void *v)
     rope_ctx *c = v;
     size_t n = (size_t)c->B * c->T * c->H * c->hd;
     memcpy(c->work, c->x, n * sizeof(float));
-    op_rope_forward(c->work, c->cos_t, c->sin_t, c->B, c->T, c->H, c->hd);
+    op_rope_forward(c->work, c->cos_t, c->sin_t, NULL, c->B, c->T, c->H, c->hd);
     return dot(c->work, c->R, n);
 }
 static void test_rope(void)
@@ -148,7 +148,7 @@ static void test_rope(void)
     op_rope_tables(c.cos_t, c.sin_t, inv, T, hd);
     float *dx = keep(malloc(n * sizeof(float)));
     memcpy(dx, c.R, n * sizeof(float));
-    op_rope_backward(dx, c.cos_t, c.sin_t, B, T, H, hd);
+    op_rope_backward(dx, c.cos_t, c.sin_t, NULL, B, T, H, hd);
     fd_check("rope dx", rope_f, &c, c.x, dx, n);
 }
 
@@ -157,7 +157,7 @@ typedef struct { int B, T, H, KVH, hd; float *q, *k, *v, *out, *att, *R; } att_c
 static double att_f(void *vv)
 {
     att_ctx *c = vv;
-    op_attention_forward(c->out, c->att, c->q, c->k, c->v, c->B, c->T, c->H, c->KVH, c->hd);
+    op_attention_forward(c->out, c->att, c->q, c->k, c->v, NULL, c->B, c->T, c->H, c->KVH, c->hd);
     return dot(c->out, c->R, (size_t)c->B * c->T * c->H * c->hd);
 }
 static void test_attention(void)

@@ -495,6 +495,73 @@ static void check_neftune(const hone_registry *reg)
     hone_opts_free(qopts);
 }
 
+/* Packing: two documents in one row, attention kept inside each and positions restarting,
+ * give each document's loss and the sum of their gradients exactly as the documents alone */
+static void check_packing(const hone_registry *reg)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/models/llama", HONE_SOURCE_DIR);
+    const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
+    hone_opts *qopts = NULL;
+    hone_err err = {0};
+    hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
+    enum { LA = 7, LB = 5, T = LA + LB };
+    int32_t ids[T], tg[T], start[T];
+    for (int t = 0; t < T; t++) {
+        ids[t] = (t * 11 + 3) % 96;
+        start[t] = t < LA ? 0 : LA;
+    }
+    for (int t = 0; t < T; t++) tg[t] = t == LA - 1 || t == T - 1 ? -100 : ids[t + 1];   /* no prediction across */
+    double loss[3];
+    long cnt[3];
+    float *g[3] = {0};
+    size_t n = 0;
+    for (int k = 0; k < 3; k++) {   /* A alone, B alone, A and B packed */
+        hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 9, 1, T, 0, 0};
+        hone_model *m = NULL;
+        const int32_t *x = k == 1 ? ids + LA : ids, *y = k == 1 ? tg + LA : tg;
+        int len = k == 0 ? LA : k == 1 ? LB : T;
+        int rc = hone_model_load(&m, dir, &o, &err);
+        if (!rc && k == 2) rc = hone_model_set_documents(m, start, 1, T, &err);
+        if (!rc) rc = hone_model_forward(m, x, y, 1, len, &loss[k], &cnt[k], &err);
+        if (!rc) rc = hone_model_backward(m, 1.0f, &err);
+        if (rc) {
+            printf("packing: %s\n", err.msg);
+            failures++;
+            hone_model_free(m);
+            hone_opts_free(qopts);
+            for (int j = 0; j < k; j++) free(g[j]);
+            return;
+        }
+        float *gr = hone_model_grads(m, &n);
+        g[k] = malloc(n * sizeof(float));
+        memcpy(g[k], gr, n * sizeof(float));
+        hone_model_free(m);
+    }
+    double gd = 0, gm = 0;
+    for (size_t i = 0; i < n; i++) {
+        gd = fmax(gd, fabs((double)g[2][i] - ((double)g[0][i] + g[1][i])));
+        gm = fmax(gm, fabs((double)g[0][i] + g[1][i]));
+    }
+    double ld = fabs(loss[2] - (loss[0] + loss[1])) / (loss[0] + loss[1]);
+    if (cnt[2] != cnt[0] + cnt[1] || ld > 1e-6 || gd / gm > 1e-5) {
+        printf("packing: loss %.9g vs %.9g + %.9g (rel %.2g), gradient max diff %.2g of %.2g\n", loss[2], loss[0], loss[1],
+               ld, gd, gm);
+        failures++;
+    }
+    /* a malformed start list is refused */
+    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 9, 1, T, 0, 0};
+    hone_model *m = NULL;
+    start[3] = 2;
+    if (hone_model_load(&m, dir, &o, &err) == 0 && hone_model_set_documents(m, start, 1, T, &err) == 0) {
+        printf("packing: a start list with a jump back was accepted\n");
+        failures++;
+    }
+    hone_model_free(m);
+    for (int k = 0; k < 3; k++) free(g[k]);
+    hone_opts_free(qopts);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/hone-model-XXXXXX";
@@ -517,6 +584,7 @@ int main(void)
     check_errors(reg, tmp);
     check_checkpointing(reg);
     check_neftune(reg);
+    check_packing(reg);
     check_sharded(reg, tmp);
     check_rope_linear();
     check_prequant(reg);

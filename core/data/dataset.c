@@ -18,6 +18,7 @@ void hone_dataset_free(hone_dataset *d)
     for (size_t i = 0; i < d->n; i++) {
         free(d->ex[i].ids);
         free(d->ex[i].labels);
+        free(d->ex[i].start);
     }
     free(d->ex);
     memset(d, 0, sizeof *d);
@@ -483,6 +484,92 @@ int hone_dataset_label(hone_dataset *d, const hone_collator_vt *vt, void *state,
         e->labels = lab;
     }
     return 0;
+}
+
+typedef struct len_idx {
+    int len;
+    size_t i;
+} len_idx;
+
+static int by_length_desc(const void *a, const void *b)
+{
+    const len_idx *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);   /* stable: file order among equals */
+}
+
+int hone_dataset_pack(hone_dataset *d, int max_len, double *efficiency, hone_err *err)
+{
+    size_t n = d->n, nrows = 0;
+    size_t *order = malloc((n ? n : 1) * sizeof *order), *row_of = malloc((n ? n : 1) * sizeof *row_of);
+    int *room = malloc((n ? n : 1) * sizeof *room);
+    /* rows by their free room: head[r] is a row with r tokens free, next[] chains the rest */
+    long *head = malloc(((size_t)max_len + 1) * sizeof *head), *next = malloc((n ? n : 1) * sizeof *next);
+    if (!order || !row_of || !room || !head || !next) {
+        free(order), free(row_of), free(room), free(head), free(next);
+        return hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    for (int r = 0; r <= max_len; r++) head[r] = -1;
+    len_idx *li = malloc((n ? n : 1) * sizeof *li);
+    if (!li) {
+        free(order), free(row_of), free(room), free(head), free(next);
+        return hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) li[i] = (len_idx){d->ex[i].n, i};
+    qsort(li, n, sizeof *li, by_length_desc);
+    for (size_t i = 0; i < n; i++) order[i] = li[i].i;
+    free(li);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        int len = d->ex[i].n, r = len;
+        while (r <= max_len && head[r] < 0) r++;   /* the fullest row it fits */
+        size_t row;
+        if (r <= max_len) {
+            row = (size_t)head[r];
+            head[r] = next[row];
+        } else {
+            row = nrows++;
+            room[row] = max_len;
+        }
+        room[row] -= len;
+        next[row] = head[room[row]];
+        head[room[row]] = (long)row;
+        row_of[i] = row;
+    }
+    hone_example_rec *rows = calloc(nrows ? nrows : 1, sizeof *rows);
+    int rc = rows ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (size_t r = 0; r < nrows && !rc; r++) {
+        int len = max_len - room[r];
+        rows[r].ids = malloc((size_t)len * sizeof(int32_t));
+        rows[r].labels = malloc((size_t)len * sizeof(int32_t));
+        rows[r].start = malloc((size_t)len * sizeof(int32_t));
+        if (!rows[r].ids || !rows[r].labels || !rows[r].start) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    long tokens = 0;
+    for (size_t k = 0; k < n && !rc; k++) {   /* documents in the order they were placed */
+        size_t i = order[k];
+        hone_example_rec *row = &rows[row_of[i]], *e = &d->ex[i];
+        int at = row->n;
+        memcpy(row->ids + at, e->ids, (size_t)e->n * sizeof *e->ids);
+        memcpy(row->labels + at, e->labels, (size_t)e->n * sizeof *e->labels);
+        row->labels[at] = -100;
+        for (int t = 0; t < e->n; t++) row->start[at + t] = at;
+        row->n += e->n;
+        row->docs++;
+        tokens += e->n;
+    }
+    if (rc) {
+        for (size_t r = 0; rows && r < nrows; r++) free(rows[r].ids), free(rows[r].labels), free(rows[r].start);
+        free(rows);
+    } else {
+        for (size_t i = 0; i < n; i++) free(d->ex[i].ids), free(d->ex[i].labels), free(d->ex[i].start);
+        free(d->ex);
+        d->ex = rows;
+        d->n = d->cap = nrows;
+        *efficiency = nrows ? (double)tokens / ((double)nrows * max_len) : 0;
+    }
+    free(order), free(row_of), free(room), free(head), free(next);
+    return rc;
 }
 
 void hone_permutation(size_t *perm, size_t n, uint64_t seed)

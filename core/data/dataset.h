@@ -26,6 +26,8 @@ typedef struct hone_example_rec {
     int has_prompt;
     int given_labels;    /* labels came with the record, or are a chat record's assistant turns */
     int chat;            /* a chat record: labels = the assistant turns */
+    int32_t *start;      /* packed rows: [n] where each position's document begins; else NULL */
+    int docs;            /* packed rows: documents in the row */
 } hone_example_rec;
 
 typedef struct hone_data_stats {
@@ -56,6 +58,12 @@ int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o
 /* Labels every example through a collator (a batch of one each); stats accumulate. */
 int hone_dataset_label(hone_dataset *d, const hone_collator_vt *vt, void *state, int32_t pad_id,
                        hone_collate_stats *stats, hone_err *err);
+/* Packs labelled examples into rows of at most max_len tokens, best-fit decreasing (TRL's
+ * "bfd"): longest first, each into the fullest row it fits. A row's labels keep each
+ * document's own, except its first token (TRL's padding-free collator masks position 0 of
+ * every document), so no token is predicted across documents. *efficiency: tokens over
+ * rows x max_len. */
+int hone_dataset_pack(hone_dataset *d, int max_len, double *efficiency, hone_err *err);
 /* Moves a seeded random ceil(fraction x n) of d's examples into eval. */
 int hone_dataset_split(hone_dataset *d, hone_dataset *eval, double fraction, uint64_t seed, hone_err *err);
 void hone_dataset_free(hone_dataset *d);

@@ -98,6 +98,14 @@ int hone_inspect(const hone_config *cfg, int nshow, int eval_split, int color, h
                len[0], len[(d->n - 1) / 2], len[(size_t)((d->n - 1) * 0.9)], len[(size_t)((d->n - 1) * 0.99)],
                len[d->n - 1], bs, padded ? 100.0 * (double)(padded - tokens) / (double)padded : 0.0);
     free(len);
+    if (hone_config_bool(cfg, "data.packing") && !eval_split) {
+        double eff = 0;
+        size_t docs = p.train.n;
+        rc = hone_dataset_pack(&p.train, max_len, &eff, err);
+        if (!rc)
+            printf("packing efficiency %.1f%% (%zu rows of %d for %zu examples; the eval split is not packed)\n", 100 * eff,
+                   p.train.n, max_len, docs);
+    }
     hone_prepared_free(&p);
-    return 0;
+    return rc;
 }

@@ -305,6 +305,7 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
     m->logits = take(ab, N * V);
     m->targets = (int32_t *)take(ab, N);
     m->ids = (int32_t *)take(ab, N);
+    m->doc_start = (int32_t *)take(ab, N);
     m->inv_freq = take(ab, (size_t)c->head_dim / 2);
     m->cos_t = take(ab, (size_t)m->Tcap * c->head_dim / 2);
     m->sin_t = take(ab, (size_t)m->Tcap * c->head_dim / 2);
@@ -679,9 +680,10 @@ static void layer_forward(hone_model *m, int l, int B, int T, int draw)
     hone_linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, N, draw);
     hone_linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, N, draw);
     hone_linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, N, draw);
-    op_rope_forward(L->q, m->cos_t, m->sin_t, B, T, H, hd);
-    op_rope_forward(L->k, m->cos_t, m->sin_t, B, T, KVH, hd);
-    op_attention_forward(L->ao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
+    const int32_t *start = m->packed_rows ? m->doc_start : NULL;
+    op_rope_forward(L->q, m->cos_t, m->sin_t, start, B, T, H, hd);
+    op_rope_forward(L->k, m->cos_t, m->sin_t, start, B, T, KVH, hd);
+    op_attention_forward(L->ao, L->att, L->q, L->k, L->v, start, B, T, H, KVH, hd);
     hone_linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N, draw);
     op_axpy(L->mid, h, 1.0f, (size_t)N * C);
     op_rmsnorm_forward(L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
@@ -697,6 +699,26 @@ void hone_shift_labels(int32_t *targets, const int32_t *labels, int B, int T)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             targets[(size_t)b * T + t] = t + 1 < T ? labels[(size_t)b * T + t + 1] : -100;
+}
+
+int hone_model_set_documents(hone_model *m, const int32_t *start, int B, int T, hone_err *err)
+{
+    if (!start) {
+        m->packed_rows = 0;
+        return 0;
+    }
+    if (B < 1 || T < 1 || B > m->Bcap || T > m->Tcap)
+        return hone_errf(err, HONE_EINVAL, "batch %dx%d exceeds the model's capacity %dx%d", B, T, m->Bcap, m->Tcap);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int32_t s = start[(size_t)b * T + t];
+            int32_t prev = t ? start[(size_t)b * T + t - 1] : 0;
+            if (s < 0 || s > t || (s != t && s != prev))
+                return hone_errf(err, HONE_EINVAL, "document starts: row %d position %d has start %d", b, t, s);
+        }
+    memcpy(m->doc_start, start, (size_t)B * T * sizeof *start);
+    m->packed_rows = 1;
+    return 0;
 }
 
 int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets, int B, int T, double *loss_sum,
@@ -778,8 +800,8 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         memset(m->dao, 0, (size_t)N * H * hd * sizeof(float));
         linear_backward(m, &L->lin[HONE_O_PROJ], m->dao, m->dres, L->ao, N);
         op_attention_backward(m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
-        op_rope_backward(m->dq, m->cos_t, m->sin_t, B, T, H, hd);
-        op_rope_backward(m->dk, m->cos_t, m->sin_t, B, T, KVH, hd);
+        op_rope_backward(m->dq, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, H, hd);
+        op_rope_backward(m->dk, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, KVH, hd);
         memset(m->dln, 0, NC * sizeof(float));
         linear_backward(m, &L->lin[HONE_Q_PROJ], m->dln, m->dq, L->ln1, N);
         linear_backward(m, &L->lin[HONE_K_PROJ], m->dln, m->dk, L->ln1, N);

@@ -55,6 +55,10 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
 /* Backward of loss_sum * scale from the last forward; gradients accumulate (+=). */
 int hone_model_backward(hone_model *m, float scale, hone_err *err);
 void hone_model_zero_grad(hone_model *m);
+/* Packed rows: start [B, T] holds, for every position, the row index where its document
+ * begins; attention stays inside documents and positions restart at each. Applies to the
+ * forwards (and backwards) that follow, until called with NULL. */
+int hone_model_set_documents(hone_model *m, const int32_t *start, int B, int T, hone_err *err);
 /* eval = 1: no dropout (as model.eval() in torch); 0: training (the default) */
 void hone_model_set_eval(hone_model *m, int eval);
 const float *hone_model_logits(const hone_model *m);   /* [B, T, vocab] of the last forward */

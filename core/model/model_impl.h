@@ -60,6 +60,8 @@ struct hone_model {
     float *res;                               /* [L + 1, N, C] residual stream */
     float *lnf, *rstdf, *logits;
     int32_t *targets, *ids;
+    int32_t *doc_start;                       /* [B, T] where each position's document begins */
+    int packed_rows;                          /* doc_start applies to the next forward */
     float *inv_freq, *cos_t, *sin_t;
     /* scratch for backward and tiles */
     float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *datt, *dxa, *tmp, *tile;

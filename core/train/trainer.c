@@ -43,22 +43,28 @@ static double peak_rss_mb(void)
 
 typedef struct batcher {
     int32_t *ids, *labels, *targets;   /* [B, T] */
+    int32_t *start;                    /* [B, T] document starts of packed rows */
+    int packed;                        /* the last batch holds packed rows */
     int B, T;
     int32_t pad;
 } batcher;
 
-/* Right-pads examples order[first .. first + n) to the longest; returns tokens used. */
+/* Right-pads examples order[first .. first + n) to the longest; returns tokens used. Packed
+ * rows bring their document starts; padding is a document of its own. */
 static long make_batch(batcher *b, const hone_dataset *d, const size_t *order, size_t first, int n)
 {
     int T = 1;
     for (int i = 0; i < n; i++)
         if (d->ex[order[first + i]].n > T) T = d->ex[order[first + i]].n;
     long tokens = 0;
+    b->packed = 0;
     for (int i = 0; i < n; i++) {
         const hone_example_rec *e = &d->ex[order[first + i]];
+        b->packed |= e->start != NULL;
         for (int t = 0; t < T; t++) {
             b->ids[(size_t)i * T + t] = t < e->n ? e->ids[t] : b->pad;
             b->labels[(size_t)i * T + t] = t < e->n ? e->labels[t] : -100;
+            b->start[(size_t)i * T + t] = t < e->n ? (e->start ? e->start[t] : 0) : e->n;
         }
         tokens += e->n;
     }
@@ -88,6 +94,7 @@ static int evaluate(hone_model *m, batcher *b, const hone_dataset *ev, int bs, d
     long count = 0;
     int rc = 0;
     hone_model_set_eval(m, 1);
+    hone_model_set_documents(m, NULL, 0, 0, err);   /* eval examples are never packed */
     for (size_t i = 0; i < ev->n && !rc; i += (size_t)bs) {
         int n = ev->n - i < (size_t)bs ? (int)(ev->n - i) : bs;
         make_batch(b, ev, order, i, n);
@@ -170,7 +177,6 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         return hone_errf(err, HONE_EUNSUPPORTED, "device = \"cuda\": the CUDA backend is not built yet; use \"cpu\"");
     if (!strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16"))
         return hone_errf(err, HONE_EUNSUPPORTED, "model.compute_dtype = \"bf16\": the CPU computes in fp32");
-    if (hone_config_bool(cfg, "data.packing")) return hone_errf(err, HONE_EUNSUPPORTED, "data.packing is not built yet");
     long threads = (long)hone_config_int(cfg, "threads");
     op_set_threads(threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
 
@@ -183,6 +189,14 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
     int max_len = (int)hone_config_int(cfg, "data.max_seq_length");
     uint64_t seed = (uint64_t)hone_config_int(cfg, "seed");
     hone_tokenizer_free(prep.tok);
+    hone_data_print_summary(&prep, max_len);   /* before packing replaces the examples by rows */
+    double pack_eff = 0;
+    size_t docs = train.n;
+    if (hone_config_bool(cfg, "data.packing") && (rc = hone_dataset_pack(&train, max_len, &pack_eff, err))) {
+        hone_dataset_free(&train);
+        hone_dataset_free(&eval);
+        return rc;
+    }
     int longest = 1;
     for (size_t i = 0; i < train.n; i++) longest = train.ex[i].n > longest ? train.ex[i].n : longest;
     for (size_t i = 0; i < eval.n; i++) longest = eval.ex[i].n > longest ? eval.ex[i].n : longest;
@@ -228,12 +242,13 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
     b.pad = pad;
     b.ids = malloc((size_t)bs * longest * sizeof(int32_t));
     b.labels = malloc((size_t)bs * longest * sizeof(int32_t));
+    b.start = malloc((size_t)bs * longest * sizeof(int32_t));
     b.targets = malloc((size_t)bs * longest * sizeof(int32_t));
     size_t *order = malloc((train.n ? train.n : 1) * sizeof *order);
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     FILE *metrics = rc ? NULL : fopen(path, "a");
-    if (!rc && (!b.ids || !b.labels || !b.targets || !order)) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    if (!rc && (!b.ids || !b.labels || !b.targets || !b.start || !order)) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
     if (!rc && !metrics) rc = hone_errf(err, HONE_EIO, "%s: cannot open: %s", path, strerror(errno));
 
     if (!rc) {
@@ -255,7 +270,9 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
                mo.gradient_checkpointing ? "on" : "off");
         printf("optimizer %s: %zu bytes of state (%.2f per trainable parameter)\n", oc->feature->info->name, sb,
                nparams ? (double)sb / nparams : 0.0);
-        hone_data_print_summary(&prep, max_len);
+        if (hone_config_bool(cfg, "data.packing"))
+            printf("packing: %zu examples into %zu rows of %d tokens (%.1f%% filled; attention stays inside documents)\n",
+                   docs, train.n, max_len, 100 * pack_eff);
         printf("plan: %ld optimizer steps, %ld warmup\n", plan.total_steps, plan.warmup_steps);
     }
     long step = 0, log_every = (long)hone_config_int(cfg, "train.log_every"), tokens = 0, tokens_log = 0;
@@ -278,7 +295,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
                 tokens += make_batch(&b, &train, order, f, n);
                 double s;
                 long c;
-                rc = hone_model_forward(m, b.ids, b.targets, b.B, b.T, &s, &c, err);
+                rc = hone_model_set_documents(m, b.packed ? b.start : NULL, b.B, b.T, err);
+                if (!rc) rc = hone_model_forward(m, b.ids, b.targets, b.B, b.T, &s, &c, err);
                 if (!rc) rc = hone_model_backward(m, count ? 1.0f / (float)count : 0.0f, err);
                 wsum += s;
             }
@@ -364,6 +382,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
     free(b.ids);
     free(b.labels);
     free(b.targets);
+    free(b.start);
     ovt->destroy(ostate);
     hone_model_free(m);
     hone_dataset_free(&train);

@@ -90,12 +90,14 @@ void op_rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, in
         }
 }
 
-static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int hd, float dir)
+static void rope(float *x, const float *cos_t, const float *sin_t, const int32_t *start, int B, int T, int H, int hd,
+                 float dir)
 {
     int half = hd / 2;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+            int pos = start ? t - start[(size_t)b * T + t] : t;   /* packed rows restart per document */
+            const float *c = cos_t + (size_t)pos * half, *s = sin_t + (size_t)pos * half;
             for (int h = 0; h < H; h++) {
                 float *v = x + (((size_t)b * T + t) * H + h) * hd;
                 for (int i = 0; i < half; i++) {
@@ -107,14 +109,15 @@ static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T,
         }
 }
 
-void op_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int hd)
+void op_rope_forward(float *x, const float *cos_t, const float *sin_t, const int32_t *start, int B, int T, int H, int hd)
 {
-    rope(x, cos_t, sin_t, B, T, H, hd, 1.0f);
+    rope(x, cos_t, sin_t, start, B, T, H, hd, 1.0f);
 }
 
-void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int hd)
+void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, const int32_t *start, int B, int T, int H,
+                      int hd)
 {
-    rope(dx, cos_t, sin_t, B, T, H, hd, -1.0f);   /* a rotation's transpose is its inverse */
+    rope(dx, cos_t, sin_t, start, B, T, H, hd, -1.0f);   /* a rotation's transpose is its inverse */
 }
 
 void op_rope_at(float *x, const int *pos, const float *inv_freq, int N, int H, int hd)
@@ -168,8 +171,8 @@ void op_attention_cached(float *out, float *scores, const float *q, const float 
         }
 }
 
-void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
-                          int H, int KVH, int hd)
+void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     int group = H / KVH;
     float scale = (float)(1.0 / sqrt((double)hd));
@@ -183,15 +186,17 @@ void op_attention_forward(float *out, float *att, const float *q, const float *k
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qh, (int)qs, kg, (int)ks, 0.0f, P, T);
             for (int i = 0; i < T; i++) {
                 float *row = P + (size_t)i * T;
-                float mx = row[0];
-                for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+                int j0 = start ? start[(size_t)b * T + i] : 0;   /* a packed row: this document only */
+                float mx = row[j0];
+                for (int j = j0 + 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
                 double sum = 0;
-                for (int j = 0; j <= i; j++) {
+                for (int j = j0; j <= i; j++) {
                     row[j] = expf(row[j] - mx);
                     sum += row[j];
                 }
                 float inv = (float)(1.0 / sum);
-                for (int j = 0; j <= i; j++) row[j] *= inv;
+                for (int j = 0; j < j0; j++) row[j] = 0.0f;
+                for (int j = j0; j <= i; j++) row[j] *= inv;
                 for (int j = i + 1; j < T; j++) row[j] = 0.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vg, (int)ks, 0.0f,

@@ -43,19 +43,25 @@ void op_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x
 /* RoPE tables, HF half-split convention, as transformers computes them in fp32.
  * cos, sin: [T, hd/2]; positions 0..T-1; inv_freq: [hd/2] (after any rope scaling) */
 void op_rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int T, int hd);
-/* in place on x: [B, T, H, hd]  cos, sin: [T, hd/2]  (x' = x cos + rotate_half(x) sin) */
-void op_rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int H, int hd);
+/* in place on x: [B, T, H, hd]  cos, sin: [T, hd/2]  (x' = x cos + rotate_half(x) sin)
+ * start: [B, T] the row index where each position's document begins (packed rows: the
+ * position is t - start), or NULL for one document per row */
+void op_rope_forward(float *x, const float *cos_t, const float *sin_t, const int32_t *start, int B, int T, int H,
+                     int hd);
 /* in place on dx: [B, T, H, hd]: the transpose rotation */
-void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T, int H, int hd);
+void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, const int32_t *start, int B, int T, int H,
+                      int hd);
 
 /* RoPE at explicit positions (generation): x: [N, H, hd] in place, pos: [N] */
 void op_rope_at(float *x, const int *pos, const float *inv_freq, int N, int H, int hd);
 
 /* Causal attention with grouped KV heads (query head h reads KV head h / (H / KVH)).
  * out: [B, T, H, hd]  att: [B, H, T, T] (softmax probabilities, saved)
- * q: [B, T, H, hd]  k, v: [B, T, KVH, hd] */
-void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
-                          int H, int KVH, int hd);
+ * q: [B, T, H, hd]  k, v: [B, T, KVH, hd]  start: [B, T] or NULL: position t attends to
+ * start[t] .. t only (packed documents never see each other). The backward needs no
+ * start: the saved probabilities are zero outside each document. */
+void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          const int32_t *start, int B, int T, int H, int KVH, int hd);
 /* dq: [B, T, H, hd] (written)  dk, dv: [B, T, KVH, hd] (written)  scratch: [T, T]
  * dout: [B, T, H, hd]  att, q, k, v as in forward */
 void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,

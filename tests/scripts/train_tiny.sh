@@ -84,6 +84,9 @@ expect 0 "collator lm: 100.0%" -- "$HONE" run exp.lua --set data.train=pc.jsonl 
 expect 0 "collator completion_only: [0-9]+\.[0-9]% of" -- "$HONE" run exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Answer:" $t
 expect 1 "collator completion_only: 40 of 40 examples \(100%\) lack the response template, more than max_missing_fraction = 0.5" -- "$HONE" run exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Reply:" $t
 expect 1 "completion_only: this record has no prompt/completion fields and no response_template" -- "$HONE" run exp.lua --set data.train=text.jsonl --set collator=completion_only $t
+# packing: best-fit rows of max_seq_length, attention inside documents
+expect 0 "packing: 35 examples into [0-9]+ rows of 64 tokens \([0-9]+\.[0-9]% filled" -- "$HONE" run exp.lua --set data.train=text.jsonl --set data.packing=true $t
+expect 0 "packing efficiency [0-9]+\.[0-9]% \([0-9]+ rows of 64 for 35 examples" -- "$HONE" inspect exp.lua --set data.train=text.jsonl --set data.packing=true $t --n 0
 # hone inspect shows what the run would train, marked
 expect 0 "<s> item [0-9]+ costs \[\[[0-9]+ dollars</s>\]\]" -- "$HONE" inspect exp.lua --set data.train=pc.jsonl --set data.eval_fraction=0.1 $t --n 3
 expect 0 "stats \(train\): 36 examples, [0-9]+ tokens, [0-9.]+% trained; 0 examples with no trained token; 0 lacking" -- "$HONE" inspect exp.lua --set data.train=pc.jsonl $t --set data.eval_fraction=0.1 --n 0
