@@ -72,7 +72,7 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
     hone_data_opts o = {cJSON_GetObjectItem(c, "max_length")->valueint, hone_tokenizer_vocab_size(tok), 0, tok, "text",
                         pf ? pf->valuestring : "prompt", cf ? cf->valuestring : "completion", "messages",
                         cJSON_IsString(cJSON_GetObjectItem(c, "chat_template"))
-                            ? cJSON_GetObjectItem(c, "chat_template")->valuestring : "auto"};
+                            ? cJSON_GetObjectItem(c, "chat_template")->valuestring : "auto", 2};
     hone_dataset d = {0};
     hone_opts *opts = NULL;
     void *state = NULL;
@@ -173,6 +173,58 @@ static void check_pack(void)
     hone_dataset_free(&d);
 }
 
+/* tokenizing on 3 threads gives the examples, counts and first error of one thread */
+static void check_threads(const char *tmpdir)
+{
+    hone_err err = {0};
+    hone_tokenizer *tok = NULL;
+    if (hone_tokenizer_load(&tok, HONE_SOURCE_DIR "/tests/fixtures/tokenizers/qwen3", &err)) {
+        printf("FAIL threads: %s\n", err.msg);
+        failures++;
+        return;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/many.jsonl", tmpdir);
+    for (int bad = 0; bad < 2; bad++) {
+        FILE *f = fopen(path, "w");
+        for (int i = 0; i < 400; i++) {
+            if (i % 7 == 3) fprintf(f, "{\"prompt\": \"price of item %d? \", \"completion\": \"%d.%02d\"}\n", i, i % 50, i % 100);
+            else if (i % 11 == 5) fprintf(f, "{\"other\": %d}\n", i);
+            else if (bad && i == 377) fprintf(f, "{\"text\": 5}\n");
+            else fprintf(f, "{\"text\": \"record %d: the price is %d dollars \u00e9\"}\n", i, i * 3);
+        }
+        fclose(f);
+        hone_dataset d[2] = {{0}};
+        hone_err e[2] = {{0}};
+        int rc[2];
+        for (int k = 0; k < 2; k++) {
+            hone_data_opts o = {32, hone_tokenizer_vocab_size(tok), 0, tok, "text", "prompt", "completion", "messages",
+                                "auto", k ? 3 : 1};
+            rc[k] = hone_dataset_load(&d[k], path, &o, &e[k]);
+        }
+        int same = rc[0] == rc[1] && !strcmp(e[0].msg, e[1].msg) && d[0].n == d[1].n &&
+                   (rc[0] || d[0].stats.records == d[1].stats.records) && (rc[0] || d[0].stats.skipped_shape == d[1].stats.skipped_shape) &&
+                   (rc[0] || d[0].stats.truncated == d[1].stats.truncated) &&
+                   (rc[0] || !strcmp(d[0].stats.first_skip, d[1].stats.first_skip));
+        for (size_t i = 0; same && i < d[0].n; i++)
+            same = d[0].ex[i].n == d[1].ex[i].n && d[0].ex[i].prompt_len == d[1].ex[i].prompt_len &&
+                   !memcmp(d[0].ex[i].ids, d[1].ex[i].ids, (size_t)d[0].ex[i].n * sizeof(int32_t));
+        if (bad) same = same && rc[0] && strstr(e[0].msg, "many.jsonl:378: \"text\" must be a string");
+        checks++;
+        if (!same) {
+            printf("FAIL threads%s: 1 thread: %d, %zu examples, '%s'; 3 threads: %d, %zu examples, '%s'\n",
+                   bad ? " (bad line)" : "", rc[0], d[0].n, e[0].msg, rc[1], d[1].n, e[1].msg);
+            failures++;
+        } else {
+            printf("ok threads%s: 3 threads tokenize as 1 (%zu examples, %ld skipped)%s%s\n", bad ? " (bad line)" : "",
+                   d[0].n, d[0].stats.skipped_shape, bad ? "; both report " : "", bad ? e[0].msg : "");
+        }
+        hone_dataset_free(&d[0]);
+        hone_dataset_free(&d[1]);
+    }
+    hone_tokenizer_free(tok);
+}
+
 int main(void)
 {
     hone_err err = {0};
@@ -190,6 +242,7 @@ int main(void)
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(meta, "cases")) run_case(reg, c, tmpdir);
     check_pack();
+    check_threads(tmpdir);
     cJSON_Delete(meta);
     hone_registry_free(reg);
     char cmd[200];

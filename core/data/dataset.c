@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,130 +329,244 @@ static int encode_chat(hone_example_rec *e, const hone_data_opts *o, const cJSON
     return rc;
 }
 
+/* One record into d (its examples and counts), with o->tok as the tokenizer. */
+static int parse_record(hone_dataset *d, const hone_data_opts *o, const char *eos, const char *line, size_t len,
+                        const char *where, hone_err *err)
+{
+    int rc = 0;
+    cJSON *j = cJSON_ParseWithLength(line, len);
+    if (!j || !cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return hone_errf(err, HONE_EINVAL, "%s: not a JSON object", where);
+    }
+    d->stats.records++;
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "input_ids");
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(j, "labels");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(j, o->text_field);
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, o->prompt_field);
+    const cJSON *completion = cJSON_GetObjectItemCaseSensitive(j, o->completion_field);
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(j, o->messages_field);
+    hone_example_rec e = {0};
+    int nl = 0, keep = 1;
+    if (ids) {
+        rc = ints(ids, &e.ids, &e.n, 0, o->vocab, 0, "input_ids", where, err);
+        if (!rc && e.n == 0) {
+            skip(d, &d->stats.skipped_empty, where);
+            keep = 0;
+        }
+        if (!rc && keep && labels) {
+            rc = ints(labels, &e.labels, &nl, 0, o->vocab, 1, "labels", where, err);
+            if (!rc && nl != e.n)
+                rc = hone_errf(err, HONE_EINVAL, "%s: %d labels for %d input_ids", where, nl, e.n);
+            e.given_labels = 1;
+        }
+    } else if (prompt || completion || text || messages) {
+        if (!o->tok) {
+            rc = hone_errf(err, HONE_EINVAL,
+                           "%s: text records need a tokenizer: the model directory has no tokenizer.json "
+                           "(set model.tokenizer)", where);
+        } else if (prompt || completion) {
+            const char *fp = o->prompt_field, *fc = o->completion_field;
+            if (!prompt || !completion)
+                rc = hone_errf(err, HONE_EINVAL, "%s: a prompt/completion record needs both \"%s\" and \"%s\"",
+                               where, fp, fc);
+            else if (!cJSON_IsString(prompt) || !cJSON_IsString(completion))
+                rc = hone_errf(err, HONE_EINVAL, "%s: \"%s\" and \"%s\" must be strings (a conversational "
+                               "prompt/completion is not supported yet)", where, fp, fc);
+            else if (!*completion->valuestring) {
+                skip(d, &d->stats.skipped_empty, where);
+                keep = 0;
+            } else {
+                int32_t *pids = NULL;
+                int pn = 0;
+                char *both = NULL;
+                rc = encode(o->tok, prompt->valuestring, NULL, &pids, &pn, err);
+                if (!rc) rc = concat(prompt->valuestring, completion->valuestring, &both, err);
+                if (!rc) rc = encode(o->tok, both, eos, &e.ids, &e.n, err);
+                if (!rc) {
+                    /* TRL masks len(prompt ids) tokens even when they are not a prefix */
+                    e.has_prompt = 1;
+                    e.prompt_len = pn;
+                    if (pn > e.n || memcmp(pids, e.ids, (size_t)pn * sizeof *pids)) d->stats.prefix_mismatch++;
+                }
+                free(pids);
+                free(both);
+            }
+        } else if (text) {
+            if (!cJSON_IsString(text)) rc = hone_errf(err, HONE_EINVAL, "%s: \"%s\" must be a string", where, o->text_field);
+            else if (!*text->valuestring) {
+                skip(d, &d->stats.skipped_empty, where);
+                keep = 0;
+            } else {
+                rc = encode(o->tok, text->valuestring, eos, &e.ids, &e.n, err);
+            }
+        } else {
+            rc = encode_chat(&e, o, messages, where, err);
+        }
+        for (int t = 0; !rc && keep && t < e.n; t++)
+            if (e.ids[t] < 0 || e.ids[t] >= o->vocab)
+                rc = hone_errf(err, HONE_EINVAL, "%s: the tokenizer gives id %d, outside the model's vocabulary of %d",
+                               where, e.ids[t], o->vocab);
+    } else {
+        skip(d, &d->stats.skipped_shape, where);
+        keep = 0;
+    }
+    cJSON_Delete(j);
+    if (!rc && keep && e.n > o->max_len) {   /* keep the start, as TRL's truncation does */
+        e.n = o->max_len;
+        if (e.prompt_len > e.n) e.prompt_len = e.n;
+        d->stats.truncated++;
+    }
+    if (!rc && keep) rc = push(d, e, err);
+    if (rc || !keep) {
+        free(e.ids);
+        free(e.labels);
+    }
+    return rc;
+}
+
+typedef struct rec_ref {
+    size_t off, len;
+    long lineno;
+} rec_ref;
+
+typedef struct load_job {
+    const hone_data_opts *o;   /* o->tok: this job's own tokenizer */
+    const char *path, *eos, *text;
+    const rec_ref *recs;
+    size_t first, count;
+    hone_dataset part;
+    hone_err err;
+    int rc;
+} load_job;
+
+static void *load_worker(void *arg)
+{
+    load_job *j = arg;
+    char where[4200];
+    for (size_t k = j->first; k < j->first + j->count && !j->rc; k++) {
+        const rec_ref *r = &j->recs[k];
+        snprintf(where, sizeof where, "%s:%ld", j->path, r->lineno);
+        j->rc = parse_record(&j->part, j->o, j->eos, j->text + r->off, r->len, where, &j->err);
+    }
+    return NULL;
+}
+
+static char *eos_text(hone_tokenizer *tok)
+{
+    if (!tok || hone_tokenizer_eos(tok) < 0) return NULL;
+    int32_t id = hone_tokenizer_eos(tok);
+    tok_buf b = {0};
+    hone_err err = {0};
+    char *eos = NULL;
+    if (hone_tokenizer_decode(tok, &id, 1, 0, &b, &err) == 0 && b.n && (eos = malloc(b.n + 1))) {
+        memcpy(eos, b.s, b.n);
+        eos[b.n] = 0;
+    }
+    free(b.s);
+    return eos;
+}
+
 int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o, hone_err *err)
 {
-    hone_lines *r;
-    int rc = hone_lines_open(&r, path, err);
+    /* the records' lines, in memory (the examples will be anyway), up to data.limit */
+    hone_lines *lr;
+    int rc = hone_lines_open(&lr, path, err);
     if (rc) return rc;
-    char *eos = NULL;
-    if (o->tok && hone_tokenizer_eos(o->tok) >= 0) {   /* TRL appends the eos token's text */
-        int32_t id = hone_tokenizer_eos(o->tok);
-        tok_buf b = {0};
-        if (hone_tokenizer_decode(o->tok, &id, 1, 0, &b, err) == 0 && b.n) {
-            eos = malloc(b.n + 1);
-            if (eos) {
-                memcpy(eos, b.s, b.n);
-                eos[b.n] = 0;
-            }
-        }
-        free(b.s);
-    }
+    char *text = NULL;
+    rec_ref *recs = NULL;
+    size_t ntext = 0, captext = 0, nrec = 0, caprec = 0;
     const char *line;
     size_t len;
-    long lineno = 0, used = 0;
-    char where[4200];
-    while ((rc = hone_lines_next(r, &line, &len, &lineno, err)) == 1) {
+    long lineno = 0;
+    while ((rc = hone_lines_next(lr, &line, &len, &lineno, err)) == 1) {
         rc = 0;
-        if (o->limit > 0 && used >= o->limit) break;
+        if (o->limit > 0 && (long)nrec >= o->limit) break;
         size_t i = 0;
         while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
         if (i == len) continue;
-        snprintf(where, sizeof where, "%s:%ld", path, lineno);
-        cJSON *j = cJSON_ParseWithLength(line, len);
-        if (!j || !cJSON_IsObject(j)) {
-            cJSON_Delete(j);
-            rc = hone_errf(err, HONE_EINVAL, "%s: not a JSON object", where);
+        if (ntext + len + 1 > captext || nrec == caprec) {
+            size_t ct = captext, cr = caprec;
+            while (ntext + len + 1 > ct) ct = ct ? ct * 2 : 1 << 16;
+            if (nrec == cr) cr = cr ? cr * 2 : 1024;
+            char *t = realloc(text, ct);
+            if (t) text = t;
+            rec_ref *r = t ? realloc(recs, cr * sizeof *recs) : NULL;
+            if (r) recs = r;
+            if (!t || !r) {
+                rc = hone_errf(err, HONE_ENOMEM, "%s: out of memory reading the records", path);
+                break;
+            }
+            captext = ct;
+            caprec = cr;
+        }
+        memcpy(text + ntext, line, len);
+        text[ntext + len] = 0;
+        recs[nrec++] = (rec_ref){ntext, len, lineno};
+        ntext += len + 1;
+    }
+    hone_lines_close(lr);
+    if (rc < 0) {
+        free(text);
+        free(recs);
+        return rc;
+    }
+    /* tokenize in parallel, each thread with its own tokenizer, in contiguous ranges so
+     * the merged examples keep file order and the first bad line is reported */
+    int nt = o->threads > 1 && o->tok ? o->threads : 1;
+    if ((size_t)nt > nrec / 64 + 1) nt = (int)(nrec / 64 + 1);
+    load_job *jobs = calloc((size_t)nt, sizeof *jobs);
+    hone_data_opts *opts = calloc((size_t)nt, sizeof *opts);
+    pthread_t *th = calloc((size_t)nt, sizeof *th);
+    char *eos = eos_text(o->tok);
+    if (!jobs || !opts || !th) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (int k = 0; k < nt && !rc; k++) {
+        opts[k] = *o;
+        if (k > 0 && (rc = hone_tokenizer_clone(&opts[k].tok, o->tok, err))) opts[k].tok = NULL;
+        size_t per = nrec / (size_t)nt, extra = nrec % (size_t)nt;
+        jobs[k] = (load_job){.o = &opts[k], .path = path, .eos = eos, .text = text, .recs = recs,
+                             .first = (size_t)k * per + ((size_t)k < extra ? (size_t)k : extra),
+                             .count = per + ((size_t)k < extra)};
+    }
+    int started = 0;
+    for (int k = 1; k < nt && !rc; k++, started = k)
+        if (pthread_create(&th[k], NULL, load_worker, &jobs[k]) != 0) rc = hone_errf(err, HONE_EIO, "cannot start a thread");
+    if (!rc) load_worker(&jobs[0]);
+    for (int k = 1; k < started; k++) pthread_join(th[k], NULL);
+    size_t n0 = d->n;
+    for (int k = 0; k < nt && jobs && !rc; k++) {   /* merge in order; the first failure wins */
+        if (jobs[k].rc) {
+            *err = jobs[k].err;
+            rc = jobs[k].rc;
             break;
         }
-        used++;
-        d->stats.records++;
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "input_ids");
-        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(j, "labels");
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(j, o->text_field);
-        const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, o->prompt_field);
-        const cJSON *completion = cJSON_GetObjectItemCaseSensitive(j, o->completion_field);
-        const cJSON *messages = cJSON_GetObjectItemCaseSensitive(j, o->messages_field);
-        hone_example_rec e = {0};
-        int nl = 0, keep = 1;
-        if (ids) {
-            rc = ints(ids, &e.ids, &e.n, 0, o->vocab, 0, "input_ids", where, err);
-            if (!rc && e.n == 0) {
-                skip(d, &d->stats.skipped_empty, where);
-                keep = 0;
-            }
-            if (!rc && keep && labels) {
-                rc = ints(labels, &e.labels, &nl, 0, o->vocab, 1, "labels", where, err);
-                if (!rc && nl != e.n)
-                    rc = hone_errf(err, HONE_EINVAL, "%s: %d labels for %d input_ids", where, nl, e.n);
-                e.given_labels = 1;
-            }
-        } else if (prompt || completion || text || messages) {
-            if (!o->tok) {
-                rc = hone_errf(err, HONE_EINVAL,
-                               "%s: text records need a tokenizer: the model directory has no tokenizer.json "
-                               "(set model.tokenizer)", where);
-            } else if (prompt || completion) {
-                const char *fp = o->prompt_field, *fc = o->completion_field;
-                if (!prompt || !completion)
-                    rc = hone_errf(err, HONE_EINVAL, "%s: a prompt/completion record needs both \"%s\" and \"%s\"",
-                                   where, fp, fc);
-                else if (!cJSON_IsString(prompt) || !cJSON_IsString(completion))
-                    rc = hone_errf(err, HONE_EINVAL, "%s: \"%s\" and \"%s\" must be strings (a conversational "
-                                   "prompt/completion is not supported yet)", where, fp, fc);
-                else if (!*completion->valuestring) {
-                    skip(d, &d->stats.skipped_empty, where);
-                    keep = 0;
-                } else {
-                    int32_t *pids = NULL;
-                    int pn = 0;
-                    char *both = NULL;
-                    rc = encode(o->tok, prompt->valuestring, NULL, &pids, &pn, err);
-                    if (!rc) rc = concat(prompt->valuestring, completion->valuestring, &both, err);
-                    if (!rc) rc = encode(o->tok, both, eos, &e.ids, &e.n, err);
-                    if (!rc) {
-                        /* TRL masks len(prompt ids) tokens even when they are not a prefix */
-                        e.has_prompt = 1;
-                        e.prompt_len = pn;
-                        if (pn > e.n || memcmp(pids, e.ids, (size_t)pn * sizeof *pids)) d->stats.prefix_mismatch++;
-                    }
-                    free(pids);
-                    free(both);
-                }
-            } else if (text) {
-                if (!cJSON_IsString(text)) rc = hone_errf(err, HONE_EINVAL, "%s: \"%s\" must be a string", where, o->text_field);
-                else if (!*text->valuestring) {
-                    skip(d, &d->stats.skipped_empty, where);
-                    keep = 0;
-                } else {
-                    rc = encode(o->tok, text->valuestring, eos, &e.ids, &e.n, err);
-                }
-            } else {
-                rc = encode_chat(&e, o, messages, where, err);
-            }
-            for (int t = 0; !rc && keep && t < e.n; t++)
-                if (e.ids[t] < 0 || e.ids[t] >= o->vocab)
-                    rc = hone_errf(err, HONE_EINVAL, "%s: the tokenizer gives id %d, outside the model's vocabulary of %d",
-                                   where, e.ids[t], o->vocab);
-        } else {
-            skip(d, &d->stats.skipped_shape, where);
-            keep = 0;
-        }
-        cJSON_Delete(j);
-        if (!rc && keep && e.n > o->max_len) {   /* keep the start, as TRL's truncation does */
-            e.n = o->max_len;
-            if (e.prompt_len > e.n) e.prompt_len = e.n;
-            d->stats.truncated++;
-        }
-        if (!rc && keep) rc = push(d, e, err);
-        if (rc || !keep) {
-            free(e.ids);
-            free(e.labels);
-            if (rc) break;
+        hone_data_stats *a = &d->stats, *b = &jobs[k].part.stats;
+        a->records += b->records;
+        a->skipped_shape += b->skipped_shape;
+        a->skipped_empty += b->skipped_empty;
+        a->truncated += b->truncated;
+        a->prefix_mismatch += b->prefix_mismatch;
+        if (!a->first_skip[0]) memcpy(a->first_skip, b->first_skip, sizeof a->first_skip);
+        for (size_t i = 0; i < jobs[k].part.n && !rc; i++) {
+            rc = push(d, jobs[k].part.ex[i], err);
+            if (!rc) jobs[k].part.ex[i] = (hone_example_rec){0};
         }
     }
-    hone_lines_close(r);
+    for (int k = 0; k < nt && jobs; k++) {
+        hone_dataset_free(&jobs[k].part);
+        if (k > 0) hone_tokenizer_free(opts[k].tok);
+    }
+    free(jobs);
+    free(opts);
+    free(th);
     free(eos);
-    if (rc < 0) return rc;
+    free(text);
+    free(recs);
+    if (rc) {   /* nothing of a failed file stays */
+        for (size_t i = n0; i < d->n; i++) free(d->ex[i].ids), free(d->ex[i].labels), free(d->ex[i].start);
+        d->n = n0;
+        return rc;
+    }
     if (d->n == 0)
         return hone_errf(err, HONE_EINVAL,
                          "%s: no usable record (%ld read: %ld without a text / prompt+completion / messages / "

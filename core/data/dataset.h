@@ -51,6 +51,7 @@ typedef struct hone_data_opts {
     hone_tokenizer *tok;     /* NULL: only pre-tokenized records can be read */
     const char *text_field, *prompt_field, *completion_field, *messages_field;
     const char *chat_template;   /* auto, chatml, llama3, llama2, mistral */
+    int threads;                 /* tokenize with this many threads (0 or 1: one) */
 } hone_data_opts;
 
 /* Appends the records of a file. */

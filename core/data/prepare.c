@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "options.h"
@@ -118,9 +119,12 @@ int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err)
     long limit = hone_config_is_set(cfg, "data.limit") ? (long)hone_config_int(cfg, "data.limit") : 0;
     uint64_t seed = (uint64_t)hone_config_int(cfg, "seed");
     rc = load_tokenizer(cfg, mdir, &p->tok, err);
+    long long th = hone_config_int(cfg, "threads");
+    int threads = th > 0 ? (int)th : (int)sysconf(_SC_NPROCESSORS_ONLN);
     hone_data_opts dopt = {max_len, p->mc.vocab, limit, p->tok, hone_config_str(cfg, "data.text_field"),
                            hone_config_str(cfg, "data.prompt_field"), hone_config_str(cfg, "data.completion_field"),
-                           hone_config_str(cfg, "data.messages_field"), hone_config_str(cfg, "data.chat_template")};
+                           hone_config_str(cfg, "data.messages_field"), hone_config_str(cfg, "data.chat_template"),
+                           threads};
     if (!rc) {
         rc = hone_dataset_load(&p->train, hone_config_str(cfg, "data.train"), &dopt, err);
         if (rc) hone_err_prefix(err, "data.train: ");

@@ -293,7 +293,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
                 size_t f = first + k * bs;
                 int n = train.n - f < (size_t)bs ? (int)(train.n - f) : bs;
                 tokens += make_batch(&b, &train, order, f, n);
-                double s;
+                double s = 0;
                 long c;
                 rc = hone_model_set_documents(m, b.packed ? b.start : NULL, b.B, b.T, err);
                 if (!rc) rc = hone_model_forward(m, b.ids, b.targets, b.B, b.T, &s, &c, err);
