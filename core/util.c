@@ -156,6 +156,25 @@ int hone_write_file(const char *path, const void *data, size_t len, hone_err *er
     return 0;
 }
 
+uint64_t hone_fnv1a(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+int hone_fnv1a_file(uint64_t *h, const char *path, hone_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return hone_errf(err, HONE_EIO, "%s: cannot open: %s", path, strerror(errno));
+    unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = hone_fnv1a(*h, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? hone_errf(err, HONE_EIO, "%s: read failed", path) : 0;
+}
+
 int hone_is_dir(const char *path)
 {
     struct stat st;

@@ -3,6 +3,7 @@
 #define HONE_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hone/plugin.h"
 
@@ -24,6 +25,11 @@ int hone_is_dir(const char *path);
 int hone_is_file(const char *path);
 /* mkdir -p */
 int hone_mkdirs(const char *path, hone_err *err);
+/* 64-bit FNV-1a, continued from h (start with HONE_FNV_START): cache keys, not security */
+#define HONE_FNV_START 0xcbf29ce484222325ull
+uint64_t hone_fnv1a(uint64_t h, const void *data, size_t n);
+/* the same over a file's bytes, streamed */
+int hone_fnv1a_file(uint64_t *h, const char *path, hone_err *err);
 /* number text -> double, the whole string or fail */
 int hone_parse_double(const char *s, double *out);
 int hone_parse_ll(const char *s, long long *out);

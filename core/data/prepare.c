@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
 #include "options.h"
 #include "registry.h"
+#include "token_cache.h"
+#include "version.h"
 #include "util.h"
 
 /* model.tokenizer, else the model dir's tokenizer.json when it has one (pre-tokenized
@@ -109,6 +112,42 @@ void hone_data_print_summary(const hone_prepared *p, int max_len)
                a->prefix_mismatch + b->prefix_mismatch);
 }
 
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* a data file through the token cache: the tokens of an earlier run, or tokenized now
+ * (on o->threads threads) and kept for the next */
+static int load_cached(hone_dataset *d, const char *path, const hone_data_opts *o, const char *cache_dir,
+                       const char *key_name, hone_err *err)
+{
+    int ok = 0, hit = 0;
+    hone_err kerr = {0};
+    uint64_t key = hone_token_cache_key(path, o, HONE_VERSION, &kerr, &ok);
+    if (ok && cache_dir && o->tok) {
+        hone_token_cache_load(d, cache_dir, key, &hit);
+        if (hit) {
+            printf("data: %s: %zu examples from the token cache (%s/%016llx.tokens.zst)\n", key_name, d->n, cache_dir,
+                   (unsigned long long)key);
+            return 0;
+        }
+    }
+    double t0 = now();
+    int rc = hone_dataset_load(d, path, o, err);
+    if (rc) return rc;
+    if (o->tok) {
+        printf("data: %s: %ld records tokenized in %.2f s on %d thread%s\n", key_name, d->stats.records, now() - t0,
+               o->threads > 1 ? o->threads : 1, o->threads > 1 ? "s" : "");
+        hone_err werr = {0};
+        if (ok && cache_dir && hone_token_cache_store(d, cache_dir, key, &werr))
+            printf("data: the token cache was not written (%s); the run goes on\n", werr.msg);
+    }
+    return 0;
+}
+
 int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err)
 {
     memset(p, 0, sizeof *p);
@@ -125,13 +164,15 @@ int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err)
                            hone_config_str(cfg, "data.prompt_field"), hone_config_str(cfg, "data.completion_field"),
                            hone_config_str(cfg, "data.messages_field"), hone_config_str(cfg, "data.chat_template"),
                            threads};
+    char cache[4200];
+    snprintf(cache, sizeof cache, "%s/.cache/tokens", hone_config_str(cfg, "output_dir"));
     if (!rc) {
-        rc = hone_dataset_load(&p->train, hone_config_str(cfg, "data.train"), &dopt, err);
+        rc = load_cached(&p->train, hone_config_str(cfg, "data.train"), &dopt, cache, "data.train", err);
         if (rc) hone_err_prefix(err, "data.train: ");
     }
     if (!rc && hone_config_is_set(cfg, "data.eval")) {
         dopt.limit = 0;
-        rc = hone_dataset_load(&p->eval, hone_config_str(cfg, "data.eval"), &dopt, err);
+        rc = load_cached(&p->eval, hone_config_str(cfg, "data.eval"), &dopt, cache, "data.eval", err);
         if (rc) hone_err_prefix(err, "data.eval: ");
     } else if (!rc && hone_config_is_set(cfg, "data.eval_fraction")) {
         rc = hone_dataset_split(&p->train, &p->eval, hone_config_num(cfg, "data.eval_fraction"), seed, err);

@@ -40,6 +40,7 @@ typedef struct dec {
 
 struct hone_tokenizer {
     char *path;
+    uint64_t digest;  /* FNV-1a of tokenizer.json and tokenizer_config.json: what built it */
     tok_bpe bpe;
     tok_stage norm, pre;
     int has_norm, has_pre;
@@ -443,8 +444,10 @@ static int load_config(hone_tokenizer *t, const char *dir, hone_err *err)
     snprintf(path, sizeof path, "%.4200s/tokenizer_config.json", dir);
     if (!hone_is_file(path)) return 0;
     char *text = NULL;
-    int rc = hone_read_file(path, &text, NULL, err);
+    size_t tlen = 0;
+    int rc = hone_read_file(path, &text, &tlen, err);
     if (rc) return rc;
+    t->digest = hone_fnv1a(t->digest, text, tlen);
     cJSON *cfg = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(cfg)) {
@@ -556,6 +559,7 @@ int hone_tokenizer_from_json(hone_tokenizer **out, const char *text, size_t n, c
         return hone_errf(err, HONE_EINVAL, "%s: not a JSON object", name);
     }
     hone_tokenizer *t = calloc(1, sizeof *t);
+    if (t) t->digest = hone_fnv1a(HONE_FNV_START, text, n);
     if (!t || !(t->path = hone_strdup(name))) {
         free(t);
         cJSON_Delete(j);
@@ -609,6 +613,11 @@ int hone_tokenizer_load(hone_tokenizer **out, const char *path, hone_err *err)
 int hone_tokenizer_clone(hone_tokenizer **out, const hone_tokenizer *t, hone_err *err)
 {
     return hone_tokenizer_load(out, t->path, err);
+}
+
+uint64_t hone_tokenizer_digest(const hone_tokenizer *t)
+{
+    return t->digest;
 }
 
 int32_t hone_tokenizer_vocab_size(const hone_tokenizer *t)

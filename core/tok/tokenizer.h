@@ -29,6 +29,8 @@ int hone_tokenizer_decode(const hone_tokenizer *t, const int32_t *ids, size_t n,
 int hone_tokenizer_clone(hone_tokenizer **out, const hone_tokenizer *t, hone_err *err);
 
 int32_t hone_tokenizer_vocab_size(const hone_tokenizer *t);   /* largest id + 1 */
+/* a hash of the files the tokenizer was built from (cache keys) */
+uint64_t hone_tokenizer_digest(const hone_tokenizer *t);
 int32_t hone_tokenizer_token_id(const hone_tokenizer *t, const char *token);   /* -1 if absent */
 int32_t hone_tokenizer_bos(const hone_tokenizer *t);   /* -1 if none */
 int32_t hone_tokenizer_eos(const hone_tokenizer *t);

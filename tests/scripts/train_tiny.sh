@@ -84,6 +84,19 @@ expect 0 "collator lm: 100.0%" -- "$HONE" run exp.lua --set data.train=pc.jsonl 
 expect 0 "collator completion_only: [0-9]+\.[0-9]% of" -- "$HONE" run exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Answer:" $t
 expect 1 "collator completion_only: 40 of 40 examples \(100%\) lack the response template, more than max_missing_fraction = 0.5" -- "$HONE" run exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Reply:" $t
 expect 1 "completion_only: this record has no prompt/completion fields and no response_template" -- "$HONE" run exp.lua --set data.train=text.jsonl --set collator=completion_only $t
+# the token cache: a second run over the same data and tokenizer reads the tokens back
+# and trains identically; a changed file or a damaged cache file is tokenized again
+rm -rf runs/.cache
+expect 0 "data.train: 40 records tokenized in" -- "$HONE" run exp.lua --set data.train=pc.jsonl $t
+first_loss=$(grep -h '"loss"' $(ls -td runs/tiny-*/ | head -1)metrics.jsonl | tail -1 | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
+expect 0 "data.train: 40 examples from the token cache" -- "$HONE" run exp.lua --set data.train=pc.jsonl $t
+again=$(grep -h '"loss"' $(ls -td runs/tiny-*/ | head -1)metrics.jsonl | tail -1 | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
+[ "$first_loss" = "$again" ] && echo "ok: cached tokens train identically ($again)" || { echo "FAIL: loss $first_loss vs $again from the cache"; fails=$((fails+1)); }
+for f in runs/.cache/tokens/*.tokens.zst; do printf 'garbage' > "$f"; done
+expect 0 "data.train: 40 records tokenized in" -- "$HONE" run exp.lua --set data.train=pc.jsonl $t
+{ cat pc.jsonl; echo '{"prompt": "one more ", "completion": "record"}'; } > pc2.jsonl
+expect 0 "data.train: 41 records tokenized in" -- "$HONE" run exp.lua --set data.train=pc2.jsonl $t
+expect 0 "data.train: 40 records tokenized in" -- "$HONE" run exp.lua --set data.train=pc2.jsonl --set data.limit=40 $t
 # packing: best-fit rows of max_seq_length, attention inside documents
 expect 0 "packing: 35 examples into [0-9]+ rows of 64 tokens \([0-9]+\.[0-9]% filled" -- "$HONE" run exp.lua --set data.train=text.jsonl --set data.packing=true $t
 expect 0 "packing efficiency [0-9]+\.[0-9]% \([0-9]+ rows of 64 for 35 examples" -- "$HONE" inspect exp.lua --set data.train=text.jsonl --set data.packing=true $t --n 0
