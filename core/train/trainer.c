@@ -47,13 +47,14 @@ typedef struct batcher {
     int packed;                        /* the last batch holds packed rows */
     int B, T;
     int32_t pad;
+    int pad_to;                        /* > 0: pad every batch to this length */
 } batcher;
 
 /* Right-pads examples order[first .. first + n) to the longest; returns tokens used. Packed
  * rows bring their document starts; padding is a document of its own. */
 static long make_batch(batcher *b, const hone_dataset *d, const size_t *order, size_t first, int n)
 {
-    int T = 1;
+    int T = b->pad_to > 0 ? b->pad_to : 1;
     for (int i = 0; i < n; i++)
         if (d->ex[order[first + i]].n > T) T = d->ex[order[first + i]].n;
     long tokens = 0;
@@ -200,6 +201,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
     int longest = 1;
     for (size_t i = 0; i < train.n; i++) longest = train.ex[i].n > longest ? train.ex[i].n : longest;
     for (size_t i = 0; i < eval.n; i++) longest = eval.ex[i].n > longest ? eval.ex[i].n : longest;
+    if (!strcmp(hone_config_str(cfg, "data.padding"), "max_length") && max_len > longest) longest = max_len;
     int bs = (int)hone_config_int(cfg, "train.batch_size"), ga = (int)hone_config_int(cfg, "train.grad_accum");
 
     const hone_cval *q = hone_config_cval(cfg, "model.quantizer");
@@ -240,6 +242,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
 
     batcher b = {0};
     b.pad = pad;
+    if (!strcmp(hone_config_str(cfg, "data.padding"), "max_length")) b.pad_to = max_len;
     b.ids = malloc((size_t)bs * longest * sizeof(int32_t));
     b.labels = malloc((size_t)bs * longest * sizeof(int32_t));
     b.start = malloc((size_t)bs * longest * sizeof(int32_t));

@@ -39,6 +39,7 @@ grep -q '"split": "eval"' "$run/metrics.jsonl" && grep -q '"status":\s*"complete
 ls runs/*/checkpoints | grep -q '^\.tmp' && { echo "FAIL: a temp checkpoint was left"; fails=$((fails+1)); }
 
 expect 0 "done: 2 steps" -- "$HONE" run exp.lua --set train.neftune_noise_alpha=5 --set train.max_steps=2
+expect 0 "done: 2 steps" -- "$HONE" run exp.lua --set data.padding=max_length --set train.max_steps=2
 # every optimizer trains through the same loop and reports its state at start
 # (the tiny model's LoRA tensors are all under bitsandbytes' 4096-element floor: fp32 state)
 expect 0 "optimizer adamw_8bit: 139264 bytes of state \(8\.00 per trainable parameter\)" -- "$HONE" run exp.lua --set train.optimizer=adamw_8bit --set train.max_steps=2
