@@ -387,7 +387,7 @@ static int parse_record(hone_dataset *d, const hone_data_opts *o, const char *eo
                     /* TRL masks len(prompt ids) tokens even when they are not a prefix */
                     e.has_prompt = 1;
                     e.prompt_len = pn;
-                    if (pn > e.n || memcmp(pids, e.ids, (size_t)pn * sizeof *pids)) d->stats.prefix_mismatch++;
+                    if (pn > e.n || (pn && memcmp(pids, e.ids, (size_t)pn * sizeof *pids))) d->stats.prefix_mismatch++;
                 }
                 free(pids);
                 free(both);
@@ -402,6 +402,10 @@ static int parse_record(hone_dataset *d, const hone_data_opts *o, const char *eo
             }
         } else {
             rc = encode_chat(&e, o, messages, where, err);
+        }
+        if (!rc && keep && e.n == 0) {   /* e.g. text that is all NUL characters */
+            skip(d, &d->stats.skipped_empty, where);
+            keep = 0;
         }
         for (int t = 0; !rc && keep && t < e.n; t++)
             if (e.ids[t] < 0 || e.ids[t] >= o->vocab)
