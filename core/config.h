@@ -55,6 +55,7 @@ typedef struct hone_config {
     size_t nkeys;
     hone_cval *vals;           /* [nkeys] */
     const hone_registry *reg;  /* the features the values name live here */
+    struct hone_lua *lua;      /* the script's Lua state: calls its functions (NULL: none) */
 } hone_config;
 
 /* `root` is the table the script returned (overrides already grafted on). */

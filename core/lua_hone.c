@@ -6,6 +6,8 @@
  */
 #include "lua_hone.h"
 
+#include <cjson/cJSON.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -123,6 +125,77 @@ static hone_node *to_node(lua_State *L, int idx, int depth, const char *path, ho
     }
     if (!n && err && !err->code) hone_errf(err, HONE_ENOMEM, "out of memory");
     return n;
+}
+
+/* ---- data.chat_function ------------------------------------------------------------- */
+
+int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err)
+{
+    hone_lua_fn *f = ctx;
+    lua_State *L = f->hl->L;
+    int top = lua_gettop(L), rc = 0;
+    *texts = NULL;
+    *trained = NULL;
+    *n = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, f->ref);
+    lua_createtable(L, cJSON_GetArraySize(messages), 0);
+    int i = 0;
+    for (const cJSON *m = messages->child; m; m = m->next) {
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring);
+        lua_setfield(L, -2, "role");
+        lua_pushstring(L, cJSON_GetObjectItemCaseSensitive(m, "content")->valuestring);
+        lua_setfield(L, -2, "content");
+        lua_rawseti(L, -2, ++i);
+    }
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+        lua_settop(L, top);
+        return rc;
+    }
+    if (!lua_istable(L, -1)) {
+        rc = hone_errf(err, HONE_EINVAL, "must return a list of pieces, got %s", luaL_typename(L, -1));
+        lua_settop(L, top);
+        return rc;
+    }
+    lua_Integer len = (lua_Integer)lua_rawlen(L, -1);
+    *texts = calloc((size_t)(len ? len : 1), sizeof **texts);
+    *trained = calloc((size_t)(len ? len : 1), sizeof **trained);
+    if (!*texts || !*trained) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (lua_Integer k = 1; k <= len && !rc; k++) {
+        lua_rawgeti(L, -1, k);
+        const char *t = NULL;
+        size_t tl = 0;
+        int train = 0;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            t = lua_tolstring(L, -1, &tl);
+        } else if (lua_istable(L, -1)) {
+            lua_rawgeti(L, -1, 1);
+            if (lua_type(L, -1) == LUA_TSTRING) t = lua_tolstring(L, -1, &tl);
+            lua_getfield(L, -2, "train");
+            train = lua_toboolean(L, -1);
+            lua_pop(L, 2);   /* the two just pushed; t stays valid while the piece is on the stack */
+        }
+        if (!t) rc = hone_errf(err, HONE_EINVAL, "piece %lld is neither a string nor { text, train = ... }", (long long)k);
+        else if (!((*texts)[k - 1] = malloc(tl + 1))) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+        else {
+            memcpy((*texts)[k - 1], t, tl);
+            (*texts)[k - 1][tl] = 0;
+            (*trained)[k - 1] = train;
+            *n = (int)k;
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    if (rc) {
+        for (int j = 0; j < *n; j++) free((*texts)[j]);
+        free(*texts);
+        free(*trained);
+        *texts = NULL;
+        *trained = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 /* ---- hone.optimize ---------------------------------------------------------------- */

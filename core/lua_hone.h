@@ -19,4 +19,15 @@ void hone_lua_free(hone_lua *hl);
  * returned nothing (it did its work itself). Lua errors come back with file and line. */
 int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone_err *err);
 
+/* data.chat_function: calls the function at registry ref with messages (a JSON array of
+ * {role, content}) as a Lua list of tables; it returns a list whose items are a string
+ * (not trained) or { text, train = true|false }. The signature of hone_chat_fn, with
+ * ctx pointing at a hone_lua_fn. */
+typedef struct hone_lua_fn {
+    hone_lua *hl;
+    int ref;
+} hone_lua_fn;
+struct cJSON;
+int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err);
+
 #endif

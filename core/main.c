@@ -477,6 +477,7 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         code = fail(EXIT_BAD_INPUT, "%s: %s", script, err.msg);
         goto out;
     }
+    cfg->lua = hl;   /* data.chat_function and other script functions run in it */
     if (inspect) {
         if (hone_inspect(cfg, nshow, eval_split, isatty(STDOUT_FILENO), &err)) code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
         goto out;

@@ -69,6 +69,9 @@ const hone_key hone_experiment_keys[] = {
     STR("data.messages_field", 0, "messages", NULL, "record field holding chat messages"),
     STR("data.chat_template", 0, "auto", "auto|chatml|llama3|llama2|mistral",
         "how messages become text; auto picks by the tokenizer's special tokens"),
+    {HONE_KEY_FUNCTION, {"data.chat_function", HONE_OPT_STRING, 0, 0, NULL, 0, 0, NULL, 0,
+                         "function(messages) returning pieces: a string (not trained) or { text, train = true }"},
+     0, 0},
 
     PLUGIN("collator", HONE_KIND_COLLATOR, UNSET, NULL,
            "how examples become batches and loss masks; unset = chosen by record shape"),

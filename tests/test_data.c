@@ -72,7 +72,7 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
     hone_data_opts o = {cJSON_GetObjectItem(c, "max_length")->valueint, hone_tokenizer_vocab_size(tok), 0, tok, "text",
                         pf ? pf->valuestring : "prompt", cf ? cf->valuestring : "completion", "messages",
                         cJSON_IsString(cJSON_GetObjectItem(c, "chat_template"))
-                            ? cJSON_GetObjectItem(c, "chat_template")->valuestring : "auto", 2};
+                            ? cJSON_GetObjectItem(c, "chat_template")->valuestring : "auto", 2, NULL, NULL};
     hone_dataset d = {0};
     hone_opts *opts = NULL;
     void *state = NULL;
@@ -199,7 +199,7 @@ static void check_threads(const char *tmpdir)
         int rc[2];
         for (int k = 0; k < 2; k++) {
             hone_data_opts o = {32, hone_tokenizer_vocab_size(tok), 0, tok, "text", "prompt", "completion", "messages",
-                                "auto", k ? 3 : 1};
+                                "auto", k ? 3 : 1, NULL, NULL};
             rc[k] = hone_dataset_load(&d[k], path, &o, &e[k]);
         }
         int same = rc[0] == rc[1] && !strcmp(e[0].msg, e[1].msg) && d[0].n == d[1].n &&

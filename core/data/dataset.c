@@ -278,11 +278,27 @@ static int encode_chat(hone_example_rec *e, const hone_data_opts *o, const cJSON
                              o->messages_field, k, role->valuestring);
     }
     const char *tmpl = !strcmp(o->chat_template, "auto") ? pick_template(o->tok) : o->chat_template;
-    if (!tmpl)
+    if (!tmpl && !o->chat_fn)
         return hone_errf(err, HONE_EINVAL, "%s: data.chat_template = \"auto\" cannot tell this tokenizer's chat format; "
                          "set it (chatml, llama3, llama2, mistral)", where);
     chat_render r = {.n = 0};
-    int rc = render_chat(&r, tmpl, o->tok, msgs, where, err);
+    int rc = 0;
+    if (o->chat_fn) {   /* the experiment's Lua template */
+        char **texts = NULL;
+        int *trained = NULL, np = 0;
+        rc = o->chat_fn(o->chat_ctx, msgs, &texts, &trained, &np, err);
+        if (rc) hone_err_prefix(err, "%s: data.chat_function: ", where);
+        if (!rc && np > (int)(sizeof r.p / sizeof r.p[0]))
+            rc = hone_errf(err, HONE_EINVAL, "%s: data.chat_function returned %d pieces, more than 512", where, np);
+        for (int i = 0; i < np; i++) {
+            if (!rc) r.p[r.n++] = (piece){texts[i], trained[i]};
+            else free(texts[i]);
+        }
+        free(texts);
+        free(trained);
+    } else {
+        rc = render_chat(&r, tmpl, o->tok, msgs, where, err);
+    }
     size_t total = 0;
     for (int i = 0; i < r.n; i++) total += strlen(r.p[i].text);
     char *text = rc ? NULL : malloc(total + 1);
@@ -517,7 +533,7 @@ int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o
     }
     /* tokenize in parallel, each thread with its own tokenizer, in contiguous ranges so
      * the merged examples keep file order and the first bad line is reported */
-    int nt = o->threads > 1 && o->tok ? o->threads : 1;
+    int nt = o->threads > 1 && o->tok && !o->chat_fn ? o->threads : 1;   /* Lua runs on one thread */
     if ((size_t)nt > nrec / 64 + 1) nt = (int)(nrec / 64 + 1);
     load_job *jobs = calloc((size_t)nt, sizeof *jobs);
     hone_data_opts *opts = calloc((size_t)nt, sizeof *opts);

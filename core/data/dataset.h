@@ -45,6 +45,12 @@ typedef struct hone_dataset {
     hone_data_stats stats;
 } hone_dataset;
 
+struct cJSON;
+/* A chat template written in Lua (data.chat_function): messages in, pieces of text out,
+ * each marked trained or not; *texts and *trained malloc'd (each text too). */
+typedef int (*hone_chat_fn)(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n,
+                            hone_err *err);
+
 typedef struct hone_data_opts {
     int max_len, vocab;
     long limit;              /* 0 = all */
@@ -52,6 +58,8 @@ typedef struct hone_data_opts {
     const char *text_field, *prompt_field, *completion_field, *messages_field;
     const char *chat_template;   /* auto, chatml, llama3, llama2, mistral */
     int threads;                 /* tokenize with this many threads (0 or 1: one) */
+    hone_chat_fn chat_fn;        /* set: chat records go through it (on one thread) */
+    void *chat_ctx;
 } hone_data_opts;
 
 /* Appends the records of a file. */

@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "options.h"
+#include "lua_hone.h"
 #include "registry.h"
 #include "token_cache.h"
 #include "version.h"
@@ -120,13 +121,15 @@ static double now(void)
 }
 
 /* a data file through the token cache: the tokens of an earlier run, or tokenized now
- * (on o->threads threads) and kept for the next */
+ * (on o->threads threads) and kept for the next. A Lua chat function bypasses the cache:
+ * what it renders cannot be keyed. */
 static int load_cached(hone_dataset *d, const char *path, const hone_data_opts *o, const char *cache_dir,
                        const char *key_name, hone_err *err)
 {
     int ok = 0, hit = 0;
     hone_err kerr = {0};
     uint64_t key = hone_token_cache_key(path, o, HONE_VERSION, &kerr, &ok);
+    if (o->chat_fn) cache_dir = NULL;
     if (ok && cache_dir && o->tok) {
         hone_token_cache_load(d, cache_dir, key, &hit);
         if (hit) {
@@ -139,8 +142,9 @@ static int load_cached(hone_dataset *d, const char *path, const hone_data_opts *
     int rc = hone_dataset_load(d, path, o, err);
     if (rc) return rc;
     if (o->tok) {
-        printf("data: %s: %ld records tokenized in %.2f s on %d thread%s\n", key_name, d->stats.records, now() - t0,
-               o->threads > 1 ? o->threads : 1, o->threads > 1 ? "s" : "");
+        int th = o->threads > 1 && !o->chat_fn ? o->threads : 1;
+        printf("data: %s: %ld records tokenized in %.2f s on %d thread%s\n", key_name, d->stats.records, now() - t0, th,
+               th > 1 ? "s" : "");
         hone_err werr = {0};
         if (ok && cache_dir && hone_token_cache_store(d, cache_dir, key, &werr))
             printf("data: the token cache was not written (%s); the run goes on\n", werr.msg);
@@ -160,10 +164,13 @@ int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err)
     rc = load_tokenizer(cfg, mdir, &p->tok, err);
     long long th = hone_config_int(cfg, "threads");
     int threads = th > 0 ? (int)th : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    hone_lua_fn chat = {cfg->lua, HONE_NOREF};
+    const hone_cval *cf = hone_config_cval(cfg, "data.chat_function");
+    if (cf && cf->ref != HONE_NOREF) chat.ref = cf->ref;
     hone_data_opts dopt = {max_len, p->mc.vocab, limit, p->tok, hone_config_str(cfg, "data.text_field"),
                            hone_config_str(cfg, "data.prompt_field"), hone_config_str(cfg, "data.completion_field"),
                            hone_config_str(cfg, "data.messages_field"), hone_config_str(cfg, "data.chat_template"),
-                           threads};
+                           threads, chat.ref != HONE_NOREF && chat.hl ? hone_lua_chat : NULL, &chat};
     char cache[4200];
     snprintf(cache, sizeof cache, "%s/.cache/tokens", hone_config_str(cfg, "output_dir"));
     if (!rc) {

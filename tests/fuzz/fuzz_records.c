@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!f) return 0;
     fwrite(data, 1, size, f);
     fclose(f);
-    hone_data_opts o = {64, hone_tokenizer_vocab_size(tok), 0, tok, "text", "prompt", "completion", "messages", "auto", 2};
+    hone_data_opts o = {64, hone_tokenizer_vocab_size(tok), 0, tok, "text", "prompt", "completion", "messages", "auto", 2, NULL, NULL};
     hone_dataset d = {0};
     if (hone_dataset_load(&d, path, &o, &err) == 0) {
         for (size_t i = 0; i < d.n; i++)

@@ -117,6 +117,29 @@ expect 0 "collator chat: [1-6][0-9]\.[0-9]% of [0-9]+ tokens trained" -- "$HONE"
 # (synth-tiny has no "N": it decodes as <unk>)
 expect 0 "<s> \[I<unk>ST\] item [0-9]+\? \[/I<unk>ST\]\[\[ [0-9]+ dollars </s>\]\]" -- "$HONE" inspect exp.lua --set data.train=chat.jsonl $t --n 1
 expect 0 "collator chat: 100.0%" -- "$HONE" run exp.lua --set data.train=chat.jsonl --set collator=chat --set collator.all_turns=true $t
+# a chat template written in Lua (data.chat_function)
+cat > chatfn.lua <<LUA
+local hone = require("hone")
+return hone.experiment {
+  project = "tiny", output_dir = "runs", seed = 3,
+  model = { path = "$model", tokenizer = "tok" },
+  data = { train = "chat.jsonl", max_seq_length = 64,
+           chat_function = function(messages)
+             local out = {}
+             for _, m in ipairs(messages) do
+               if m.role == "assistant" then out[#out + 1] = { "A: " .. m.content .. "</s>", train = true }
+               else out[#out + 1] = "Q: " .. m.content .. "\n" end
+             end
+             return out
+           end },
+  train = { max_steps = 2, batch_size = 4 },
+}
+LUA
+expect 0 ": item [0-9]+\?" -- "$HONE" inspect chatfn.lua --n 1
+expect 0 "\[\[A: [0-9]+ dollars</s>\]\]" -- "$HONE" inspect chatfn.lua --n 1
+expect 0 "done: 2 steps" -- "$HONE" run chatfn.lua
+sed 's/return out/return 42/' chatfn.lua > chatbad.lua
+expect 1 "chat.jsonl:1: data.chat_function: must return a list of pieces, got number" -- "$HONE" run chatbad.lua
 { head -3 chat.jsonl; echo '{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}'; } > badchat.jsonl
 expect 1 "badchat.jsonl:4: messages\[1\]: role \"bot\" is not system, user or assistant" -- "$HONE" run exp.lua --set data.train=badchat.jsonl $t
 zstd -q text.jsonl -o text.jsonl.zst
