@@ -89,9 +89,13 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
         const cJSON *op;
         cJSON_ArrayForEach(op, cJSON_GetObjectItem(c, "options"))
         {
-            char text[256];
+            char text[256] = "";
             if (cJSON_IsString(op)) snprintf(text, sizeof text, "%s", op->valuestring);
-            else snprintf(text, sizeof text, "%.17g", op->valuedouble);
+            else if (cJSON_IsArray(op)) {
+                const cJSON *x;
+                cJSON_ArrayForEach(x, op) snprintf(text + strlen(text), sizeof text - strlen(text), "%s%d",
+                                                   *text ? "," : "", x->valueint);
+            } else snprintf(text, sizeof text, "%.17g", op->valuedouble);
             hone_node_set_path(given, op->string, text);
         }
         vt = feat->vtable;

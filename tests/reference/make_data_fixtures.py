@@ -182,6 +182,10 @@ def main():
                       "template_ids": in_context,
                       "expected": trl_template(tok, TEMPLATED, in_context, tok.encode(tmpl, add_special_tokens=False),
                                                64)})
+        cases.append({"name": f"{name}-response-template-ids", "tokenizer": TOKENIZERS[name],
+                      "records": [{"text": t} for t in TEMPLATED], "collator": "completion_only",
+                      "options": {"response_template_ids": in_context, "max_missing_fraction": 1.0}, "max_length": 64,
+                      "expected": trl_template(tok, TEMPLATED, in_context, in_context, 64)})
         for template in {"qwen3": ("chatml", "llama3"), "llama2": ("llama2", "mistral")}[name]:
             chats = CHATS if template != "mistral" else [CHATS[0], [m for m in CHATS[1] if m["role"] != "system"]]
             cases.append({"name": f"{name}-chat-{template}", "tokenizer": TOKENIZERS[name],
