@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -400,6 +401,79 @@ static int write_json(const char *path, cJSON *j, hone_err *err)
     return rc;
 }
 
+/* --resume RUN_DIR | latest: the run directory to continue ("latest": the newest run of
+ * this project under output_dir) */
+static int find_run(const hone_config *cfg, const char *arg, char *path, size_t n, char *name, size_t nn, hone_err *err)
+{
+    if (strcmp(arg, "latest")) {
+        if (!hone_is_dir(arg)) return hone_errf(err, HONE_EINVAL, "no such run directory");
+        snprintf(path, n, "%s", arg);
+    } else {
+        const char *out = hone_config_str(cfg, "output_dir"), *project = hone_config_str(cfg, "project");
+        DIR *d = opendir(out);
+        char best[300] = "";
+        size_t pl = strlen(project);
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+            if (!strncmp(e->d_name, project, pl) && e->d_name[pl] == '-' && strcmp(e->d_name, best) > 0)
+                snprintf(best, sizeof best, "%s", e->d_name);
+        if (d) closedir(d);
+        if (!best[0]) return hone_errf(err, HONE_EINVAL, "no run of project '%s' in %s", project, out);
+        snprintf(path, n, "%s/%s", out, best);
+    }
+    const char *slash = strrchr(path, '/');
+    snprintf(name, nn, "%.290s", slash ? slash + 1 : path);
+    return 0;
+}
+
+/* the first key where two resolved configs differ, as a dotted path */
+static int first_difference(const cJSON *a, const cJSON *b, char *out, size_t n, const char *prefix)
+{
+    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+        const cJSON *x;
+        cJSON_ArrayForEach(x, a)
+        {
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s%s%s", prefix, *prefix ? "." : "", x->string);
+            const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+            if (!y) {
+                snprintf(out, n, "%s", sub);
+                return 1;
+            }
+            if (first_difference(x, y, out, n, sub)) return 1;
+        }
+        cJSON_ArrayForEach(x, b) if (!cJSON_GetObjectItemCaseSensitive(a, x->string))
+        {
+            snprintf(out, n, "%s%s%s", prefix, *prefix ? "." : "", x->string);
+            return 1;
+        }
+        return 0;
+    }
+    if (cJSON_Compare(a, b, 1)) return 0;
+    snprintf(out, n, "%s", *prefix ? prefix : "(the whole config)");
+    return 1;
+}
+
+/* resuming with another experiment would not continue the same run */
+static int check_same_config(const hone_config *cfg, const char *run, hone_err *err)
+{
+    char file[PATH_MAX + 32], *text = NULL;
+    snprintf(file, sizeof file, "%s/config.json", run);
+    int rc = hone_read_file(file, &text, NULL, err);
+    if (rc) return rc;
+    cJSON *was = cJSON_Parse(text), *now = hone_config_json(cfg);
+    free(text);
+    cJSON_DeleteItemFromObjectCaseSensitive(was, "hone");
+    char where[512] = "";
+    if (!was) rc = hone_errf(err, HONE_EINVAL, "%s: not JSON", file);
+    else if (first_difference(now, was, where, sizeof where, ""))
+        rc = hone_errf(err, HONE_EINVAL, "the experiment differs from the run's config.json at %s; resume with the "
+                       "settings the run began with", where);
+    cJSON_Delete(was);
+    cJSON_Delete(now);
+    return rc;
+}
+
 /* run, or with inspect set, `hone inspect` (the same script and --set handling) */
 static int cmd_run_or_inspect(int argc, char **argv, int inspect)
 {
@@ -497,35 +571,38 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         printf("\ndry run: nothing was created\n");
         goto out;
     }
-    if (resume) {
-        code = fail(EXIT_RUN_FAILED, "%s: --resume %s: resuming from checkpoints is not built yet in this version of hone",
-                    script, resume);
-        goto out;
-    }
     char path[PATH_MAX], name[300];
-    if (hone_rundir_create(hone_config_str(cfg, "output_dir"), hone_config_str(cfg, "project"), time(NULL), path,
-                           sizeof path, name, sizeof name, &err)) {
-        code = fail(EXIT_RUN_FAILED, "%s", err.msg);
-        goto out;
-    }
     char file[PATH_MAX + 32];
-    char *src = NULL;
-    size_t srclen = 0;
-    cJSON *j = run_config_json(cfg, script, name, nsets, sets);
-    snprintf(file, sizeof file, "%s/config.json", path);
-    rc = write_json(file, j, &err);
-    cJSON_Delete(j);
-    if (!rc) rc = hone_read_file(script, &src, &srclen, &err);
-    snprintf(file, sizeof file, "%s/experiment.lua", path);
-    if (!rc) rc = hone_write_file(file, src, srclen, &err);
-    free(src);
-    if (rc) {
-        code = fail(EXIT_RUN_FAILED, "%s", err.msg);
-        goto out;
+    if (resume) {
+        if (find_run(cfg, resume, path, sizeof path, name, sizeof name, &err) || check_same_config(cfg, path, &err)) {
+            code = fail(EXIT_BAD_INPUT, "%s: --resume %s: %s", script, resume, err.msg);
+            goto out;
+        }
+    } else {
+        if (hone_rundir_create(hone_config_str(cfg, "output_dir"), hone_config_str(cfg, "project"), time(NULL), path,
+                               sizeof path, name, sizeof name, &err)) {
+            code = fail(EXIT_RUN_FAILED, "%s", err.msg);
+            goto out;
+        }
+        char *src = NULL;
+        size_t srclen = 0;
+        cJSON *j = run_config_json(cfg, script, name, nsets, sets);
+        snprintf(file, sizeof file, "%s/config.json", path);
+        rc = write_json(file, j, &err);
+        cJSON_Delete(j);
+        if (!rc) rc = hone_read_file(script, &src, &srclen, &err);
+        snprintf(file, sizeof file, "%s/experiment.lua", path);
+        if (!rc) rc = hone_write_file(file, src, srclen, &err);
+        free(src);
+        if (rc) {
+            code = fail(EXIT_RUN_FAILED, "%s", err.msg);
+            goto out;
+        }
     }
-    printf("run %s (%s)\n", name, path);
+    printf("%s %s (%s)\n", resume ? "resuming run" : "run", name, path);
     fflush(stdout);
-    if (hone_train(cfg, path, &err)) {
+    int interrupted = 0;
+    if (hone_train(cfg, path, resume != NULL, &interrupted, &err)) {
         /* a run that failed before its loop began still says so in its summary */
         snprintf(file, sizeof file, "%s/summary.json", path);
         if (!hone_is_file(file)) {
@@ -539,6 +616,7 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         code = fail(EXIT_RUN_FAILED, "run %s failed: %s", name, err.msg);
         goto out;
     }
+    if (interrupted) code = 130;
 out:
     hone_config_free(cfg);
     hone_node_free(root);

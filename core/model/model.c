@@ -856,6 +856,18 @@ void hone_model_memory(const hone_model *m, size_t *params, size_t *frozen, size
     *acts = m->nacts * sizeof(float);
 }
 
+void hone_model_get_rng(const hone_model *m, hone_rng out[2])
+{
+    out[0] = m->rng;
+    out[1] = m->neft_rng;
+}
+
+void hone_model_set_rng(hone_model *m, const hone_rng in[2])
+{
+    m->rng = in[0];
+    m->neft_rng = in[1];
+}
+
 void hone_model_set_eval(hone_model *m, int eval)
 {
     m->eval = eval;

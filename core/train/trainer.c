@@ -8,7 +8,9 @@
 #include "trainer.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +18,10 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "clip.h"
+#include "optimize.h"
 #include "dataset.h"
 #include "prepare.h"
 #include "err.h"
@@ -120,10 +124,26 @@ static int write_json_file(const char *path, cJSON *j, hone_err *err)
     return rc;
 }
 
-/* checkpoints/<name>/: written under a temp name and renamed, so a crash never leaves a
- * half checkpoint behind */
+static int remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return unlink(path);
+    struct dirent *e;
+    char sub[4400];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            remove_tree(sub);
+        }
+    closedir(d);
+    return rmdir(path);
+}
+
+/* checkpoints/<name>/: written under a temp name, fsynced and renamed, so a crash never
+ * leaves a half checkpoint behind; holds the adapter (or the weights), trainer_state.json
+ * and state.zst (train_pos, then the optimizer's saved state) */
 static int save_checkpoint(hone_model *m, const hone_config *cfg, const char *run_dir, const char *name,
-                           cJSON *state, hone_err *err)
+                           cJSON *state, const hone_membuf *blob, hone_err *err)
 {
     char dir[4096], tmp[4200], path[4300];
     snprintf(dir, sizeof dir, "%s/checkpoints/%s", run_dir, name);
@@ -155,6 +175,16 @@ static int save_checkpoint(hone_model *m, const hone_config *cfg, const char *ru
     }
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
     if (!rc) rc = write_json_file(path, state, err);
+    if (!rc) {   /* state.zst last: its presence marks a checkpoint resume can use */
+        size_t bound = ZSTD_compressBound(blob->len);
+        void *z = malloc(bound);
+        size_t zn = z ? ZSTD_compress(z, bound, blob->data, blob->len, 3) : 0;
+        if (!z || ZSTD_isError(zn)) rc = hone_errf(err, HONE_ENOMEM, "cannot compress the training state");
+        snprintf(path, sizeof path, "%s/state.zst", tmp);
+        if (!rc) rc = hone_write_file(path, z, zn, err);
+        free(z);
+    }
+    if (!rc && hone_is_dir(dir)) remove_tree(dir);   /* an older copy of the same point */
     if (!rc && rename(tmp, dir) != 0)
         rc = hone_errf(err, HONE_EIO, "%s: cannot move the checkpoint into place: %s", dir, strerror(errno));
     return rc;
@@ -171,7 +201,170 @@ static unsigned lora_targets(const hone_cval *tm)
     return t;
 }
 
-int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
+/* ---- where a run stands: saved in every checkpoint's state.zst ---------------------- */
+
+typedef struct train_pos {
+    int64_t step;            /* optimizer steps done */
+    int64_t epoch, window;   /* the next window to run: epoch index and its first micro-batch */
+    int64_t tokens, nonfinite, best_epoch, stale;
+    double best, last_loss, last_eval;
+    hone_rng rng[2];         /* dropout, NEFTune */
+} train_pos;
+
+static const char state_magic[8] = "HONESTA1";
+
+static int state_blob(hone_membuf *mb, const train_pos *pos, const hone_optimizer_vt *ovt, void *ostate, hone_err *err)
+{
+    mb->len = 0;
+    hone_writer w = hone_membuf_writer(mb);
+    int rc = w.write(w.ctx, state_magic, 8, err);
+    if (!rc) rc = w.write(w.ctx, pos, sizeof *pos, err);
+    if (!rc) rc = ovt->save(ostate, &w, err);
+    return rc;
+}
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (stop_requested) _exit(130);   /* the second: at once */
+    stop_requested = 1;
+}
+
+/* the newest checkpoint of run_dir that has its state (complete ones only: a half write
+ * never got renamed), by global_step */
+static int newest_checkpoint(const char *run_dir, char *out, size_t n, hone_err *err)
+{
+    char dir[4200], path[4600];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    DIR *d = opendir(dir);
+    long best = -1;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s/state.zst", dir, e->d_name);
+        if (!hone_is_file(path)) continue;
+        snprintf(path, sizeof path, "%s/%s/trainer_state.json", dir, e->d_name);
+        char *text = NULL;
+        hone_err ignore = {0};
+        if (hone_read_file(path, &text, NULL, &ignore)) continue;
+        cJSON *j = cJSON_Parse(text);
+        free(text);
+        const cJSON *gs = cJSON_GetObjectItem(j, "global_step");
+        if (cJSON_IsNumber(gs) && gs->valuedouble > best) {
+            best = (long)gs->valuedouble;
+            snprintf(out, n, "%s/%s", dir, e->d_name);
+        }
+        cJSON_Delete(j);
+    }
+    if (d) closedir(d);
+    if (best < 0) return hone_errf(err, HONE_EINVAL, "%s: no complete checkpoint to resume from", run_dir);
+    return 0;
+}
+
+static int read_state(const char *ckpt, train_pos *pos, const hone_optimizer_vt *ovt, void *ostate, hone_err *err)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/state.zst", ckpt);
+    char *z = NULL;
+    size_t zn = 0;
+    int rc = hone_read_file(path, &z, &zn, err);
+    if (rc) return rc;
+    unsigned long long raw = ZSTD_getFrameContentSize(z, zn);
+    hone_membuf mb = {0};
+    if (raw == ZSTD_CONTENTSIZE_ERROR || raw == ZSTD_CONTENTSIZE_UNKNOWN || raw > ((size_t)1 << 40) ||
+        !(mb.data = malloc(raw ? (size_t)raw : 1))) {
+        free(z);
+        return hone_errf(err, HONE_EINVAL, "%s: not a hone training state", path);
+    }
+    size_t got = ZSTD_decompress(mb.data, (size_t)raw, z, zn);
+    free(z);
+    mb.len = ZSTD_isError(got) ? 0 : got;
+    hone_reader r = hone_membuf_reader(&mb);
+    char magic[8];
+    if (ZSTD_isError(got) || got != raw || r.read(r.ctx, magic, 8, err) || memcmp(magic, state_magic, 8) ||
+        r.read(r.ctx, pos, sizeof *pos, err))
+        rc = hone_errf(err, HONE_EINVAL, "%s: not a hone training state (or damaged)", path);
+    if (!rc && (rc = ovt->load(ostate, &r, err))) hone_err_prefix(err, "%s: optimizer state: ", path);
+    free(mb.data);
+    return rc;
+}
+
+/* metrics.jsonl keeps what happened up to the checkpoint; the rest is about to be redone */
+static void truncate_metrics(const char *path, long step)
+{
+    char *text = NULL;
+    size_t len = 0;
+    hone_err err = {0};
+    if (hone_read_file(path, &text, &len, &err)) return;
+    char *out = malloc(len + 1);
+    size_t at = 0;
+    for (char *line = text, *nl; out && line < text + len; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(text + len - line));
+        if (!nl) nl = text + len;
+        cJSON *j = cJSON_ParseWithLength(line, (size_t)(nl - line));
+        const cJSON *st = cJSON_GetObjectItem(j, "step");
+        if (j && (!cJSON_IsNumber(st) || st->valuedouble <= step)) {
+            memcpy(out + at, line, (size_t)(nl - line));
+            at += (size_t)(nl - line);
+            out[at++] = '\n';
+        }
+        cJSON_Delete(j);
+    }
+    if (out) hone_write_file(path, out, at, &err);
+    free(out);
+    free(text);
+}
+
+/* save.keep: the newest `keep` checkpoints stay, and the best */
+static void prune_checkpoints(const char *run_dir, long keep, const char *best_name)
+{
+    char dir[4200], path[4600];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_dir);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct { char name[256]; long step; } list[1024];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 1024) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s/trainer_state.json", dir, e->d_name);
+        char *text = NULL;
+        hone_err ignore = {0};
+        if (hone_read_file(path, &text, NULL, &ignore)) continue;
+        cJSON *j = cJSON_Parse(text);
+        free(text);
+        const cJSON *gs = cJSON_GetObjectItem(j, "global_step");
+        if (cJSON_IsNumber(gs)) {
+            snprintf(list[n].name, sizeof list[n].name, "%s", e->d_name);
+            list[n++].step = (long)gs->valuedouble;
+        }
+        cJSON_Delete(j);
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        int newer = 0;
+        for (int k = 0; k < n; k++) newer += list[k].step > list[i].step;
+        if (newer >= keep && !(best_name && !strcmp(list[i].name, best_name))) {
+            snprintf(path, sizeof path, "%s/%.255s", dir, list[i].name);
+            remove_tree(path);
+        }
+    }
+}
+
+/* run_dir/best -> checkpoints/<name>, replaced atomically */
+static void point_best(const char *run_dir, const char *name)
+{
+    char link[4200], tmp[4300], target[400];
+    snprintf(link, sizeof link, "%s/best", run_dir);
+    snprintf(tmp, sizeof tmp, "%s/.best-tmp", run_dir);
+    snprintf(target, sizeof target, "checkpoints/%s", name);
+    unlink(tmp);
+    if (symlink(target, tmp) == 0 && rename(tmp, link) != 0) unlink(tmp);
+}
+
+int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *interrupted, hone_err *err)
 {
     const char *mdir = hone_config_str(cfg, "model.path");
     if (!strcmp(hone_config_str(cfg, "device"), "cuda"))
@@ -216,9 +409,18 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         .neftune_alpha = hone_config_is_set(cfg, "train.neftune_noise_alpha") ? hone_config_num(cfg, "train.neftune_noise_alpha") : 0,
     };
     hone_model *m = NULL;
+    char ckpt[4600] = "";
+    if (resume && (rc = newest_checkpoint(run_dir, ckpt, sizeof ckpt, err))) {
+        hone_dataset_free(&train);
+        hone_dataset_free(&eval);
+        return rc;
+    }
     if (lora && mo.targets == 0) rc = hone_errf(err, HONE_EINVAL, "lora.target_modules: no module to adapt");
-    if (!rc) rc = hone_model_load(&m, mdir, &mo, err);
-    if (!rc && lora && hone_config_is_set(cfg, "lora.init_adapter")) {
+    if (!rc) rc = hone_model_load(&m, resume && !lora ? ckpt : mdir, &mo, err);
+    if (!rc && resume && lora) {
+        rc = hone_model_load_adapter(m, ckpt, err);
+        if (rc) hone_err_prefix(err, "resume: ");
+    } else if (!rc && lora && hone_config_is_set(cfg, "lora.init_adapter")) {
         rc = hone_model_load_adapter(m, hone_config_str(cfg, "lora.init_adapter"), err);
         if (rc) hone_err_prefix(err, "lora.init_adapter: ");
     }
@@ -278,16 +480,49 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
                    docs, train.n, max_len, 100 * pack_eff);
         printf("plan: %ld optimizer steps, %ld warmup\n", plan.total_steps, plan.warmup_steps);
     }
-    long step = 0, log_every = (long)hone_config_int(cfg, "train.log_every"), tokens = 0, tokens_log = 0;
+    train_pos pos = {.best = INFINITY, .last_loss = NAN, .last_eval = NAN};
+    hone_membuf blob = {0};
+    if (!rc && resume) {
+        rc = read_state(ckpt, &pos, ovt, ostate, err);
+        if (!rc) {
+            hone_model_set_rng(m, pos.rng);
+            truncate_metrics(path, (long)pos.step);
+            printf("resuming from %s: step %lld, epoch %lld%s\n", ckpt, (long long)pos.step, (long long)pos.epoch + 1,
+                   pos.window ? " (mid-epoch)" : "");
+        }
+    }
+    if (metrics) fclose(metrics);
+    metrics = rc ? NULL : fopen(path, "a");
+    if (!rc && !metrics) rc = hone_errf(err, HONE_EIO, "%s: cannot open: %s", path, strerror(errno));
+    long log_every = (long)hone_config_int(cfg, "train.log_every"), tokens_log = (long)pos.tokens, steps_log = 0;
+    long save_every = (long)hone_config_cval(cfg, "save.every")->every_steps;
+    long keep = hone_config_is_set(cfg, "save.keep") ? (long)hone_config_int(cfg, "save.keep") : 0;
+    long max_nonfinite = 10;
+    int maximize = !strcmp(hone_config_str(cfg, "eval.best.mode"), "max");
+    const hone_cval *es = hone_config_cval(cfg, "eval.early_stopping");
+    long patience = es && es->enabled ? (long)hone_config_int(cfg, "eval.early_stopping.patience") : 0;
+    double threshold = es && es->enabled ? hone_config_num(cfg, "eval.early_stopping.threshold") : 0;
+    if (!rc && strcmp(hone_config_str(cfg, "eval.best.metric"), "eval_loss"))
+        rc = hone_errf(err, HONE_EUNSUPPORTED, "eval.best.metric = \"%s\": only eval_loss is built yet (generation "
+                       "metrics are not)", hone_config_str(cfg, "eval.best.metric"));
+    if (maximize && !rc) rc = hone_errf(err, HONE_EINVAL, "eval.best.mode = \"max\" with eval_loss: lower is better");
     double max_norm = hone_config_num(cfg, "train.max_grad_norm"), loss_log = 0, t0 = now(), tlog = t0;
-    double best = INFINITY, last_loss = NAN, last_eval = NAN;
-    long best_epoch = 0, steps_log = 0, epochs_done = 0;
-    for (long epoch = 0; !rc && epoch < plan.epochs && step < plan.total_steps; epoch++) {
+    long step0 = (long)pos.step, epochs_done = (long)pos.epoch, stopped_early = 0;
+    char best_name[64] = "";
+    if (pos.best_epoch) snprintf(best_name, sizeof best_name, "epoch-%lld", (long long)pos.best_epoch);
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    stop_requested = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    size_t nmb = (size_t)plan.micro_batches;
+    for (long epoch = (long)pos.epoch; !rc && epoch < plan.epochs && pos.step < plan.total_steps && !stopped_early;
+         epoch++) {
         if (hone_config_bool(cfg, "data.shuffle")) hone_permutation(order, train.n, seed + 1000003ull * (uint64_t)(epoch + 1));
         else
             for (size_t i = 0; i < train.n; i++) order[i] = i;
-        size_t nmb = (size_t)plan.micro_batches;
-        for (size_t w0 = 0; w0 < nmb && !rc && step < plan.total_steps; w0 += (size_t)ga) {
+        size_t w_start = epoch == pos.epoch ? (size_t)pos.window : 0;
+        for (size_t w0 = w_start; w0 < nmb && !rc && pos.step < plan.total_steps; w0 += (size_t)ga) {
             size_t wn = nmb - w0 < (size_t)ga ? nmb - w0 : (size_t)ga;   /* micro-batches in this window */
             size_t first = w0 * bs, nex = train.n - first < wn * bs ? train.n - first : wn * bs;
             long count = count_labels(&train, order, first, nex);
@@ -295,7 +530,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
             for (size_t k = 0; k < wn && !rc; k++) {
                 size_t f = first + k * bs;
                 int n = train.n - f < (size_t)bs ? (int)(train.n - f) : bs;
-                tokens += make_batch(&b, &train, order, f, n);
+                pos.tokens += make_batch(&b, &train, order, f, n);
                 double s = 0;
                 long c;
                 rc = hone_model_set_documents(m, b.packed ? b.start : NULL, b.B, b.T, err);
@@ -305,64 +540,133 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
             }
             if (rc) break;
             double norm = hone_clip_grad_norm(grads, tinfo, ntensors, max_norm);
-            double lr = hone_schedule_lr(sc->feature, sc->opts, &sctx, step);
-            rc = ovt->step(ostate, params, grads, lr, step + 1, err);
-            if (rc) {
-                hone_err_prefix(err, "optimizer %s: step %ld: ", oc->feature->info->name, step + 1);
-                break;
+            double lr = hone_schedule_lr(sc->feature, sc->opts, &sctx, pos.step);
+            double step_loss = count ? wsum / count : 0;
+            if (!isfinite(step_loss) || !isfinite(norm)) {
+                /* skip the update; the schedule moves on as if it had been taken */
+                pos.nonfinite++;
+                printf("step %lld: %s loss or gradient (%s); update skipped (%lld of at most %ld)\n",
+                       (long long)pos.step + 1, "non-finite", !isfinite(step_loss) ? "loss" : "grad_norm",
+                       (long long)pos.nonfinite, max_nonfinite);
+                if (pos.nonfinite >= max_nonfinite) {
+                    rc = hone_errf(err, HONE_EINVAL, "%lld steps had a NaN or Inf loss or gradient; stopped (the last "
+                                   "good checkpoint is kept; lower train.lr or check the data)", (long long)pos.nonfinite);
+                    break;
+                }
+            } else {
+                rc = ovt->step(ostate, params, grads, lr, pos.step + 1, err);
+                if (rc) {
+                    hone_err_prefix(err, "optimizer %s: step %lld: ", oc->feature->info->name, (long long)pos.step + 1);
+                    break;
+                }
+                pos.last_loss = step_loss;
+                loss_log += step_loss;
+                steps_log++;
             }
             hone_model_zero_grad(m);
-            step++;
-            last_loss = count ? wsum / count : 0;
-            loss_log += last_loss;
-            steps_log++;
+            pos.step++;
+            pos.epoch = epoch;
+            pos.window = (int64_t)(w0 + wn);
             double ep = (double)epoch + (double)(w0 + wn) / (double)nmb;
-            if (step % log_every == 0 || step == plan.total_steps) {
-                double t = now(), tps = (double)(tokens - tokens_log) / (t - tlog);
-                double eta = (t - t0) / step * (plan.total_steps - step);
+            if ((pos.step % log_every == 0 || pos.step == plan.total_steps) && steps_log) {
+                double t = now(), tps = (double)(pos.tokens - tokens_log) / (t - tlog);
+                double eta = (t - t0) / (double)(pos.step - step0) * (double)(plan.total_steps - pos.step);
                 fprintf(metrics,
-                        "{\"step\": %ld, \"epoch\": %.4f, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                        "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
                         "\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.0f}\n",
-                        step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
+                        (long long)pos.step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
                 fflush(metrics);
-                printf("step %5ld/%ld  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  eta %.0fs\n", step,
-                       plan.total_steps, ep, loss_log / steps_log, lr, norm, tps, eta);
+                printf("step %5lld/%ld  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  eta %.0fs\n",
+                       (long long)pos.step, plan.total_steps, ep, loss_log / steps_log, lr, norm, tps, eta);
                 fflush(stdout);
                 loss_log = 0;
                 steps_log = 0;
                 tlog = t;
-                tokens_log = tokens;
+                tokens_log = (long)pos.tokens;
+            }
+            int at_end = w0 + wn >= nmb || pos.step >= plan.total_steps;
+            if (!at_end && (stop_requested || (save_every > 0 && pos.step % save_every == 0))) {
+                /* a mid-epoch checkpoint: the next window of this epoch comes next */
+                hone_model_get_rng(m, pos.rng);
+                rc = state_blob(&blob, &pos, ovt, ostate, err);
+                cJSON *st = cJSON_CreateObject();
+                cJSON_AddNumberToObject(st, "epoch", ep);
+                cJSON_AddNumberToObject(st, "global_step", (double)pos.step);
+                cJSON_AddNumberToObject(st, "max_steps", (double)plan.total_steps);
+                cJSON_AddNumberToObject(st, "train_loss", pos.last_loss);
+                char name[64];
+                snprintf(name, sizeof name, "step-%lld", (long long)pos.step);
+                if (!rc) rc = save_checkpoint(m, cfg, run_dir, name, st, &blob, err);
+                cJSON_Delete(st);
+                if (!rc && keep) prune_checkpoints(run_dir, keep, best_name[0] ? best_name : NULL);
+                if (!rc && stop_requested) {
+                    printf("interrupted: checkpoint %s/checkpoints/%s written; continue with --resume\n", run_dir, name);
+                    *interrupted = 1;
+                    break;
+                }
             }
         }
-        if (rc) break;
+        if (rc || *interrupted) break;
         epochs_done = epoch + 1;
+        pos.epoch = epoch + 1;
+        pos.window = 0;
+        int improved = 0;
         if (eval.n) {
-            rc = evaluate(m, &b, &eval, bs, &last_eval, err);
+            rc = evaluate(m, &b, &eval, bs, &pos.last_eval, err);
             if (rc) break;
-            fprintf(metrics, "{\"split\": \"eval\", \"epoch\": %ld, \"step\": %ld, \"eval_loss\": %.6g}\n", epoch + 1,
-                    step, last_eval);
+            fprintf(metrics, "{\"split\": \"eval\", \"epoch\": %ld, \"step\": %lld, \"eval_loss\": %.6g}\n",
+                    epoch + 1, (long long)pos.step, pos.last_eval);
             fflush(metrics);
-            printf("epoch %ld: eval_loss %.4f\n", epoch + 1, last_eval);
-            if (last_eval < best) {
-                best = last_eval;
-                best_epoch = epoch + 1;
+            printf("epoch %ld: eval_loss %.4f\n", epoch + 1, pos.last_eval);
+            if (pos.last_eval < pos.best - threshold || !pos.best_epoch) {
+                pos.best = pos.last_eval;
+                pos.best_epoch = epoch + 1;
+                pos.stale = 0;
+                improved = 1;
+            } else {
+                pos.stale++;
             }
         }
+        hone_model_get_rng(m, pos.rng);
         cJSON *st = cJSON_CreateObject();
         cJSON_AddNumberToObject(st, "epoch", (double)(epoch + 1));
-        cJSON_AddNumberToObject(st, "global_step", (double)step);
+        cJSON_AddNumberToObject(st, "global_step", (double)pos.step);
         cJSON_AddNumberToObject(st, "max_steps", (double)plan.total_steps);
-        cJSON_AddNumberToObject(st, "train_loss", last_loss);
-        if (eval.n) cJSON_AddNumberToObject(st, "eval_loss", last_eval);
+        cJSON_AddNumberToObject(st, "train_loss", pos.last_loss);
+        if (eval.n) cJSON_AddNumberToObject(st, "eval_loss", pos.last_eval);
+        if (pos.best_epoch) cJSON_AddNumberToObject(st, "best_epoch", (double)pos.best_epoch);
         char name[64];
         snprintf(name, sizeof name, "epoch-%ld", epoch + 1);
-        rc = save_checkpoint(m, cfg, run_dir, name, st, err);
+        rc = state_blob(&blob, &pos, ovt, ostate, err);
+        if (!rc) rc = save_checkpoint(m, cfg, run_dir, name, st, &blob, err);
         cJSON_Delete(st);
+        if (!rc && improved) {
+            snprintf(best_name, sizeof best_name, "%s", name);
+            point_best(run_dir, name);
+        }
+        if (!rc && keep) prune_checkpoints(run_dir, keep, best_name[0] ? best_name : NULL);
+        if (!rc && patience && pos.stale >= patience) {
+            printf("early stopping: eval_loss has not improved by more than %g for %lld evaluation%s (best %.4f at "
+                   "epoch %lld)\n", threshold, (long long)pos.stale, pos.stale > 1 ? "s" : "", pos.best,
+                   (long long)pos.best_epoch);
+            stopped_early = 1;
+        }
+        if (!rc && stop_requested) {
+            printf("interrupted: checkpoint %s/checkpoints/%s written; continue with --resume\n", run_dir, name);
+            *interrupted = 1;
+        }
     }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    free(blob.data);
+    long step = (long)pos.step, tokens = (long)pos.tokens - tokens_log + tokens_log;
+    double best = pos.best, last_loss = pos.last_loss;
+    long best_epoch = (long)pos.best_epoch;
     double wall = now() - t0;
     if (metrics) fclose(metrics);
     cJSON *sum = cJSON_CreateObject();
-    cJSON_AddStringToObject(sum, "status", rc ? "failed" : "completed");
+    cJSON_AddStringToObject(sum, "status", rc ? "failed" : *interrupted ? "interrupted" : stopped_early ? "stopped_early" : "completed");
+    if (pos.nonfinite) cJSON_AddNumberToObject(sum, "nonfinite_steps", (double)pos.nonfinite);
     if (rc) cJSON_AddStringToObject(sum, "error", err->msg);
     cJSON_AddNumberToObject(sum, "steps", (double)step);
     cJSON_AddNumberToObject(sum, "epochs", (double)epochs_done);
@@ -372,15 +676,15 @@ int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err)
         cJSON_AddNumberToObject(sum, "best_eval_loss", best);
     }
     cJSON_AddNumberToObject(sum, "wall_s", wall);
-    cJSON_AddNumberToObject(sum, "tokens_per_s", wall > 0 ? tokens / wall : 0);
+    cJSON_AddNumberToObject(sum, "tokens_per_s", wall > 0 ? (double)(pos.tokens - 0) / wall : 0);
     cJSON_AddNumberToObject(sum, "peak_rss_mb", peak_rss_mb());
     hone_err werr = {0};
     snprintf(path, sizeof path, "%s/summary.json", run_dir);
     write_json_file(path, sum, &werr);
     cJSON_Delete(sum);
-    if (!rc)
+    if (!rc && !*interrupted)
         printf("done: %ld steps in %.1f s (%.0f tokens/s), final loss %.4f; checkpoints in %s/checkpoints\n", step, wall,
-               wall > 0 ? tokens / wall : 0, last_loss, run_dir);
+               wall > 0 ? (double)tokens / wall : 0, last_loss, run_dir);
     free(order);
     free(b.ids);
     free(b.labels);

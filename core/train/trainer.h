@@ -1,12 +1,15 @@
 /* trainer.h — the training loop of `hone run`: epochs of micro-batches, gradient
  * accumulation with transformers' loss normalisation, clipping, the scheduled optimizer
- * step, logging to metrics.jsonl, per-epoch evaluation loss and checkpoints. */
+ * step, logging to metrics.jsonl, per-epoch evaluation loss, checkpoints that resume
+ * exactly, best / early stopping, and a clean stop on Ctrl-C. */
 #ifndef HONE_TRAINER_H
 #define HONE_TRAINER_H
 
 #include "config.h"
 
-/* Trains the resolved experiment into run_dir (which exists). */
-int hone_train(const hone_config *cfg, const char *run_dir, hone_err *err);
+/* Trains the resolved experiment into run_dir (which exists). resume: continue from the
+ * newest complete checkpoint in run_dir. *interrupted is set when a SIGINT / SIGTERM
+ * stopped the run after checkpointing (the caller exits 130). */
+int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *interrupted, hone_err *err);
 
 #endif

@@ -38,7 +38,8 @@ n=$(ls out/runs | wc -l); u=$(ls out/runs | sort -u | wc -l)
 ls out/runs | grep -Eq -- '_[0-9]{2}\.[0-9]{2}\.[0-9]{2}-2$' && echo "ok: a -2 suffix was used" \
   || echo "note: the 4 runs did not share a second; the unit test covers the suffix"
 
-expect 1 "\-\-resume latest: resuming from checkpoints is not built yet" -- "$HONE" run exp.lua --resume latest
+expect 2 "\-\-resume nowhere: no such run directory" -- "$HONE" run exp.lua --resume nowhere
+expect 2 "\-\-resume latest: the experiment differs from the run.s config.json at train.lr" -- "$HONE" run exp.lua --resume latest --set train.lr=0.5
 expect 2 "project: \"a/b\" cannot name a run directory" -- "$HONE" run exp.lua --set project=a/b
 expect 2 "run: unknown option --dryrun" -- "$HONE" run exp.lua --dryrun
 expect 2 "usage: hone run" -- "$HONE" run
