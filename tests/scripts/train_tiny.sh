@@ -50,6 +50,19 @@ done
 expect 0 "done: 2 steps" -- "$HONE" run exp.lua --set train.optimizer=paged_adamw_8bit --set train.optimizer.state_dir="$TMP" --set train.max_steps=2
 expect 1 "train.optimizer paged_adamw_32bit: state_dir $TMP/nope: cannot create the state file: No such file" -- "$HONE" run exp.lua --set train.optimizer=paged_adamw_32bit --set train.optimizer.state_dir="$TMP/nope" --set train.max_steps=2
 
+# save.keep keeps the newest and the best; best/ points at the best epoch
+expect 0 "done: 16 steps" -- "$HONE" run exp.lua --set output_dir=keep --set save.keep=1
+kdir=$(ls -d keep/tiny-*)
+best=$(readlink "$kdir/best")
+n=$(ls "$kdir/checkpoints" | wc -l)
+{ [ -d "$kdir/$best" ] && [ -d "$kdir/checkpoints/epoch-4" ] && [ "$n" -le 2 ]; } \
+  && echo "ok: save.keep=1 left $(ls "$kdir/checkpoints" | tr '\n' ' ')and best -> $best" \
+  || { echo "FAIL: save.keep / best: $n checkpoints, best -> $best"; fails=$((fails+1)); }
+# early stopping, and too many NaN steps
+expect 0 "early stopping: eval_loss has not improved" -- "$HONE" run exp.lua --set output_dir=es --set eval.early_stopping.patience=1 --set eval.early_stopping.threshold=10
+grep -q '"status":\s*"stopped_early"' es/tiny-*/summary.json && echo "ok: summary says stopped_early" \
+  || { echo "FAIL: summary status"; fails=$((fails+1)); }
+expect 1 "10 steps had a NaN or Inf loss or gradient; stopped" -- "$HONE" run exp.lua --set output_dir=nan --set train.optimizer=sgd --set train.lr=1e30 --set train.epochs=20
 # an adapter seeds a new run; a mismatched one is refused
 expect 0 "done: 4 steps" -- "$HONE" run exp.lua --set lora.init_adapter="$run/checkpoints/epoch-4" --set train.max_steps=4
 expect 1 "lora.init_adapter: .*adapter r = 8 but lora.r = 4" -- "$HONE" run exp.lua --set lora.init_adapter="$run/checkpoints/epoch-4" --set lora.r=4
