@@ -198,6 +198,49 @@ int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **
     return rc;
 }
 
+/* ---- eval.metrics ------------------------------------------------------------------- */
+
+int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
+                    int index, double *out, char (*names)[64], int max, int *n, hone_err *err)
+{
+    lua_State *L = fn->hl->L;
+    int top = lua_gettop(L), rc = 0;
+    *n = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fn->ref);
+    lua_pushstring(L, prediction);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, prompt);
+    lua_setfield(L, -2, "prompt");
+    lua_pushstring(L, reference);
+    lua_setfield(L, -2, "reference");
+    lua_pushinteger(L, index);
+    lua_setfield(L, -2, "index");
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+    } else if (lua_type(L, -1) == LUA_TNUMBER) {
+        out[0] = lua_tonumber(L, -1);
+        names[0][0] = 0;
+        *n = 1;
+    } else if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TNUMBER && *n < max) {
+                snprintf(names[*n], 64, "%s", lua_tostring(L, -2));
+                out[(*n)++] = lua_tonumber(L, -1);
+            } else if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TNUMBER) {
+                rc = hone_errf(err, HONE_EINVAL, "a returned table must map names to numbers");
+                lua_pop(L, 2);
+                break;
+            }
+            lua_pop(L, 1);
+        }
+    } else if (!lua_isnil(L, -1)) {
+        rc = hone_errf(err, HONE_EINVAL, "must return a number or a table of numbers, got %s", luaL_typename(L, -1));
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
 /* ---- hone.optimize ---------------------------------------------------------------- */
 
 typedef struct objective_ctx {

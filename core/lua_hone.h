@@ -30,4 +30,10 @@ typedef struct hone_lua_fn {
 struct cJSON;
 int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err);
 
+/* eval.metrics: calls the function at fn->ref as f(prediction, example) with example =
+ * { prompt, reference, index }; it returns a number, or a table of named numbers. Up to
+ * max values go to out[] with their names (the key, or "" for a plain number) in names[]. */
+int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
+                    int index, double *out, char (*names)[64], int max, int *n, hone_err *err);
+
 #endif

@@ -29,6 +29,8 @@
 #include "ops.h"
 #include "safetensors.h"
 #include "schedule.h"
+#include "lua_hone.h"
+#include "tokenizer.h"
 #include "util.h"
 
 static double now(void)
@@ -187,6 +189,161 @@ static int save_checkpoint(hone_model *m, const hone_config *cfg, const char *ru
     if (!rc && hone_is_dir(dir)) remove_tree(dir);   /* an older copy of the same point */
     if (!rc && rename(tmp, dir) != 0)
         rc = hone_errf(err, HONE_EIO, "%s: cannot move the checkpoint into place: %s", dir, strerror(errno));
+    return rc;
+}
+
+/* ---- generation metrics ------------------------------------------------------------ */
+
+typedef struct metric_acc {
+    char name[160];
+    double sum;
+    long n;
+} metric_acc;
+
+enum { MAX_METRICS = 64 };
+
+static void acc_add(metric_acc *acc, int *nacc, const char *name, double v)
+{
+    int i = 0;
+    while (i < *nacc && strcmp(acc[i].name, name)) i++;
+    if (i == *nacc) {
+        if (*nacc == MAX_METRICS) return;
+        snprintf(acc[i].name, sizeof acc[i].name, "%s", name);
+        acc[i].sum = 0;
+        acc[i].n = 0;
+        (*nacc)++;
+    }
+    acc[i].sum += v;
+    acc[i].n++;
+}
+
+static char *decode_ids(hone_tokenizer *tok, const int32_t *ids, int n)
+{
+    tok_buf b = {0};
+    hone_err err = {0};
+    if (hone_tokenizer_decode(tok, ids, (size_t)(n > 0 ? n : 0), 1, &b, &err) != 0) {
+        free(b.s);
+        return hone_strdup("");
+    }
+    char *s = malloc(b.n + 1);
+    if (s) {
+        memcpy(s, b.s, b.n);
+        s[b.n] = 0;
+    }
+    free(b.s);
+    return s;
+}
+
+static int same_trimmed(const char *a, const char *b)
+{
+    while (*a == ' ' || *a == '\n' || *a == '\t') a++;
+    while (*b == ' ' || *b == '\n' || *b == '\t') b++;
+    size_t la = strlen(a), lb = strlen(b);
+    while (la && (a[la - 1] == ' ' || a[la - 1] == '\n' || a[la - 1] == '\t')) la--;
+    while (lb && (b[lb - 1] == ' ' || b[lb - 1] == '\n' || b[lb - 1] == '\t')) lb--;
+    return la == lb && !memcmp(a, b, la);
+}
+
+/* Greedy generation from each eval example's prompt (its tokens before the first trained
+ * one: the record's prompt, or the text through the response template), decoded and
+ * scored by exact_match and the experiment's eval.metrics; the means go to acc, every
+ * prediction to eval/<tag>.jsonl. */
+static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, const hone_config *cfg,
+                    const char *run_dir, const char *tag, metric_acc *acc, int *nacc, hone_err *err)
+{
+    *nacc = 0;
+    const hone_cval *mc = hone_config_cval(cfg, "eval.metrics");
+    long limit = hone_config_is_set(cfg, "data.eval_limit") ? (long)hone_config_int(cfg, "data.eval_limit") : (long)ev->n;
+    int max_new = (int)hone_config_int(cfg, "eval.generate.max_new_tokens");
+    int bs = (int)hone_config_int(cfg, "train.batch_size");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/eval", run_dir);
+    int rc = hone_mkdirs(path, err);
+    snprintf(path, sizeof path, "%s/eval/%s.jsonl", run_dir, tag);
+    FILE *f = rc ? NULL : fopen(path, "w");
+    if (!rc && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", path, strerror(errno));
+    int32_t eos = hone_tokenizer_eos(tok);
+    hone_gen_opts go = {.max_new_tokens = max_new, .temperature = 0, .top_p = 1, .eos = &eos, .neos = eos >= 0};
+    const int32_t **prompts = malloc((size_t)bs * sizeof *prompts);
+    int *lens = malloc((size_t)bs * sizeof *lens), *out_len = malloc((size_t)bs * sizeof *out_len);
+    int32_t **out = calloc((size_t)bs, sizeof *out);
+    size_t *which = malloc((size_t)bs * sizeof *which);
+    if (!rc && (!prompts || !lens || !out_len || !out || !which)) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (int k = 0; k < bs && !rc; k++)
+        if (!(out[k] = malloc((size_t)max_new * sizeof **out))) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    size_t i = 0;
+    long done = 0;
+    while (!rc && i < ev->n && done < limit) {
+        int n = 0;
+        for (; i < ev->n && n < bs && done < limit; i++) {
+            const hone_example_rec *e = &ev->ex[i];
+            int p = 0;
+            while (p < e->n && e->labels[p] == -100) p++;
+            if (p == 0 || p == e->n) continue;   /* nothing to prompt with, or nothing to predict */
+            prompts[n] = e->ids;
+            lens[n] = p;
+            which[n++] = i;
+            done++;
+        }
+        if (!n) break;
+        rc = hone_model_generate(m, prompts, lens, n, &go, out, out_len, err);
+        for (int k = 0; k < n && !rc; k++) {
+            const hone_example_rec *e = &ev->ex[which[k]];
+            int p = lens[k];
+            char *prompt = decode_ids(tok, e->ids, p), *pred = decode_ids(tok, out[k], out_len[k]);
+            /* the reference: the trained tokens */
+            int32_t *ref_ids = malloc((size_t)e->n * sizeof *ref_ids);
+            int nr = 0;
+            for (int t = p; ref_ids && t < e->n; t++)
+                if (e->labels[t] != -100) ref_ids[nr++] = e->ids[t];
+            char *ref = decode_ids(tok, ref_ids, nr);
+            free(ref_ids);
+            if (!prompt || !pred || !ref) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+            cJSON *row = rc ? NULL : cJSON_CreateObject();
+            if (row) {
+                cJSON_AddNumberToObject(row, "index", (double)which[k]);
+                cJSON_AddStringToObject(row, "prompt", prompt);
+                cJSON_AddStringToObject(row, "prediction", pred);
+                cJSON_AddStringToObject(row, "reference", ref);
+                double em = same_trimmed(pred, ref);
+                cJSON_AddNumberToObject(row, "exact_match", em);
+                acc_add(acc, nacc, "exact_match", em);
+            }
+            for (size_t fi = 0; row && !rc && mc && fi < mc->nf; fi++) {
+                hone_lua_fn fn = {cfg->lua, mc->frefs[fi]};
+                double vals[16];
+                char names[16][64];
+                int nv = 0;
+                if (!cfg->lua) break;
+                rc = hone_lua_metric(&fn, pred, prompt, ref, (int)which[k], vals, names, 16, &nv, err);
+                if (rc) hone_err_prefix(err, "eval.metrics.%s (eval example %zu): ", mc->fnames[fi], which[k] + 1);
+                for (int v = 0; v < nv && !rc; v++) {
+                    char full[160];
+                    snprintf(full, sizeof full, "%.90s%s%.63s", mc->fnames[fi], names[v][0] ? "." : "", names[v]);
+                    cJSON_AddNumberToObject(row, full, vals[v]);
+                    acc_add(acc, nacc, full, vals[v]);
+                }
+            }
+            if (row) {
+                char *line = cJSON_PrintUnformatted(row);
+                if (line) fprintf(f, "%s\n", line);
+                free(line);
+                cJSON_Delete(row);
+            }
+            free(prompt);
+            free(pred);
+            free(ref);
+        }
+    }
+    if (!rc && done == 0)
+        printf("eval: no eval example has a prompt before its trained tokens; generation metrics skipped\n");
+    if (f) fclose(f);
+    for (int k = 0; out && k < bs; k++) free(out[k]);
+    free(out);
+    free(prompts);
+    free(lens);
+    free(out_len);
+    free(which);
     return rc;
 }
 
@@ -382,13 +539,14 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     int32_t pad = prep.pad;
     int max_len = (int)hone_config_int(cfg, "data.max_seq_length");
     uint64_t seed = (uint64_t)hone_config_int(cfg, "seed");
-    hone_tokenizer_free(prep.tok);
+    hone_tokenizer *tok = prep.tok;
     hone_data_print_summary(&prep, max_len);   /* before packing replaces the examples by rows */
     double pack_eff = 0;
     size_t docs = train.n;
     if (hone_config_bool(cfg, "data.packing") && (rc = hone_dataset_pack(&train, max_len, &pack_eff, err))) {
         hone_dataset_free(&train);
         hone_dataset_free(&eval);
+        hone_tokenizer_free(tok);
         return rc;
     }
     int longest = 1;
@@ -413,6 +571,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     if (resume && (rc = newest_checkpoint(run_dir, ckpt, sizeof ckpt, err))) {
         hone_dataset_free(&train);
         hone_dataset_free(&eval);
+        hone_tokenizer_free(tok);
         return rc;
     }
     if (lora && mo.targets == 0) rc = hone_errf(err, HONE_EINVAL, "lora.target_modules: no module to adapt");
@@ -502,10 +661,19 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     const hone_cval *es = hone_config_cval(cfg, "eval.early_stopping");
     long patience = es && es->enabled ? (long)hone_config_int(cfg, "eval.early_stopping.patience") : 0;
     double threshold = es && es->enabled ? hone_config_num(cfg, "eval.early_stopping.threshold") : 0;
-    if (!rc && strcmp(hone_config_str(cfg, "eval.best.metric"), "eval_loss"))
-        rc = hone_errf(err, HONE_EUNSUPPORTED, "eval.best.metric = \"%s\": only eval_loss is built yet (generation "
-                       "metrics are not)", hone_config_str(cfg, "eval.best.metric"));
-    if (maximize && !rc) rc = hone_errf(err, HONE_EINVAL, "eval.best.mode = \"max\" with eval_loss: lower is better");
+    const char *best_metric = hone_config_str(cfg, "eval.best.metric");
+    const hone_cval *mfns = hone_config_cval(cfg, "eval.metrics");
+    int generate = tok && eval.n && (hone_config_cval(cfg, "eval.generate")->given || (mfns && mfns->nf));
+    if (!rc && !tok && (hone_config_cval(cfg, "eval.generate")->given || (mfns && mfns->nf)))
+        rc = hone_errf(err, HONE_EINVAL, "eval.metrics / eval.generate need a tokenizer to decode predictions "
+                       "(set model.tokenizer)");
+    if (!rc && maximize && !strcmp(best_metric, "eval_loss"))
+        rc = hone_errf(err, HONE_EINVAL, "eval.best.mode = \"max\" with eval_loss: lower is better");
+    if (!rc && strcmp(best_metric, "eval_loss") && !generate)
+        rc = hone_errf(err, HONE_EINVAL, "eval.best.metric = \"%s\" is not computed: only eval_loss is, without "
+                       "eval.metrics or eval.generate", best_metric);
+    metric_acc acc[MAX_METRICS];
+    int nacc = 0;
     double max_norm = hone_config_num(cfg, "train.max_grad_norm"), loss_log = 0, t0 = now(), tlog = t0;
     long step0 = (long)pos.step, epochs_done = (long)pos.epoch, stopped_early = 0;
     char best_name[64] = "";
@@ -612,14 +780,38 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         pos.window = 0;
         int improved = 0;
         if (eval.n) {
-            rc = evaluate(m, &b, &eval, bs, &pos.last_eval, err);
+            double eval_loss = NAN;
+            rc = evaluate(m, &b, &eval, bs, &eval_loss, err);
+            char tag[64];
+            snprintf(tag, sizeof tag, "epoch-%ld", epoch + 1);
+            if (!rc && generate) rc = gen_eval(m, tok, &eval, cfg, run_dir, tag, acc, &nacc, err);
             if (rc) break;
-            fprintf(metrics, "{\"split\": \"eval\", \"epoch\": %ld, \"step\": %lld, \"eval_loss\": %.6g}\n",
-                    epoch + 1, (long long)pos.step, pos.last_eval);
+            char extra[4096] = "", shown[4096] = "";
+            double score = eval_loss;
+            int found = !strcmp(best_metric, "eval_loss");
+            for (int k = 0; k < nacc; k++) {
+                double mean = acc[k].n ? acc[k].sum / acc[k].n : NAN;
+                size_t el = strlen(extra), sl = strlen(shown);
+                snprintf(extra + el, sizeof extra - el, ", \"%.159s\": %.6g", acc[k].name, mean);
+                snprintf(shown + sl, sizeof shown - sl, "  %.159s %.4g", acc[k].name, mean);
+                if (!strcmp(acc[k].name, best_metric)) {
+                    score = mean;
+                    found = 1;
+                }
+            }
+            if (!found) {
+                rc = hone_errf(err, HONE_EINVAL, "eval.best.metric = \"%s\" is not among the metrics this run computes "
+                               "(eval_loss%s%s)", best_metric, nacc ? ", " : "", nacc ? acc[0].name : "");
+                break;
+            }
+            pos.last_eval = score;
+            fprintf(metrics, "{\"split\": \"eval\", \"epoch\": %ld, \"step\": %lld, \"eval_loss\": %.6g%s}\n",
+                    epoch + 1, (long long)pos.step, eval_loss, extra);
             fflush(metrics);
-            printf("epoch %ld: eval_loss %.4f\n", epoch + 1, pos.last_eval);
-            if (pos.last_eval < pos.best - threshold || !pos.best_epoch) {
-                pos.best = pos.last_eval;
+            printf("epoch %ld: eval_loss %.4f%s\n", epoch + 1, eval_loss, shown);
+            double signed_score = maximize ? -score : score;
+            if (signed_score < pos.best - threshold || !pos.best_epoch) {
+                pos.best = signed_score;
                 pos.best_epoch = epoch + 1;
                 pos.stale = 0;
                 improved = 1;
@@ -646,9 +838,9 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         }
         if (!rc && keep) prune_checkpoints(run_dir, keep, best_name[0] ? best_name : NULL);
         if (!rc && patience && pos.stale >= patience) {
-            printf("early stopping: eval_loss has not improved by more than %g for %lld evaluation%s (best %.4f at "
-                   "epoch %lld)\n", threshold, (long long)pos.stale, pos.stale > 1 ? "s" : "", pos.best,
-                   (long long)pos.best_epoch);
+            printf("early stopping: %s has not improved by more than %g for %lld evaluation%s (best %.4f at "
+                   "epoch %lld)\n", best_metric, threshold, (long long)pos.stale, pos.stale > 1 ? "s" : "",
+                   maximize ? -pos.best : pos.best, (long long)pos.best_epoch);
             stopped_early = 1;
         }
         if (!rc && stop_requested) {
@@ -673,7 +865,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     cJSON_AddNumberToObject(sum, "train_loss", last_loss);
     if (eval.n && best_epoch) {
         cJSON_AddNumberToObject(sum, "best_epoch", (double)best_epoch);
-        cJSON_AddNumberToObject(sum, "best_eval_loss", best);
+        cJSON_AddStringToObject(sum, "best_metric", hone_config_str(cfg, "eval.best.metric"));
+        cJSON_AddNumberToObject(sum, "best_value", !strcmp(hone_config_str(cfg, "eval.best.mode"), "max") ? -best : best);
     }
     cJSON_AddNumberToObject(sum, "wall_s", wall);
     cJSON_AddNumberToObject(sum, "tokens_per_s", wall > 0 ? (double)(pos.tokens - 0) / wall : 0);
@@ -692,6 +885,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     free(b.start);
     ovt->destroy(ostate);
     hone_model_free(m);
+    hone_tokenizer_free(tok);
     hone_dataset_free(&train);
     hone_dataset_free(&eval);
     return rc;

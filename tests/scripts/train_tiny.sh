@@ -111,6 +111,32 @@ expect 0 "data.train: 40 records tokenized in" -- "$HONE" run exp.lua --set data
 { cat pc.jsonl; echo '{"prompt": "one more ", "completion": "record"}'; } > pc2.jsonl
 expect 0 "data.train: 41 records tokenized in" -- "$HONE" run exp.lua --set data.train=pc2.jsonl $t
 expect 0 "data.train: 40 records tokenized in" -- "$HONE" run exp.lua --set data.train=pc2.jsonl --set data.limit=40 $t
+expect 0 "hone.metrics: all checks passed" -- "$HONE" run "$HONE_SRC/tests/scripts/metrics_check.lua"
+# generation metrics: greedy predictions from each eval prompt, exact_match and Lua metrics
+cat > gen.lua <<LUA
+local hone = require("hone")
+local metrics = require("hone.metrics")
+return hone.experiment {
+  project = "gen", output_dir = "runs", seed = 3,
+  model = { path = "$model", tokenizer = "tok" },
+  data = { train = "pc.jsonl", eval_fraction = 0.2, max_seq_length = 64 },
+  train = { epochs = 2, batch_size = 4 },
+  eval = { generate = { max_new_tokens = 6 },
+           metrics = { price = metrics.price_metrics, chars = function(p, ex) return #p end },
+           best = { metric = "price.parsed", mode = "max" } },
+}
+LUA
+expect 0 "epoch 2: eval_loss [0-9.]+  exact_match [0-9.]+ .*chars [0-9.]+" -- "$HONE" run gen.lua
+g=$(ls -d runs/gen-* | tail -1)
+rows=$(wc -l < "$g/eval/epoch-2.jsonl")
+[ "$rows" = 8 ] && grep -q '"prompt":"item' "$g/eval/epoch-2.jsonl" && grep -q '"reference":' "$g/eval/epoch-2.jsonl" \
+  && grep -q '"chars":' "$g/metrics.jsonl" && grep -q '"best_metric":[[:space:]]*"price.parsed"' "$g/summary.json" \
+  && echo "ok: eval/epoch-2.jsonl has 8 predictions; metrics rows and summary carry the metrics" \
+  || { echo "FAIL: generation eval files ($rows rows)"; fails=$((fails+1)); }
+sed 's/metric = "price.parsed"/metric = "nope"/' gen.lua > gen2.lua
+expect 1 "eval.best.metric = \"nope\" is not among the metrics this run computes" -- "$HONE" run gen2.lua
+sed 's/return #p end/return "x" end/' gen.lua > gen3.lua
+expect 1 "eval.metrics.chars \(eval example [0-9]+\): must return a number or a table of numbers, got string" -- "$HONE" run gen3.lua
 # packing: best-fit rows of max_seq_length, attention inside documents
 expect 0 "packing: 35 examples into [0-9]+ rows of 64 tokens \([0-9]+\.[0-9]% filled" -- "$HONE" run exp.lua --set data.train=text.jsonl --set data.packing=true $t
 expect 0 "packing efficiency [0-9]+\.[0-9]% \([0-9]+ rows of 64 for 35 examples" -- "$HONE" inspect exp.lua --set data.train=text.jsonl --set data.packing=true $t --n 0

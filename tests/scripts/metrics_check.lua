@@ -1,0 +1,18 @@
+-- metrics_check.lua — hone.metrics' helpers on the cases a price model meets.
+local m = require("hone.metrics")
+local function eq(a, b, what) assert(a == b, what .. ": got " .. tostring(a) .. ", want " .. tostring(b)) end
+eq(m.price("$1,234.50"), 1234.5, "dollar sign and thousands")
+eq(m.price("It costs about 12 dollars."), 12, "inside a sentence")
+eq(m.price("Price: $ 7"), 7, "space after the sign")
+eq(m.price("no number here"), nil, "no number")
+eq(m.price(nil), nil, "not a string")
+eq(m.abs_error(10, 7.5), 2.5, "abs_error")
+assert(math.abs(m.squared_log_error(math.exp(1) - 1, 0) - 1) < 1e-12, "squared_log_error")
+eq(m.hit(100, 130), 1, "within 40")
+eq(m.hit(1000, 1150), 1, "within 20%")
+eq(m.hit(100, 150), 0, "a miss")
+local r = m.price_metrics("$24.99", { reference = "24.99" })
+eq(r.parsed, 1, "parsed") eq(r.hit, 1, "hit") eq(r.abs_error, 0, "abs_error 0")
+eq(m.price_metrics("none", { reference = "5" }).parsed, 0, "unparseable prediction")
+eq(m.price_metrics("5", { reference = "n/a" }), nil, "no reference price")
+print("hone.metrics: all checks passed")
