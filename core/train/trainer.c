@@ -364,9 +364,72 @@ typedef struct train_pos {
     int64_t step;            /* optimizer steps done */
     int64_t epoch, window;   /* the next window to run: epoch index and its first micro-batch */
     int64_t tokens, nonfinite, best_epoch, stale;
+    char best_name[64];      /* the best checkpoint so far ("" before the first evaluation) */
     double best, last_loss, last_eval;
     hone_rng rng[2];         /* dropout, NEFTune */
 } train_pos;
+
+/* ---- one evaluation: loss, generation metrics, the metrics row, best tracking ---------- */
+
+typedef struct eval_ctx {
+    hone_model *m;
+    batcher *b;
+    const hone_dataset *eval;
+    int bs, generate, maximize;
+    hone_tokenizer *tok;
+    const hone_config *cfg;
+    const char *run_dir, *best_metric;
+    FILE *metrics;
+    double threshold;
+    metric_acc *acc;
+    int *nacc;
+} eval_ctx;
+
+/* tag names the checkpoint this evaluation belongs to (epoch-N or step-N) */
+static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int *improved, hone_err *err)
+{
+    double eval_loss = NAN;
+    *improved = 0;
+    int rc = evaluate(c->m, c->b, c->eval, c->bs, &eval_loss, err);
+    if (!rc && c->generate) rc = gen_eval(c->m, c->tok, c->eval, c->cfg, c->run_dir, tag, c->acc, c->nacc, err);
+    if (rc) return rc;
+    char extra[4096] = "", shown[4096] = "";
+    double score = eval_loss;
+    int found = !strcmp(c->best_metric, "eval_loss");
+    for (int k = 0; k < *c->nacc; k++) {
+        double mean = c->acc[k].n ? c->acc[k].sum / c->acc[k].n : NAN;
+        size_t el = strlen(extra), sl = strlen(shown);
+        snprintf(extra + el, sizeof extra - el, ", \"%.159s\": %.6g", c->acc[k].name, mean);
+        snprintf(shown + sl, sizeof shown - sl, "  %.159s %.4g", c->acc[k].name, mean);
+        if (!strcmp(c->acc[k].name, c->best_metric)) {
+            score = mean;
+            found = 1;
+        }
+    }
+    if (!found)
+        return hone_errf(err, HONE_EINVAL, "eval.best.metric = \"%s\" is not among the metrics this run computes "
+                         "(eval_loss%s%s)", c->best_metric, *c->nacc ? ", " : "", *c->nacc ? c->acc[0].name : "");
+    pos->last_eval = score;
+    fprintf(c->metrics, "{\"split\": \"eval\", \"epoch\": %.4g, \"step\": %lld, \"eval_loss\": %.6g%s}\n", ep,
+            (long long)pos->step, eval_loss, extra);
+    fflush(c->metrics);
+    char label[64];
+    snprintf(label, sizeof label, "%s", tag);
+    char *dash = strchr(label, '-');
+    if (dash) *dash = ' ';   /* "epoch 2", "step 50" */
+    printf("%s: eval_loss %.4f%s\n", label, eval_loss, shown);
+    double signed_score = c->maximize ? -score : score;
+    if (signed_score < pos->best - c->threshold || !pos->best_name[0]) {
+        pos->best = signed_score;
+        pos->stale = 0;
+        snprintf(pos->best_name, sizeof pos->best_name, "%s", tag);
+        *improved = 1;
+    } else {
+        pos->stale++;
+    }
+    return 0;
+}
+
 
 static const char state_magic[8] = "HONESTA1";
 
@@ -676,8 +739,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     int nacc = 0;
     double max_norm = hone_config_num(cfg, "train.max_grad_norm"), loss_log = 0, t0 = now(), tlog = t0;
     long step0 = (long)pos.step, epochs_done = (long)pos.epoch, stopped_early = 0;
-    char best_name[64] = "";
-    if (pos.best_epoch) snprintf(best_name, sizeof best_name, "epoch-%lld", (long long)pos.best_epoch);
+    long eval_every = (long)hone_config_cval(cfg, "eval.every")->every_steps;
+    eval_ctx ectx = {m, &b, &eval, bs, generate, maximize, tok, cfg, run_dir, best_metric, metrics, threshold, acc, &nacc};
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
     stop_requested = 0;
@@ -752,8 +815,14 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                 tlog = t;
                 tokens_log = (long)pos.tokens;
             }
-            int at_end = w0 + wn >= nmb || pos.step >= plan.total_steps;
-            if (!at_end && (stop_requested || (save_every > 0 && pos.step % save_every == 0))) {
+            int at_end = w0 + wn >= nmb || pos.step >= plan.total_steps, step_improved = 0;
+            if (!at_end && eval.n && eval_every > 0 && pos.step % eval_every == 0) {
+                char tag[64];
+                snprintf(tag, sizeof tag, "step-%lld", (long long)pos.step);
+                rc = run_eval(&ectx, &pos, tag, ep, &step_improved, err);
+                if (rc) break;
+            }
+            if (!at_end && (stop_requested || step_improved || (save_every > 0 && pos.step % save_every == 0))) {
                 /* a mid-epoch checkpoint: the next window of this epoch comes next */
                 hone_model_get_rng(m, pos.rng);
                 rc = state_blob(&blob, &pos, ovt, ostate, err);
@@ -766,7 +835,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                 snprintf(name, sizeof name, "step-%lld", (long long)pos.step);
                 if (!rc) rc = save_checkpoint(m, cfg, run_dir, name, st, &blob, err);
                 cJSON_Delete(st);
-                if (!rc && keep) prune_checkpoints(run_dir, keep, best_name[0] ? best_name : NULL);
+                if (!rc && step_improved) point_best(run_dir, name);
+                if (!rc && keep) prune_checkpoints(run_dir, keep, pos.best_name[0] ? pos.best_name : NULL);
                 if (!rc && stop_requested) {
                     printf("interrupted: checkpoint %s/checkpoints/%s written; continue with --resume\n", run_dir, name);
                     *interrupted = 1;
@@ -780,44 +850,11 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         pos.window = 0;
         int improved = 0;
         if (eval.n) {
-            double eval_loss = NAN;
-            rc = evaluate(m, &b, &eval, bs, &eval_loss, err);
             char tag[64];
             snprintf(tag, sizeof tag, "epoch-%ld", epoch + 1);
-            if (!rc && generate) rc = gen_eval(m, tok, &eval, cfg, run_dir, tag, acc, &nacc, err);
+            rc = run_eval(&ectx, &pos, tag, (double)(epoch + 1), &improved, err);
             if (rc) break;
-            char extra[4096] = "", shown[4096] = "";
-            double score = eval_loss;
-            int found = !strcmp(best_metric, "eval_loss");
-            for (int k = 0; k < nacc; k++) {
-                double mean = acc[k].n ? acc[k].sum / acc[k].n : NAN;
-                size_t el = strlen(extra), sl = strlen(shown);
-                snprintf(extra + el, sizeof extra - el, ", \"%.159s\": %.6g", acc[k].name, mean);
-                snprintf(shown + sl, sizeof shown - sl, "  %.159s %.4g", acc[k].name, mean);
-                if (!strcmp(acc[k].name, best_metric)) {
-                    score = mean;
-                    found = 1;
-                }
-            }
-            if (!found) {
-                rc = hone_errf(err, HONE_EINVAL, "eval.best.metric = \"%s\" is not among the metrics this run computes "
-                               "(eval_loss%s%s)", best_metric, nacc ? ", " : "", nacc ? acc[0].name : "");
-                break;
-            }
-            pos.last_eval = score;
-            fprintf(metrics, "{\"split\": \"eval\", \"epoch\": %ld, \"step\": %lld, \"eval_loss\": %.6g%s}\n",
-                    epoch + 1, (long long)pos.step, eval_loss, extra);
-            fflush(metrics);
-            printf("epoch %ld: eval_loss %.4f%s\n", epoch + 1, eval_loss, shown);
-            double signed_score = maximize ? -score : score;
-            if (signed_score < pos.best - threshold || !pos.best_epoch) {
-                pos.best = signed_score;
-                pos.best_epoch = epoch + 1;
-                pos.stale = 0;
-                improved = 1;
-            } else {
-                pos.stale++;
-            }
+            if (improved) pos.best_epoch = epoch + 1;
         }
         hone_model_get_rng(m, pos.rng);
         cJSON *st = cJSON_CreateObject();
@@ -832,15 +869,12 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         rc = state_blob(&blob, &pos, ovt, ostate, err);
         if (!rc) rc = save_checkpoint(m, cfg, run_dir, name, st, &blob, err);
         cJSON_Delete(st);
-        if (!rc && improved) {
-            snprintf(best_name, sizeof best_name, "%s", name);
-            point_best(run_dir, name);
-        }
-        if (!rc && keep) prune_checkpoints(run_dir, keep, best_name[0] ? best_name : NULL);
+        if (!rc && improved) point_best(run_dir, name);
+        if (!rc && keep) prune_checkpoints(run_dir, keep, pos.best_name[0] ? pos.best_name : NULL);
         if (!rc && patience && pos.stale >= patience) {
             printf("early stopping: %s has not improved by more than %g for %lld evaluation%s (best %.4f at "
-                   "epoch %lld)\n", best_metric, threshold, (long long)pos.stale, pos.stale > 1 ? "s" : "",
-                   maximize ? -pos.best : pos.best, (long long)pos.best_epoch);
+                   "%s)\n", best_metric, threshold, (long long)pos.stale, pos.stale > 1 ? "s" : "",
+                   maximize ? -pos.best : pos.best, pos.best_name);
             stopped_early = 1;
         }
         if (!rc && stop_requested) {
@@ -863,9 +897,10 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     cJSON_AddNumberToObject(sum, "steps", (double)step);
     cJSON_AddNumberToObject(sum, "epochs", (double)epochs_done);
     cJSON_AddNumberToObject(sum, "train_loss", last_loss);
-    if (eval.n && best_epoch) {
+    if (eval.n && pos.best_name[0]) {
         cJSON_AddNumberToObject(sum, "best_epoch", (double)best_epoch);
         cJSON_AddStringToObject(sum, "best_metric", hone_config_str(cfg, "eval.best.metric"));
+        cJSON_AddStringToObject(sum, "best_checkpoint", pos.best_name);
         cJSON_AddNumberToObject(sum, "best_value", !strcmp(hone_config_str(cfg, "eval.best.mode"), "max") ? -best : best);
     }
     cJSON_AddNumberToObject(sum, "wall_s", wall);

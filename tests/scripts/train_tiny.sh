@@ -50,6 +50,21 @@ done
 expect 0 "done: 2 steps" -- "$HONE" run exp.lua --set train.optimizer=paged_adamw_8bit --set train.optimizer.state_dir="$TMP" --set train.max_steps=2
 expect 1 "train.optimizer paged_adamw_32bit: state_dir $TMP/nope: cannot create the state file: No such file" -- "$HONE" run exp.lua --set train.optimizer=paged_adamw_32bit --set train.optimizer.state_dir="$TMP/nope" --set train.max_steps=2
 
+# eval.every = { steps = N }: evaluation rows inside epochs, best/ may point at a step checkpoint
+cat > evs.lua <<LUA
+local hone = require("hone")
+return hone.experiment {
+  project = "evs", output_dir = "evs", seed = 3, model = { path = "$model" },
+  data = { train = "train.jsonl", eval_fraction = 0.125, max_seq_length = 12 },
+  train = { epochs = 2, batch_size = 4 }, eval = { every = { steps = 5 } },
+}
+LUA
+expect 0 "step 5: eval_loss [0-9.]+" -- "$HONE" run evs.lua
+e=$(ls -d evs/evs-*)
+n=$(grep -c '"split": "eval"' "$e/metrics.jsonl")
+[ "$n" = 7 ] && [ -L "$e/best" ] && [ -d "$e/$(readlink "$e/best")" ] \
+  && echo "ok: 7 evaluations (steps 5, 10, 15, 20, 25 and both epoch ends), best -> $(readlink "$e/best")" \
+  || { echo "FAIL: eval.every: $n eval rows"; fails=$((fails+1)); }
 # save.keep keeps the newest and the best; best/ points at the best epoch
 expect 0 "done: 16 steps" -- "$HONE" run exp.lua --set output_dir=keep --set save.keep=1
 kdir=$(ls -d keep/tiny-*)
