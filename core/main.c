@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <dirent.h>
+#include <errno.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -53,11 +54,12 @@ static const char *usage_text =
     "                                   stdin lines -> JSON id lists (and back with --decode)\n"
     "  quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set double_quant=true]\n"
     "                                   write a bitsandbytes 4-bit checkpoint (loads with transformers)\n"
+    "  runs [DIR]                       the runs under DIR (default runs): status, steps, loss, best\n"
     "  inspect SCRIPT.lua [--n N] [--split train|eval] [--set k=v ...]\n"
     "                                   N examples as the run would train them, trained tokens marked\n"
     "  version                          print the version\n"
     "\n"
-    "Planned, not built yet in this version: convert, eval, runs.\n";
+    "Planned, not built yet in this version: convert, eval.\n";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
@@ -626,6 +628,68 @@ out:
     return code;
 }
 
+/* ---- hone runs --------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* every run directory under dir: its status, steps, loss and best checkpoint */
+static int cmd_runs(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "runs";
+    if (argc > 2) return fail(EXIT_BAD_INPUT, "usage: hone runs [DIR]");
+    DIR *d = opendir(dir);
+    if (!d) return fail(EXIT_BAD_INPUT, "runs: %s: %s", dir, strerror(errno));
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    char path[PATH_MAX + 300];
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(path, sizeof path, "%s/%s/config.json", dir, e->d_name);
+        if (!hone_is_file(path)) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **p = realloc(names, cap * sizeof *names);
+            if (!p) break;
+            names = p;
+        }
+        names[n++] = hone_strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    printf("%-36s %-13s %7s %7s %10s  %s\n", "run", "status", "steps", "epochs", "loss", "best");
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s/summary.json", dir, names[i]);
+        char *text = NULL, best[300] = "-", status[32] = "no summary";
+        double steps = 0, epochs = 0, loss = NAN;
+        hone_err err = {0};
+        if (hone_read_file(path, &text, NULL, &err) == 0) {
+            cJSON *j = cJSON_Parse(text);
+            const cJSON *st = cJSON_GetObjectItem(j, "status"), *bc = cJSON_GetObjectItem(j, "best_checkpoint");
+            const cJSON *bm = cJSON_GetObjectItem(j, "best_metric"), *bv = cJSON_GetObjectItem(j, "best_value");
+            if (cJSON_IsString(st)) snprintf(status, sizeof status, "%s", st->valuestring);
+            steps = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "steps"));
+            epochs = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "epochs"));
+            loss = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "train_loss"));
+            if (cJSON_IsString(bc) && cJSON_IsString(bm) && cJSON_IsNumber(bv))
+                snprintf(best, sizeof best, "%s (%s %.4g)", bc->valuestring, bm->valuestring, bv->valuedouble);
+            cJSON_Delete(j);
+            free(text);
+        } else {
+            snprintf(status, sizeof status, "running/killed");   /* no summary yet: live, or stopped hard */
+        }
+        printf("%-36s %-13s %7.0f %7.0f %10.4f  %s\n", names[i], status, isnan(steps) ? 0 : steps,
+               isnan(epochs) ? 0 : epochs, loss, best);
+        free(names[i]);
+    }
+    if (!n) printf("(no runs in %s)\n", dir);
+    free(names);
+    return 0;
+}
+
 /* ---- hone tokenize ---------------------------------------------------------------- */
 
 static void print_json_string(const char *s, size_t n)
@@ -1085,6 +1149,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "run")) return cmd_run_or_inspect(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "inspect")) return cmd_run_or_inspect(argc - 1, argv + 1, 1);
+    if (!strcmp(cmd, "runs")) return cmd_runs(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
     if (!strcmp(cmd, "schedule")) return cmd_schedule(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
@@ -1095,7 +1160,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
-    static const char *const planned[] = {"convert", "eval", "runs"};
+    static const char *const planned[] = {"convert", "eval"};
     for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
         if (!strcmp(cmd, planned[i]))
             return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);

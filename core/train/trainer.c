@@ -417,6 +417,7 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     snprintf(label, sizeof label, "%s", tag);
     char *dash = strchr(label, '-');
     if (dash) *dash = ' ';   /* "epoch 2", "step 50" */
+    if (isatty(STDOUT_FILENO)) fputs("\r\033[K", stdout);   /* over the progress bar */
     printf("%s: eval_loss %.4f%s\n", label, eval_loss, shown);
     double signed_score = c->maximize ? -score : score;
     if (signed_score < pos->best - c->threshold || !pos->best_name[0]) {
@@ -740,6 +741,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     double max_norm = hone_config_num(cfg, "train.max_grad_norm"), loss_log = 0, t0 = now(), tlog = t0;
     long step0 = (long)pos.step, epochs_done = (long)pos.epoch, stopped_early = 0;
     long eval_every = (long)hone_config_cval(cfg, "eval.every")->every_steps;
+    int tty = isatty(STDOUT_FILENO);
     eval_ctx ectx = {m, &b, &eval, bs, generate, maximize, tok, cfg, run_dir, best_metric, metrics, threshold, acc, &nacc};
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
@@ -807,13 +809,24 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                         "\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.0f}\n",
                         (long long)pos.step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
                 fflush(metrics);
-                printf("step %5lld/%ld  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  eta %.0fs\n",
+                printf("%sstep %5lld/%ld  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  eta %.0fs\n",
+                       tty ? "\r\033[K" : "",
                        (long long)pos.step, plan.total_steps, ep, loss_log / steps_log, lr, norm, tps, eta);
                 fflush(stdout);
                 loss_log = 0;
                 steps_log = 0;
                 tlog = t;
                 tokens_log = (long)pos.tokens;
+            }
+            if (tty) {   /* a live bar between the logged lines */
+                double t = now(), eta = (t - t0) / (double)(pos.step - step0) * (double)(plan.total_steps - pos.step);
+                int width = 30, fill = (int)(width * pos.step / (plan.total_steps ? plan.total_steps : 1));
+                char bar[64];
+                for (int k = 0; k < width; k++) bar[k] = k < fill ? '#' : '.';
+                bar[width] = 0;
+                printf("\r\033[K[%s] step %lld/%ld  epoch %.2f  loss %.4f  eta %.0fs", bar, (long long)pos.step,
+                       plan.total_steps, ep, pos.last_loss, eta);
+                fflush(stdout);
             }
             int at_end = w0 + wn >= nmb || pos.step >= plan.total_steps, step_improved = 0;
             if (!at_end && eval.n && eval_every > 0 && pos.step % eval_every == 0) {
@@ -838,6 +851,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                 if (!rc && step_improved) point_best(run_dir, name);
                 if (!rc && keep) prune_checkpoints(run_dir, keep, pos.best_name[0] ? pos.best_name : NULL);
                 if (!rc && stop_requested) {
+                    if (tty) fputs("\r\033[K", stdout);
                     printf("interrupted: checkpoint %s/checkpoints/%s written; continue with --resume\n", run_dir, name);
                     *interrupted = 1;
                     break;
@@ -910,6 +924,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     snprintf(path, sizeof path, "%s/summary.json", run_dir);
     write_json_file(path, sum, &werr);
     cJSON_Delete(sum);
+    if (tty) fputs("\r\033[K", stdout);
     if (!rc && !*interrupted)
         printf("done: %ld steps in %.1f s (%.0f tokens/s), final loss %.4f; checkpoints in %s/checkpoints\n", step, wall,
                wall > 0 ? (double)tokens / wall : 0, last_loss, run_dir);

@@ -148,6 +148,8 @@ rows=$(wc -l < "$g/eval/epoch-2.jsonl")
   && grep -q '"chars":' "$g/metrics.jsonl" && grep -q '"best_metric":[[:space:]]*"price.parsed"' "$g/summary.json" \
   && echo "ok: eval/epoch-2.jsonl has 8 predictions; metrics rows and summary carry the metrics" \
   || { echo "FAIL: generation eval files ($rows rows)"; fails=$((fails+1)); }
+expect 0 "gen-[0-9_.-]+ +completed +16 +2 +[0-9.]+  epoch-[12] \(price.parsed [0-9.]+\)" -- "$HONE" runs runs
+expect 2 "runs: nowhere: No such file or directory" -- "$HONE" runs nowhere
 sed 's/metric = "price.parsed"/metric = "nope"/' gen.lua > gen2.lua
 expect 1 "eval.best.metric = \"nope\" is not among the metrics this run computes" -- "$HONE" run gen2.lua
 sed 's/return #p end/return "x" end/' gen.lua > gen3.lua
