@@ -238,6 +238,17 @@ int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *p
         rc = hone_errf(err, HONE_EINVAL, "must return a number or a table of numbers, got %s", luaL_typename(L, -1));
     }
     lua_settop(L, top);
+    /* by name: Lua's table order differs from state to state, the logs must not */
+    for (int i = 1; i < *n; i++)
+        for (int k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--) {
+            char t[64];
+            double v = out[k];
+            memcpy(t, names[k], 64);
+            memcpy(names[k], names[k - 1], 64);
+            memcpy(names[k - 1], t, 64);
+            out[k] = out[k - 1];
+            out[k - 1] = v;
+        }
     return rc;
 }
 

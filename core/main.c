@@ -55,11 +55,13 @@ static const char *usage_text =
     "  quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set double_quant=true]\n"
     "                                   write a bitsandbytes 4-bit checkpoint (loads with transformers)\n"
     "  runs [DIR]                       the runs under DIR (default runs): status, steps, loss, best\n"
+    "  eval SCRIPT.lua --adapter DIR [--out FILE] [--set k=v ...]\n"
+    "                                   the experiment's evaluation on a checkpoint\n"
     "  inspect SCRIPT.lua [--n N] [--split train|eval] [--set k=v ...]\n"
     "                                   N examples as the run would train them, trained tokens marked\n"
     "  version                          print the version\n"
     "\n"
-    "Planned, not built yet in this version: convert, eval.\n";
+    "Planned, not built yet in this version: convert.\n";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
@@ -479,13 +481,21 @@ static int check_same_config(const hone_config *cfg, const char *run, hone_err *
 /* run, or with inspect set, `hone inspect` (the same script and --set handling) */
 static int cmd_run_or_inspect(int argc, char **argv, int inspect)
 {
-    const char *script = NULL, *resume = NULL, *cmd = inspect ? "inspect" : "run";
+    const char *script = NULL, *resume = NULL, *cmd = inspect == 2 ? "eval" : inspect ? "inspect" : "run";
+    const char *adapter = NULL, *out_path = NULL;
     int dry = 0, nsets = 0, nshow = 5, eval_split = 0;
     char **sets = calloc((size_t)argc, sizeof *sets);
     if (!sets) return fail(EXIT_RUN_FAILED, "out of memory");
     for (int i = 1; i < argc; i++) {
         long long v;
-        if (inspect && (!strcmp(argv[i], "--n") || !strcmp(argv[i], "--split"))) {
+        if (inspect == 2 && (!strcmp(argv[i], "--adapter") || !strcmp(argv[i], "--out"))) {
+            if (i + 1 >= argc) {
+                free(sets);
+                return fail(EXIT_BAD_INPUT, "eval: %s needs a value", argv[i]);
+            }
+            if (argv[i][2] == 'a') adapter = argv[++i];
+            else out_path = argv[++i];
+        } else if (inspect == 1 && (!strcmp(argv[i], "--n") || !strcmp(argv[i], "--split"))) {
             if (i + 1 >= argc || (argv[i][2] == 'n' && (hone_parse_ll(argv[i + 1], &v) || v < 0 || v > 1000000)) ||
                 (argv[i][2] == 's' && strcmp(argv[i + 1], "train") && strcmp(argv[i + 1], "eval"))) {
                 free(sets);
@@ -514,8 +524,13 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
     }
     if (!script) {
         free(sets);
-        return fail(EXIT_BAD_INPUT, inspect ? "usage: hone inspect SCRIPT.lua [--n N] [--split train|eval] [--set key=value ...]"
+        return fail(EXIT_BAD_INPUT, inspect == 2 ? "usage: hone eval SCRIPT.lua --adapter DIR [--out FILE] [--set key=value ...]"
+                                    : inspect ? "usage: hone inspect SCRIPT.lua [--n N] [--split train|eval] [--set key=value ...]"
                                             : "usage: hone run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]");
+    }
+    if (inspect == 2 && !adapter) {
+        free(sets);
+        return fail(EXIT_BAD_INPUT, "eval: --adapter DIR is required (a checkpoint directory)");
     }
     app a = {0};
     int rc = app_init(&a);
@@ -554,6 +569,10 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         goto out;
     }
     cfg->lua = hl;   /* data.chat_function and other script functions run in it */
+    if (inspect == 2) {
+        if (hone_eval_checkpoint(cfg, adapter, out_path, &err)) code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
+        goto out;
+    }
     if (inspect) {
         if (hone_inspect(cfg, nshow, eval_split, isatty(STDOUT_FILENO), &err)) code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
         goto out;
@@ -1150,6 +1169,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cmd_run_or_inspect(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "inspect")) return cmd_run_or_inspect(argc - 1, argv + 1, 1);
     if (!strcmp(cmd, "runs")) return cmd_runs(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_run_or_inspect(argc - 1, argv + 1, 2);
     if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
     if (!strcmp(cmd, "schedule")) return cmd_schedule(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
@@ -1160,7 +1180,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
-    static const char *const planned[] = {"convert", "eval"};
+    static const char *const planned[] = {"convert"};
     for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
         if (!strcmp(cmd, planned[i]))
             return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);

@@ -249,19 +249,16 @@ static int same_trimmed(const char *a, const char *b)
  * scored by exact_match and the experiment's eval.metrics; the means go to acc, every
  * prediction to eval/<tag>.jsonl. */
 static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, const hone_config *cfg,
-                    const char *run_dir, const char *tag, metric_acc *acc, int *nacc, hone_err *err)
+                    const char *out_path, metric_acc *acc, int *nacc, hone_err *err)
 {
     *nacc = 0;
     const hone_cval *mc = hone_config_cval(cfg, "eval.metrics");
     long limit = hone_config_is_set(cfg, "data.eval_limit") ? (long)hone_config_int(cfg, "data.eval_limit") : (long)ev->n;
     int max_new = (int)hone_config_int(cfg, "eval.generate.max_new_tokens");
     int bs = (int)hone_config_int(cfg, "train.batch_size");
-    char path[4300];
-    snprintf(path, sizeof path, "%s/eval", run_dir);
-    int rc = hone_mkdirs(path, err);
-    snprintf(path, sizeof path, "%s/eval/%s.jsonl", run_dir, tag);
-    FILE *f = rc ? NULL : fopen(path, "w");
-    if (!rc && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", path, strerror(errno));
+    int rc = 0;
+    FILE *f = out_path ? fopen(out_path, "w") : NULL;
+    if (out_path && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", out_path, strerror(errno));
     int32_t eos = hone_tokenizer_eos(tok);
     hone_gen_opts go = {.max_new_tokens = max_new, .temperature = 0, .top_p = 1, .eos = &eos, .neos = eos >= 0};
     const int32_t **prompts = malloc((size_t)bs * sizeof *prompts);
@@ -326,7 +323,7 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
             }
             if (row) {
                 char *line = cJSON_PrintUnformatted(row);
-                if (line) fprintf(f, "%s\n", line);
+                if (line && f) fprintf(f, "%s\n", line);
                 free(line);
                 cJSON_Delete(row);
             }
@@ -391,7 +388,11 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     double eval_loss = NAN;
     *improved = 0;
     int rc = evaluate(c->m, c->b, c->eval, c->bs, &eval_loss, err);
-    if (!rc && c->generate) rc = gen_eval(c->m, c->tok, c->eval, c->cfg, c->run_dir, tag, c->acc, c->nacc, err);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/eval", c->run_dir);
+    if (!rc && c->generate) rc = hone_mkdirs(path, err);
+    snprintf(path, sizeof path, "%s/eval/%s.jsonl", c->run_dir, tag);
+    if (!rc && c->generate) rc = gen_eval(c->m, c->tok, c->eval, c->cfg, path, c->acc, c->nacc, err);
     if (rc) return rc;
     char extra[4096] = "", shown[4096] = "";
     double score = eval_loss;
@@ -938,5 +939,60 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     hone_tokenizer_free(tok);
     hone_dataset_free(&train);
     hone_dataset_free(&eval);
+    return rc;
+}
+
+/* `hone eval`: the experiment's evaluation (loss, and generation metrics when configured)
+ * on an adapter or fully fine-tuned checkpoint directory */
+int hone_eval_checkpoint(const hone_config *cfg, const char *ckpt, const char *out_path, hone_err *err)
+{
+    long threads = (long)hone_config_int(cfg, "threads");
+    op_set_threads(threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    hone_prepared prep;
+    int rc = hone_data_prepare(&prep, cfg, err);
+    if (rc) return rc;
+    hone_dataset *ev = prep.eval.n ? &prep.eval : &prep.train;
+    if (!prep.eval.n) printf("eval: the experiment has no eval split; evaluating on data.train\n");
+    int longest = 1, bs = (int)hone_config_int(cfg, "train.batch_size");
+    for (size_t i = 0; i < ev->n; i++) longest = ev->ex[i].n > longest ? ev->ex[i].n : longest;
+    const hone_cval *q = hone_config_cval(cfg, "model.quantizer");
+    int lora = hone_config_cval(cfg, "lora")->enabled;
+    char probe[4300];
+    snprintf(probe, sizeof probe, "%s/adapter_config.json", ckpt);
+    int is_adapter = hone_is_file(probe);
+    if (lora && !is_adapter) rc = hone_errf(err, HONE_EINVAL, "%s: no adapter_config.json (not a LoRA adapter)", ckpt);
+    hone_model_opts mo = {
+        .quantizer = q->feature, .quantizer_opts = q->opts, .lora = lora,
+        .r = lora ? (int)hone_config_int(cfg, "lora.r") : 0, .alpha = hone_config_num(cfg, "lora.alpha"),
+        .dropout = 0, .rslora = hone_config_bool(cfg, "lora.rslora"),
+        .targets = lora ? lora_targets(hone_config_cval(cfg, "lora.target_modules")) : 0,
+        .seed = 1, .batch = bs, .seq = longest,
+    };
+    hone_model *m = NULL;
+    if (!rc) rc = hone_model_load(&m, lora ? hone_config_str(cfg, "model.path") : ckpt, &mo, err);
+    if (!rc && lora) rc = hone_model_load_adapter(m, ckpt, err);
+    batcher b = {0};
+    b.pad = prep.pad;
+    b.ids = malloc((size_t)bs * longest * sizeof(int32_t));
+    b.labels = malloc((size_t)bs * longest * sizeof(int32_t));
+    b.start = malloc((size_t)bs * longest * sizeof(int32_t));
+    b.targets = malloc((size_t)bs * longest * sizeof(int32_t));
+    if (!rc && (!b.ids || !b.labels || !b.start || !b.targets)) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    double loss = NAN;
+    metric_acc acc[MAX_METRICS];
+    int nacc = 0;
+    const hone_cval *mfns = hone_config_cval(cfg, "eval.metrics");
+    int generate = prep.tok && (hone_config_cval(cfg, "eval.generate")->given || (mfns && mfns->nf));
+    if (!rc) rc = evaluate(m, &b, ev, bs, &loss, err);
+    if (!rc && generate) rc = gen_eval(m, prep.tok, ev, cfg, out_path, acc, &nacc, err);
+    if (!rc) {
+        printf("%s: %zu examples, eval_loss %.4f", ckpt, ev->n, loss);
+        for (int k = 0; k < nacc; k++) printf("  %s %.4g", acc[k].name, acc[k].n ? acc[k].sum / acc[k].n : NAN);
+        printf("\n");
+        if (out_path && generate) printf("predictions in %s\n", out_path);
+    }
+    free(b.ids), free(b.labels), free(b.start), free(b.targets);
+    hone_model_free(m);
+    hone_prepared_free(&prep);
     return rc;
 }

@@ -12,4 +12,8 @@
  * stopped the run after checkpointing (the caller exits 130). */
 int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *interrupted, hone_err *err);
 
+/* `hone eval`: evaluation loss and generation metrics of a checkpoint (an adapter dir for
+ * LoRA experiments, a weights dir for full fine-tuning); predictions to out_path if set */
+int hone_eval_checkpoint(const hone_config *cfg, const char *ckpt, const char *out_path, hone_err *err);
+
 #endif

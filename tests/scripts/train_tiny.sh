@@ -150,6 +150,14 @@ rows=$(wc -l < "$g/eval/epoch-2.jsonl")
   || { echo "FAIL: generation eval files ($rows rows)"; fails=$((fails+1)); }
 expect 0 "gen-[0-9_.-]+ +completed +16 +2 +[0-9.]+  epoch-[12] \(price.parsed [0-9.]+\)" -- "$HONE" runs runs
 expect 2 "runs: nowhere: No such file or directory" -- "$HONE" runs nowhere
+# hone eval: the experiment's evaluation on a checkpoint gives the run's own numbers
+want=$(grep '"split": "eval", "epoch": 2' "$g/metrics.jsonl" | sed 's/.*"eval_loss": \([0-9.]*\).*/\1/')
+want4=$(awk -v x="$want" 'BEGIN { printf "%.4f", x }')
+expect 0 "epoch-2: 8 examples, eval_loss $want4  exact_match" -- "$HONE" eval gen.lua --adapter "$g/checkpoints/epoch-2" --out preds.jsonl
+cmp -s preds.jsonl "$g/eval/epoch-2.jsonl" && echo "ok: hone eval's predictions equal the run's epoch-2 predictions" \
+  || { echo "FAIL: hone eval predictions differ from the run's"; diff preds.jsonl "$g/eval/epoch-2.jsonl" | head -4; fails=$((fails+1)); }
+expect 2 "eval: --adapter DIR is required" -- "$HONE" eval gen.lua
+expect 1 "nope: no adapter_config.json" -- "$HONE" eval gen.lua --adapter nope
 sed 's/metric = "price.parsed"/metric = "nope"/' gen.lua > gen2.lua
 expect 1 "eval.best.metric = \"nope\" is not among the metrics this run computes" -- "$HONE" run gen2.lua
 sed 's/return #p end/return "x" end/' gen.lua > gen3.lua
