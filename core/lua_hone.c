@@ -198,6 +198,56 @@ int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **
     return rc;
 }
 
+/* ---- hooks ------------------------------------------------------------------------- */
+
+static int traceback(lua_State *L);
+
+static void push_json(lua_State *L, const cJSON *j, int depth)
+{
+    if (depth > 32 || !j || cJSON_IsNull(j)) {
+        lua_pushnil(L);
+    } else if (cJSON_IsBool(j)) {
+        lua_pushboolean(L, cJSON_IsTrue(j));
+    } else if (cJSON_IsNumber(j)) {
+        lua_pushnumber(L, j->valuedouble);
+    } else if (cJSON_IsString(j)) {
+        lua_pushstring(L, j->valuestring);
+    } else if (cJSON_IsArray(j)) {
+        lua_createtable(L, cJSON_GetArraySize(j), 0);
+        int i = 0;
+        for (const cJSON *e = j->child; e; e = e->next) {
+            push_json(L, e, depth + 1);
+            lua_rawseti(L, -2, ++i);
+        }
+    } else {
+        lua_createtable(L, 0, 8);
+        for (const cJSON *e = j->child; e; e = e->next) {
+            push_json(L, e, depth + 1);
+            lua_setfield(L, -2, e->string);
+        }
+    }
+}
+
+int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_dir, const char *row_json,
+                  hone_err *err)
+{
+    lua_State *L = fn->hl->L;
+    int top = lua_gettop(L), rc = 0;
+    lua_pushcfunction(L, traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fn->ref);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, run_name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, run_dir);
+    lua_setfield(L, -2, "dir");
+    cJSON *row = cJSON_Parse(row_json);
+    push_json(L, row, 0);
+    cJSON_Delete(row);
+    if (lua_pcall(L, 2, 0, top + 1) != LUA_OK) rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+    lua_settop(L, top);
+    return rc;
+}
+
 /* ---- eval.metrics ------------------------------------------------------------------- */
 
 int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,

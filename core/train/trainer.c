@@ -259,6 +259,16 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     int rc = 0;
     FILE *f = out_path ? fopen(out_path, "w") : NULL;
     if (out_path && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", out_path, strerror(errno));
+    /* the metric functions by name: a Lua table's order changes from state to state */
+    size_t forder[64], nfn = mc && mc->nf < 64 ? mc->nf : 0;
+    for (size_t k = 0; k < nfn; k++) {
+        size_t j = k;
+        while (j > 0 && strcmp(mc->fnames[forder[j - 1]], mc->fnames[k]) > 0) {
+            forder[j] = forder[j - 1];
+            j--;
+        }
+        forder[j] = k;
+    }
     int32_t eos = hone_tokenizer_eos(tok);
     hone_gen_opts go = {.max_new_tokens = max_new, .temperature = 0, .top_p = 1, .eos = &eos, .neos = eos >= 0};
     const int32_t **prompts = malloc((size_t)bs * sizeof *prompts);
@@ -306,7 +316,8 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
                 cJSON_AddNumberToObject(row, "exact_match", em);
                 acc_add(acc, nacc, "exact_match", em);
             }
-            for (size_t fi = 0; row && !rc && mc && fi < mc->nf; fi++) {
+            for (size_t oi = 0; row && !rc && oi < nfn; oi++) {
+                size_t fi = forder[oi];
                 hone_lua_fn fn = {cfg->lua, mc->frefs[fi]};
                 double vals[16];
                 char names[16][64];
@@ -380,7 +391,20 @@ typedef struct eval_ctx {
     double threshold;
     metric_acc *acc;
     int *nacc;
+    hone_lua_fn on_log;       /* ref HONE_NOREF: none */
+    const char *run_name;
+    int hook_rc;              /* a hook failed: the caller checkpoints, then stops with hook_err */
+    hone_err hook_err;
 } eval_ctx;
+
+/* calls a hook with a metrics row; a failure is kept for the caller, which checkpoints first */
+static void call_hook(const hone_lua_fn *fn, const char *hook, const char *run_name, const char *run_dir,
+                      const char *row, int *hook_rc, hone_err *hook_err)
+{
+    if (fn->ref == HONE_NOREF || !fn->hl || *hook_rc) return;
+    *hook_rc = hone_lua_hook(fn, run_name, run_dir, row, hook_err);
+    if (*hook_rc) hone_err_prefix(hook_err, "hooks.%s: ", hook);
+}
 
 /* tag names the checkpoint this evaluation belongs to (epoch-N or step-N) */
 static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int *improved, hone_err *err)
@@ -411,9 +435,12 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
         return hone_errf(err, HONE_EINVAL, "eval.best.metric = \"%s\" is not among the metrics this run computes "
                          "(eval_loss%s%s)", c->best_metric, *c->nacc ? ", " : "", *c->nacc ? c->acc[0].name : "");
     pos->last_eval = score;
-    fprintf(c->metrics, "{\"split\": \"eval\", \"epoch\": %.4g, \"step\": %lld, \"eval_loss\": %.6g%s}\n", ep,
-            (long long)pos->step, eval_loss, extra);
+    char row[8192];
+    snprintf(row, sizeof row, "{\"split\": \"eval\", \"epoch\": %.4g, \"step\": %lld, \"eval_loss\": %.6g%s}", ep,
+             (long long)pos->step, eval_loss, extra);
+    fprintf(c->metrics, "%s\n", row);
     fflush(c->metrics);
+    call_hook(&c->on_log, "on_log", c->run_name, c->run_dir, row, &c->hook_rc, &c->hook_err);
     char label[64];
     snprintf(label, sizeof label, "%s", tag);
     char *dash = strchr(label, '-');
@@ -743,7 +770,10 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     long step0 = (long)pos.step, epochs_done = (long)pos.epoch, stopped_early = 0;
     long eval_every = (long)hone_config_cval(cfg, "eval.every")->every_steps;
     int tty = isatty(STDOUT_FILENO);
-    eval_ctx ectx = {m, &b, &eval, bs, generate, maximize, tok, cfg, run_dir, best_metric, metrics, threshold, acc, &nacc};
+    const char *slash = strrchr(run_dir, '/');
+    eval_ctx ectx = {m, &b, &eval, bs, generate, maximize, tok, cfg, run_dir, best_metric, metrics, threshold, acc, &nacc,
+                     {cfg->lua, hone_config_cval(cfg, "hooks.on_log")->ref}, slash ? slash + 1 : run_dir, 0, {0}};
+    hone_lua_fn on_epoch_end = {cfg->lua, hone_config_cval(cfg, "hooks.on_epoch_end")->ref};
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
     stop_requested = 0;
@@ -805,11 +835,14 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
             if ((pos.step % log_every == 0 || pos.step == plan.total_steps) && steps_log) {
                 double t = now(), tps = (double)(pos.tokens - tokens_log) / (t - tlog);
                 double eta = (t - t0) / (double)(pos.step - step0) * (double)(plan.total_steps - pos.step);
-                fprintf(metrics,
-                        "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
-                        "\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.0f}\n",
-                        (long long)pos.step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
+                char row[512];
+                snprintf(row, sizeof row,
+                         "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                         "\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.0f}",
+                         (long long)pos.step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
+                fprintf(metrics, "%s\n", row);
                 fflush(metrics);
+                call_hook(&ectx.on_log, "on_log", ectx.run_name, run_dir, row, &ectx.hook_rc, &ectx.hook_err);
                 printf("%sstep %5lld/%ld  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  eta %.0fs\n",
                        tty ? "\r\033[K" : "",
                        (long long)pos.step, plan.total_steps, ep, loss_log / steps_log, lr, norm, tps, eta);
@@ -836,7 +869,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                 rc = run_eval(&ectx, &pos, tag, ep, &step_improved, err);
                 if (rc) break;
             }
-            if (!at_end && (stop_requested || step_improved || (save_every > 0 && pos.step % save_every == 0))) {
+            if (!at_end && (stop_requested || step_improved || ectx.hook_rc ||
+                            (save_every > 0 && pos.step % save_every == 0))) {
                 /* a mid-epoch checkpoint: the next window of this epoch comes next */
                 hone_model_get_rng(m, pos.rng);
                 rc = state_blob(&blob, &pos, ovt, ostate, err);
@@ -851,6 +885,12 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                 cJSON_Delete(st);
                 if (!rc && step_improved) point_best(run_dir, name);
                 if (!rc && keep) prune_checkpoints(run_dir, keep, pos.best_name[0] ? pos.best_name : NULL);
+                if (!rc && ectx.hook_rc) {
+                    printf("\ncheckpoint %s/checkpoints/%s written before stopping for the failed hook\n", run_dir, name);
+                    *err = ectx.hook_err;
+                    rc = ectx.hook_rc;
+                    break;
+                }
                 if (!rc && stop_requested) {
                     if (tty) fputs("\r\033[K", stdout);
                     printf("interrupted: checkpoint %s/checkpoints/%s written; continue with --resume\n", run_dir, name);
@@ -886,6 +926,25 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         cJSON_Delete(st);
         if (!rc && improved) point_best(run_dir, name);
         if (!rc && keep) prune_checkpoints(run_dir, keep, pos.best_name[0] ? pos.best_name : NULL);
+        if (!rc) {
+            cJSON *er = cJSON_CreateObject();
+            cJSON_AddNumberToObject(er, "epoch", (double)(epoch + 1));
+            cJSON_AddNumberToObject(er, "step", (double)pos.step);
+            cJSON_AddNumberToObject(er, "train_loss", pos.last_loss);
+            cJSON_AddStringToObject(er, "checkpoint", name);
+            if (eval.n) cJSON_AddNumberToObject(er, best_metric, pos.last_eval);
+            if (pos.best_name[0]) cJSON_AddStringToObject(er, "best", pos.best_name);
+            char *row = cJSON_PrintUnformatted(er);
+            cJSON_Delete(er);
+            if (row) call_hook(&on_epoch_end, "on_epoch_end", ectx.run_name, run_dir, row, &ectx.hook_rc, &ectx.hook_err);
+            free(row);
+        }
+        if (!rc && ectx.hook_rc) {
+            printf("checkpoint %s/checkpoints/%s written before stopping for the failed hook\n", run_dir, name);
+            *err = ectx.hook_err;
+            rc = ectx.hook_rc;
+            break;
+        }
         if (!rc && patience && pos.stale >= patience) {
             printf("early stopping: %s has not improved by more than %g for %lld evaluation%s (best %.4f at "
                    "%s)\n", best_metric, threshold, (long long)pos.stale, pos.stale > 1 ? "s" : "",

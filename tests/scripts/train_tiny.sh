@@ -65,6 +65,35 @@ n=$(grep -c '"split": "eval"' "$e/metrics.jsonl")
 [ "$n" = 7 ] && [ -L "$e/best" ] && [ -d "$e/$(readlink "$e/best")" ] \
   && echo "ok: 7 evaluations (steps 5, 10, 15, 20, 25 and both epoch ends), best -> $(readlink "$e/best")" \
   || { echo "FAIL: eval.every: $n eval rows"; fails=$((fails+1)); }
+# hooks: on_log with every metrics row, on_epoch_end after each checkpoint; a failing hook
+# stops the run with its traceback after a checkpoint
+cat > hooks.lua <<LUA
+local hone = require("hone")
+local logs, ends = 0, 0
+return hone.experiment {
+  project = "hk", output_dir = "hk", seed = 3, model = { path = "$model" },
+  data = { train = "train.jsonl", eval_fraction = 0.125, max_seq_length = 12 },
+  train = { epochs = 2, batch_size = 8, log_every = 2 },
+  hooks = {
+    on_log = function(run, row)
+      logs = logs + 1
+      if row.split == "eval" then print(("hook: %s eval_loss %.4f at step %d"):format(run.name, row.eval_loss, row.step)) end
+    end,
+    on_epoch_end = function(run, r)
+      ends = ends + 1
+      print(("hook: epoch %d ended, checkpoint %s, best %s, %d rows logged so far"):format(r.epoch, r.checkpoint, r.best, logs))
+    end,
+  },
+}
+LUA
+expect 0 "hook: epoch 2 ended, checkpoint epoch-2, best epoch-[12], 9 rows logged so far" -- "$HONE" run hooks.lua
+expect 0 "hook: hk-[0-9_.-]+ eval_loss [0-9.]+ at step 7" -- "$HONE" run hooks.lua
+sed 's/logs = logs + 1/logs = logs + 1; if logs == 3 then error("boom in the hook") end/' hooks.lua > hookbad.lua
+expect 1 "hooks.on_log: hookbad.lua:9: boom in the hook" -- "$HONE" run hookbad.lua
+expect 1 "stack traceback" -- "$HONE" run hookbad.lua
+hb=$(ls -td hk/hk-*/ | head -1)
+ls "$hb/checkpoints" | grep -q '^step-' && echo "ok: a checkpoint was written before stopping for the hook" \
+  || { echo "FAIL: no checkpoint after the failed hook"; fails=$((fails+1)); }
 # save.keep keeps the newest and the best; best/ points at the best epoch
 expect 0 "done: 16 steps" -- "$HONE" run exp.lua --set output_dir=keep --set save.keep=1
 kdir=$(ls -d keep/tiny-*)
@@ -155,7 +184,7 @@ want=$(grep '"split": "eval", "epoch": 2' "$g/metrics.jsonl" | sed 's/.*"eval_lo
 want4=$(awk -v x="$want" 'BEGIN { printf "%.4f", x }')
 expect 0 "epoch-2: 8 examples, eval_loss $want4  exact_match" -- "$HONE" eval gen.lua --adapter "$g/checkpoints/epoch-2" --out preds.jsonl
 cmp -s preds.jsonl "$g/eval/epoch-2.jsonl" && echo "ok: hone eval's predictions equal the run's epoch-2 predictions" \
-  || { echo "FAIL: hone eval predictions differ from the run's"; diff preds.jsonl "$g/eval/epoch-2.jsonl" | head -4; fails=$((fails+1)); }
+  || { echo "FAIL: hone eval predictions differ from the run's"; diff preds.jsonl "$g/eval/epoch-2.jsonl" | head -20; fails=$((fails+1)); }
 expect 2 "eval: --adapter DIR is required" -- "$HONE" eval gen.lua
 expect 1 "nope: no adapter_config.json" -- "$HONE" eval gen.lua --adapter nope
 sed 's/metric = "price.parsed"/metric = "nope"/' gen.lua > gen2.lua
