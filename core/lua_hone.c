@@ -13,8 +13,13 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
+#include "rundir.h"
+#include "schema.h"
+#include "trainer.h"
+#include "util.h"
 #include "err.h"
 #include "optimize.h"
 #include "schedule.h"
@@ -28,6 +33,7 @@ struct hone_lua {
 };
 
 static const char REG_KEY = 'r';   /* registry slot holding the hone_registry pointer */
+static const char HL_KEY = 'h';    /* registry slot holding the hone_lua itself */
 
 /* ---- Lua value -> tree ---------------------------------------------------------- */
 
@@ -441,9 +447,118 @@ static int l_plugins(lua_State *L)
     return 1;
 }
 
+/* ---- hone.train ------------------------------------------------------------------- */
+
+/* the run's summary.json and metrics.jsonl as the run table's fields */
+static void push_run_results(lua_State *L, const char *dir)
+{
+    char path[4300], *text = NULL;
+    hone_err err = {0};
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    if (hone_read_file(path, &text, NULL, &err) == 0) {
+        cJSON *j = cJSON_Parse(text);
+        for (const cJSON *e = j ? j->child : NULL; e; e = e->next) {
+            push_json(L, e, 0);
+            lua_setfield(L, -2, e->string);
+        }
+        const cJSON *bc = cJSON_GetObjectItem(j, "best_checkpoint");
+        if (cJSON_IsString(bc)) {
+            lua_createtable(L, 0, 4);
+            lua_pushstring(L, bc->valuestring);
+            lua_setfield(L, -2, "checkpoint");
+            lua_pushfstring(L, "%s/checkpoints/%s", dir, bc->valuestring);
+            lua_setfield(L, -2, "dir");
+            push_json(L, cJSON_GetObjectItem(j, "best_metric"), 0);
+            lua_setfield(L, -2, "metric");
+            push_json(L, cJSON_GetObjectItem(j, "best_value"), 0);
+            lua_setfield(L, -2, "value");
+            lua_setfield(L, -2, "best");
+        }
+        cJSON_Delete(j);
+        free(text);
+        text = NULL;
+    }
+    lua_newtable(L);
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    size_t len = 0;
+    int i = 0;
+    if (hone_read_file(path, &text, &len, &err) == 0) {
+        for (char *line = text, *nl; line < text + len; line = nl + 1) {
+            nl = memchr(line, '\n', (size_t)(text + len - line));
+            if (!nl) nl = text + len;
+            cJSON *row = cJSON_ParseWithLength(line, (size_t)(nl - line));
+            if (row) {
+                push_json(L, row, 0);
+                lua_rawseti(L, -2, ++i);
+            }
+            cJSON_Delete(row);
+        }
+        free(text);
+    }
+    lua_setfield(L, -2, "history");
+}
+
+/* hone.train(spec): runs an experiment from Lua and returns the run table { name, dir,
+ * status, steps, best = { checkpoint, dir, metric, value }, history = metrics rows };
+ * a spec the schema refuses raises an error, a run that fails returns status "failed" */
+static int l_train(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &HL_KEY);
+    hone_lua *hl = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    hone_err err = {0};
+    hone_node *root = to_node(L, 1, 0, "", &err);
+    hone_config *cfg = NULL;
+    char path[4096], name[300];
+    int rc = root ? 0 : HONE_EINVAL;
+    if (!rc && hone_node_get(root, "plugins"))
+        rc = hone_errf(&err, HONE_EUNSUPPORTED, "plugins = {...} is not read by hone.train; put the plugin directories "
+                       "on HONE_PLUGIN_PATH");
+    if (!rc) rc = hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, get_registry(L), &err);
+    if (!rc) rc = hone_project_name_check(hone_config_str(cfg, "project"), &err);
+    if (!rc) rc = hone_rundir_create(hone_config_str(cfg, "output_dir"), hone_config_str(cfg, "project"), time(NULL), path,
+                                     sizeof path, name, sizeof name, &err);
+    if (!rc) {
+        cJSON *j = hone_run_config_json(cfg, "hone.train", name, 0, NULL);
+        char *text = j ? cJSON_Print(j) : NULL;
+        char file[4200];
+        snprintf(file, sizeof file, "%s/config.json", path);
+        rc = text ? hone_write_file(file, text, strlen(text), &err) : hone_errf(&err, HONE_ENOMEM, "out of memory");
+        free(text);
+        cJSON_Delete(j);
+    }
+    hone_node_free(root);
+    if (rc) {
+        hone_config_free(cfg);
+        return luaL_error(L, "hone.train: %s", err.msg);
+    }
+    cfg->lua = hl;
+    printf("run %s (%s)\n", name, path);
+    fflush(stdout);
+    int interrupted = 0;
+    hone_err terr = {0};
+    int trc = hone_train(cfg, path, 0, &interrupted, &terr);
+    hone_config_free(cfg);
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "dir");
+    push_run_results(L, path);
+    if (trc) {
+        lua_pushstring(L, "failed");
+        lua_setfield(L, -2, "status");
+        lua_pushstring(L, terr.msg);
+        lua_setfield(L, -2, "error");
+        fprintf(stderr, "hone: run %s failed: %s\n", name, terr.msg);
+    }
+    return 1;
+}
+
 static int open_core(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {"train", l_train}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, HONE_VERSION);
     lua_setfield(L, -2, "version");
@@ -466,6 +581,8 @@ int hone_lua_new(hone_lua **out, const char *lua_dir, hone_registry *reg, hone_e
     luaL_openlibs(L);
     lua_pushlightuserdata(L, reg);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &REG_KEY);
+    lua_pushlightuserdata(L, hl);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &HL_KEY);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, open_core);
     lua_setfield(L, -2, "hone.core");

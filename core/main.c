@@ -372,22 +372,6 @@ static void print_plan(const hone_config *cfg, const data_plan *d)
            hone_schedule_lr(s->feature, s->opts, &sctx, p->total_steps - 1));
 }
 
-static cJSON *run_config_json(const hone_config *cfg, const char *script, const char *name, int nsets, char **sets)
-{
-    cJSON *root = hone_config_json(cfg);
-    cJSON *meta = cJSON_CreateObject();
-    cJSON_AddStringToObject(meta, "version", HONE_VERSION);
-    cJSON_AddStringToObject(meta, "git_revision", HONE_GIT_REVISION);
-    char host[256] = "unknown";
-    gethostname(host, sizeof host - 1);
-    cJSON_AddStringToObject(meta, "host", host);
-    cJSON_AddStringToObject(meta, "script", script);
-    if (name) cJSON_AddStringToObject(meta, "run_name", name);
-    cJSON *s = cJSON_AddArrayToObject(meta, "set");
-    for (int i = 0; i < nsets; i++) cJSON_AddItemToArray(s, cJSON_CreateString(sets[i]));
-    cJSON_AddItemToObject(root, "hone", meta);
-    return root;
-}
 
 static int write_json(const char *path, cJSON *j, hone_err *err)
 {
@@ -583,7 +567,7 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         goto out;
     }
     if (dry) {
-        cJSON *j = run_config_json(cfg, script, NULL, nsets, sets);
+        cJSON *j = hone_run_config_json(cfg, script, NULL, nsets, sets);
         char *text = cJSON_Print(j);
         printf("resolved config:\n%s\n\n", text ? text : "(out of memory)");
         free(text);
@@ -607,7 +591,7 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         }
         char *src = NULL;
         size_t srclen = 0;
-        cJSON *j = run_config_json(cfg, script, name, nsets, sets);
+        cJSON *j = hone_run_config_json(cfg, script, name, nsets, sets);
         snprintf(file, sizeof file, "%s/config.json", path);
         rc = write_json(file, j, &err);
         cJSON_Delete(j);

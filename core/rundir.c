@@ -2,11 +2,17 @@
  * name or fails because someone else has it, in which case the next suffix is tried. */
 #include "rundir.h"
 
+#include <cjson/cJSON.h>
+#include <unistd.h>
+
+#include "version.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "config.h"
 #include "err.h"
 #include "util.h"
 
@@ -45,4 +51,22 @@ int hone_rundir_create(const char *output_dir, const char *project, time_t t, ch
         if (errno != EEXIST) return hone_errf(err, HONE_EIO, "%s: cannot create run directory: %s", path, strerror(errno));
     }
     return hone_errf(err, HONE_EIO, "%s/%s: 10000 runs with this name already exist", output_dir, base);
+}
+
+/* config.json of a run: the resolved experiment plus who made it and how */
+cJSON *hone_run_config_json(const hone_config *cfg, const char *script, const char *name, int nsets, char **sets)
+{
+    cJSON *root = hone_config_json(cfg);
+    cJSON *meta = cJSON_CreateObject();
+    cJSON_AddStringToObject(meta, "version", HONE_VERSION);
+    cJSON_AddStringToObject(meta, "git_revision", HONE_GIT_REVISION);
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    cJSON_AddStringToObject(meta, "host", host);
+    cJSON_AddStringToObject(meta, "script", script);
+    if (name) cJSON_AddStringToObject(meta, "run_name", name);
+    cJSON *s = cJSON_AddArrayToObject(meta, "set");
+    for (int i = 0; i < nsets; i++) cJSON_AddItemToArray(s, cJSON_CreateString(sets[i]));
+    cJSON_AddItemToObject(root, "hone", meta);
+    return root;
 }

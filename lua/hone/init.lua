@@ -31,8 +31,10 @@ function hone.sweep()
   error("hone.sweep is not built yet in this version of hone (sweeps come after the trainer)", 2)
 end
 
-function hone.train()
-  error("hone.train is not built yet in this version of hone: the model and the training loop have not landed", 2)
-end
+-- hone.train(spec) runs an experiment and returns the run:
+--   { name, dir, status, steps, epochs, train_loss, best = { checkpoint, dir, metric, value },
+--     history = { metrics rows... } }
+-- so a script can chain runs (e.g. seed the next from run.best.dir).
+hone.train = core.train
 
 return hone

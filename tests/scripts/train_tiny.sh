@@ -94,6 +94,28 @@ expect 1 "stack traceback" -- "$HONE" run hookbad.lua
 hb=$(ls -td hk/hk-*/ | head -1)
 ls "$hb/checkpoints" | grep -q '^step-' && echo "ok: a checkpoint was written before stopping for the hook" \
   || { echo "FAIL: no checkpoint after the failed hook"; fails=$((fails+1)); }
+# hone.train from Lua: runs chain, each returning its run table
+cat > chain.lua <<LUA
+local hone = require("hone")
+local spec = {
+  project = "chain", output_dir = "chain", seed = 3, model = { path = "$model" },
+  lora = { r = 4, alpha = 8, target_modules = "all-linear" },
+  data = { train = "train.jsonl", eval_fraction = 0.125, max_seq_length = 12 },
+  train = { epochs = 2, batch_size = 8 },
+}
+local first = hone.train(spec)
+assert(first.status == "completed", first.status)
+assert(#first.history == 4, "history rows: " .. #first.history)
+spec.lora.init_adapter = first.best.dir
+spec.train.epochs = 1
+local second = hone.train(spec)
+print(("chained: %s best %s %.4f -> %s %s, %d steps"):format(first.name, first.best.checkpoint, first.best.value,
+  second.name, second.status, second.steps))
+local ok, msg = pcall(hone.train, { project = "chain", model = { path = "$model" } })
+print("bad spec: " .. tostring(msg))
+LUA
+expect 0 "chained: chain-[0-9_.-]+ best epoch-[12] [0-9.]+ -> chain-[0-9_.-]+ completed, 7 steps" -- "$HONE" run chain.lua
+expect 0 "bad spec: .*data.train: missing required key" -- "$HONE" run chain.lua
 # save.keep keeps the newest and the best; best/ points at the best epoch
 expect 0 "done: 16 steps" -- "$HONE" run exp.lua --set output_dir=keep --set save.keep=1
 kdir=$(ls -d keep/tiny-*)
