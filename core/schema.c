@@ -90,6 +90,7 @@ const hone_key hone_experiment_keys[] = {
         "NEFTune: uniform noise of alpha / sqrt(seq * hidden) on the embeddings while training"),
     NUM("train.max_grad_norm", MIN_, 1.0, 0, 0, "clip the global gradient L2 norm; 0 = off"),
     INT("train.log_every", MIN_, 10, 1, 0, "log every N optimizer steps"),
+    INT("train.nonfinite_limit", MIN_, 10, 1, 0, "stop after this many steps with a NaN or Inf loss or gradient"),
 
     SECTION("eval", "evaluation"),
     {HONE_KEY_EVERY, {"eval.every", HONE_OPT_STRING, 0, 0, "epoch", 0, 0, NULL, 0,

@@ -119,7 +119,7 @@ int hone_read_file(const char *path, char **data, size_t *len, hone_err *err)
     return 0;
 }
 
-static int fsync_dir_of(const char *path)
+int hone_fsync_dir_of(const char *path)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
@@ -152,7 +152,7 @@ int hone_write_file(const char *path, const void *data, size_t len, hone_err *er
     }
     if (fsync(fd) != 0 || close(fd) != 0)
         return hone_errf(err, HONE_EIO, "%s: cannot flush to disk: %s", path, strerror(errno));
-    fsync_dir_of(path);
+    hone_fsync_dir_of(path);
     return 0;
 }
 

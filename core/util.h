@@ -21,6 +21,8 @@ size_t hone_edit_distance(const char *a, const char *b);
 int hone_read_file(const char *path, char **data, size_t *len, hone_err *err);
 /* Write a file, fsync it and the directory: the data is on disk when this returns. */
 int hone_write_file(const char *path, const void *data, size_t len, hone_err *err);
+/* fsync the directory holding path (after a rename into it) */
+int hone_fsync_dir_of(const char *path);
 int hone_is_dir(const char *path);
 int hone_is_file(const char *path);
 /* mkdir -p */

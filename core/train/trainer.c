@@ -189,6 +189,7 @@ static int save_checkpoint(hone_model *m, const hone_config *cfg, const char *ru
     if (!rc && hone_is_dir(dir)) remove_tree(dir);   /* an older copy of the same point */
     if (!rc && rename(tmp, dir) != 0)
         rc = hone_errf(err, HONE_EIO, "%s: cannot move the checkpoint into place: %s", dir, strerror(errno));
+    if (!rc) hone_fsync_dir_of(dir);   /* the rename itself on disk */
     return rc;
 }
 
@@ -748,7 +749,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     long log_every = (long)hone_config_int(cfg, "train.log_every"), tokens_log = (long)pos.tokens, steps_log = 0;
     long save_every = (long)hone_config_cval(cfg, "save.every")->every_steps;
     long keep = hone_config_is_set(cfg, "save.keep") ? (long)hone_config_int(cfg, "save.keep") : 0;
-    long max_nonfinite = 10;
+    long max_nonfinite = (long)hone_config_int(cfg, "train.nonfinite_limit");
     int maximize = !strcmp(hone_config_str(cfg, "eval.best.mode"), "max");
     const hone_cval *es = hone_config_cval(cfg, "eval.early_stopping");
     long patience = es && es->enabled ? (long)hone_config_int(cfg, "eval.early_stopping.patience") : 0;
