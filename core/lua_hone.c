@@ -13,7 +13,10 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "rundir.h"
@@ -234,7 +237,7 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
     }
 }
 
-int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_dir, const char *row_json,
+int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_dir, const char *row_json, int *stop,
                   hone_err *err)
 {
     lua_State *L = fn->hl->L;
@@ -249,7 +252,8 @@ int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_d
     cJSON *row = cJSON_Parse(row_json);
     push_json(L, row, 0);
     cJSON_Delete(row);
-    if (lua_pcall(L, 2, 0, top + 1) != LUA_OK) rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+    if (lua_pcall(L, 2, 1, top + 1) != LUA_OK) rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+    else if (stop && lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "stop")) *stop = 1;
     lua_settop(L, top);
     return rc;
 }
@@ -517,9 +521,27 @@ static int l_train(lua_State *L)
                        "on HONE_PLUGIN_PATH");
     if (!rc) rc = hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, get_registry(L), &err);
     if (!rc) rc = hone_project_name_check(hone_config_str(cfg, "project"), &err);
-    if (!rc) rc = hone_rundir_create(hone_config_str(cfg, "output_dir"), hone_config_str(cfg, "project"), time(NULL), path,
-                                     sizeof path, name, sizeof name, &err);
-    if (!rc) {
+    /* opts: { dir = exact run directory (made if missing), resume = continue it } */
+    const char *want_dir = NULL;
+    int resume = 0;
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "dir");
+        want_dir = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+        lua_getfield(L, 2, "resume");
+        resume = lua_toboolean(L, -1);
+        lua_pop(L, 2);   /* want_dir stays valid: the string lives in the opts table */
+    }
+    if (!rc && want_dir) {
+        snprintf(path, sizeof path, "%s", want_dir);
+        const char *slash = strrchr(want_dir, '/');
+        snprintf(name, sizeof name, "%.290s", slash ? slash + 1 : want_dir);
+        rc = hone_mkdirs(path, &err);
+    } else if (!rc) {
+        resume = 0;
+        rc = hone_rundir_create(hone_config_str(cfg, "output_dir"), hone_config_str(cfg, "project"), time(NULL), path,
+                                sizeof path, name, sizeof name, &err);
+    }
+    if (!rc && !resume) {
         cJSON *j = hone_run_config_json(cfg, "hone.train", name, 0, NULL);
         char *text = j ? cJSON_Print(j) : NULL;
         char file[4200];
@@ -538,7 +560,7 @@ static int l_train(lua_State *L)
     fflush(stdout);
     int interrupted = 0;
     hone_err terr = {0};
-    int trc = hone_train(cfg, path, 0, &interrupted, &terr);
+    int trc = hone_train(cfg, path, resume, &interrupted, &terr);
     hone_config_free(cfg);
     lua_createtable(L, 0, 8);
     lua_pushstring(L, name);
@@ -556,9 +578,55 @@ static int l_train(lua_State *L)
     return 1;
 }
 
+/* ---- processes (sweeps run members side by side) ------------------------------------ */
+
+/* core.spawn(fn, ...): forks; the child calls fn(...) and exits 0 when it returns true,
+ * 1 when it returns anything else or raises (printing the error); the parent gets the pid */
+static int l_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return luaL_error(L, "spawn: fork failed: %s", strerror(errno));
+    if (pid == 0) {
+        int n = lua_gettop(L);
+        lua_pushcfunction(L, traceback);
+        lua_insert(L, 1);
+        int ok = lua_pcall(L, n - 1, 1, 1) == LUA_OK && lua_toboolean(L, -1);
+        if (!ok && lua_type(L, -1) == LUA_TSTRING) fprintf(stderr, "hone: %s\n", lua_tostring(L, -1));
+        fflush(stdout);
+        fflush(stderr);
+        _exit(ok ? 0 : 1);
+    }
+    lua_pushinteger(L, pid);
+    return 1;
+}
+
+/* core.wait(): the next child to end: pid, exit code (or 128 + signal), or nil when none is left */
+static int l_wait(lua_State *L)
+{
+    int status = 0;
+    pid_t pid;
+    do pid = waitpid(-1, &status, 0);
+    while (pid < 0 && errno == EINTR);
+    if (pid < 0) return 0;
+    lua_pushinteger(L, pid);
+    lua_pushinteger(L, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return 2;
+}
+
+/* core.ncores(): online cores */
+static int l_ncores(lua_State *L)
+{
+    lua_pushinteger(L, sysconf(_SC_NPROCESSORS_ONLN));
+    return 1;
+}
+
 static int open_core(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {"train", l_train}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {"train", l_train}, {"spawn", l_spawn},
+                                   {"wait", l_wait}, {"ncores", l_ncores}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, HONE_VERSION);
     lua_setfield(L, -2, "version");

@@ -32,8 +32,8 @@ int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **
 
 /* hooks.on_log / hooks.on_epoch_end: f(run, row) with run = { name, dir } and row a
  * metrics row (JSON text) as a table; an error comes back with its Lua traceback */
-int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_dir, const char *row_json,
-                  hone_err *err);
+int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_dir, const char *row_json, int *stop,
+                  hone_err *err);   /* *stop: the hook returned "stop" */
 
 /* eval.metrics: calls the function at fn->ref as f(prediction, example) with example =
  * { prompt, reference, index }; it returns a number, or a table of named numbers. Up to

@@ -400,10 +400,10 @@ typedef struct eval_ctx {
 
 /* calls a hook with a metrics row; a failure is kept for the caller, which checkpoints first */
 static void call_hook(const hone_lua_fn *fn, const char *hook, const char *run_name, const char *run_dir,
-                      const char *row, int *hook_rc, hone_err *hook_err)
+                      const char *row, int *stop, int *hook_rc, hone_err *hook_err)
 {
     if (fn->ref == HONE_NOREF || !fn->hl || *hook_rc) return;
-    *hook_rc = hone_lua_hook(fn, run_name, run_dir, row, hook_err);
+    *hook_rc = hone_lua_hook(fn, run_name, run_dir, row, stop, hook_err);
     if (*hook_rc) hone_err_prefix(hook_err, "hooks.%s: ", hook);
 }
 
@@ -441,7 +441,7 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
              (long long)pos->step, eval_loss, extra);
     fprintf(c->metrics, "%s\n", row);
     fflush(c->metrics);
-    call_hook(&c->on_log, "on_log", c->run_name, c->run_dir, row, &c->hook_rc, &c->hook_err);
+    call_hook(&c->on_log, "on_log", c->run_name, c->run_dir, row, NULL, &c->hook_rc, &c->hook_err);
     char label[64];
     snprintf(label, sizeof label, "%s", tag);
     char *dash = strchr(label, '-');
@@ -843,7 +843,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                          (long long)pos.step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
                 fprintf(metrics, "%s\n", row);
                 fflush(metrics);
-                call_hook(&ectx.on_log, "on_log", ectx.run_name, run_dir, row, &ectx.hook_rc, &ectx.hook_err);
+                call_hook(&ectx.on_log, "on_log", ectx.run_name, run_dir, row, NULL, &ectx.hook_rc, &ectx.hook_err);
                 printf("%sstep %5lld/%ld  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  eta %.0fs\n",
                        tty ? "\r\033[K" : "",
                        (long long)pos.step, plan.total_steps, ep, loss_log / steps_log, lr, norm, tps, eta);
@@ -937,7 +937,12 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
             if (pos.best_name[0]) cJSON_AddStringToObject(er, "best", pos.best_name);
             char *row = cJSON_PrintUnformatted(er);
             cJSON_Delete(er);
-            if (row) call_hook(&on_epoch_end, "on_epoch_end", ectx.run_name, run_dir, row, &ectx.hook_rc, &ectx.hook_err);
+            int stop = 0;
+            if (row) call_hook(&on_epoch_end, "on_epoch_end", ectx.run_name, run_dir, row, &stop, &ectx.hook_rc, &ectx.hook_err);
+            if (stop && !ectx.hook_rc) {
+                printf("stopped early: hooks.on_epoch_end returned \"stop\" after epoch %ld\n", epoch + 1);
+                stopped_early = 1;
+            }
             free(row);
         }
         if (!rc && ectx.hook_rc) {
