@@ -616,6 +616,15 @@ static int l_wait(lua_State *L)
     return 2;
 }
 
+/* core.now(): monotonic seconds */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 /* core.ncores(): online cores */
 static int l_ncores(lua_State *L)
 {
@@ -626,7 +635,7 @@ static int l_ncores(lua_State *L)
 static int open_core(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {"train", l_train}, {"spawn", l_spawn},
-                                   {"wait", l_wait}, {"ncores", l_ncores}, {NULL, NULL}};
+                                   {"wait", l_wait}, {"ncores", l_ncores}, {"now", l_now}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, HONE_VERSION);
     lua_setfield(L, -2, "version");

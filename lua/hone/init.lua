@@ -27,9 +27,12 @@ hone.optimize = core.optimize
 -- hone.plugins("optimizer") -> the registered names of that kind
 hone.plugins = core.plugins
 
-function hone.sweep()
-  error("hone.sweep is not built yet in this version of hone (sweeps come after the trainer)", 2)
-end
+-- hone.sweep { base = spec, grid = {...}, paired = {...}, random = { n, space }, derive = fn,
+--              parallel = N, metric = ..., mode = "min"|"max", early_terminate = {...} }
+-- (see lua/hone/sweep.lua); hone.uniform / loguniform / choice for random spaces.
+local sweep = require("hone.sweep")
+function hone.sweep(spec) return sweep.sweep(hone, spec) end
+hone.uniform, hone.loguniform, hone.choice = sweep.uniform, sweep.loguniform, sweep.choice
 
 -- hone.train(spec) runs an experiment and returns the run:
 --   { name, dir, status, steps, epochs, train_loss, best = { checkpoint, dir, metric, value },

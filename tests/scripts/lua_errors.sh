@@ -13,7 +13,7 @@ printf 'return { broken = function() return nil + 1 end }\n' > helper.lua
 printf 'local h = require("helper")\nh.broken()\n' > useshelper.lua
 expect 2 "helper.lua:1: attempt to perform arithmetic on a nil value" -- "$HONE" run useshelper.lua
 printf 'local hone = require("hone")\nreturn hone.sweep { }\n' > sweep.lua
-expect 2 "sweep.lua: hone.sweep is not built yet" -- "$HONE" run sweep.lua
+expect 2 "sweep.lua: hone.sweep needs \{ base = spec" -- "$HONE" run sweep.lua
 printf 'local hone = require("hone")\nreturn hone.experiment("x")\n' > notable.lua
 expect 2 "notable.lua: hone.experiment expects a table, got string" -- "$HONE" run notable.lua
 printf 'local t = {}\nt.self = t\nreturn { model = t }\n' > cycle.lua
