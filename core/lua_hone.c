@@ -136,6 +136,20 @@ static hone_node *to_node(lua_State *L, int idx, int depth, const char *path, ho
     return n;
 }
 
+void hone_lua_set_global(hone_lua *hl, const char *name, const char *value)
+{
+    lua_pushstring(hl->L, value);
+    lua_setglobal(hl->L, name);
+}
+
+int hone_lua_global_true(hone_lua *hl, const char *name)
+{
+    lua_getglobal(hl->L, name);
+    int t = lua_toboolean(hl->L, -1);
+    lua_pop(hl->L, 1);
+    return t;
+}
+
 /* ---- data.chat_function ------------------------------------------------------------- */
 
 int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err)

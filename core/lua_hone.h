@@ -19,6 +19,10 @@ void hone_lua_free(hone_lua *hl);
  * returned nothing (it did its work itself). Lua errors come back with file and line. */
 int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone_err *err);
 
+/* a global string for the script (HONE_RESUME for sweeps), and whether a global is true */
+void hone_lua_set_global(hone_lua *hl, const char *name, const char *value);
+int hone_lua_global_true(hone_lua *hl, const char *name);
+
 /* data.chat_function: calls the function at registry ref with messages (a JSON array of
  * {role, content}) as a Lua list of tables; it returns a list whose items are a string
  * (not trained) or { text, train = true|false }. The signature of hone_chat_fn, with

@@ -531,12 +531,14 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         code = fail(EXIT_RUN_FAILED, "%s", err.msg);
         goto out;
     }
+    if (resume) hone_lua_set_global(hl, "HONE_RESUME", resume);   /* hone.sweep continues that sweep */
     if (hone_lua_run_file(hl, script, &root, &err)) {
         code = fail(EXIT_BAD_INPUT, "%s", err.msg);
         goto out;
     }
     if (!root) {
-        /* the script did its work itself (hone.optimize, ...) and returned nothing */
+        /* the script did its work itself (hone.optimize, hone.sweep, ...) and returned nothing */
+        if (resume && hone_lua_global_true(hl, "HONE_RESUME_USED")) goto out;
         if (nsets || dry || resume)
             code = fail(EXIT_BAD_INPUT, "%s: returned no experiment, so --set, --dry-run and --resume have nothing to act on", script);
         goto out;
@@ -690,6 +692,16 @@ static int cmd_runs(int argc, char **argv)
     }
     if (!n) printf("(no runs in %s)\n", dir);
     free(names);
+    /* a sweep directory: its summary, sorted by the metric, with the varied keys */
+    snprintf(path, sizeof path, "%s/sweep.json", dir);
+    char *md = NULL;
+    hone_err err = {0};
+    if (hone_is_file(path)) {
+        snprintf(path, sizeof path, "%s/summary.md", dir);
+        if (hone_read_file(path, &md, NULL, &err) == 0) printf("\nsweep summary (%s):\n%s", path, md);
+        else printf("\n(the sweep has no summary yet: re-run its script to finish it)\n");
+        free(md);
+    }
     return 0;
 }
 

@@ -7,7 +7,7 @@
 --     random = { n = 4, space = { ["train.lr"] = hone.loguniform(1e-5, 1e-3) } },
 --     derive = function(cfg) cfg.lora.alpha = 2 * cfg.lora.r end,    -- dependent keys
 --     parallel = 2, metric = "eval_loss", mode = "min", seed = 1,
---     early_terminate = { type = "median", min_epochs = 1 },
+--     early_terminate = { type = "median", min_epochs = 1 },   -- or { type = "halving", eta = 2 }
 --     allow_failures = false,   -- true: return normally even when members failed
 --   }
 --
@@ -59,7 +59,7 @@ end
 local function fmt(v)
   if type(v) == "number" then
     if v == math.floor(v) and math.abs(v) < 1e15 then return string.format("%d", v) end
-    return (string.format("%.0e", v):gsub("e%-0", "e-"):gsub("e%+0", "e"))
+    return (string.format("%.0e", v):gsub("e%+", "e"))
   end
   return tostring(v):gsub("[^%w%.%-]", "_")
 end
@@ -213,22 +213,60 @@ function M.sweep(hone, s)
   local out_dir = base.output_dir or "runs"
   os.execute("mkdir -p '" .. out_dir .. "'")
 
-  -- the plan: member names from the varied keys; the same plan reuses its sweep directory
+  -- the plan: member names from every key that varies, the derived ones included; the
+  -- same plan reuses its sweep directory
+  local function leaves(t, prefix, out)
+    for k, v in pairs(t) do
+      local path = prefix == "" and tostring(k) or (prefix .. "." .. tostring(k))
+      if type(v) == "table" then leaves(v, path, out)
+      elseif type(v) ~= "function" then out[path] = v end
+    end
+    return out
+  end
+  local specs = {}
+  for i, m in ipairs(members) do
+    local spec = deepcopy(base)
+    for path, v in pairs(m.values) do set_path(spec, path, v) end
+    if s.derive then pcall(s.derive, spec) end
+    specs[i] = leaves(spec, "", {})
+  end
+  local derived = {}
+  for path, v in pairs(specs[1] or {}) do
+    for i = 2, #specs do
+      if specs[i][path] ~= v then derived[path] = true end
+    end
+  end
+  for i = 2, #specs do for path in pairs(specs[i]) do if specs[1][path] == nil then derived[path] = true end end end
   local plan = {}
   for i, m in ipairs(members) do
-    local tag = {}
-    for _, p in ipairs(m.order) do tag[#tag + 1] = short(p) .. fmt(m.values[p]) end
+    local tag, seen = {}, {}
+    for _, p in ipairs(m.order) do
+      tag[#tag + 1] = short(p) .. fmt(m.values[p])
+      seen[p] = true
+    end
+    for _, p in ipairs(sorted_keys(derived)) do
+      if not seen[p] and specs[i][p] ~= nil then tag[#tag + 1] = short(p) .. fmt(specs[i][p]) end
+    end
     plan[i] = { tag = table.concat(tag, "-"), values = m.values }
   end
   local plan_json = json({ project = project, members = plan, metric = metric, mode = mode })
   local sweep_dir
-  local p = io.popen("ls -1d '" .. out_dir .. "'/" .. project .. "-*-sweep 2>/dev/null")
+  local resume = rawget(_G, "HONE_RESUME")   -- hone run SCRIPT --resume SWEEP_DIR
+  if resume then
+    local old = read_file(resume .. "/sweep.json")
+    if not old then error(("--resume %s: not a sweep directory (no sweep.json)"):format(resume), 2) end
+    if old ~= plan_json then error(("--resume %s: the sweep's plan differs from this script's"):format(resume), 2) end
+    _G.HONE_RESUME_USED = true
+  end
+  local p = io.popen("ls -1d '" .. (resume and resume:match("^(.*)/[^/]+$") or out_dir) .. "'/" .. project ..
+                     "-*-sweep 2>/dev/null")
   for d in p:lines() do
     local old = read_file(d .. "/sweep.json")
-    if old and old == plan_json then sweep_dir = d end
+    if old and old == plan_json and (not resume or d == resume) then sweep_dir = d end
   end
   p:close()
   local stamp
+  if resume and not sweep_dir then sweep_dir = resume end
   if sweep_dir then
     stamp = sweep_dir:match("/" .. project:gsub("%-", "%%-") .. "%-(.-)%-sweep$")
     print(("sweep %s: the same plan, continuing (%d members)"):format(sweep_dir, #plan))
@@ -250,10 +288,14 @@ function M.sweep(hone, s)
     if s.derive then s.derive(spec) end
     spec.output_dir = sweep_dir
     spec.threads = spec.threads and spec.threads > 0 and spec.threads or threads
-    if et and et.type == "median" then
+    if et and et.type ~= "median" and et.type ~= "halving" then
+      error(("early_terminate.type %q: median or halving"):format(tostring(et.type)), 3)
+    end
+    if et then
       spec.hooks = spec.hooks or {}
       local user = spec.hooks.on_epoch_end
       local min_epochs = et.min_epochs or 1
+      local eta = et.eta or 2
       spec.hooks.on_epoch_end = function(run, row)
         if user then
           local r = user(run, row)
@@ -261,6 +303,11 @@ function M.sweep(hone, s)
         end
         local mine = row[metric]
         if type(mine) ~= "number" or row.epoch < min_epochs then return nil end
+        if et.type == "halving" then   -- rungs at min_epochs * eta^k only
+          local e = min_epochs
+          while e < row.epoch do e = e * eta end
+          if e ~= row.epoch then return nil end
+        end
         local others = {}
         for j = 1, #plan do
           local d = sweep_dir .. "/" .. project .. "-" .. stamp .. "-" .. plan[j].tag
@@ -269,10 +316,17 @@ function M.sweep(hone, s)
             if v then others[#others + 1] = v end
           end
         end
-        local med = median(others)
-        if med and ((mode == "min" and mine > med) or (mode == "max" and mine < med)) then
-          print(("sweep: %s %s %.4g is worse than the median %.4g of %d members at epoch %d: stopping it")
-            :format(run.name, metric, mine, med, #others, row.epoch))
+        -- median: worse than the middle member; halving: outside the best 1/eta
+        local q = et.type == "halving" and 1 / eta or 0.5
+        local cut
+        if #others > 0 then
+          table.sort(others, function(a, b) if mode == "max" then return a > b end return a < b end)
+          cut = et.type == "median" and median(others) or others[math.max(1, math.ceil(q * (#others + 1)))]
+        end
+        if cut and ((mode == "min" and mine > cut) or (mode == "max" and mine < cut)) then
+          print(("sweep: %s %s %.4g is worse than the %s %.4g of %d members at epoch %d: stopping it")
+            :format(run.name, metric, mine, et.type == "median" and "median" or ("best 1/" .. eta .. " cut"), cut,
+                    #others, row.epoch))
           return "stop"
         end
       end

@@ -30,17 +30,18 @@ print(("sweep done: %d members, %d failed"):format(#r.members, r.failed))
 LUA
 expect 0 "sweep done: 6 members, 0 failed" -- "$HONE" run sweep.lua
 s=$(ls -d runs/sw-*-sweep)
-[ "$(ls -d "$s"/sw-* | wc -l)" = 6 ] && [ "$(wc -l < "$s/summary.csv")" = 7 ] && grep -q "r8-lr3e-3" "$s/summary.md" \
+[ "$(ls -d "$s"/sw-* | wc -l)" = 6 ] && [ "$(wc -l < "$s/summary.csv")" = 7 ] && grep -q "r8-lr3e-03-alpha16" "$s/summary.md" \
   && echo "ok: 6 member dirs, a 6-row summary.csv and summary.md" || { echo "FAIL: sweep layout"; ls "$s"; fails=$((fails+1)); }
-grep -q '"alpha": 16' "$s"/sw-*-r8-lr1e-3/config.json 2>/dev/null || grep -q '"alpha":[[:space:]]*16' "$s"/sw-*-r8-lr1e-3/config.json \
+grep -q '"alpha": 16' "$s"/sw-*-r8-lr1e-03-alpha16/config.json 2>/dev/null || grep -q '"alpha":[[:space:]]*16' "$s"/sw-*-r8-lr1e-03-alpha16/config.json \
   && echo "ok: derive set alpha = 2r" || { echo "FAIL: derive"; fails=$((fails+1)); }
-expect 0 "r2-lr1e-3: completed, skipped" -- "$HONE" run sweep.lua
+expect 0 "r2-lr1e-03-alpha4: completed, skipped" -- "$HONE" run sweep.lua
+expect 0 "\| sw-[0-9_.-]+-r[248]-lr[13]e-03-alpha[0-9]+ \| completed \| [248] \| 0.00[13] \| epoch-[12] \|" -- "$HONE" runs "$s"
 
 # a member made invalid fails alone; the exit status says so
 expect 2 "sweep: 1 of 6 members failed" -- env BAD=1 OUT=bad "$HONE" run sweep.lua
-grep -q "sw-.*-r8-lr3e-3,failed" bad/sw-*-sweep/summary.csv && [ "$(grep -c ',completed,' bad/sw-*-sweep/summary.csv)" = 5 ] \
+grep -q "sw-.*-r8-lr3e-03-alpha16-dropout2,failed" bad/sw-*-sweep/summary.csv && [ "$(grep -c ',completed,' bad/sw-*-sweep/summary.csv)" = 5 ] \
   && echo "ok: the invalid member is recorded as failed, the other 5 completed" || { echo "FAIL: failed member"; fails=$((fails+1)); }
-expect 0 "lora.dropout = 2: out of range" -- grep -h "error" bad/sw-*-sweep/sw-*-r8-lr3e-3/summary.json
+expect 0 "lora.dropout = 2: out of range" -- grep -h "error" bad/sw-*-sweep/sw-*-r8-lr3e-03-*/summary.json
 
 # killed in the middle, then re-run: finished members are skipped, the rest complete
 env OUT=kill DATA=big.jsonl setsid "$HONE" run sweep.lua > kill.log 2>&1 &
@@ -60,4 +61,9 @@ expect 0 "6 members, 0 failed; [0-9.]+ s wall with parallel = 2" -- env OUT=par 
 expect 0 "is worse than the median .* stopping it" -- env OUT=et ET=1 "$HONE" run sweep.lua
 grep -q ",stopped_early," et/sw-*-sweep/summary.csv && echo "ok: stopped members are recorded as stopped_early" \
   || { echo "FAIL: no stopped_early member"; fails=$((fails+1)); }
+# --resume SWEEP_DIR continues that sweep; successive halving stops members at its rungs
+expect 0 "sweep .*par/sw-.*-sweep: the same plan, continuing" -- env OUT=elsewhere PAR=2 "$HONE" run sweep.lua --resume "$(ls -d par/sw-*-sweep)"
+sed 's/type = "median"/type = "halving", eta = 3/' sweep.lua > halving.lua
+expect 0 "is worse than the best 1/3 cut .* stopping it" -- env OUT=hv ET=1 "$HONE" run halving.lua
+expect 2 "not a sweep directory" -- "$HONE" run sweep.lua --resume runs
 finish
