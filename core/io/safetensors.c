@@ -228,7 +228,7 @@ const hone_st_tensor *hone_st_find(const hone_st_file *f, const char *name)
     return NULL;
 }
 
-static float half_to_f32(uint16_t h)
+float hone_half_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
     if (exp == 0) {
@@ -264,7 +264,7 @@ int hone_st_to_f32(const hone_st_file *f, const hone_st_tensor *t, float *out, u
         }
         return 0;
     case HONE_DT_F16:
-        for (uint64_t i = 0; i < count; i++) out[i] = half_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        for (uint64_t i = 0; i < count; i++) out[i] = hone_half_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
         return 0;
     case HONE_DT_F64:
         for (uint64_t i = 0; i < count; i++) {

@@ -41,6 +41,8 @@ typedef struct hone_st_file {
 } hone_st_file;
 
 const char *hone_dtype_name(hone_dtype dt);
+/* IEEE half bits to float, exactly (subnormals, inf, NaN included) */
+float hone_half_to_f32(uint16_t h);
 size_t hone_dtype_size(hone_dtype dt);
 
 int hone_st_open(hone_st_file **out, const char *path, hone_err *err);
