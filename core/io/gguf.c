@@ -75,9 +75,13 @@ static void scalar(const uint8_t *p, uint32_t t, double *d, int64_t *i)
     case HONE_GGUF_BOOL: memcpy(&u8, p, 1); *i = u8 != 0; break;
     case HONE_GGUF_U64: memcpy(&u64, p, 8); *i = (int64_t)u64; *d = (double)u64; return;
     case HONE_GGUF_I64: memcpy(&i64, p, 8); *i = i64; break;
-    case HONE_GGUF_F32: memcpy(&f, p, 4); *d = f; *i = (int64_t)f; return;
-    case HONE_GGUF_F64: memcpy(&f64, p, 8); *d = f64; *i = (int64_t)f64; return;
+    case HONE_GGUF_F32: memcpy(&f, p, 4); *d = f; break;
+    case HONE_GGUF_F64: memcpy(&f64, p, 8); *d = f64; break;
     default: *i = 0; break;
+    }
+    if (t == HONE_GGUF_F32 || t == HONE_GGUF_F64) {   /* an integer view only where one exists */
+        *i = *d >= -9.2e18 && *d <= 9.2e18 ? (int64_t)*d : 0;
+        return;
     }
     *d = (double)*i;
 }
