@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "convert.h"
 #include "inspect.h"
 #include "config.h"
 #include "cpu.h"
@@ -55,13 +56,14 @@ static const char *usage_text =
     "  quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set double_quant=true]\n"
     "                                   write a bitsandbytes 4-bit checkpoint (loads with transformers)\n"
     "  runs [DIR]                       the runs under DIR (default runs): status, steps, loss, best\n"
+    "  convert MODEL.gguf OUT_DIR       a llama.cpp GGUF (llama / mistral) into an HF model directory\n"
     "  eval SCRIPT.lua --adapter DIR [--out FILE] [--set k=v ...]\n"
     "                                   the experiment's evaluation on a checkpoint\n"
     "  inspect SCRIPT.lua [--n N] [--split train|eval] [--set k=v ...]\n"
     "                                   N examples as the run would train them, trained tokens marked\n"
     "  version                          print the version\n"
     "\n"
-    "Planned, not built yet in this version: convert.\n";
+    "";
 
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
@@ -633,6 +635,23 @@ out:
     return code;
 }
 
+/* ---- hone convert ------------------------------------------------------------------ */
+
+static int cmd_convert(int argc, char **argv)
+{
+    if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
+        return fail(EXIT_BAD_INPUT, "usage: hone convert MODEL.gguf OUT_DIR");
+    hone_err err = {0};
+    hone_convert_info info;
+    if (hone_convert_gguf(argv[1], argv[2], &info, &err)) return fail(EXIT_RUN_FAILED, "convert: %s", err.msg);
+    printf("%s -> %s: %zu tensors, %zu parameters (%zu dequantized to fp32); config.json, generation_config.json, "
+           "model.safetensors\n", argv[1], argv[2], info.tensors, info.params, info.dequantized);
+    if (info.tokenizer[0])
+        printf("tokenizer: the GGUF's \"%s\" vocabulary is not converted yet: copy the model's tokenizer.json and "
+               "tokenizer_config.json into %s, or set model.tokenizer\n", info.tokenizer, argv[2]);
+    return 0;
+}
+
 /* ---- hone runs --------------------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
@@ -1165,6 +1184,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cmd_run_or_inspect(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "inspect")) return cmd_run_or_inspect(argc - 1, argv + 1, 1);
     if (!strcmp(cmd, "runs")) return cmd_runs(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_run_or_inspect(argc - 1, argv + 1, 2);
     if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
     if (!strcmp(cmd, "schedule")) return cmd_schedule(argc - 1, argv + 1);
@@ -1176,9 +1196,5 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
-    static const char *const planned[] = {"convert"};
-    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
-        if (!strcmp(cmd, planned[i]))
-            return fail(EXIT_RUN_FAILED, "%s: not built yet in this version of hone", cmd);
     return fail(EXIT_BAD_INPUT, "unknown command '%s'\n%s", cmd, usage_text);
 }

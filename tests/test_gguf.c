@@ -1,14 +1,19 @@
 /* test_gguf.c — the GGUF reader against gguf-py (fixtures from
  * tests/reference/make_gguf_fixtures.py): every metadata type, tensor shapes, and F32,
  * F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K dequantized bit for bit as gguf-py does;
- * then damaged copies of the file are refused with a message. */
+ * damaged copies of the file are refused with a message; and hone convert of the tiny
+ * llama written as llama.cpp writes it gives transformers' GGUF weights and logits. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
 #include "gguf.h"
+#include "model.h"
+#include "options.h"
+#include "registry.h"
 #include "safetensors.h"
 #include "util.h"
 
@@ -110,6 +115,68 @@ int main(void)
         free(b);
     }
     free(copy);
+
+    /* hone convert: the tiny llama as llama.cpp writes it -> the weights and logits that
+     * transformers' own GGUF loader gives */
+    char dir[] = "/tmp/hone-convert-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    char out_dir[300], path[400];
+    snprintf(out_dir, sizeof out_dir, "%s/model", dir);
+    hone_convert_info info;
+    hone_st_file *conv = NULL, *ref = NULL;
+    int rc = hone_convert_gguf(HONE_SOURCE_DIR "/tests/fixtures/gguf/llama.gguf", out_dir, &info, &err);
+    snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
+    if (!rc) rc = hone_st_open(&conv, path, &err);
+    if (!rc) rc = hone_st_open(&ref, HONE_SOURCE_DIR "/tests/fixtures/gguf/llama-expected.safetensors", &err);
+    check(!rc, rc ? err.msg : "convert");
+    size_t same = 0;
+    for (size_t i = 0; !rc && i < conv->n; i++) {
+        const hone_st_tensor *a = &conv->t[i], *b = hone_st_find(ref, a->name);
+        int eq = b && a->numel == b->numel && !memcmp(a->data, b->data, a->numel * 4);
+        char what[600];
+        snprintf(what, sizeof what, "converted %s equals transformers' GGUF load", a->name);
+        check(eq, what);
+        same += eq;
+    }
+    if (!rc) printf("ok convert: %zu tensors bit-identical to transformers' GGUF loader (q/k unpermuted)\n", same);
+    hone_registry *r = hone_registry_new();
+    rc = rc ? rc : hone_registry_load_dir(r, HONE_BUILD_DIR "/plugins", &err);
+    const hone_feature *none = rc ? NULL : hone_registry_find(r, HONE_KIND_QUANTIZER, "none");
+    hone_opts *qo = NULL;
+    if (none) rc = hone_opts_resolve(&qo, none->info->options, NULL, "q", "none", &err);
+    for (int k = 0; !rc && k < 2; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "prompt.%d", k);
+        const hone_st_tensor *pt = hone_st_find(ref, key);
+        snprintf(key, sizeof key, "logits.%d", k);
+        const hone_st_tensor *lt = hone_st_find(ref, key);
+        int T = (int)pt->numel;
+        hone_model_opts o = {none, qo, 0, 0, 8, 0.0, 0, 0, 1, 1, T, 0, 0};
+        hone_model *m = NULL;
+        rc = hone_model_load(&m, out_dir, &o, &err);
+        if (!rc) rc = hone_model_forward(m, pt->data, NULL, 1, T, NULL, NULL, &err);
+        double worst = 0, big = 0;
+        const float *lg = rc ? NULL : hone_model_logits(m), *want = lt->data;
+        for (uint64_t i = 0; lg && i < lt->numel; i++) {
+            worst = fmax(worst, fabs((double)lg[i] - want[i]));
+            big = fmax(big, fabs(want[i]));
+        }
+        char what[1200];
+        snprintf(what, sizeof what, "prompt %d logits within 1e-5 of transformers (max diff / max %.2g)%s%s", k,
+                 big ? worst / big : worst, rc ? ": " : "", rc ? err.msg : "");
+        check(!rc && worst <= 1e-5 * big, what);
+        if (!rc && worst <= 1e-5 * big) printf("ok convert: prompt %d logits max diff / max = %.2g\n", k, worst / big);
+        hone_model_free(m);
+    }
+    hone_opts_free(qo);
+    hone_registry_free(r);
+    hone_st_close(conv);
+    hone_st_close(ref);
+    check(hone_convert_gguf(HONE_SOURCE_DIR "/tests/fixtures/gguf/llama.gguf", out_dir, &info, &err) != 0 &&
+              strstr(err.msg, "does not overwrite"), "convert refuses to overwrite");
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) printf("could not remove %s\n", dir);
     cJSON_Delete(meta);
     hone_st_close(want);
     hone_gguf_close(g);

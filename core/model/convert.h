@@ -1,0 +1,18 @@
+/* convert.h — model format conversions (`hone convert`). */
+#ifndef HONE_CONVERT_H
+#define HONE_CONVERT_H
+
+#include <stddef.h>
+
+#include "hone/plugin.h"
+
+typedef struct hone_convert_info {
+    size_t tensors, dequantized, params;
+    char tokenizer[64];        /* the GGUF's tokenizer.ggml.model ("" when none) */
+} hone_convert_info;
+
+/* A llama / mistral GGUF into an HF directory (config.json, generation_config.json,
+ * model.safetensors in fp32); never overwrites an existing model.safetensors. */
+int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_info *info, hone_err *err);
+
+#endif
