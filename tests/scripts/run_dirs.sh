@@ -44,6 +44,7 @@ expect 2 "project: \"a/b\" cannot name a run directory" -- "$HONE" run exp.lua -
 expect 2 "run: unknown option --dryrun" -- "$HONE" run exp.lua --dryrun
 expect 2 "usage: hone run" -- "$HONE" run
 expect 2 "exp.lua: no such script" -- "$HONE" run nothere/exp.lua
-expect 1 "convert: not built yet" -- "$HONE" convert
+expect 2 "usage: hone convert MODEL.gguf OUT_DIR" -- "$HONE" convert
+expect 1 "convert: nowhere.gguf: cannot open" -- "$HONE" convert nowhere.gguf out
 expect 2 "unknown command 'frobnicate'" -- "$HONE" frobnicate
 finish
