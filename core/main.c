@@ -646,7 +646,10 @@ static int cmd_convert(int argc, char **argv)
     if (hone_convert_gguf(argv[1], argv[2], &info, &err)) return fail(EXIT_RUN_FAILED, "convert: %s", err.msg);
     printf("%s -> %s: %zu tensors, %zu parameters (%zu dequantized to fp32); config.json, generation_config.json, "
            "model.safetensors\n", argv[1], argv[2], info.tensors, info.params, info.dequantized);
-    if (info.tokenizer[0])
+    if (info.tokenizer_written)
+        printf("tokenizer: rebuilt from the GGUF's %s vocabulary as tokenizer.json + tokenizer_config.json\n",
+               info.tokenizer);
+    else if (info.tokenizer[0])
         printf("tokenizer: the GGUF's \"%s\" vocabulary is not converted yet: copy the model's tokenizer.json and "
                "tokenizer_config.json into %s, or set model.tokenizer\n", info.tokenizer, argv[2]);
     return 0;

@@ -15,6 +15,7 @@
 #include "options.h"
 #include "registry.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "util.h"
 
 static int failures, checks;
@@ -174,6 +175,59 @@ int main(void)
     hone_st_close(ref);
     check(hone_convert_gguf(HONE_SOURCE_DIR "/tests/fixtures/gguf/llama.gguf", out_dir, &info, &err) != 0 &&
               strstr(err.msg, "does not overwrite"), "convert refuses to overwrite");
+    /* the tokenizer: a gpt2 vocabulary rebuilt as tokenizer.json gives transformers' GGUF
+     * tokenizer's ids */
+    char tok_dir[400];
+    snprintf(tok_dir, sizeof tok_dir, "%s/tok", dir);
+    char *etext = NULL;
+    hone_tokenizer *tk = NULL;
+    rc = hone_convert_gguf_tokenizer(HONE_SOURCE_DIR "/tests/fixtures/gguf/tokenizer.gguf", tok_dir, &err);
+    if (!rc) rc = hone_tokenizer_load(&tk, tok_dir, &err);
+    if (!rc) rc = hone_read_file(HONE_SOURCE_DIR "/tests/fixtures/gguf/tokenizer-expected.json", &etext, NULL, &err);
+    check(!rc, rc ? err.msg : "tokenizer conversion");
+    cJSON *cases = rc ? NULL : cJSON_Parse(etext);
+    int ntexts = 0, nsame = 0;
+    const cJSON *cs;
+    cJSON_ArrayForEach(cs, cases)
+    {
+        const char *txt = cJSON_GetObjectItem(cs, "text")->valuestring;
+        const cJSON *ids = cJSON_GetObjectItem(cs, "ids");
+        tok_ids got = {0};
+        int same = hone_tokenizer_encode(tk, txt, strlen(txt), 0, &got, &err) == 0 &&
+                   got.n == (size_t)cJSON_GetArraySize(ids);
+        size_t k = 0;
+        for (const cJSON *e = ids ? ids->child : NULL; same && e; e = e->next, k++) same = got.v[k] == e->valueint;
+        free(got.v);
+        ntexts++;
+        nsame += same;
+        if (!same) printf("  tokenizer differs on: %.60s\n", txt);
+    }
+    char twhat[200];
+    snprintf(twhat, sizeof twhat, "GGUF tokenizer: %d of %d texts tokenize as transformers' GGUF loader", nsame, ntexts);
+    check(ntexts > 0 && nsame == ntexts, twhat);
+    if (ntexts && nsame == ntexts) printf("ok %s\n", twhat);
+    cJSON_Delete(cases);
+    free(etext);
+    hone_tokenizer_free(tk);
+    /* the other pre-tokenizer types give tokenizers that load and split digits as theirs do */
+    static const struct { const char *pre; size_t n; } pres[] = {{"smollm", 0}, {"llama-bpe", 0}, {"qwen2", 0}};
+    for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {
+        char src[600], d[500];
+        snprintf(src, sizeof src, "%s/tests/fixtures/gguf/tokenizer-%s.gguf", HONE_SOURCE_DIR, pres[i].pre);
+        snprintf(d, sizeof d, "%s/tok-%s", dir, pres[i].pre);
+        hone_tokenizer *t2 = NULL;
+        tok_ids got = {0};
+        rc = hone_convert_gguf_tokenizer(src, d, &err);
+        if (!rc) rc = hone_tokenizer_load(&t2, d, &err);
+        if (!rc) rc = hone_tokenizer_encode(t2, "price 12345 dollars", 19, 0, &got, &err);
+        char w2[1200];
+        snprintf(w2, sizeof w2, "pre-tokenizer %s converts, loads and encodes%s%s", pres[i].pre, rc ? ": " : "",
+                 rc ? err.msg : "");
+        check(!rc && got.n > 0, w2);
+        free(got.v);
+        hone_tokenizer_free(t2);
+    }
+
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) printf("could not remove %s\n", dir);

@@ -93,6 +93,140 @@ static int write_json(const char *dir, const char *name, cJSON *j, hone_err *err
     return rc;
 }
 
+/* the pre-tokenizer of a GGUF "tokenizer.ggml.pre" type, as the original tokenizer.json had it */
+static cJSON *pre_tokenizer(const char *pre)
+{
+    static const char *llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}"
+                                "\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char *qwen2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}"
+                               "\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    char text[1024];
+    if (!strcmp(pre, "default") || !strcmp(pre, "gpt-2") || !strcmp(pre, "gpt2"))
+        snprintf(text, sizeof text, "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, "
+                 "\"use_regex\": true}");
+    else if (!strcmp(pre, "smollm"))
+        snprintf(text, sizeof text, "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", "
+                 "\"individual_digits\": true}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                 "\"trim_offsets\": true, \"use_regex\": true}]}");
+    else if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "qwen2")) {
+        /* built as objects: cJSON escapes the regex's backslashes for JSON */
+        cJSON *seq = cJSON_CreateObject(), *list = cJSON_CreateArray(), *split = cJSON_CreateObject(), *pat = cJSON_CreateObject();
+        cJSON_AddStringToObject(seq, "type", "Sequence");
+        cJSON_AddStringToObject(split, "type", "Split");
+        cJSON_AddStringToObject(pat, "Regex", strcmp(pre, "qwen2") ? llama3 : qwen2);
+        cJSON_AddItemToObject(split, "pattern", pat);
+        cJSON_AddStringToObject(split, "behavior", "Isolated");
+        cJSON_AddBoolToObject(split, "invert", 0);
+        cJSON_AddItemToArray(list, split);
+        cJSON_AddItemToArray(list, cJSON_Parse("{\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                                               "\"trim_offsets\": false, \"use_regex\": false}"));
+        cJSON_AddItemToObject(seq, "pretokenizers", list);
+        return seq;
+    }
+    else
+        return NULL;
+    return cJSON_Parse(text);
+}
+
+/* tokenizer.json + tokenizer_config.json from a GGUF's "gpt2" (byte-level BPE) vocabulary */
+static int write_tokenizer(const hone_gguf *g, const char *out_dir, long long ctx, hone_err *err)
+{
+    const hone_gguf_kv *tok = hone_gguf_kv_find(g, "tokenizer.ggml.tokens");
+    const hone_gguf_kv *mer = hone_gguf_kv_find(g, "tokenizer.ggml.merges");
+    const hone_gguf_kv *typ = hone_gguf_kv_find(g, "tokenizer.ggml.token_type");
+    const hone_gguf_kv *pre = hone_gguf_kv_find(g, "tokenizer.ggml.pre");
+    if (!tok || !tok->strs || !mer || !mer->strs)
+        return hone_errf(err, HONE_EINVAL, "%s: a gpt2 tokenizer needs tokenizer.ggml.tokens and .merges (string arrays)",
+                         g->path);
+    if (typ && (!typ->nums || typ->n != tok->n))
+        return hone_errf(err, HONE_EINVAL, "%s: tokenizer.ggml.token_type has %llu entries for %llu tokens", g->path,
+                         (unsigned long long)(typ ? typ->n : 0), (unsigned long long)tok->n);
+    const char *pre_name = pre && pre->str ? pre->str : "default";
+    cJSON *pt = pre_tokenizer(pre_name);
+    if (!pt)
+        return hone_errf(err, HONE_EUNSUPPORTED, "%s: tokenizer.ggml.pre \"%s\" is not one hone knows (default, gpt-2, "
+                         "smollm, llama-bpe, qwen2)", g->path, pre_name);
+    cJSON *j = cJSON_CreateObject(), *model = cJSON_CreateObject(), *vocab = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "version", "1.0");
+    cJSON_AddNullToObject(j, "truncation");
+    cJSON_AddNullToObject(j, "padding");
+    cJSON *added = cJSON_AddArrayToObject(j, "added_tokens");
+    for (uint64_t i = 0; i < tok->n; i++) {
+        int t = typ ? (int)typ->nums[i] : 1;
+        if (t != 3 && t != 4) continue;   /* control and user-defined tokens match before BPE */
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", (double)i);
+        cJSON_AddStringToObject(a, "content", tok->strs[i]);
+        cJSON_AddBoolToObject(a, "single_word", 0);
+        cJSON_AddBoolToObject(a, "lstrip", 0);
+        cJSON_AddBoolToObject(a, "rstrip", 0);
+        cJSON_AddBoolToObject(a, "normalized", 0);
+        cJSON_AddBoolToObject(a, "special", t == 3);
+        cJSON_AddItemToArray(added, a);
+    }
+    cJSON_AddNullToObject(j, "normalizer");
+    cJSON_AddItemToObject(j, "pre_tokenizer", pt);
+    cJSON_AddItemToObject(j, "post_processor", cJSON_Parse("{\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                                                           "\"trim_offsets\": false, \"use_regex\": true}"));
+    cJSON_AddItemToObject(j, "decoder", cJSON_Parse("{\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                                                    "\"trim_offsets\": false, \"use_regex\": true}"));
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON_AddNullToObject(model, "dropout");
+    cJSON_AddNullToObject(model, "unk_token");
+    cJSON_AddNullToObject(model, "continuing_subword_prefix");
+    cJSON_AddNullToObject(model, "end_of_word_suffix");
+    cJSON_AddBoolToObject(model, "fuse_unk", 0);
+    cJSON_AddBoolToObject(model, "byte_fallback", 0);
+    cJSON_AddBoolToObject(model, "ignore_merges", 0);
+    for (uint64_t i = 0; i < tok->n; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(vocab, tok->strs[i]))   /* the first id of a repeated string wins */
+            cJSON_AddNumberToObject(vocab, tok->strs[i], (double)i);
+    cJSON_AddItemToObject(model, "vocab", vocab);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    for (uint64_t i = 0; i < mer->n; i++) cJSON_AddItemToArray(merges, cJSON_CreateString(mer->strs[i]));
+    cJSON_AddItemToObject(j, "model", model);
+    int rc = write_json(out_dir, "tokenizer.json", j, err);
+    cJSON_Delete(j);
+
+    cJSON *c = cJSON_CreateObject();
+    const char *ids[] = {"bos", "eos", "padding", "unknown"}, *names[] = {"bos_token", "eos_token", "pad_token", "unk_token"};
+    for (int k = 0; k < 4; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "tokenizer.ggml.%s_token_id", ids[k]);
+        const hone_gguf_kv *kv = hone_gguf_kv_find(g, key);
+        if (kv && kv->type != HONE_GGUF_STRING && kv->type != HONE_GGUF_ARRAY && kv->i >= 0 && (uint64_t)kv->i < tok->n)
+            cJSON_AddStringToObject(c, names[k], tok->strs[kv->i]);
+    }
+    const hone_gguf_kv *ab = hone_gguf_kv_find(g, "tokenizer.ggml.add_bos_token");
+    const hone_gguf_kv *ae = hone_gguf_kv_find(g, "tokenizer.ggml.add_eos_token");
+    cJSON_AddBoolToObject(c, "add_bos_token", ab && ab->i);
+    cJSON_AddBoolToObject(c, "add_eos_token", ae && ae->i);
+    cJSON_AddBoolToObject(c, "clean_up_tokenization_spaces", 0);
+    cJSON_AddNumberToObject(c, "model_max_length", (double)ctx);
+    const hone_gguf_kv *ct = hone_gguf_kv_find(g, "tokenizer.chat_template");
+    if (ct && ct->str) cJSON_AddStringToObject(c, "chat_template", ct->str);
+    cJSON_AddStringToObject(c, "tokenizer_class", "PreTrainedTokenizerFast");
+    if (!rc) rc = write_json(out_dir, "tokenizer_config.json", c, err);
+    cJSON_Delete(c);
+    return rc;
+}
+
+int hone_convert_gguf_tokenizer(const char *gguf_path, const char *out_dir, hone_err *err)
+{
+    hone_gguf *g = NULL;
+    int rc = hone_gguf_open(&g, gguf_path, err);
+    if (rc) return rc;
+    const hone_gguf_kv *tm = hone_gguf_kv_find(g, "tokenizer.ggml.model");
+    if (!tm || !tm->str) rc = hone_errf(err, HONE_EINVAL, "%s: no tokenizer.ggml.model", gguf_path);
+    else if (strcmp(tm->str, "gpt2"))
+        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tokenizer.ggml.model \"%s\": hone rebuilds gpt2 (byte-level BPE) "
+                       "tokenizers; SentencePiece (\"llama\") vocabularies are not converted yet", gguf_path, tm->str);
+    if (!rc) rc = hone_mkdirs(out_dir, err);
+    if (!rc) rc = write_tokenizer(g, out_dir, 0, err);
+    hone_gguf_close(g);
+    return rc;
+}
+
 int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_info *info, hone_err *err)
 {
     memset(info, 0, sizeof *info);
@@ -196,6 +330,10 @@ int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_i
     }
     const hone_gguf_kv *tm = hone_gguf_kv_find(g, "tokenizer.ggml.model");
     snprintf(info->tokenizer, sizeof info->tokenizer, "%s", tm && tm->str ? tm->str : "");
+    if (!rc && tm && tm->str && !strcmp(tm->str, "gpt2")) {
+        rc = write_tokenizer(g, out_dir, ctx, err);
+        info->tokenizer_written = !rc;
+    }
     for (size_t i = 0; i < nout; i++) free(bufs[i]);
     free(bufs);
     free(names);

@@ -9,10 +9,15 @@
 typedef struct hone_convert_info {
     size_t tensors, dequantized, params;
     char tokenizer[64];        /* the GGUF's tokenizer.ggml.model ("" when none) */
+    int tokenizer_written;     /* tokenizer.json + tokenizer_config.json rebuilt (gpt2 vocabularies) */
 } hone_convert_info;
 
 /* A llama / mistral GGUF into an HF directory (config.json, generation_config.json,
  * model.safetensors in fp32); never overwrites an existing model.safetensors. */
 int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_info *info, hone_err *err);
+
+/* only the tokenizer of a GGUF (a "gpt2" byte-level BPE vocabulary): tokenizer.json and
+ * tokenizer_config.json into out_dir */
+int hone_convert_gguf_tokenizer(const char *gguf_path, const char *out_dir, hone_err *err);
 
 #endif
