@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -154,6 +155,31 @@ int hone_write_file(const char *path, const void *data, size_t len, hone_err *er
         return hone_errf(err, HONE_EIO, "%s: cannot flush to disk: %s", path, strerror(errno));
     hone_fsync_dir_of(path);
     return 0;
+}
+
+int hone_map_file(const char *path, const uint8_t **map, size_t *size, hone_err *err)
+{
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return hone_errf(err, HONE_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return hone_errf(err, HONE_EIO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    void *p = n ? mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (n && p == MAP_FAILED) return hone_errf(err, HONE_EIO, "%s: cannot map: %s", path, strerror(errno));
+    *map = p;
+    *size = n;
+    return 0;
+}
+
+void hone_unmap_file(const uint8_t *map, size_t size)
+{
+    if (map && size) munmap((void *)map, size);
 }
 
 uint64_t hone_fnv1a(uint64_t h, const void *data, size_t n)

@@ -21,6 +21,9 @@ size_t hone_edit_distance(const char *a, const char *b);
 int hone_read_file(const char *path, char **data, size_t *len, hone_err *err);
 /* Write a file, fsync it and the directory: the data is on disk when this returns. */
 int hone_write_file(const char *path, const void *data, size_t len, hone_err *err);
+/* a whole regular file mapped read-only (*map NULL for an empty file); errors name the path */
+int hone_map_file(const char *path, const uint8_t **map, size_t *size, hone_err *err);
+void hone_unmap_file(const uint8_t *map, size_t size);
 /* fsync the directory holding path (after a rename into it) */
 int hone_fsync_dir_of(const char *path);
 int hone_is_dir(const char *path);

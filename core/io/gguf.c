@@ -6,13 +6,8 @@
  * for operation in float32, so the values are bit-identical to what it returns. */
 #include "gguf.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "err.h"
 #include "safetensors.h"
@@ -166,7 +161,7 @@ void hone_gguf_close(hone_gguf *g)
     for (size_t i = 0; i < g->nt; i++) free(g->t[i].name);
     free(g->kv);
     free(g->t);
-    if (g->map && g->path && g->size) munmap((void *)g->map, g->size);
+    if (g->path) hone_unmap_file(g->map, g->size);
     free(g->path);
     free(g);
 }
@@ -257,24 +252,17 @@ int hone_gguf_parse(hone_gguf **out, const uint8_t *buf, size_t size, const char
 
 int hone_gguf_open(hone_gguf **out, const char *path, hone_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return hone_errf(err, HONE_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return hone_errf(err, HONE_EIO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    close(fd);
-    if (size && map == MAP_FAILED) return hone_errf(err, HONE_EIO, "%s: cannot map: %s", path, strerror(errno));
-    int rc = hone_gguf_parse(out, map ? map : (const uint8_t *)"", size, path, err);
+    const uint8_t *map;
+    size_t size;
+    int rc = hone_map_file(path, &map, &size, err);
+    if (rc) return rc;
+    rc = hone_gguf_parse(out, map ? map : (const uint8_t *)"", size, path, err);
     if (!rc) {
         (*out)->map = map;
         (*out)->size = size;
         (*out)->path = hone_strdup(path);
-    } else if (map) {
-        munmap(map, size);
+    } else {
+        hone_unmap_file(map, size);
     }
     return rc;
 }

@@ -44,7 +44,7 @@ void hone_st_close(hone_st_file *f)
     if (!f) return;
     for (size_t i = 0; i < f->n; i++) free(f->t[i].name);
     free(f->t);
-    if (f->mapped && f->map) munmap((void *)f->map, f->size);
+    if (f->mapped) hone_unmap_file(f->map, f->size);
     free(f->path);
     free(f);
 }
@@ -195,20 +195,13 @@ int hone_st_parse(hone_st_file **out, const uint8_t *buf, size_t size, const cha
 
 int hone_st_open(hone_st_file **out, const char *path, hone_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return hone_errf(err, HONE_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return hone_errf(err, HONE_EIO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    close(fd);
-    if (size && map == MAP_FAILED) return hone_errf(err, HONE_EIO, "%s: cannot map: %s", path, strerror(errno));
-    int rc = hone_st_parse(out, map ? map : (const uint8_t *)"", size, path, err);
+    const uint8_t *map;
+    size_t size;
+    int rc = hone_map_file(path, &map, &size, err);
+    if (rc) return rc;
+    rc = hone_st_parse(out, map ? map : (const uint8_t *)"", size, path, err);
     if (rc) {
-        if (map) munmap(map, size);
+        hone_unmap_file(map, size);
         return rc;
     }
     (*out)->mapped = map != NULL;

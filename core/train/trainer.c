@@ -482,6 +482,21 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/* the global_step in checkpoints_dir/name/trainer_state.json, or -1 */
+static long checkpoint_step(const char *checkpoints_dir, const char *name)
+{
+    char path[4600], *text = NULL;
+    hone_err ignore = {0};
+    snprintf(path, sizeof path, "%s/%.255s/trainer_state.json", checkpoints_dir, name);
+    if (hone_read_file(path, &text, NULL, &ignore)) return -1;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *gs = cJSON_GetObjectItem(j, "global_step");
+    long step = cJSON_IsNumber(gs) && gs->valuedouble >= 0 ? (long)gs->valuedouble : -1;
+    cJSON_Delete(j);
+    return step;
+}
+
 /* the newest checkpoint of run_dir that has its state (complete ones only: a half write
  * never got renamed), by global_step */
 static int newest_checkpoint(const char *run_dir, char *out, size_t n, hone_err *err)
@@ -495,18 +510,11 @@ static int newest_checkpoint(const char *run_dir, char *out, size_t n, hone_err 
         if (e->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "%s/%s/state.zst", dir, e->d_name);
         if (!hone_is_file(path)) continue;
-        snprintf(path, sizeof path, "%s/%s/trainer_state.json", dir, e->d_name);
-        char *text = NULL;
-        hone_err ignore = {0};
-        if (hone_read_file(path, &text, NULL, &ignore)) continue;
-        cJSON *j = cJSON_Parse(text);
-        free(text);
-        const cJSON *gs = cJSON_GetObjectItem(j, "global_step");
-        if (cJSON_IsNumber(gs) && gs->valuedouble > best) {
-            best = (long)gs->valuedouble;
+        long step = checkpoint_step(dir, e->d_name);
+        if (step > best) {
+            best = step;
             snprintf(out, n, "%s/%s", dir, e->d_name);
         }
-        cJSON_Delete(j);
     }
     if (d) closedir(d);
     if (best < 0) return hone_errf(err, HONE_EINVAL, "%s: no complete checkpoint to resume from", run_dir);
@@ -579,18 +587,11 @@ static void prune_checkpoints(const char *run_dir, long keep, const char *best_n
     struct dirent *e;
     while ((e = readdir(d)) && n < 1024) {
         if (e->d_name[0] == '.') continue;
-        snprintf(path, sizeof path, "%s/%s/trainer_state.json", dir, e->d_name);
-        char *text = NULL;
-        hone_err ignore = {0};
-        if (hone_read_file(path, &text, NULL, &ignore)) continue;
-        cJSON *j = cJSON_Parse(text);
-        free(text);
-        const cJSON *gs = cJSON_GetObjectItem(j, "global_step");
-        if (cJSON_IsNumber(gs)) {
+        long step = checkpoint_step(dir, e->d_name);
+        if (step >= 0) {
             snprintf(list[n].name, sizeof list[n].name, "%s", e->d_name);
-            list[n++].step = (long)gs->valuedouble;
+            list[n++].step = step;
         }
-        cJSON_Delete(j);
     }
     closedir(d);
     for (int i = 0; i < n; i++) {
