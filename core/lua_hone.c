@@ -5,6 +5,7 @@
  * error longjmps past C frames.
  */
 #include "lua_hone.h"
+#include "report.h"
 
 #include <cjson/cJSON.h>
 
@@ -639,6 +640,19 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* core.sweep_report(dir): draws dir/report.html from its summary.csv; nil, message on failure */
+static int l_sweep_report(lua_State *L)
+{
+    hone_err err = {0};
+    if (hone_write_sweep_report(luaL_checkstring(L, 1), &err)) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.ncores(): online cores */
 static int l_ncores(lua_State *L)
 {
@@ -649,7 +663,8 @@ static int l_ncores(lua_State *L)
 static int open_core(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {"train", l_train}, {"spawn", l_spawn},
-                                   {"wait", l_wait}, {"ncores", l_ncores}, {"now", l_now}, {NULL, NULL}};
+                                   {"wait", l_wait}, {"ncores", l_ncores}, {"now", l_now},
+                                   {"sweep_report", l_sweep_report}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, HONE_VERSION);
     lua_setfield(L, -2, "version");

@@ -30,6 +30,7 @@
 #include "schema.h"
 #include "tokenizer.h"
 #include "trainer.h"
+#include "report.h"
 #include "util.h"
 #include "version.h"
 
@@ -56,6 +57,7 @@ static const char *usage_text =
     "  quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set double_quant=true]\n"
     "                                   write a bitsandbytes 4-bit checkpoint (loads with transformers)\n"
     "  runs [DIR]                       the runs under DIR (default runs): status, steps, loss, best\n"
+    "  report DIR                       (re)draw DIR/report.html for a run or a sweep directory\n"
     "  convert MODEL.gguf OUT_DIR       a llama.cpp GGUF (llama / mistral) into an HF model directory\n"
     "  eval SCRIPT.lua --adapter DIR [--out FILE] [--set k=v ...]\n"
     "                                   the experiment's evaluation on a checkpoint\n"
@@ -663,6 +665,22 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* every run directory under dir: its status, steps, loss and best checkpoint */
+static int cmd_report(int argc, char **argv)
+{
+    if (argc != 2) return fail(EXIT_BAD_INPUT, "usage: hone report RUN_DIR|SWEEP_DIR");
+    char path[PATH_MAX + 40];
+    hone_err err = {0};
+    snprintf(path, sizeof path, "%s/sweep.json", argv[1]);
+    int sweep = hone_is_file(path);
+    snprintf(path, sizeof path, "%s/%s", argv[1], sweep ? "summary.csv" : "config.json");
+    if (!hone_is_file(path))
+        return fail(EXIT_BAD_INPUT, "report: %s: not a run or a finished sweep directory (no %s)", argv[1], path);
+    int rc = sweep ? hone_write_sweep_report(argv[1], &err) : hone_write_report(argv[1], &err);
+    if (rc) return fail(EXIT_RUN_FAILED, "report: %s", err.msg);
+    printf("%s/report.html\n", argv[1]);
+    return 0;
+}
+
 static int cmd_runs(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "runs";
@@ -1187,6 +1205,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cmd_run_or_inspect(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "inspect")) return cmd_run_or_inspect(argc - 1, argv + 1, 1);
     if (!strcmp(cmd, "runs")) return cmd_runs(argc - 1, argv + 1);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_run_or_inspect(argc - 1, argv + 1, 2);
     if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);

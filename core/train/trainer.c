@@ -21,6 +21,7 @@
 #include <zstd.h>
 
 #include "clip.h"
+#include "report.h"
 #include "optimize.h"
 #include "dataset.h"
 #include "prepare.h"
@@ -991,6 +992,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     snprintf(path, sizeof path, "%s/summary.json", run_dir);
     write_json_file(path, sum, &werr);
     cJSON_Delete(sum);
+    /* the report is a view of files already written: failing to draw it loses nothing */
+    if (hone_write_report(run_dir, &werr)) fprintf(stderr, "warning: report.html: %s\n", werr.msg);
     if (tty) fputs("\r\033[K", stdout);
     if (!rc && !*interrupted)
         printf("done: %ld steps in %.1f s (%.0f tokens/s), final loss %.4f; checkpoints in %s/checkpoints\n", step, wall,

@@ -435,6 +435,8 @@ function M.sweep(hone, s)
   end
   write_file(sweep_dir .. "/summary.csv", table.concat(csv, "\n") .. "\n")
   write_file(sweep_dir .. "/summary.md", table.concat(md, "\n") .. "\n")
+  local drawn, why = core.sweep_report(sweep_dir)
+  if not drawn then io.stderr:write("warning: report.html: " .. tostring(why) .. "\n") end
   print(("%d members, %d failed; %.1f s wall with parallel = %d"):format(#plan, failed_total, wall, parallel))
   local result = { dir = sweep_dir, members = rows, failed = failed_total, wall_s = wall }
   if failed_total > 0 and not s.allow_failures then

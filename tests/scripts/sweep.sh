@@ -31,7 +31,8 @@ LUA
 expect 0 "sweep done: 6 members, 0 failed" -- "$HONE" run sweep.lua
 s=$(ls -d runs/sw-*-sweep)
 [ "$(ls -d "$s"/sw-* | wc -l)" = 6 ] && [ "$(wc -l < "$s/summary.csv")" = 7 ] && grep -q "r8-lr3e-03-alpha16" "$s/summary.md" \
-  && echo "ok: 6 member dirs, a 6-row summary.csv and summary.md" || { echo "FAIL: sweep layout"; ls "$s"; fails=$((fails+1)); }
+  && [ "$(grep -c '<svg class="sweep"' "$s/report.html")" = 2 ] \
+  && echo "ok: 6 member dirs, a 6-row summary.csv and summary.md, report.html with r and lr plots" || { echo "FAIL: sweep layout"; ls "$s"; fails=$((fails+1)); }
 grep -q '"alpha": 16' "$s"/sw-*-r8-lr1e-03-alpha16/config.json 2>/dev/null || grep -q '"alpha":[[:space:]]*16' "$s"/sw-*-r8-lr1e-03-alpha16/config.json \
   && echo "ok: derive set alpha = 2r" || { echo "FAIL: derive"; fails=$((fails+1)); }
 expect 0 "r2-lr1e-03-alpha4: completed, skipped" -- "$HONE" run sweep.lua

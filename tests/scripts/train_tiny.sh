@@ -197,7 +197,8 @@ g=$(ls -d runs/gen-* | tail -1)
 rows=$(wc -l < "$g/eval/epoch-2.jsonl")
 [ "$rows" = 8 ] && grep -q '"prompt":"item' "$g/eval/epoch-2.jsonl" && grep -q '"reference":' "$g/eval/epoch-2.jsonl" \
   && grep -q '"chars":' "$g/metrics.jsonl" && grep -q '"best_metric":[[:space:]]*"price.parsed"' "$g/summary.json" \
-  && echo "ok: eval/epoch-2.jsonl has 8 predictions; metrics rows and summary carry the metrics" \
+  && grep -q '<svg class="loss"' "$g/report.html" && grep -q '<th>price.abs_error</th>' "$g/report.html" \
+  && echo "ok: eval/epoch-2.jsonl has 8 predictions; metrics rows, summary and report.html carry the metrics" \
   || { echo "FAIL: generation eval files ($rows rows)"; fails=$((fails+1)); }
 expect 0 "gen-[0-9_.-]+ +completed +16 +2 +[0-9.]+  epoch-[12] \(price.parsed [0-9.]+\)" -- "$HONE" runs runs
 expect 2 "runs: nowhere: No such file or directory" -- "$HONE" runs nowhere
