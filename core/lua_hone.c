@@ -640,6 +640,28 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* core.check(spec): the schema's verdict on a spec without running it; true, or nil and
+ * the message hone run would print */
+static int l_check(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    hone_err err = {0};
+    hone_node *root = to_node(L, 1, 0, "", &err);
+    hone_config *cfg = NULL;
+    int rc = root ? 0 : HONE_EINVAL;
+    if (!rc) rc = hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, get_registry(L), &err);
+    if (!rc) rc = hone_project_name_check(hone_config_str(cfg, "project"), &err);
+    hone_config_free(cfg);
+    hone_node_free(root);
+    if (rc) {
+        lua_pushnil(L);
+        lua_pushstring(L, err.msg);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.sweep_report(dir): draws dir/report.html from its summary.csv; nil, message on failure */
 static int l_sweep_report(lua_State *L)
 {
@@ -664,7 +686,7 @@ static int open_core(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {"train", l_train}, {"spawn", l_spawn},
                                    {"wait", l_wait}, {"ncores", l_ncores}, {"now", l_now},
-                                   {"sweep_report", l_sweep_report}, {NULL, NULL}};
+                                   {"sweep_report", l_sweep_report}, {"check", l_check}, {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, HONE_VERSION);
     lua_setfield(L, -2, "version");

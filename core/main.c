@@ -536,6 +536,7 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         goto out;
     }
     if (resume) hone_lua_set_global(hl, "HONE_RESUME", resume);   /* hone.sweep continues that sweep */
+    if (dry) hone_lua_set_global(hl, "HONE_DRY_RUN", "1");         /* hone.sweep shows its plan */
     if (hone_lua_run_file(hl, script, &root, &err)) {
         code = fail(EXIT_BAD_INPUT, "%s", err.msg);
         goto out;
@@ -543,6 +544,7 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
     if (!root) {
         /* the script did its work itself (hone.optimize, hone.sweep, ...) and returned nothing */
         if (resume && hone_lua_global_true(hl, "HONE_RESUME_USED")) goto out;
+        if (dry && !nsets && hone_lua_global_true(hl, "HONE_DRY_RUN_USED")) goto out;
         if (nsets || dry || resume)
             code = fail(EXIT_BAD_INPUT, "%s: returned no experiment, so --set, --dry-run and --resume have nothing to act on", script);
         goto out;

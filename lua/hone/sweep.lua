@@ -211,7 +211,6 @@ function M.sweep(hone, s)
   local members = expand(s)
   local project = base.project or "hone"
   local out_dir = base.output_dir or "runs"
-  os.execute("mkdir -p '" .. out_dir .. "'")
 
   -- the plan: member names from every key that varies, the derived ones included; the
   -- same plan reuses its sweep directory
@@ -250,6 +249,24 @@ function M.sweep(hone, s)
     plan[i] = { tag = table.concat(tag, "-"), values = m.values }
   end
   local plan_json = json({ project = project, members = plan, metric = metric, mode = mode })
+  if rawget(_G, "HONE_DRY_RUN") then
+    -- hone run SCRIPT --dry-run: each member's verdict from the schema; nothing is created
+    print(("sweep plan: %d members, metric %s (%s)"):format(#plan, metric, mode))
+    local bad = 0
+    for i = 1, #plan do
+      local spec = deepcopy(base)
+      for path, v in pairs(plan[i].values) do set_path(spec, path, v) end
+      local ok, why = true, nil
+      if s.derive then ok, why = pcall(s.derive, spec) end
+      if ok then ok, why = core.check(spec) end
+      if not ok then bad = bad + 1 end
+      print(("  %s-<timestamp>-%s: %s"):format(project, plan[i].tag, ok and "ok" or ("refused: " .. tostring(why))))
+    end
+    print(("dry run: %d of %d members would be refused; nothing was created"):format(bad, #plan))
+    _G.HONE_DRY_RUN_USED = true
+    return { dry_run = true, members = plan, failed = bad }
+  end
+  os.execute("mkdir -p '" .. out_dir .. "'")
   local sweep_dir
   local resume = rawget(_G, "HONE_RESUME")   -- hone run SCRIPT --resume SWEEP_DIR
   if resume then

@@ -28,6 +28,10 @@ local r = hone.sweep {
 }
 print(("sweep done: %d members, %d failed"):format(#r.members, r.failed))
 LUA
+# --dry-run: each member's verdict from the schema, and nothing created
+expect 0 "sw-<timestamp>-r8-lr3e-03-alpha16-dropout2: refused: lora.dropout = 2: out of range" -- env BAD=1 "$HONE" run sweep.lua --dry-run
+expect 0 "dry run: 1 of 6 members would be refused; nothing was created" -- env BAD=1 "$HONE" run sweep.lua --dry-run
+[ ! -e runs ] && echo "ok: the dry run created nothing" || { echo "FAIL: dry run created runs/"; fails=$((fails+1)); }
 expect 0 "sweep done: 6 members, 0 failed" -- "$HONE" run sweep.lua
 s=$(ls -d runs/sw-*-sweep)
 [ "$(ls -d "$s"/sw-* | wc -l)" = 6 ] && [ "$(wc -l < "$s/summary.csv")" = 7 ] && grep -q "r8-lr3e-03-alpha16" "$s/summary.md" \
