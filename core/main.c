@@ -31,6 +31,7 @@
 #include "tokenizer.h"
 #include "trainer.h"
 #include "report.h"
+#include "merge.h"
 #include "util.h"
 #include "version.h"
 
@@ -59,6 +60,8 @@ static const char *usage_text =
     "  runs [DIR]                       the runs under DIR (default runs): status, steps, loss, best\n"
     "  report DIR                       (re)draw DIR/report.html for a run or a sweep directory\n"
     "  convert MODEL.gguf OUT_DIR       a llama.cpp GGUF (llama / mistral) into an HF model directory\n"
+    "  convert BASE_DIR --adapter DIR OUT_DIR [--dtype bf16|f32]\n"
+    "                                   a PEFT LoRA adapter merged into its base (merge_and_unload)\n"
     "  eval SCRIPT.lua --adapter DIR [--out FILE] [--set k=v ...]\n"
     "                                   the experiment's evaluation on a checkpoint\n"
     "  inspect SCRIPT.lua [--n N] [--split train|eval] [--set k=v ...]\n"
@@ -643,19 +646,42 @@ out:
 
 static int cmd_convert(int argc, char **argv)
 {
-    if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
-        return fail(EXIT_BAD_INPUT, "usage: hone convert MODEL.gguf OUT_DIR");
+    static const char usage[] = "usage: hone convert MODEL.gguf OUT_DIR\n"
+                                "       hone convert BASE_DIR --adapter DIR OUT_DIR [--dtype bf16|f32]";
+    const char *pos[2] = {NULL, NULL}, *adapter = NULL, *dtype = NULL;
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--adapter") && i + 1 < argc) adapter = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
+        else if (argv[i][0] == '-' || npos == 2) return fail(EXIT_BAD_INPUT, "convert: unexpected %s\n%s", argv[i], usage);
+        else pos[npos++] = argv[i];
+    }
+    if (npos != 2) return fail(EXIT_BAD_INPUT, "%s", usage);
     hone_err err = {0};
+    if (adapter) {
+        hone_dtype dt = HONE_DT_BF16;
+        if (dtype && !strcmp(dtype, "f32")) dt = HONE_DT_F32;
+        else if (dtype && strcmp(dtype, "bf16")) return fail(EXIT_BAD_INPUT, "convert: --dtype %s: bf16 or f32", dtype);
+        if (!hone_is_dir(pos[0])) return fail(EXIT_BAD_INPUT, "convert: %s: not a model directory", pos[0]);
+        if (!hone_is_dir(adapter)) return fail(EXIT_BAD_INPUT, "convert: --adapter %s: not a directory", adapter);
+        hone_merge_info mi;
+        if (hone_merge_adapter(pos[0], adapter, pos[1], dt, &mi, &err)) return fail(EXIT_RUN_FAILED, "convert: %s", err.msg);
+        printf("%s + %s -> %s: %zu tensors (%zu merged, scaling %g), %zu parameters in %s; config.json and the "
+               "tokenizer files copied\n", pos[0], adapter, pos[1], mi.tensors, mi.merged, (double)mi.scale, mi.params,
+               dt == HONE_DT_BF16 ? "bf16" : "f32");
+        return 0;
+    }
+    if (dtype) return fail(EXIT_BAD_INPUT, "convert: --dtype goes with --adapter\n%s", usage);
     hone_convert_info info;
-    if (hone_convert_gguf(argv[1], argv[2], &info, &err)) return fail(EXIT_RUN_FAILED, "convert: %s", err.msg);
+    if (hone_convert_gguf(pos[0], pos[1], &info, &err)) return fail(EXIT_RUN_FAILED, "convert: %s", err.msg);
     printf("%s -> %s: %zu tensors, %zu parameters (%zu dequantized to fp32); config.json, generation_config.json, "
-           "model.safetensors\n", argv[1], argv[2], info.tensors, info.params, info.dequantized);
+           "model.safetensors\n", pos[0], pos[1], info.tensors, info.params, info.dequantized);
     if (info.tokenizer_written)
         printf("tokenizer: rebuilt from the GGUF's %s vocabulary as tokenizer.json + tokenizer_config.json\n",
                info.tokenizer);
     else if (info.tokenizer[0])
         printf("tokenizer: the GGUF's \"%s\" vocabulary is not converted yet: copy the model's tokenizer.json and "
-               "tokenizer_config.json into %s, or set model.tokenizer\n", info.tokenizer, argv[2]);
+               "tokenizer_config.json into %s, or set model.tokenizer\n", info.tokenizer, pos[1]);
     return 0;
 }
 
@@ -666,7 +692,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* every run directory under dir: its status, steps, loss and best checkpoint */
+/* `hone report DIR`: redraws a run's or a sweep's report.html from its files */
 static int cmd_report(int argc, char **argv)
 {
     if (argc != 2) return fail(EXIT_BAD_INPUT, "usage: hone report RUN_DIR|SWEEP_DIR");
@@ -683,6 +709,7 @@ static int cmd_report(int argc, char **argv)
     return 0;
 }
 
+/* every run directory under dir: its status, steps, loss and best checkpoint */
 static int cmd_runs(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "runs";

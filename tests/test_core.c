@@ -298,8 +298,8 @@ static void test_safetensors(const char *tmp)
     snprintf(path, sizeof path, "%s/w.safetensors", tmp);
     float a[6] = {1, -2, 3.5f, 1e-3f, 65504, -0.0f}, b[3] = {1.00390625f, 3.14159f, -7};
     hone_st_out out[2] = {
-        {"model.b", HONE_DT_BF16, 1, {3}, b, NULL},
-        {"model.a", HONE_DT_F32, 2, {2, 3}, a, NULL},
+        {"model.b", HONE_DT_BF16, 1, {3}, b, NULL, NULL, NULL},
+        {"model.a", HONE_DT_F32, 2, {2, 3}, a, NULL, NULL, NULL},
     };
     CHECK(hone_st_write(path, out, 2, &err) == 0);
     hone_st_file *f = NULL;

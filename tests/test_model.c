@@ -251,7 +251,7 @@ static void check_errors(const hone_registry *reg, const char *tmp)
     hone_write_file(path, cfg, strlen(cfg), &err);
     free(cfg);
     float w[4] = {0};
-    hone_st_out one = {"model.embed_tokens.weight", HONE_DT_F32, 2, {2, 2}, w, NULL};
+    hone_st_out one = {"model.embed_tokens.weight", HONE_DT_F32, 2, {2, 2}, w, NULL, NULL, NULL};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     hone_st_write(path, &one, 1, &err);
     rc = hone_model_load(&m, dir, &o, &err);
@@ -338,7 +338,7 @@ static void check_sharded(const hone_registry *reg, const char *tmp)
         data[i] = malloc(t->numel * sizeof(float));
         hone_st_to_f32(f, t, data[i], 0, t->numel, &err);
         hone_st_out *o = &outs[sh][cnt[sh]++];
-        *o = (hone_st_out){t->name, HONE_DT_F32, t->ndim, {t->shape[0], t->ndim > 1 ? t->shape[1] : 0}, data[i], NULL};
+        *o = (hone_st_out){t->name, HONE_DT_F32, t->ndim, {t->shape[0], t->ndim > 1 ? t->shape[1] : 0}, data[i], NULL, NULL, NULL};
         off += (size_t)snprintf(index + off, 65536 - off, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "",
                                 t->name, sh + 1);
     }

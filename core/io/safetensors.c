@@ -340,6 +340,8 @@ int hone_st_write(const char *path, const hone_st_out *t, size_t n, hone_err *er
         int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(json, 1, jl, fp) == jl;
         for (size_t i = jl; i < padded && ok; i++) ok = fputc(' ', fp) != EOF;
         uint16_t buf[4096];
+        float *made = NULL;   /* the largest filled tensor so far */
+        uint64_t made_cap = 0;
         for (size_t i = 0; i < n && ok; i++) {
             const hone_st_out *x = o[i].t;
             if (x->raw) {
@@ -347,20 +349,37 @@ int hone_st_write(const char *path, const hone_st_out *t, size_t n, hone_err *er
                 ok = fwrite(x->raw, 1, bytes, fp) == bytes;
                 continue;
             }
+            const float *data = x->data;
+            if (!data && x->fill) {
+                if (o[i].numel > made_cap) {
+                    free(made);
+                    made_cap = o[i].numel;
+                    made = malloc(made_cap * sizeof *made);
+                    if (!made) {
+                        rc = hone_errf(err, HONE_ENOMEM, "out of memory writing %s", x->name);
+                        break;
+                    }
+                }
+                if ((rc = x->fill(x->ctx, x, made, err)) != 0) break;
+                data = made;
+            }
             if (x->dtype == HONE_DT_F32) {
-                ok = fwrite(x->data, 4, o[i].numel, fp) == o[i].numel;
+                ok = fwrite(data, 4, o[i].numel, fp) == o[i].numel;
                 continue;
             }
             for (uint64_t k = 0; k < o[i].numel && ok; k += 4096) {
                 size_t m = o[i].numel - k < 4096 ? (size_t)(o[i].numel - k) : 4096;
-                for (size_t j = 0; j < m; j++) buf[j] = f32_to_bf16(x->data[k + j]);
+                for (size_t j = 0; j < m; j++) buf[j] = f32_to_bf16(data[k + j]);
                 ok = fwrite(buf, 2, m, fp) == m;
             }
         }
-        ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+        free(made);
+        ok = ok && !rc && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
         if (fclose(fp) != 0) ok = 0;
-        if (!ok) rc = hone_errf(err, HONE_EIO, "%s: write failed: %s", tmp, strerror(errno));
-        else if (rename(tmp, path) != 0) rc = hone_errf(err, HONE_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
+        /* a producer's error already says what went wrong */
+        if (!rc && !ok) rc = hone_errf(err, HONE_EIO, "%s: write failed: %s", tmp, strerror(errno));
+        if (!rc && rename(tmp, path) != 0)
+            rc = hone_errf(err, HONE_EIO, "%s: cannot rename into place: %s", path, strerror(errno));
         if (rc) unlink(tmp);
     }
     free(json);
@@ -376,4 +395,76 @@ void hone_st_release(const hone_st_file *f, const hone_st_tensor *t)
     /* only whole pages inside the tensor: its neighbours may still be needed */
     uintptr_t lo = (a + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1), hi = b & ~(uintptr_t)(page - 1);
     if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* ---- a checkpoint's files: model.safetensors or the shards its index names ---------- */
+
+void hone_st_set_close(hone_st_set *w)
+{
+    for (size_t i = 0; i < w->n; i++) hone_st_close(w->files[i]);
+    free(w->files);
+}
+
+int hone_st_set_open(hone_st_set *w, const char *dir, hone_err *err)
+{
+    memset(w, 0, sizeof *w);
+    w->dir = dir;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (hone_is_file(path)) {
+        w->files = calloc(1, sizeof *w->files);
+        if (!w->files) return hone_errf(err, HONE_ENOMEM, "out of memory");
+        int rc = hone_st_open(&w->files[0], path, err);
+        if (!rc) w->n = 1;
+        return rc;
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    char *text = NULL;
+    if (!hone_is_file(path))
+        return hone_errf(err, HONE_EIO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+    int rc = hone_read_file(path, &text, NULL, err);
+    if (rc) return rc;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!cJSON_IsObject(map)) {
+        cJSON_Delete(root);
+        return hone_errf(err, HONE_EINVAL, "%s: no \"weight_map\" object", path);
+    }
+    size_t cap = (size_t)cJSON_GetArraySize(map) + 1;
+    w->files = calloc(cap, sizeof *w->files);
+    char **seen = calloc(cap, sizeof *seen);
+    size_t nseen = 0;
+    rc = w->files && seen ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (const cJSON *e = map->child; e && !rc; e = e->next) {
+        if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
+            rc = hone_errf(err, HONE_EINVAL, "%s: weight_map entry %s is not a file name in the model dir", path,
+                           e->string ? e->string : "?");
+            break;
+        }
+        size_t k = 0;
+        while (k < nseen && strcmp(seen[k], e->valuestring) != 0) k++;
+        if (k < nseen) continue;
+        seen[nseen++] = e->valuestring;
+        char shard[4096];
+        snprintf(shard, sizeof shard, "%s/%s", dir, e->valuestring);
+        rc = hone_st_open(&w->files[w->n], shard, err);
+        if (!rc) w->n++;
+    }
+    free(seen);
+    cJSON_Delete(root);
+    if (rc) hone_st_set_close(w);
+    return rc;
+}
+
+const hone_st_tensor *hone_st_set_find(const hone_st_set *w, const char *name, const hone_st_file **file)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        const hone_st_tensor *t = hone_st_find(w->files[i], name);
+        if (t) {
+            *file = w->files[i];
+            return t;
+        }
+    }
+    return NULL;
 }

@@ -60,19 +60,36 @@ int hone_st_to_f32(const hone_st_file *f, const hone_st_tensor *t, float *out, u
 void hone_st_release(const hone_st_file *f, const hone_st_tensor *t);
 
 /* One tensor to write: fp32 data stored as `dtype` (F32 or BF16), or for other dtypes
- * raw bytes already in that dtype. */
-typedef struct hone_st_out {
+ * raw bytes already in that dtype; or, with data and raw NULL, fp32 values that `fill`
+ * produces when the writer reaches the tensor (so a model is written one tensor at a time). */
+typedef struct hone_st_out hone_st_out;
+struct hone_st_out {
     const char *name;
     hone_dtype dtype;
     int ndim;
     int64_t shape[HONE_ST_MAX_DIMS];
     const float *data;
     const void *raw;
-} hone_st_out;
+    int (*fill)(void *ctx, const hone_st_out *t, float *out, hone_err *err);   /* out: [numel] */
+    void *ctx;
+};
 
 /* Writes a safetensors file as the Rust writer lays it out (tensors by dtype size then
  * name, compact JSON, header padded to 8 bytes) with {"format": "pt"} metadata, to a temp
  * name that is fsynced and renamed into place. */
 int hone_st_write(const char *path, const hone_st_out *t, size_t n, hone_err *err);
+
+/* A model directory's weights: model.safetensors, or every shard
+ * model.safetensors.index.json names. */
+typedef struct hone_st_set {
+    hone_st_file **files;
+    size_t n;
+    const char *dir;
+} hone_st_set;
+
+int hone_st_set_open(hone_st_set *w, const char *dir, hone_err *err);
+void hone_st_set_close(hone_st_set *w);
+/* the tensor and the file holding it, or NULL */
+const hone_st_tensor *hone_st_set_find(const hone_st_set *w, const char *name, const hone_st_file **file);
 
 #endif

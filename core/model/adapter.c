@@ -26,7 +26,8 @@ int hone_model_save_adapter(const hone_model *m, const char *dir, const char *ba
     int r = 0;
     unsigned targets = 0;
     for (size_t i = 0; i < n; i++) {
-        out[i] = (hone_st_out){t[i].name, HONE_DT_F32, 2, {(int64_t)t[i].rows, (int64_t)t[i].cols}, params + t[i].offset, NULL};
+        out[i] = (hone_st_out){t[i].name, HONE_DT_F32, 2, {(int64_t)t[i].rows, (int64_t)t[i].cols}, params + t[i].offset, NULL,
+                                NULL, NULL};
         if (strstr(t[i].name, ".lora_A.")) r = (int)t[i].rows;
         for (int k = 0; k < HONE_NLINEAR; k++)
             if (strstr(t[i].name, hone_linear_names[k])) targets |= 1u << k;

@@ -284,7 +284,7 @@ int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_i
             if (rc) hone_err_prefix(err, "%s: tensor %s: ", gguf_path, t->name);
         }
         outs[nout] = (hone_st_out){names[nout], HONE_DT_F32, t->ndim > 1 ? 2 : 1, {(int64_t)rows, (int64_t)cols},
-                                   bufs[nout], NULL};
+                                   bufs[nout], NULL, NULL, NULL};
         if (t->ndim == 1) outs[nout].shape[0] = (int64_t)t->ne[0];
         nout++;
         info->tensors++;

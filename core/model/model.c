@@ -28,94 +28,18 @@ const char *const hone_linear_names[HONE_NLINEAR] = {"q_proj", "k_proj", "v_proj
 
 /* ---- weights on disk --------------------------------------------------------------- */
 
-typedef struct weights {
-    hone_st_file **files;
-    size_t n;
-    const char *dir;
-} weights;
-
-static void weights_close(weights *w)
-{
-    for (size_t i = 0; i < w->n; i++) hone_st_close(w->files[i]);
-    free(w->files);
-}
-
-static int weights_open(weights *w, const char *dir, hone_err *err)
-{
-    memset(w, 0, sizeof *w);
-    w->dir = dir;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (hone_is_file(path)) {
-        w->files = calloc(1, sizeof *w->files);
-        if (!w->files) return hone_errf(err, HONE_ENOMEM, "out of memory");
-        int rc = hone_st_open(&w->files[0], path, err);
-        if (!rc) w->n = 1;
-        return rc;
-    }
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    char *text = NULL;
-    if (!hone_is_file(path))
-        return hone_errf(err, HONE_EIO, "%s: no model.safetensors or model.safetensors.index.json", dir);
-    int rc = hone_read_file(path, &text, NULL, err);
-    if (rc) return rc;
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-    if (!cJSON_IsObject(map)) {
-        cJSON_Delete(root);
-        return hone_errf(err, HONE_EINVAL, "%s: no \"weight_map\" object", path);
-    }
-    size_t cap = (size_t)cJSON_GetArraySize(map) + 1;
-    w->files = calloc(cap, sizeof *w->files);
-    char **seen = calloc(cap, sizeof *seen);
-    size_t nseen = 0;
-    rc = w->files && seen ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
-    for (const cJSON *e = map->child; e && !rc; e = e->next) {
-        if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
-            rc = hone_errf(err, HONE_EINVAL, "%s: weight_map entry %s is not a file name in the model dir", path,
-                           e->string ? e->string : "?");
-            break;
-        }
-        size_t k = 0;
-        while (k < nseen && strcmp(seen[k], e->valuestring) != 0) k++;
-        if (k < nseen) continue;
-        seen[nseen++] = e->valuestring;
-        char shard[4096];
-        snprintf(shard, sizeof shard, "%s/%s", dir, e->valuestring);
-        rc = hone_st_open(&w->files[w->n], shard, err);
-        if (!rc) w->n++;
-    }
-    free(seen);
-    cJSON_Delete(root);
-    if (rc) weights_close(w);
-    return rc;
-}
-
-static const hone_st_tensor *weights_find(const weights *w, const char *name, const hone_st_file **file);
+typedef hone_st_set weights;
 
 static const hone_st_tensor *weights_lookup(void *ctx, const char *name, const hone_st_file **file)
 {
-    return weights_find(ctx, name, file);
-}
-
-static const hone_st_tensor *weights_find(const weights *w, const char *name, const hone_st_file **file)
-{
-    for (size_t i = 0; i < w->n; i++) {
-        const hone_st_tensor *t = hone_st_find(w->files[i], name);
-        if (t) {
-            *file = w->files[i];
-            return t;
-        }
-    }
-    return NULL;
+    return hone_st_set_find(ctx, name, file);
 }
 
 /* reads tensor `name` of shape [d0] or [d0, d1] (d1 = 0 for a vector) into fp32 */
 static int read_tensor(const weights *w, const char *name, int d0, int d1, float *out, hone_err *err)
 {
     const hone_st_file *f = NULL;
-    const hone_st_tensor *t = weights_find(w, name, &f);
+    const hone_st_tensor *t = hone_st_set_find(w, name, &f);
     if (!t) return hone_errf(err, HONE_EINVAL, "%s: missing tensor %s", w->dir, name);
     int ok = d1 ? (t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1) : (t->ndim == 1 && t->shape[0] == d0);
     if (!ok) {
@@ -568,10 +492,10 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
             random_weights(m);
         } else {
             weights w;
-            rc = weights_open(&w, dir, err);
+            rc = hone_st_set_open(&w, dir, err);
             if (!rc) {
                 rc = load_weights(m, &w, err);
-                weights_close(&w);
+                hone_st_set_close(&w);
             }
         }
     }

@@ -145,7 +145,7 @@ static int add_out(outlist *l, const char *name, hone_dtype dt, int ndim, int64_
     char *copy = hone_strdup(name);
     if (!copy) return -1;
     l->names[l->nnames++] = copy;
-    l->t[l->n++] = (hone_st_out){copy, dt, ndim, {d0, d1}, data, raw};
+    l->t[l->n++] = (hone_st_out){copy, dt, ndim, {d0, d1}, data, raw, NULL, NULL};
     return 0;
 }
 

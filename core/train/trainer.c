@@ -164,7 +164,7 @@ static int save_checkpoint(hone_model *m, const hone_config *cfg, const char *ru
         if (!out) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
         for (size_t i = 0; i < n && !rc; i++)
             out[i] = (hone_st_out){t[i].name, HONE_DT_F32, t[i].cols > 1 ? 2 : 1,
-                                   {(int64_t)t[i].rows, (int64_t)t[i].cols}, p + t[i].offset, NULL};
+                                   {(int64_t)t[i].rows, (int64_t)t[i].cols}, p + t[i].offset, NULL, NULL, NULL};
         snprintf(path, sizeof path, "%s/model.safetensors", tmp);
         if (!rc) rc = hone_st_write(path, out, n, err);
         free(out);
