@@ -20,14 +20,16 @@ typedef struct lora_pair {
     const hone_st_tensor *a, *b;      /* lora_A [r, in], lora_B [out, r] */
 } lora_pair;
 
-typedef struct merge_ctx {
-    const hone_st_set *base;
-    const hone_st_file *adapter;
+struct hone_merge_src {
+    hone_st_set base;
+    hone_st_file *adapter;    /* NULL: the base alone */
     lora_pair *pairs;
     size_t np;
     float scale;
     size_t merged;
-} merge_ctx;
+    cJSON *config;            /* the base's config.json */
+};
+typedef hone_merge_src merge_ctx;
 
 static lora_pair *pair_of(const merge_ctx *c, const char *name)
 {
@@ -36,19 +38,18 @@ static lora_pair *pair_of(const merge_ctx *c, const char *name)
     return NULL;
 }
 
-/* the writer's producer: the base tensor in fp32, plus the adapter's delta where it has one */
-static int fill(void *ctx, const hone_st_out *t, float *out, hone_err *err)
+int hone_merge_src_read(hone_merge_src *c, const char *name, float *out, hone_err *err)
 {
-    merge_ctx *c = ctx;
     const hone_st_file *f = NULL;
-    const hone_st_tensor *w = hone_st_set_find(c->base, t->name, &f);
+    const hone_st_tensor *w = hone_st_set_find(&c->base, name, &f);
+    if (!w) return hone_errf(err, HONE_EINVAL, "%s: no tensor %s", c->base.dir, name);
     int rc = hone_st_to_f32(f, w, out, 0, w->numel, err);
     hone_st_release(f, w);
-    const lora_pair *p = pair_of(c, t->name);
+    const lora_pair *p = pair_of(c, name);
     if (rc || !p) return rc;
     size_t rows = (size_t)w->shape[0], cols = (size_t)w->shape[1], r = (size_t)p->a->shape[0];
     float *a = malloc(r * cols * sizeof *a), *b = malloc(rows * r * sizeof *b), *d = malloc(rows * cols * sizeof *d);
-    if (!a || !b || !d) rc = hone_errf(err, HONE_ENOMEM, "out of memory merging %s", t->name);
+    if (!a || !b || !d) rc = hone_errf(err, HONE_ENOMEM, "out of memory merging %s", name);
     if (!rc) rc = hone_st_to_f32(c->adapter, p->a, a, 0, p->a->numel, err);
     if (!rc) rc = hone_st_to_f32(c->adapter, p->b, b, 0, p->b->numel, err);
     if (!rc) {
@@ -60,6 +61,12 @@ static int fill(void *ctx, const hone_st_out *t, float *out, hone_err *err)
     }
     free(a), free(b), free(d);
     return rc;
+}
+
+/* the safetensors writer's producer */
+static int fill(void *ctx, const hone_st_out *t, float *out, hone_err *err)
+{
+    return hone_merge_src_read(ctx, t->name, out, err);
 }
 
 static int copy_file(const char *from_dir, const char *to_dir, const char *name, hone_err *err)
@@ -144,7 +151,7 @@ static int pair_up(merge_ctx *c, const char *adapter_path, hone_err *err)
     for (size_t i = 0; i < c->np; i++) {
         lora_pair *p = &c->pairs[i];
         const hone_st_file *bf = NULL;
-        const hone_st_tensor *w = hone_st_set_find(c->base, p->target, &bf);
+        const hone_st_tensor *w = hone_st_set_find(&c->base, p->target, &bf);
         if (!p->a || !p->b)
             return hone_errf(err, HONE_EINVAL, "%s: %s has lora_%s but not lora_%s", adapter_path, p->target,
                              p->a ? "A" : "B", p->a ? "B" : "A");
@@ -159,52 +166,83 @@ static int pair_up(merge_ctx *c, const char *adapter_path, hone_err *err)
     return 0;
 }
 
+int hone_merge_src_open(hone_merge_src **out, const char *base_dir, const char *adapter_dir, hone_err *err)
+{
+    char path[4300], *text = NULL;
+    hone_merge_src *c = calloc(1, sizeof *c);
+    if (!c) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    snprintf(path, sizeof path, "%s/config.json", base_dir);
+    int rc = hone_read_file(path, &text, NULL, err);
+    if (!rc) {
+        c->config = cJSON_Parse(text);
+        if (!cJSON_IsObject(c->config)) rc = hone_errf(err, HONE_EINVAL, "%s: not a JSON object", path);
+        else if (cJSON_GetObjectItemCaseSensitive(c->config, "quantization_config"))
+            rc = hone_errf(err, HONE_EUNSUPPORTED,
+                           "%s: the base is a pre-quantized checkpoint; merge into the original (bf16 or fp32) model, "
+                           "as the adapter's deltas are not representable in 4 bits", path);
+    }
+    free(text);
+    if (!rc) rc = hone_st_set_open(&c->base, base_dir, err);
+    for (size_t i = 0; i < c->base.n && !rc; i++)
+        for (size_t k = 0; k < c->base.files[i]->n && !rc; k++) {
+            const hone_st_tensor *t = &c->base.files[i]->t[k];
+            if (t->dtype != HONE_DT_F32 && t->dtype != HONE_DT_BF16 && t->dtype != HONE_DT_F16)
+                rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tensor %s is %s; hone converts F32, BF16 and F16 checkpoints",
+                               base_dir, t->name, hone_dtype_name(t->dtype));
+        }
+    if (!rc && adapter_dir) {
+        rc = adapter_scale(adapter_dir, &c->scale, err);
+        snprintf(path, sizeof path, "%s/adapter_model.safetensors", adapter_dir);
+        if (!rc) rc = hone_st_open(&c->adapter, path, err);
+        if (!rc) rc = pair_up(c, path, err);
+    }
+    if (rc) hone_merge_src_close(c);
+    else *out = c;
+    return rc;
+}
+
+const hone_st_set *hone_merge_src_weights(const hone_merge_src *s) { return &s->base; }
+const cJSON *hone_merge_src_config(const hone_merge_src *s) { return s->config; }
+
+void hone_merge_src_stats(const hone_merge_src *s, size_t *merged, float *scale)
+{
+    *merged = s->merged;
+    *scale = s->scale;
+}
+
+void hone_merge_src_close(hone_merge_src *s)
+{
+    if (!s) return;
+    free(s->pairs);
+    hone_st_close(s->adapter);
+    hone_st_set_close(&s->base);
+    cJSON_Delete(s->config);
+    free(s);
+}
+
 int hone_merge_adapter(const char *base_dir, const char *adapter_dir, const char *out_dir, hone_dtype dtype,
                        hone_merge_info *info, hone_err *err)
 {
     memset(info, 0, sizeof *info);
-    char path[4300], apath[4300], *text = NULL;
+    char path[4300];
     if (dtype != HONE_DT_F32 && dtype != HONE_DT_BF16)
         return hone_errf(err, HONE_EINVAL, "merge: the output dtype is bf16 or f32");
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
     if (hone_is_file(path)) return hone_errf(err, HONE_EINVAL, "%s exists; hone convert does not overwrite", path);
-    snprintf(path, sizeof path, "%s/config.json", base_dir);
-    int rc = hone_read_file(path, &text, NULL, err);
+    hone_merge_src *c = NULL;
+    int rc = hone_merge_src_open(&c, base_dir, adapter_dir, err);
     if (rc) return rc;
-    cJSON *cfg = cJSON_Parse(text);
-    free(text);
-    if (!cJSON_IsObject(cfg)) rc = hone_errf(err, HONE_EINVAL, "%s: not a JSON object", path);
-    else if (cJSON_GetObjectItemCaseSensitive(cfg, "quantization_config"))
-        rc = hone_errf(err, HONE_EUNSUPPORTED,
-                       "%s: the base is a pre-quantized checkpoint; merge into the original (bf16 or fp32) model, "
-                       "as the adapter's deltas are not representable in 4 bits", path);
-    merge_ctx c = {0};
-    hone_st_set base = {0};
-    hone_st_file *adapter = NULL;
-    float scale = 0;
-    if (!rc) rc = adapter_scale(adapter_dir, &scale, err);
-    snprintf(apath, sizeof apath, "%s/adapter_model.safetensors", adapter_dir);
-    if (!rc) rc = hone_st_set_open(&base, base_dir, err);
-    if (!rc) rc = hone_st_open(&adapter, apath, err);
-    c.base = &base, c.adapter = adapter, c.scale = scale;
-    if (!rc) rc = pair_up(&c, apath, err);
 
-    /* every base tensor, in the output dtype; the ones an adapter changes go through fill */
-    size_t total = 0;
-    for (size_t i = 0; i < base.n; i++) total += base.files[i]->n;
+    /* every base tensor, in the output dtype, produced as the writer reaches it */
+    size_t total = 0, n = 0;
+    for (size_t i = 0; i < c->base.n; i++) total += c->base.files[i]->n;
     hone_st_out *outs = calloc(total ? total : 1, sizeof *outs);
-    if (!rc && !outs) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
-    size_t n = 0;
-    for (size_t i = 0; i < base.n && !rc; i++)
-        for (size_t k = 0; k < base.files[i]->n && !rc; k++) {
-            const hone_st_tensor *t = &base.files[i]->t[k];
-            if (t->dtype != HONE_DT_F32 && t->dtype != HONE_DT_BF16 && t->dtype != HONE_DT_F16) {
-                rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tensor %s is %s; hone merges F32, BF16 and F16 checkpoints",
-                               base_dir, t->name, hone_dtype_name(t->dtype));
-                break;
-            }
+    if (!outs) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < c->base.n && !rc; i++)
+        for (size_t k = 0; k < c->base.files[i]->n; k++) {
+            const hone_st_tensor *t = &c->base.files[i]->t[k];
             hone_st_out *o = &outs[n++];
-            o->name = t->name, o->dtype = dtype, o->ndim = t->ndim, o->fill = fill, o->ctx = &c;
+            o->name = t->name, o->dtype = dtype, o->ndim = t->ndim, o->fill = fill, o->ctx = c;
             memcpy(o->shape, t->shape, sizeof o->shape);
             info->params += t->numel;
         }
@@ -212,9 +250,11 @@ int hone_merge_adapter(const char *base_dir, const char *adapter_dir, const char
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
     if (!rc) rc = hone_st_write(path, outs, n, err);
     if (!rc) {
+        cJSON *cfg = cJSON_Duplicate(c->config, 1);
         cJSON_DeleteItemFromObjectCaseSensitive(cfg, "torch_dtype");
         cJSON_AddStringToObject(cfg, "torch_dtype", dtype == HONE_DT_BF16 ? "bfloat16" : "float32");
         char *json = cJSON_Print(cfg);
+        cJSON_Delete(cfg);
         snprintf(path, sizeof path, "%s/config.json", out_dir);
         rc = json ? hone_write_file(path, json, strlen(json), err) : hone_errf(err, HONE_ENOMEM, "out of memory");
         free(json);
@@ -223,12 +263,8 @@ int hone_merge_adapter(const char *base_dir, const char *adapter_dir, const char
                                    "special_tokens_map.json", "tokenizer.model", "chat_template.jinja"};
     for (size_t k = 0; k < sizeof beside / sizeof *beside && !rc; k++) rc = copy_file(base_dir, out_dir, beside[k], err);
     info->tensors = n;
-    info->merged = c.merged;
-    info->scale = scale;
+    hone_merge_src_stats(c, &info->merged, &info->scale);
     free(outs);
-    free(c.pairs);
-    hone_st_close(adapter);
-    hone_st_set_close(&base);
-    cJSON_Delete(cfg);
+    hone_merge_src_close(c);
     return rc;
 }

@@ -20,4 +20,16 @@ typedef struct hone_merge_info {
 int hone_merge_adapter(const char *base_dir, const char *adapter_dir, const char *out_dir, hone_dtype dtype,
                        hone_merge_info *info, hone_err *err);
 
+/* The tensors of a base with an adapter folded in (adapter_dir NULL: the base alone), read
+ * one at a time: what both the safetensors and the GGUF exports write. */
+typedef struct hone_merge_src hone_merge_src;
+struct cJSON;
+int hone_merge_src_open(hone_merge_src **out, const char *base_dir, const char *adapter_dir, hone_err *err);
+const hone_st_set *hone_merge_src_weights(const hone_merge_src *s);
+const struct cJSON *hone_merge_src_config(const hone_merge_src *s);
+/* out: [numel] fp32, the base tensor plus its adapter delta if it has one */
+int hone_merge_src_read(hone_merge_src *s, const char *name, float *out, hone_err *err);
+void hone_merge_src_stats(const hone_merge_src *s, size_t *merged, float *scale);
+void hone_merge_src_close(hone_merge_src *s);
+
 #endif
