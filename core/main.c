@@ -32,6 +32,8 @@
 #include "trainer.h"
 #include "report.h"
 #include "merge.h"
+#include "export_gguf.h"
+#include "gguf.h"
 #include "util.h"
 #include "version.h"
 
@@ -62,6 +64,8 @@ static const char *usage_text =
     "  convert MODEL.gguf OUT_DIR       a llama.cpp GGUF (llama / mistral) into an HF model directory\n"
     "  convert BASE_DIR --adapter DIR OUT_DIR [--dtype bf16|f32]\n"
     "                                   a PEFT LoRA adapter merged into its base (merge_and_unload)\n"
+    "  convert MODEL_DIR [--adapter DIR] OUT.gguf --to gguf [--type f16|q8_0]\n"
+    "                                   a Llama / Mistral model (and adapter) as a llama.cpp GGUF\n"
     "  eval SCRIPT.lua --adapter DIR [--out FILE] [--set k=v ...]\n"
     "                                   the experiment's evaluation on a checkpoint\n"
     "  inspect SCRIPT.lua [--n N] [--split train|eval] [--set k=v ...]\n"
@@ -647,17 +651,37 @@ out:
 static int cmd_convert(int argc, char **argv)
 {
     static const char usage[] = "usage: hone convert MODEL.gguf OUT_DIR\n"
-                                "       hone convert BASE_DIR --adapter DIR OUT_DIR [--dtype bf16|f32]";
-    const char *pos[2] = {NULL, NULL}, *adapter = NULL, *dtype = NULL;
+                                "       hone convert BASE_DIR --adapter DIR OUT_DIR [--dtype bf16|f32]\n"
+                                "       hone convert MODEL_DIR [--adapter DIR] OUT.gguf --to gguf [--type f16|q8_0]";
+    const char *pos[2] = {NULL, NULL}, *adapter = NULL, *dtype = NULL, *to = NULL, *qtype = NULL;
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--adapter") && i + 1 < argc) adapter = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
+        else if (!strcmp(argv[i], "--to") && i + 1 < argc) to = argv[++i];
+        else if (!strcmp(argv[i], "--type") && i + 1 < argc) qtype = argv[++i];
         else if (argv[i][0] == '-' || npos == 2) return fail(EXIT_BAD_INPUT, "convert: unexpected %s\n%s", argv[i], usage);
         else pos[npos++] = argv[i];
     }
     if (npos != 2) return fail(EXIT_BAD_INPUT, "%s", usage);
     hone_err err = {0};
+    if (to && strcmp(to, "gguf")) return fail(EXIT_BAD_INPUT, "convert: --to %s: only gguf", to);
+    if (qtype && !to) return fail(EXIT_BAD_INPUT, "convert: --type goes with --to gguf\n%s", usage);
+    if (to) {
+        uint32_t t = HONE_GGML_F16;
+        if (qtype && !strcmp(qtype, "q8_0")) t = HONE_GGML_Q8_0;
+        else if (qtype && strcmp(qtype, "f16")) return fail(EXIT_BAD_INPUT, "convert: --type %s: f16 or q8_0", qtype);
+        if (dtype) return fail(EXIT_BAD_INPUT, "convert: --dtype is for safetensors output; GGUF takes --type");
+        if (!hone_is_dir(pos[0])) return fail(EXIT_BAD_INPUT, "convert: %s: not a model directory", pos[0]);
+        if (adapter && !hone_is_dir(adapter)) return fail(EXIT_BAD_INPUT, "convert: --adapter %s: not a directory", adapter);
+        hone_export_info xi;
+        if (hone_export_gguf(pos[0], adapter, pos[1], t, &xi, &err)) return fail(EXIT_RUN_FAILED, "convert: %s", err.msg);
+        printf("%s%s%s -> %s: %zu tensors, %zu parameters, matrices in %s, norms in F32", pos[0], adapter ? " + " : "",
+               adapter ? adapter : "", pos[1], xi.tensors, xi.params, t == HONE_GGML_F16 ? "F16" : "Q8_0");
+        if (adapter) printf(" (%zu merged, scaling %g)", xi.merged, (double)xi.scale);
+        printf("\n");
+        return 0;
+    }
     if (adapter) {
         hone_dtype dt = HONE_DT_BF16;
         if (dtype && !strcmp(dtype, "f32")) dt = HONE_DT_F32;

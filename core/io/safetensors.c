@@ -272,7 +272,7 @@ int hone_st_to_f32(const hone_st_file *f, const hone_st_tensor *t, float *out, u
     }
 }
 
-static uint16_t f32_to_bf16(float x)
+uint16_t hone_f32_to_bf16(float x)
 {
     uint32_t u;
     memcpy(&u, &x, 4);
@@ -369,7 +369,7 @@ int hone_st_write(const char *path, const hone_st_out *t, size_t n, hone_err *er
             }
             for (uint64_t k = 0; k < o[i].numel && ok; k += 4096) {
                 size_t m = o[i].numel - k < 4096 ? (size_t)(o[i].numel - k) : 4096;
-                for (size_t j = 0; j < m; j++) buf[j] = f32_to_bf16(data[k + j]);
+                for (size_t j = 0; j < m; j++) buf[j] = hone_f32_to_bf16(data[k + j]);
                 ok = fwrite(buf, 2, m, fp) == m;
             }
         }

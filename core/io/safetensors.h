@@ -44,6 +44,8 @@ const char *hone_dtype_name(hone_dtype dt);
 /* IEEE half bits to float, exactly (subnormals, inf, NaN included) */
 float hone_half_to_f32(uint16_t h);
 size_t hone_dtype_size(hone_dtype dt);
+/* float to bfloat16 bits, round to nearest even (torch's .to(torch.bfloat16)) */
+uint16_t hone_f32_to_bf16(float x);
 
 int hone_st_open(hone_st_file **out, const char *path, hone_err *err);
 /* parses a file held in memory (buf must outlive the result); `path` names it in errors */

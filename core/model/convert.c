@@ -40,27 +40,35 @@ static double kv_num(const hone_gguf *g, const char *arch, const char *key, doub
     return kv && kv->type != HONE_GGUF_STRING && kv->type != HONE_GGUF_ARRAY ? kv->num : def;
 }
 
-/* llama.cpp tensor name -> HF name; 0 when the tensor has no HF counterpart to write */
-static int hf_name(const char *in, char *out, size_t n, int *perm)
+/* llama.cpp's names of a layer's tensors and HF's; perm: 1 = q rows, 2 = k rows permuted */
+static const struct { const char *g, *hf; int perm; } blk_names[] = {
+    {"attn_norm.weight", "input_layernorm.weight", 0}, {"attn_q.weight", "self_attn.q_proj.weight", 1},
+    {"attn_k.weight", "self_attn.k_proj.weight", 2}, {"attn_v.weight", "self_attn.v_proj.weight", 0},
+    {"attn_output.weight", "self_attn.o_proj.weight", 0}, {"ffn_norm.weight", "post_attention_layernorm.weight", 0},
+    {"ffn_gate.weight", "mlp.gate_proj.weight", 0}, {"ffn_up.weight", "mlp.up_proj.weight", 0},
+    {"ffn_down.weight", "mlp.down_proj.weight", 0},
+};
+static const char *const top_names[][2] = {
+    {"token_embd.weight", "model.embed_tokens.weight"}, {"output_norm.weight", "model.norm.weight"},
+    {"output.weight", "lm_head.weight"},
+};
+
+/* a tensor name in one convention -> the other (to_hf: llama.cpp -> HF); 0 when it has no
+ * counterpart */
+int hone_gguf_tensor_name(const char *in, int to_hf, char *out, size_t n, int *perm)
 {
-    static const struct { const char *g, *hf; int perm; } blk[] = {
-        {"attn_norm.weight", "input_layernorm.weight", 0}, {"attn_q.weight", "self_attn.q_proj.weight", 1},
-        {"attn_k.weight", "self_attn.k_proj.weight", 2}, {"attn_v.weight", "self_attn.v_proj.weight", 0},
-        {"attn_output.weight", "self_attn.o_proj.weight", 0}, {"ffn_norm.weight", "post_attention_layernorm.weight", 0},
-        {"ffn_gate.weight", "mlp.gate_proj.weight", 0}, {"ffn_up.weight", "mlp.up_proj.weight", 0},
-        {"ffn_down.weight", "mlp.down_proj.weight", 0},
-    };
     *perm = 0;
-    if (!strcmp(in, "token_embd.weight")) return snprintf(out, n, "model.embed_tokens.weight"), 1;
-    if (!strcmp(in, "output_norm.weight")) return snprintf(out, n, "model.norm.weight"), 1;
-    if (!strcmp(in, "output.weight")) return snprintf(out, n, "lm_head.weight"), 1;
+    for (size_t i = 0; i < sizeof top_names / sizeof *top_names; i++)
+        if (!strcmp(in, top_names[i][!to_hf])) return snprintf(out, n, "%s", top_names[i][to_hf]), 1;
     unsigned layer;
     int used = 0;
-    if (sscanf(in, "blk.%u.%n", &layer, &used) == 1 && used > 0)
-        for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++)
-            if (!strcmp(in + used, blk[i].g)) {
-                *perm = blk[i].perm;
-                return snprintf(out, n, "model.layers.%u.%s", layer, blk[i].hf), 1;
+    if (sscanf(in, to_hf ? "blk.%u.%n" : "model.layers.%u.%n", &layer, &used) == 1 && used > 0)
+        for (size_t i = 0; i < sizeof blk_names / sizeof blk_names[0]; i++)
+            if (!strcmp(in + used, to_hf ? blk_names[i].g : blk_names[i].hf)) {
+                *perm = blk_names[i].perm;
+                return to_hf ? snprintf(out, n, "model.layers.%u.%s", layer, blk_names[i].hf)
+                             : snprintf(out, n, "blk.%u.%s", layer, blk_names[i].g),
+                       1;
             }
     return 0;
 }
@@ -94,7 +102,7 @@ static int write_json(const char *dir, const char *name, cJSON *j, hone_err *err
 }
 
 /* the pre-tokenizer of a GGUF "tokenizer.ggml.pre" type, as the original tokenizer.json had it */
-static cJSON *pre_tokenizer(const char *pre)
+cJSON *hone_gguf_pre_tokenizer(const char *pre)
 {
     static const char *llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}"
                                 "\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -142,7 +150,7 @@ static int write_tokenizer(const hone_gguf *g, const char *out_dir, long long ct
         return hone_errf(err, HONE_EINVAL, "%s: tokenizer.ggml.token_type has %llu entries for %llu tokens", g->path,
                          (unsigned long long)(typ ? typ->n : 0), (unsigned long long)tok->n);
     const char *pre_name = pre && pre->str ? pre->str : "default";
-    cJSON *pt = pre_tokenizer(pre_name);
+    cJSON *pt = hone_gguf_pre_tokenizer(pre_name);
     if (!pt)
         return hone_errf(err, HONE_EUNSUPPORTED, "%s: tokenizer.ggml.pre \"%s\" is not one hone knows (default, gpt-2, "
                          "smollm, llama-bpe, qwen2)", g->path, pre_name);
@@ -266,7 +274,7 @@ int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_i
     for (size_t i = 0; i < g->nt && !rc; i++) {
         const hone_gguf_tensor *t = &g->t[i];
         int perm = 0;
-        if (!hf_name(t->name, names[nout], sizeof names[nout], &perm)) {
+        if (!hone_gguf_tensor_name(t->name, 1, names[nout], sizeof names[nout], &perm)) {
             if (!strcmp(t->name, "rope_freqs.weight")) continue;   /* llama3 rope factors: config.json carries them */
             rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tensor %s has no Llama counterpart", gguf_path, t->name);
             break;

@@ -20,4 +20,12 @@ int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_i
  * tokenizer_config.json into out_dir */
 int hone_convert_gguf_tokenizer(const char *gguf_path, const char *out_dir, hone_err *err);
 
+/* a tensor name between llama.cpp's and HF's conventions (to_hf: from llama.cpp's); perm
+ * says whether the rows are RoPE-permuted (1: q, 2: k); 0 when it has no counterpart */
+int hone_gguf_tensor_name(const char *in, int to_hf, char *out, size_t n, int *perm);
+
+struct cJSON;
+/* the tokenizer.json pre_tokenizer of a GGUF "tokenizer.ggml.pre" type; NULL if unknown */
+struct cJSON *hone_gguf_pre_tokenizer(const char *pre);
+
 #endif

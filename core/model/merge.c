@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "gguf_write.h"
 #include "safetensors.h"
 #include "util.h"
 
@@ -57,6 +58,15 @@ int hone_merge_src_read(hone_merge_src *c, const char *name, float *out, hone_er
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)r, 1.0f, b, (int)r, a, (int)cols,
                     0.0f, d, (int)cols);
         for (size_t i = 0; i < rows * cols; i++) out[i] += d[i] * c->scale;
+        /* peft adds into the base's own dtype: a bf16 or f16 base holds the sum rounded to
+         * it, which is what a Python export of the merged model starts from */
+        if (w->dtype == HONE_DT_BF16)
+            for (size_t i = 0; i < rows * cols; i++) {
+                uint32_t u = (uint32_t)hone_f32_to_bf16(out[i]) << 16;
+                memcpy(&out[i], &u, 4);
+            }
+        else if (w->dtype == HONE_DT_F16)
+            for (size_t i = 0; i < rows * cols; i++) out[i] = hone_half_to_f32(hone_f32_to_half(out[i]));
         c->merged++;
     }
     free(a), free(b), free(d);

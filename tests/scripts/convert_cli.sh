@@ -1,7 +1,9 @@
-# merge_cli.sh — `hone convert BASE --adapter DIR OUT`: the merged model is byte for byte
+# convert_cli.sh — `hone convert BASE --adapter DIR OUT`: the merged model is byte for byte
 # what peft's merge_and_unload + save_pretrained write (tests/fixtures/merge, from
 # tests/reference/make_merge_fixtures.py) for an fp32 base (kept in f32, or cast to bf16)
 # and a bf16 base with tied embeddings and rslora; every refusal names what is wrong.
+# `--to gguf` (compared with llama.cpp's converter by test_export): a GGUF converts back to
+# an HF directory whose tokenizer gives the same ids, and its refusals.
 . "$(dirname "$0")/lib.sh"
 cd "$TMP" || exit 1
 M="$HONE_SRC/tests/fixtures/models"
@@ -31,4 +33,22 @@ expect 1 "cut/adapter_model.safetensors" -- "$HONE" convert "$M/llama" --adapter
 expect 2 "--adapter nowhere: not a directory" -- "$HONE" convert "$M/llama" --adapter nowhere o
 expect 2 "--dtype f16: bf16 or f32" -- "$HONE" convert "$M/llama" --adapter "$M/llama/adapter" o --dtype f16
 expect 2 "usage: hone convert" -- "$HONE" convert "$M/llama" --adapter "$M/llama/adapter"
+# --to gguf: the file reads back through hone convert, with the same tokenizer
+E="$HONE_SRC/tests/fixtures/export"
+expect 0 "21 tensors, 57504 parameters, matrices in Q8_0, norms in F32 \(8 merged, scaling 2\)" \
+  -- "$HONE" convert "$E/model" --adapter "$E/adapter" m.gguf --to gguf --type q8_0
+expect 0 "rebuilt from the GGUF's gpt2 vocabulary" -- "$HONE" convert m.gguf back
+printf 'hone 123 tokens\nPrice is $42.00\n' > lines.txt
+"$HONE" tokenize --tokenizer "$E/model/tokenizer.json" < lines.txt > ids-a.txt
+"$HONE" tokenize --tokenizer back/tokenizer.json < lines.txt > ids-b.txt
+[ -s ids-a.txt ] && cmp -s ids-a.txt ids-b.txt && echo "ok: the round-tripped tokenizer gives the same ids" \
+  || { echo "FAIL: tokenizer after GGUF round trip"; paste ids-a.txt ids-b.txt; fails=$((fails+1)); }
+expect 1 "m.gguf exists; hone convert does not overwrite" -- "$HONE" convert "$E/model" m.gguf --to gguf
+mkdir odd && cp "$E/model/"* odd/ && cp "$HONE_SRC/tests/fixtures/tokenizers/synth-bytelevel/tokenizer.json" odd/
+expect 1 "odd/tokenizer.json: hone writes byte-level BPE \(\"gpt2\"\) vocabularies with a pre-tokenizer llama.cpp knows" \
+  -- "$HONE" convert odd o.gguf --to gguf
+expect 1 "model_type \"qwen2\"; hone writes llama-architecture GGUFs" -- "$HONE" convert "$M/qwen2" q.gguf --to gguf
+[ ! -e o.gguf ] && [ ! -e q.gguf ] && echo "ok: nothing written by a refused export" || { echo "FAIL: refused export wrote"; fails=$((fails+1)); }
+expect 2 "--type q4_k: f16 or q8_0" -- "$HONE" convert "$E/model" x.gguf --to gguf --type q4_k
+expect 2 "--to onnx: only gguf" -- "$HONE" convert "$E/model" x.onnx --to onnx
 finish
