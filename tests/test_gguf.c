@@ -209,6 +209,39 @@ int main(void)
     cJSON_Delete(cases);
     free(etext);
     hone_tokenizer_free(tk);
+    /* a SentencePiece ("llama") vocabulary written by llama.cpp's converter: the ids of
+     * transformers' GGUF loader, without and with the special tokens */
+    rc = hone_convert_gguf_tokenizer(HONE_SOURCE_DIR "/tests/fixtures/gguf/tokenizer-spm.gguf", tok_dir, &err);
+    tk = NULL;
+    if (!rc) rc = hone_tokenizer_load(&tk, tok_dir, &err);
+    if (!rc) rc = hone_read_file(HONE_SOURCE_DIR "/tests/fixtures/gguf/tokenizer-spm-expected.json", &etext, NULL, &err);
+    check(!rc, rc ? err.msg : "SentencePiece tokenizer conversion");
+    cases = rc ? NULL : cJSON_Parse(etext);
+    ntexts = nsame = 0;
+    cJSON_ArrayForEach(cs, cases)
+    {
+        const char *txt = cJSON_GetObjectItem(cs, "text")->valuestring;
+        for (int special = 0; special < 2; special++) {
+            const cJSON *ids = cJSON_GetObjectItem(cs, special ? "with_special" : "ids");
+            tok_ids got = {0};
+            int same = hone_tokenizer_encode(tk, txt, strlen(txt), special, &got, &err) == 0 &&
+                       got.n == (size_t)cJSON_GetArraySize(ids);
+            size_t k = 0;
+            for (const cJSON *e = ids ? ids->child : NULL; same && e; e = e->next, k++) same = got.v[k] == e->valueint;
+            free(got.v);
+            ntexts++;
+            nsame += same;
+            if (!same) printf("  SentencePiece tokenizer differs%s on: %.60s\n", special ? " (with specials)" : "", txt);
+        }
+    }
+    snprintf(twhat, sizeof twhat, "GGUF SentencePiece tokenizer: %d of %d encodings as transformers' GGUF loader", nsame,
+             ntexts);
+    check(ntexts > 0 && nsame == ntexts, twhat);
+    if (ntexts && nsame == ntexts) printf("ok %s\n", twhat);
+    cJSON_Delete(cases);
+    free(etext);
+    etext = NULL;
+    hone_tokenizer_free(tk);
     /* the other pre-tokenizer types give tokenizers that load and split digits as theirs do */
     static const struct { const char *pre; size_t n; } pres[] = {{"smollm", 0}, {"llama-bpe", 0}, {"qwen2", 0}};
     for (size_t i = 0; i < sizeof pres / sizeof pres[0]; i++) {

@@ -219,6 +219,250 @@ static int write_tokenizer(const hone_gguf *g, const char *out_dir, long long ct
     return rc;
 }
 
+/* ---- SentencePiece ("llama") vocabularies ------------------------------------------ */
+
+/* a string -> first and last index map over the GGUF's tokens (open addressing) */
+typedef struct tok_index {
+    size_t cap;
+    int64_t *first, *last;   /* -1: empty */
+    char **strs;
+} tok_index;
+
+static uint64_t fnv(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static int64_t *slot(const tok_index *x, const char *s, size_t n)
+{
+    for (size_t k = fnv(s, n) & (x->cap - 1);; k = (k + 1) & (x->cap - 1)) {
+        if (x->first[k] < 0) return &x->first[k];
+        const char *t = x->strs[x->first[k]];
+        if (strlen(t) == n && !memcmp(t, s, n)) return &x->first[k];
+    }
+}
+
+/* index of the last token spelled s[0..n), or -1 */
+static int64_t lookup(const tok_index *x, const char *s, size_t n)
+{
+    int64_t *f = slot(x, s, n);
+    return *f < 0 ? -1 : x->last[f - x->first];
+}
+
+typedef struct spm_merge {
+    const char *l, *r;
+    size_t ln;               /* the left piece is l[0..ln), the right r (to its end) */
+    float score, sl, sr;     /* the merged token's score; the pieces' */
+    size_t order;            /* position before sorting: the sorts are stable */
+} spm_merge;
+
+static int by_pieces(const void *a, const void *b)
+{
+    const spm_merge *x = a, *y = b;
+    if (x->sl != y->sl) return x->sl > y->sl ? -1 : 1;
+    if (x->sr != y->sr) return x->sr > y->sr ? -1 : 1;
+    return x->order < y->order ? -1 : 1;
+}
+
+static int by_score(const void *a, const void *b)
+{
+    const spm_merge *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return x->order < y->order ? -1 : 1;
+}
+
+/* tokenizer.json + tokenizer_config.json from a GGUF's SentencePiece vocabulary, as
+ * transformers' GGUF loader (GGUFLlamaConverter) rebuilds it: BPE with byte fallback over
+ * the pieces, merges made from the scores (every split of a piece into two pieces, pieces
+ * by score), the Llama normalizer and decoder, control tokens as special added tokens */
+static int write_tokenizer_spm(const hone_gguf *g, const char *out_dir, long long ctx, hone_err *err)
+{
+    const hone_gguf_kv *tok = hone_gguf_kv_find(g, "tokenizer.ggml.tokens");
+    const hone_gguf_kv *sc = hone_gguf_kv_find(g, "tokenizer.ggml.scores");
+    const hone_gguf_kv *typ = hone_gguf_kv_find(g, "tokenizer.ggml.token_type");
+    if (!tok || !tok->strs || !sc || !sc->nums || sc->n != tok->n || tok->n == 0)
+        return hone_errf(err, HONE_EINVAL, "%s: a llama tokenizer needs tokenizer.ggml.tokens and .scores of one length",
+                         g->path);
+    if (typ && (!typ->nums || typ->n != tok->n))
+        return hone_errf(err, HONE_EINVAL, "%s: tokenizer.ggml.token_type has %llu entries for %llu tokens", g->path,
+                         (unsigned long long)(typ ? typ->n : 0), (unsigned long long)tok->n);
+    size_t n = (size_t)tok->n;
+    tok_index x = {0};
+    for (x.cap = 16; x.cap < 2 * n; x.cap *= 2) {}
+    x.first = malloc(x.cap * sizeof *x.first), x.last = malloc(x.cap * sizeof *x.last), x.strs = tok->strs;
+    size_t mcap = 1024, nm = 0;
+    spm_merge *m = malloc(mcap * sizeof *m);
+    if (!x.first || !x.last || !m) {
+        free(x.first), free(x.last), free(m);
+        return hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    memset(x.first, 0xff, x.cap * sizeof *x.first);
+    for (size_t i = 0; i < n; i++) {
+        int64_t *f = slot(&x, tok->strs[i], strlen(tok->strs[i]));
+        if (*f < 0) *f = (int64_t)i;
+        x.last[f - x.first] = (int64_t)i;   /* a Python dict keeps the first place and the last value */
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *t = tok->strs[i];
+        size_t len = strlen(t);
+        if (*slot(&x, t, len) != (int64_t)i) continue;   /* a repeat: its first place was done */
+        float score = (float)sc->nums[lookup(&x, t, len)];
+        size_t start = nm;
+        /* every split at a character (not byte) boundary into two pieces of the vocabulary */
+        for (size_t k = 1; k < len && !rc; k++) {
+            if (((uint8_t)t[k] & 0xC0) == 0x80) continue;
+            int64_t l = lookup(&x, t, k), r = lookup(&x, t + k, len - k);
+            if (l < 0 || r < 0) continue;
+            if (nm == mcap) {
+                spm_merge *b = realloc(m, 2 * mcap * sizeof *m);
+                if (!b) {
+                    rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+                    break;
+                }
+                m = b, mcap *= 2;
+            }
+            m[nm] = (spm_merge){t, t + k, k, score, (float)sc->nums[l], (float)sc->nums[r], nm};
+            nm++;
+        }
+        qsort(m + start, nm - start, sizeof *m, by_pieces);
+    }
+    for (size_t i = 0; i < nm; i++) m[i].order = i;
+    qsort(m, nm, sizeof *m, by_score);
+
+    const hone_gguf_kv *unk = hone_gguf_kv_find(g, "tokenizer.ggml.unknown_token_id");
+    const hone_gguf_kv *bos = hone_gguf_kv_find(g, "tokenizer.ggml.bos_token_id");
+    const hone_gguf_kv *eos = hone_gguf_kv_find(g, "tokenizer.ggml.eos_token_id");
+    const hone_gguf_kv *pad = hone_gguf_kv_find(g, "tokenizer.ggml.padding_token_id");
+    const hone_gguf_kv *asp = hone_gguf_kv_find(g, "tokenizer.ggml.add_space_prefix");
+    const hone_gguf_kv *ab = hone_gguf_kv_find(g, "tokenizer.ggml.add_bos_token");
+    const hone_gguf_kv *ae = hone_gguf_kv_find(g, "tokenizer.ggml.add_eos_token");
+#define TOKEN_OF(kv) ((kv) && (kv)->type != HONE_GGUF_STRING && (kv)->type != HONE_GGUF_ARRAY && (kv)->i >= 0 && \
+                      (uint64_t)(kv)->i < n ? tok->strs[(kv)->i] : NULL)
+    int prefix = !asp || asp->i != 0, add_bos = !ab || ab->i != 0, add_eos = ae && ae->i != 0;
+    const char *bos_t = TOKEN_OF(bos), *eos_t = TOKEN_OF(eos);
+    if (!bos_t) add_bos = 0;
+    if (!eos_t) add_eos = 0;
+
+    cJSON *j = cJSON_CreateObject(), *model = cJSON_CreateObject(), *vocab = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "version", "1.0");
+    cJSON_AddNullToObject(j, "truncation");
+    cJSON_AddNullToObject(j, "padding");
+    cJSON *added = cJSON_AddArrayToObject(j, "added_tokens");
+    for (size_t i = 0; i < n; i++) {
+        if (!typ || (int)typ->nums[i] != 3) continue;   /* control tokens */
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddNumberToObject(a, "id", (double)i);
+        cJSON_AddStringToObject(a, "content", tok->strs[i]);
+        cJSON_AddBoolToObject(a, "single_word", 0);
+        cJSON_AddBoolToObject(a, "lstrip", 0);
+        cJSON_AddBoolToObject(a, "rstrip", 0);
+        cJSON_AddBoolToObject(a, "normalized", 0);
+        cJSON_AddBoolToObject(a, "special", 1);
+        cJSON_AddItemToArray(added, a);
+    }
+    cJSON *norm = cJSON_AddObjectToObject(j, "normalizer"), *nl = cJSON_CreateArray();
+    cJSON_AddStringToObject(norm, "type", "Sequence");
+    if (prefix) cJSON_AddItemToArray(nl, cJSON_Parse("{\"type\": \"Prepend\", \"prepend\": \"\u2581\"}"));
+    cJSON_AddItemToArray(nl, cJSON_Parse("{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\u2581\"}"));
+    cJSON_AddItemToObject(norm, "normalizers", nl);
+    cJSON_AddNullToObject(j, "pre_tokenizer");
+    if (add_bos || add_eos) {
+        /* LlamaTokenizerFast's template: [BOS] $A [EOS], and the same around $B */
+        cJSON *pp = cJSON_AddObjectToObject(j, "post_processor"), *single = cJSON_CreateArray(), *pair = cJSON_CreateArray();
+        cJSON *specials = cJSON_CreateObject();
+        cJSON_AddStringToObject(pp, "type", "TemplateProcessing");
+        for (int half = 0; half < 2; half++) {
+            cJSON *arrs[2] = {single, pair};
+            for (int a = half; a < 2; a++) {
+                char piece[160];
+                if (add_bos) {
+                    snprintf(piece, sizeof piece, "{\"SpecialToken\": {\"id\": \"\", \"type_id\": %d}}", half);
+                    cJSON *e = cJSON_Parse(piece);
+                    cJSON_SetValuestring(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "SpecialToken"), "id"), bos_t);
+                    cJSON_AddItemToArray(arrs[a], e);
+                }
+                snprintf(piece, sizeof piece, "{\"Sequence\": {\"id\": \"%s\", \"type_id\": %d}}", half ? "B" : "A", half);
+                cJSON_AddItemToArray(arrs[a], cJSON_Parse(piece));
+                if (add_eos) {
+                    snprintf(piece, sizeof piece, "{\"SpecialToken\": {\"id\": \"\", \"type_id\": %d}}", half);
+                    cJSON *e = cJSON_Parse(piece);
+                    cJSON_SetValuestring(cJSON_GetObjectItem(cJSON_GetObjectItem(e, "SpecialToken"), "id"), eos_t);
+                    cJSON_AddItemToArray(arrs[a], e);
+                }
+            }
+        }
+        for (int k = 0; k < 2; k++) {
+            const char *t = k ? eos_t : bos_t;
+            if (!(k ? add_eos : add_bos) || cJSON_GetObjectItemCaseSensitive(specials, t)) continue;
+            cJSON *sp = cJSON_AddObjectToObject(specials, t);
+            cJSON_AddStringToObject(sp, "id", t);
+            cJSON *ids = cJSON_AddArrayToObject(sp, "ids");
+            cJSON_AddItemToArray(ids, cJSON_CreateNumber((double)(k ? eos : bos)->i));
+            cJSON *ts = cJSON_AddArrayToObject(sp, "tokens");
+            cJSON_AddItemToArray(ts, cJSON_CreateString(t));
+        }
+        cJSON_AddItemToObject(pp, "single", single);
+        cJSON_AddItemToObject(pp, "pair", pair);
+        cJSON_AddItemToObject(pp, "special_tokens", specials);
+    } else
+        cJSON_AddNullToObject(j, "post_processor");
+    cJSON *dec = cJSON_AddObjectToObject(j, "decoder"), *dl = cJSON_CreateArray();
+    cJSON_AddStringToObject(dec, "type", "Sequence");
+    cJSON_AddItemToArray(dl, cJSON_Parse("{\"type\": \"ByteFallback\"}"));
+    cJSON_AddItemToArray(dl, cJSON_Parse("{\"type\": \"Fuse\"}"));
+    cJSON_AddItemToArray(dl, cJSON_Parse("{\"type\": \"Replace\", \"pattern\": {\"String\": \"\u2581\"}, \"content\": \" \"}"));
+    if (prefix) cJSON_AddItemToArray(dl, cJSON_Parse("{\"type\": \"Strip\", \"content\": \" \", \"start\": 1, \"stop\": 0}"));
+    cJSON_AddItemToObject(dec, "decoders", dl);
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON_AddNullToObject(model, "dropout");
+    if (TOKEN_OF(unk)) cJSON_AddStringToObject(model, "unk_token", TOKEN_OF(unk));
+    else cJSON_AddNullToObject(model, "unk_token");
+    cJSON_AddNullToObject(model, "continuing_subword_prefix");
+    cJSON_AddNullToObject(model, "end_of_word_suffix");
+    cJSON_AddBoolToObject(model, "fuse_unk", 1);
+    cJSON_AddBoolToObject(model, "byte_fallback", 1);
+    cJSON_AddBoolToObject(model, "ignore_merges", 0);
+    for (size_t i = 0; i < n; i++)
+        if (*slot(&x, tok->strs[i], strlen(tok->strs[i])) == (int64_t)i)
+            cJSON_AddNumberToObject(vocab, tok->strs[i], (double)lookup(&x, tok->strs[i], strlen(tok->strs[i])));
+    cJSON_AddItemToObject(model, "vocab", vocab);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    for (size_t i = 0; i < nm; i++) {
+        cJSON *pr = cJSON_CreateArray();
+        char *l = malloc(m[i].ln + 1);
+        if (l) memcpy(l, m[i].l, m[i].ln), l[m[i].ln] = 0;
+        cJSON_AddItemToArray(pr, cJSON_CreateString(l ? l : ""));
+        cJSON_AddItemToArray(pr, cJSON_CreateString(m[i].r));
+        free(l);
+        cJSON_AddItemToArray(merges, pr);
+    }
+    cJSON_AddItemToObject(j, "model", model);
+    if (!rc) rc = write_json(out_dir, "tokenizer.json", j, err);
+    cJSON_Delete(j);
+    free(m), free(x.first), free(x.last);
+
+    cJSON *c = cJSON_CreateObject();
+    const struct { const hone_gguf_kv *kv; const char *name; } sp[] = {
+        {bos, "bos_token"}, {eos, "eos_token"}, {unk, "unk_token"}, {pad, "pad_token"}};
+    for (int k = 0; k < 4; k++)
+        if (TOKEN_OF(sp[k].kv)) cJSON_AddStringToObject(c, sp[k].name, TOKEN_OF(sp[k].kv));
+#undef TOKEN_OF
+    cJSON_AddBoolToObject(c, "add_bos_token", add_bos);
+    cJSON_AddBoolToObject(c, "add_eos_token", add_eos);
+    cJSON_AddBoolToObject(c, "clean_up_tokenization_spaces", 0);
+    cJSON_AddBoolToObject(c, "legacy", 1);
+    cJSON_AddNumberToObject(c, "model_max_length", (double)ctx);
+    const hone_gguf_kv *ct = hone_gguf_kv_find(g, "tokenizer.chat_template");
+    if (ct && ct->str) cJSON_AddStringToObject(c, "chat_template", ct->str);
+    cJSON_AddStringToObject(c, "tokenizer_class", "LlamaTokenizerFast");
+    if (!rc) rc = write_json(out_dir, "tokenizer_config.json", c, err);
+    cJSON_Delete(c);
+    return rc;
+}
+
 int hone_convert_gguf_tokenizer(const char *gguf_path, const char *out_dir, hone_err *err)
 {
     hone_gguf *g = NULL;
@@ -226,11 +470,11 @@ int hone_convert_gguf_tokenizer(const char *gguf_path, const char *out_dir, hone
     if (rc) return rc;
     const hone_gguf_kv *tm = hone_gguf_kv_find(g, "tokenizer.ggml.model");
     if (!tm || !tm->str) rc = hone_errf(err, HONE_EINVAL, "%s: no tokenizer.ggml.model", gguf_path);
-    else if (strcmp(tm->str, "gpt2"))
+    else if (strcmp(tm->str, "gpt2") && strcmp(tm->str, "llama"))
         rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tokenizer.ggml.model \"%s\": hone rebuilds gpt2 (byte-level BPE) "
-                       "tokenizers; SentencePiece (\"llama\") vocabularies are not converted yet", gguf_path, tm->str);
+                       "and llama (SentencePiece) vocabularies", gguf_path, tm->str);
     if (!rc) rc = hone_mkdirs(out_dir, err);
-    if (!rc) rc = write_tokenizer(g, out_dir, 0, err);
+    if (!rc) rc = strcmp(tm->str, "llama") ? write_tokenizer(g, out_dir, 0, err) : write_tokenizer_spm(g, out_dir, 0, err);
     hone_gguf_close(g);
     return rc;
 }
@@ -338,8 +582,8 @@ int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_i
     }
     const hone_gguf_kv *tm = hone_gguf_kv_find(g, "tokenizer.ggml.model");
     snprintf(info->tokenizer, sizeof info->tokenizer, "%s", tm && tm->str ? tm->str : "");
-    if (!rc && tm && tm->str && !strcmp(tm->str, "gpt2")) {
-        rc = write_tokenizer(g, out_dir, ctx, err);
+    if (!rc && tm && tm->str && (!strcmp(tm->str, "gpt2") || !strcmp(tm->str, "llama"))) {
+        rc = strcmp(tm->str, "llama") ? write_tokenizer(g, out_dir, ctx, err) : write_tokenizer_spm(g, out_dir, ctx, err);
         info->tokenizer_written = !rc;
     }
     for (size_t i = 0; i < nout; i++) free(bufs[i]);
