@@ -463,18 +463,25 @@ static int write_tokenizer_spm(const hone_gguf *g, const char *out_dir, long lon
     return rc;
 }
 
+int hone_convert_gguf_tokenizer_of(const hone_gguf *g, const char *out_dir, hone_err *err)
+{
+    const hone_gguf_kv *tm = hone_gguf_kv_find(g, "tokenizer.ggml.model");
+    int rc = 0;
+    if (!tm || !tm->str) rc = hone_errf(err, HONE_EINVAL, "%s: no tokenizer.ggml.model", g->path);
+    else if (strcmp(tm->str, "gpt2") && strcmp(tm->str, "llama"))
+        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tokenizer.ggml.model \"%s\": hone rebuilds gpt2 (byte-level BPE) "
+                       "and llama (SentencePiece) vocabularies", g->path, tm->str);
+    if (!rc) rc = hone_mkdirs(out_dir, err);
+    if (!rc) rc = strcmp(tm->str, "llama") ? write_tokenizer(g, out_dir, 0, err) : write_tokenizer_spm(g, out_dir, 0, err);
+    return rc;
+}
+
 int hone_convert_gguf_tokenizer(const char *gguf_path, const char *out_dir, hone_err *err)
 {
     hone_gguf *g = NULL;
     int rc = hone_gguf_open(&g, gguf_path, err);
     if (rc) return rc;
-    const hone_gguf_kv *tm = hone_gguf_kv_find(g, "tokenizer.ggml.model");
-    if (!tm || !tm->str) rc = hone_errf(err, HONE_EINVAL, "%s: no tokenizer.ggml.model", gguf_path);
-    else if (strcmp(tm->str, "gpt2") && strcmp(tm->str, "llama"))
-        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: tokenizer.ggml.model \"%s\": hone rebuilds gpt2 (byte-level BPE) "
-                       "and llama (SentencePiece) vocabularies", gguf_path, tm->str);
-    if (!rc) rc = hone_mkdirs(out_dir, err);
-    if (!rc) rc = strcmp(tm->str, "llama") ? write_tokenizer(g, out_dir, 0, err) : write_tokenizer_spm(g, out_dir, 0, err);
+    rc = hone_convert_gguf_tokenizer_of(g, out_dir, err);
     hone_gguf_close(g);
     return rc;
 }

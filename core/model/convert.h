@@ -19,6 +19,9 @@ int hone_convert_gguf(const char *gguf_path, const char *out_dir, hone_convert_i
 /* only the tokenizer of a GGUF (a "gpt2" byte-level BPE vocabulary): tokenizer.json and
  * tokenizer_config.json into out_dir */
 int hone_convert_gguf_tokenizer(const char *gguf_path, const char *out_dir, hone_err *err);
+struct hone_gguf;
+/* the same from a GGUF already open (gpt2 or llama vocabularies) */
+int hone_convert_gguf_tokenizer_of(const struct hone_gguf *g, const char *out_dir, hone_err *err);
 
 /* a tensor name between llama.cpp's and HF's conventions (to_hf: from llama.cpp's); perm
  * says whether the rows are RoPE-permuted (1: q, 2: k); 0 when it has no counterpart */
