@@ -105,7 +105,7 @@ int hone_bench_run(const hone_bench_opts *o, hone_err *err)
     double peak = sgemm_rate(2048);
     printf("sgemm 2048^3 (OpenBLAS, same process): %.1f GFLOP/s\n", peak);
     hone_model_opts mo = {o->quantizer, o->quantizer_opts, !o->full, o->r, 2.0 * o->r, 0.0, 0, 0x7f, 1, o->batch, o->seq,
-                          o->checkpointing, 0};
+                          o->checkpointing, 0, 1};
     hone_model *m = NULL;
     double t = now();
     int rc = hone_model_create(&m, c, NULL, &mo, err);

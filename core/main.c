@@ -1038,7 +1038,7 @@ static int cmd_generate(int argc, char **argv)
         rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
     hone_node_free(qn);
     if (!rc) {
-        hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, (int)n < mc.max_pos ? (int)n : mc.max_pos, 0, 0};
+        hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, (int)n < mc.max_pos ? (int)n : mc.max_pos, 0, 0, 0};
         if (mc.eos_id >= 0) {
             go.eos = &mc.eos_id;
             go.neos = 1;
@@ -1130,7 +1130,7 @@ static int cmd_quantize(int argc, char **argv)
     if (!rc && access(outst, F_OK) == 0)
         rc = fail(EXIT_BAD_INPUT, "quantize: %s already exists; choose another OUT_DIR or remove it", outst);
     if (!rc) {
-        hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0};
+        hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0};
         if (hone_model_create(&m, &mc, src, &mo, &err) || hone_model_save_bnb4(m, src, dst, &err))
             rc = fail(EXIT_BAD_INPUT, "quantize: %s", err.msg);
         else {

@@ -228,6 +228,8 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
     m->rstdf = take(ab, N);
     m->logits = take(ab, N * V);
     m->targets = (int32_t *)take(ab, N);
+    m->sel = (int32_t *)take(ab, N);
+    m->lnf_sel = m->labelled_logits ? take(ab, N * C) : NULL;
     m->ids = (int32_t *)take(ab, N);
     m->doc_start = (int32_t *)take(ab, N);
     m->inv_freq = take(ab, (size_t)c->head_dim / 2);
@@ -427,6 +429,7 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
     m->Tcap = o->seq;
     hone_rng_seed(&m->rng, o->seed);
     m->neftune_alpha = (float)o->neftune_alpha;
+    m->labelled_logits = o->labelled_logits;
     hone_rng_seed(&m->neft_rng, o->seed ^ 0x6e656674756e65ull);
     if (m->lora) {
         m->qvt = o->quantizer->vtable;
@@ -673,7 +676,9 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
     for (int l = 0; l < c->layers; l++) layer_forward(m, l, B, T, 1);
     float *hl = m->res + (size_t)c->layers * m->Bcap * m->Tcap * C;
     op_rmsnorm_forward(m->lnf, m->rstdf, hl, m->norm_w, N, C, c->rms_eps);
-    op_matmul_forward(m->logits, m->lnf, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
+    m->nsel = 0;
+    if (!targets || !m->labelled_logits)
+        op_matmul_forward(m->logits, m->lnf, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
     if (!targets) return 0;
     long n = 0;
     for (int i = 0; i < N; i++) {
@@ -681,10 +686,20 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
             return hone_errf(err, HONE_EINVAL, "label %d at position %d is outside the vocabulary (%d) and not -100",
                              targets[i], i, c->vocab);
         m->targets[i] = targets[i];
-        n += targets[i] >= 0;
+        if (targets[i] >= 0) m->sel[n++] = i;
+    }
+    int rows = N;
+    if (m->labelled_logits) {
+        /* unlabelled positions add nothing to the loss or the gradients: skip their logits */
+        for (long k = 0; k < n; k++) {
+            memcpy(m->lnf_sel + (size_t)k * C, m->lnf + (size_t)m->sel[k] * C, (size_t)C * sizeof(float));
+            m->targets[k] = targets[m->sel[k]];
+        }
+        rows = m->nsel = (int)n;
+        if (rows) op_matmul_forward(m->logits, m->lnf_sel, m->lm_head, rows, C, c->vocab, c->vocab, 1.0f, 0.0f);
     }
     /* the per-position losses go to dres, free until backward */
-    *loss_sum = op_cross_entropy_forward(m->dres, m->logits, m->targets, N, c->vocab);
+    *loss_sum = op_cross_entropy_forward(m->dres, m->logits, m->targets, rows, c->vocab);
     *count = n;
     return 0;
 }
@@ -702,9 +717,21 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
     if (m->B == 0) return hone_errf(err, HONE_ESTATE, "backward without a forward");
     int B = m->B, T = m->T, N = B * T, C = c->hidden, H = c->heads, KVH = c->kv_heads, hd = c->head_dim;
     size_t NC = (size_t)N * C, stride = (size_t)m->Bcap * m->Tcap * C;
-    op_cross_entropy_backward(m->logits, m->logits, m->targets, N, c->vocab, scale);
-    if (m->dlm_head) op_matmul_backward_weight(m->dlm_head, m->logits, m->lnf, N, C, c->vocab, c->vocab, 1.0f);
-    op_matmul_backward_input(m->dln, m->logits, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
+    if (m->labelled_logits) {
+        /* the labelled rows only; the others' gradient at the final norm is zero */
+        int ns = m->nsel;
+        memset(m->dln, 0, NC * sizeof(float));
+        if (ns) op_cross_entropy_backward(m->logits, m->logits, m->targets, ns, c->vocab, scale);
+        if (ns && m->dlm_head)
+            op_matmul_backward_weight(m->dlm_head, m->logits, m->lnf_sel, ns, C, c->vocab, c->vocab, 1.0f);
+        if (ns) op_matmul_backward_input(m->lnf_sel, m->logits, m->lm_head, ns, C, c->vocab, c->vocab, 1.0f, 0.0f);
+        for (int k = 0; k < ns; k++)
+            memcpy(m->dln + (size_t)m->sel[k] * C, m->lnf_sel + (size_t)k * C, (size_t)C * sizeof(float));
+    } else {
+        op_cross_entropy_backward(m->logits, m->logits, m->targets, N, c->vocab, scale);
+        if (m->dlm_head) op_matmul_backward_weight(m->dlm_head, m->logits, m->lnf, N, C, c->vocab, c->vocab, 1.0f);
+        op_matmul_backward_input(m->dln, m->logits, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
+    }
     memset(m->dres, 0, NC * sizeof(float));
     float *hl = m->res + (size_t)c->layers * stride;
     op_rmsnorm_backward(m->dres, m->dnorm_w, m->dln, hl, m->norm_w, m->rstdf, N, C);

@@ -32,6 +32,9 @@ typedef struct hone_model_opts {
     int batch, seq;                  /* activation capacity */
     int gradient_checkpointing;      /* keep layer inputs only; recompute each layer in backward */
     double neftune_alpha;            /* > 0: NEFTune (transformers' neftune_noise_alpha) */
+    int labelled_logits;             /* forwards with targets compute logits only where a label is;
+                                      * hone_model_logits then has those rows (training: same loss
+                                      * and gradients, less lm_head work) */
 } hone_model_opts;
 
 typedef struct hone_model hone_model;

@@ -60,6 +60,12 @@ struct hone_model {
     float *res;                               /* [L + 1, N, C] residual stream */
     float *lnf, *rstdf, *logits;
     int32_t *targets, *ids;
+    /* labelled_logits: a forward with targets computes the lm_head and loss only at the
+     * positions that have a label (completion-only training masks most of them); the
+     * logits and targets then hold those nsel rows, lnf_sel their final-norm rows */
+    int labelled_logits, nsel;
+    int32_t *sel;
+    float *lnf_sel;
     int32_t *doc_start;                       /* [B, T] where each position's document begins */
     int packed_rows;                          /* doc_start applies to the next forward */
     float *inv_freq, *cos_t, *sin_t;

@@ -660,6 +660,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         .seed = seed, .batch = bs, .seq = longest,
         .gradient_checkpointing = hone_config_bool(cfg, "model.gradient_checkpointing"),
         .neftune_alpha = hone_config_is_set(cfg, "train.neftune_noise_alpha") ? hone_config_num(cfg, "train.neftune_noise_alpha") : 0,
+        .labelled_logits = 1,
     };
     hone_model *m = NULL;
     char ckpt[4600] = "";
@@ -1035,7 +1036,7 @@ int hone_eval_checkpoint(const hone_config *cfg, const char *ckpt, const char *o
         .r = lora ? (int)hone_config_int(cfg, "lora.r") : 0, .alpha = hone_config_num(cfg, "lora.alpha"),
         .dropout = 0, .rslora = hone_config_bool(cfg, "lora.rslora"),
         .targets = lora ? lora_targets(hone_config_cval(cfg, "lora.target_modules")) : 0,
-        .seed = 1, .batch = bs, .seq = longest,
+        .seed = 1, .batch = bs, .seq = longest, .labelled_logits = 1,
     };
     hone_model *m = NULL;
     if (!rc) rc = hone_model_load(&m, lora ? hone_config_str(cfg, "model.path") : ckpt, &mo, err);
