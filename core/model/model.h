@@ -67,7 +67,8 @@ void hone_model_set_eval(hone_model *m, int eval);
 /* the random streams of dropout and NEFTune, for checkpoints: [0] dropout, [1] NEFTune */
 void hone_model_get_rng(const hone_model *m, hone_rng out[2]);
 void hone_model_set_rng(hone_model *m, const hone_rng in[2]);
-const float *hone_model_logits(const hone_model *m);   /* [B, T, vocab] of the last forward */
+/* [B, T, vocab] of the last forward; with labelled_logits and targets, [labelled positions, vocab] */
+const float *hone_model_logits(const hone_model *m);
 
 /* The trainable parameters: one flat span with named views (for the optimizer and for
  * saving). LoRA names are PEFT's adapter keys; full fine-tuning uses HF's names. */
