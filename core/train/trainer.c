@@ -10,8 +10,9 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <math.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +378,7 @@ typedef struct train_pos {
     char best_name[64];      /* the best checkpoint so far ("" before the first evaluation) */
     double best, last_loss, last_eval;
     hone_rng rng[2];         /* dropout, NEFTune */
+    double wall_s;           /* seconds of training so far, over every process that resumed the run */
 } train_pos;
 
 /* ---- one evaluation: loss, generation metrics, the metrics row, best tracking ---------- */
@@ -462,7 +464,8 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
 }
 
 
-static const char state_magic[8] = "HONESTA1";
+/* HONESTA1 states (before wall_s) still load, with no time carried over */
+static const char state_magic[8] = "HONESTA2", state_magic_v1[8] = "HONESTA1";
 
 static int state_blob(hone_membuf *mb, const train_pos *pos, const hone_optimizer_vt *ovt, void *ostate, hone_err *err)
 {
@@ -542,9 +545,12 @@ static int read_state(const char *ckpt, train_pos *pos, const hone_optimizer_vt 
     mb.len = ZSTD_isError(got) ? 0 : got;
     hone_reader r = hone_membuf_reader(&mb);
     char magic[8];
-    if (ZSTD_isError(got) || got != raw || r.read(r.ctx, magic, 8, err) || memcmp(magic, state_magic, 8) ||
-        r.read(r.ctx, pos, sizeof *pos, err))
+    int v1 = 0;
+    if (ZSTD_isError(got) || got != raw || r.read(r.ctx, magic, 8, err) ||
+        (memcmp(magic, state_magic, 8) && !(v1 = !memcmp(magic, state_magic_v1, 8))) ||
+        r.read(r.ctx, pos, v1 ? offsetof(train_pos, wall_s) : sizeof *pos, err))
         rc = hone_errf(err, HONE_EINVAL, "%s: not a hone training state (or damaged)", path);
+    if (v1) pos->wall_s = NAN;   /* unknown: the run's figures then cover this process only */
     if (!rc && (rc = ovt->load(ostate, &r, err))) hone_err_prefix(err, "%s: optimizer state: ", path);
     free(mb.data);
     return rc;
@@ -771,6 +777,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     metric_acc acc[MAX_METRICS];
     int nacc = 0;
     double max_norm = hone_config_num(cfg, "train.max_grad_norm"), loss_log = 0, t0 = now(), tlog = t0;
+    double wall0 = pos.wall_s, tokens0 = isnan(wall0) ? (double)pos.tokens : 0;
+    if (isnan(wall0)) wall0 = 0;
     long step0 = (long)pos.step, epochs_done = (long)pos.epoch, stopped_early = 0;
     long eval_every = (long)hone_config_cval(cfg, "eval.every")->every_steps;
     int tty = isatty(STDOUT_FILENO);
@@ -877,6 +885,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                             (save_every > 0 && pos.step % save_every == 0))) {
                 /* a mid-epoch checkpoint: the next window of this epoch comes next */
                 hone_model_get_rng(m, pos.rng);
+                pos.wall_s = wall0 + now() - t0;
                 rc = state_blob(&blob, &pos, ovt, ostate, err);
                 cJSON *st = cJSON_CreateObject();
                 cJSON_AddNumberToObject(st, "epoch", ep);
@@ -925,6 +934,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         if (pos.best_epoch) cJSON_AddNumberToObject(st, "best_epoch", (double)pos.best_epoch);
         char name[64];
         snprintf(name, sizeof name, "epoch-%ld", epoch + 1);
+        pos.wall_s = wall0 + now() - t0;
         rc = state_blob(&blob, &pos, ovt, ostate, err);
         if (!rc) rc = save_checkpoint(m, cfg, run_dir, name, st, &blob, err);
         cJSON_Delete(st);
@@ -968,10 +978,11 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     free(blob.data);
-    long step = (long)pos.step, tokens = (long)pos.tokens - tokens_log + tokens_log;
-    double best = pos.best, last_loss = pos.last_loss;
+    long step = (long)pos.step;
+    double best = pos.best, last_loss = pos.last_loss, tokens = (double)pos.tokens - tokens0;
     long best_epoch = (long)pos.best_epoch;
-    double wall = now() - t0;
+    /* a resumed run's figures cover the whole run: the time before the checkpoint is in pos */
+    double wall = now() - t0, total = wall0 + wall;
     if (metrics) fclose(metrics);
     cJSON *sum = cJSON_CreateObject();
     cJSON_AddStringToObject(sum, "status", rc ? "failed" : *interrupted ? "interrupted" : stopped_early ? "stopped_early" : "completed");
@@ -986,8 +997,8 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         cJSON_AddStringToObject(sum, "best_checkpoint", pos.best_name);
         cJSON_AddNumberToObject(sum, "best_value", !strcmp(hone_config_str(cfg, "eval.best.mode"), "max") ? -best : best);
     }
-    cJSON_AddNumberToObject(sum, "wall_s", wall);
-    cJSON_AddNumberToObject(sum, "tokens_per_s", wall > 0 ? (double)(pos.tokens - 0) / wall : 0);
+    cJSON_AddNumberToObject(sum, "wall_s", total);
+    cJSON_AddNumberToObject(sum, "tokens_per_s", total > 0 ? tokens / total : 0);
     cJSON_AddNumberToObject(sum, "peak_rss_mb", peak_rss_mb());
     hone_err werr = {0};
     snprintf(path, sizeof path, "%s/summary.json", run_dir);
@@ -996,9 +1007,13 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     /* the report is a view of files already written: failing to draw it loses nothing */
     if (hone_write_report(run_dir, &werr)) fprintf(stderr, "warning: report.html: %s\n", werr.msg);
     if (tty) fputs("\r\033[K", stdout);
-    if (!rc && !*interrupted)
-        printf("done: %ld steps in %.1f s (%.0f tokens/s), final loss %.4f; checkpoints in %s/checkpoints\n", step, wall,
-               wall > 0 ? (double)tokens / wall : 0, last_loss, run_dir);
+    if (!rc && !*interrupted && step0)
+        printf("done: %ld steps in %.1f s (%.1f s after resuming at step %ld; %.0f tokens/s over the run), "
+               "final loss %.4f; checkpoints in %s/checkpoints\n", step, total, wall, step0,
+               total > 0 ? tokens / total : 0, last_loss, run_dir);
+    else if (!rc && !*interrupted)
+        printf("done: %ld steps in %.1f s (%.0f tokens/s), final loss %.4f; checkpoints in %s/checkpoints\n", step, total,
+               total > 0 ? tokens / total : 0, last_loss, run_dir);
     free(order);
     free(b.ids);
     free(b.labels);

@@ -33,7 +33,13 @@ run=$(ls -d runs/res-*)
 # a checkpoint caught half-written (no state.zst yet) and a temp dir must be ignored
 mkdir -p "$run/checkpoints/.tmp-epoch-2" "$run/checkpoints/step-999"
 echo '{"global_step": 999}' > "$run/checkpoints/step-999/trainer_state.json"
-expect 0 "resuming from .*checkpoints/epoch-1: step 186, epoch 2" -- "$HONE" run exp.lua --resume latest
+expect 0 "resuming from .*checkpoints/epoch-1: step 186, epoch 2" -- sh -c "\"$HONE\" run exp.lua --resume latest | tee resume.log"
+# the figures cover the whole run: the seconds before the kill came back with the checkpoint
+after=$(sed -n 's/.*(\([0-9.]*\) s after resuming at step 186;.*/\1/p' resume.log)
+total=$(sed -n 's/.*"wall_s":[[:space:]]*\([0-9.e+-]*\).*/\1/p' "$run/summary.json")
+awk -v a="$after" -v t="$total" 'BEGIN { exit !(a > 0 && t > a + 0.05) }' \
+  && echo "ok: summary wall_s $total s includes the $after s after resuming and the time before" \
+  || { echo "FAIL: wall after resuming '$after', summary wall_s '$total'"; fails=$((fails+1)); }
 cmp "$ref/adapter_model.safetensors" "$run/checkpoints/epoch-2/adapter_model.safetensors" \
   && echo "ok: killed + resumed adapter is byte-identical to the straight run" \
   || { echo "FAIL: resumed adapter differs"; fails=$((fails+1)); }
