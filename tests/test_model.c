@@ -198,12 +198,15 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
                 ok = !hone_model_generate(m, (const int32_t *const *)pr, lens, 2, &stop, sg, sl, &err) && sl[0] <= 3 &&
                      sg[0][sl[0] - 1] == eos;
                 report(label, "generation stops at EOS", ok ? 0 : 1, 0);
-                for (int i = 0; i < 2; i++) free(pr[i]), free(gen_out[i]);
-                /* save the adapter and load it into a fresh model: the same tensors */
+                /* save the adapter and load it into a fresh model: the same tensors; that model
+                 * has room for 8 rows, so prefill packs prompt 0 (5) with 3 rows of prompt 1 (9)
+                 * and prompt 1 straddles two chunks */
                 char out[4200];
                 snprintf(out, sizeof out, "%s/%s-adapter", tmp, fx->name);
                 hone_model *m2 = NULL;
-                if (hone_model_save_adapter(m, out, dir, &err) || hone_model_load(&m2, dir, &o, &err) ||
+                hone_model_opts o2 = o;
+                o2.batch = 1, o2.seq = 8;
+                if (hone_model_save_adapter(m, out, dir, &err) || hone_model_load(&m2, dir, &o2, &err) ||
                     hone_model_load_adapter(m2, out, &err)) {
                     printf("%s: adapter round trip: %s\n", label, err.msg);
                     failures++;
@@ -212,8 +215,13 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
                     float *p1 = hone_model_params(m, &n1), *p2 = hone_model_params(m2, &n2);
                     int same = n1 == n2 && memcmp(p1, p2, n1 * sizeof(float)) == 0;
                     report(label, "adapter save/load round trip", same ? 0 : 1, 0);
+                    same = !hone_model_generate(m2, (const int32_t *const *)pr, lens, 2, &go, got, got_len, &err);
+                    for (int i = 0; i < 2 && same; i++)
+                        same = got_len[i] == (int)ng[i] && !memcmp(got[i], gen_out[i], ng[i] * sizeof(int32_t));
+                    report(label, "greedy generation with prompts packed across prefill chunks", same ? 0 : 1, 0);
                 }
                 hone_model_free(m2);
+                for (int i = 0; i < 2; i++) free(pr[i]), free(gen_out[i]);
             }
         }
         hone_model_free(m);

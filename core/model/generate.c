@@ -1,6 +1,6 @@
-/* generate.c — text generation with a KV cache: each prompt is prefilled in chunks of
- * up to the model's activation capacity, then all unfinished sequences decode one token
- * per step together. Sampling follows transformers' order: temperature, top-k, top-p. */
+/* generate.c — text generation with a KV cache: the prompts are prefilled together in
+ * chunks of up to the model's activation capacity, then all unfinished sequences decode
+ * one token per step together. Sampling follows transformers' order: temperature, top-k, top-p. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +105,14 @@ static int32_t sample(const float *logits, int V, const hone_gen_opts *o, hone_r
     return buf[n - 1].id;
 }
 
+int hone_model_generate_batch(const hone_model *m, int maxlen)
+{
+    const hone_model_config *c = &m->cfg;
+    size_t per = (size_t)(maxlen > 0 ? maxlen : 1) * c->kv_heads * c->head_dim * c->layers * 2 * sizeof(float);
+    size_t fit = ((size_t)256 << 20) / per, cap = (size_t)m->Bcap * m->Tcap;
+    return (int)(fit < 1 ? 1 : fit < cap ? fit : cap);
+}
+
 int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int *lens, int nseq,
                         const hone_gen_opts *o, int32_t **out, int *out_len, hone_err *err)
 {
@@ -147,26 +155,33 @@ int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int 
     hone_rng_seed(&rng, o->seed);
     int was_eval = m->eval;
     m->eval = 1;
-    /* prefill, in chunks of at most `cap` rows; the last row's logits give token 1 */
-    for (int s = 0; s < nseq && !rc; s++) {
-        for (int t0 = 0; t0 < lens[s]; t0 += cap) {
-            int n = lens[s] - t0 < cap ? lens[s] - t0 : cap;
-            for (int i = 0; i < n; i++) {
-                ids[i] = prompts[s][t0 + i];
-                g.pos[i] = t0 + i;
-                g.seq[i] = s;
-            }
-            infer_rows(&g, ids, n);
-            if (t0 + n == lens[s]) {
-                op_matmul_forward(m->logits, m->lnf + (size_t)(n - 1) * c->hidden, m->lm_head, 1, c->hidden, V, V, 1.0f,
-                                  0.0f);
-                next[s] = sample(m->logits, V, o, &rng, buf);
-            }
+    /* prefill: the prompts' rows one sequence after another, packed into chunks of at most
+     * `cap` rows (a prompt may straddle two), so each chunk streams the weights once; a
+     * sequence whose last row is in the chunk takes its token 1 from that row */
+    for (int s = 0, t = 0; s < nseq && !rc;) {
+        int n = 0, nlast = 0;
+        while (n < cap && s < nseq) {
+            ids[n] = prompts[s][t];
+            g.pos[n] = t;
+            g.seq[n++] = s;
+            if (++t == lens[s]) s++, t = 0;
         }
-        out[s][0] = next[s];
-        out_len[s] = 1;
-        for (int e = 0; e < o->neos; e++) done[s] |= next[s] == o->eos[e];
-        if (!done[s] && o->stop) done[s] = o->stop(o->stop_ctx, s, out[s], 1);
+        infer_rows(&g, ids, n);
+        for (int i = 0; i < n; i++)   /* the last rows to the front of lnf, in order (nlast <= i) */
+            if (g.pos[i] == lens[g.seq[i]] - 1) {
+                if (nlast != i) memcpy(m->lnf + (size_t)nlast * c->hidden, m->lnf + (size_t)i * c->hidden,
+                                       (size_t)c->hidden * sizeof(float));
+                g.seq[nlast++] = g.seq[i];
+            }
+        op_matmul_forward(m->logits, m->lnf, m->lm_head, nlast, c->hidden, V, V, 1.0f, 0.0f);
+        for (int i = 0; i < nlast; i++) {
+            int q = g.seq[i];
+            next[q] = sample(m->logits + (size_t)i * V, V, o, &rng, buf);
+            out[q][0] = next[q];
+            out_len[q] = 1;
+            for (int e = 0; e < o->neos; e++) done[q] |= next[q] == o->eos[e];
+            if (!done[q] && o->stop) done[q] = o->stop(o->stop_ctx, q, out[q], 1);
+        }
     }
     /* decode: one row per unfinished sequence */
     for (int step = 1; step < o->max_new_tokens && !rc; step++) {

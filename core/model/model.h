@@ -102,6 +102,11 @@ typedef struct hone_gen_opts {
 int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int *lens, int nseq,
                         const hone_gen_opts *o, int32_t **out, int *out_len, hone_err *err);
 
+/* How many sequences of up to maxlen tokens (prompt + new) one hone_model_generate call
+ * should take: within the activation capacity and a KV cache of at most 256 MB. Decoding
+ * streams every weight once per step, so the more sequences share a step the better. */
+int hone_model_generate_batch(const hone_model *m, int maxlen);
+
 /* the labels of a batch ([B, T], HF convention) shifted into per-position targets */
 void hone_shift_labels(int32_t *targets, const int32_t *labels, int B, int T);
 

@@ -258,7 +258,9 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     const hone_cval *mc = hone_config_cval(cfg, "eval.metrics");
     long limit = hone_config_is_set(cfg, "data.eval_limit") ? (long)hone_config_int(cfg, "data.eval_limit") : (long)ev->n;
     int max_new = (int)hone_config_int(cfg, "eval.generate.max_new_tokens");
-    int bs = (int)hone_config_int(cfg, "train.batch_size");
+    int longest = 0;
+    for (size_t i = 0; i < ev->n; i++) longest = ev->ex[i].n > longest ? ev->ex[i].n : longest;
+    int bs = hone_model_generate_batch(m, longest + max_new);
     int rc = 0;
     FILE *f = out_path ? fopen(out_path, "w") : NULL;
     if (out_path && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", out_path, strerror(errno));
@@ -415,13 +417,16 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
 {
     double eval_loss = NAN;
     *improved = 0;
+    double t0 = now();
     int rc = evaluate(c->m, c->b, c->eval, c->bs, &eval_loss, err);
+    double t1 = now();
     char path[4300];
     snprintf(path, sizeof path, "%s/eval", c->run_dir);
     if (!rc && c->generate) rc = hone_mkdirs(path, err);
     snprintf(path, sizeof path, "%s/eval/%s.jsonl", c->run_dir, tag);
     if (!rc && c->generate) rc = gen_eval(c->m, c->tok, c->eval, c->cfg, path, c->acc, c->nacc, err);
     if (rc) return rc;
+    double t2 = now();
     char extra[4096] = "", shown[4096] = "";
     double score = eval_loss;
     int found = !strcmp(c->best_metric, "eval_loss");
@@ -450,7 +455,10 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     char *dash = strchr(label, '-');
     if (dash) *dash = ' ';   /* "epoch 2", "step 50" */
     if (isatty(STDOUT_FILENO)) fputs("\r\033[K", stdout);   /* over the progress bar */
-    printf("%s: eval_loss %.4f%s\n", label, eval_loss, shown);
+    if (c->generate)
+        printf("%s: eval_loss %.4f%s  (%.0f s loss, %.0f s generation)\n", label, eval_loss, shown, t1 - t0, t2 - t1);
+    else
+        printf("%s: eval_loss %.4f%s  (%.0f s)\n", label, eval_loss, shown, t1 - t0);
     double signed_score = c->maximize ? -score : score;
     if (signed_score < pos->best - c->threshold || !pos->best_name[0]) {
         pos->best = signed_score;
@@ -875,6 +883,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                 fflush(stdout);
             }
             int at_end = w0 + wn >= nmb || pos.step >= plan.total_steps, step_improved = 0;
+            double tpause = now();   /* evaluation and saving stay out of the logged tokens/s */
             if (!at_end && eval.n && eval_every > 0 && pos.step % eval_every == 0) {
                 char tag[64];
                 snprintf(tag, sizeof tag, "step-%lld", (long long)pos.step);
@@ -911,8 +920,10 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                     break;
                 }
             }
+            tlog += now() - tpause;
         }
         if (rc || *interrupted) break;
+        double tpause = now();
         epochs_done = epoch + 1;
         pos.epoch = epoch + 1;
         pos.window = 0;
@@ -974,6 +985,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
             printf("interrupted: checkpoint %s/checkpoints/%s written; continue with --resume\n", run_dir, name);
             *interrupted = 1;
         }
+        tlog += now() - tpause;
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
