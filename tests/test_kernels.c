@@ -192,6 +192,20 @@ static void test_swiglu(void)
     op_swiglu_backward(dg, du, c.R, c.g, c.u, 3, 10);
     fd_check("swiglu dgate", sw_f, &c, c.g, dg, 30);
     fd_check("swiglu dup", sw_f, &c, c.u, du, 30);
+    /* the vectorised exp behind the sigmoid, over its whole normal range (odd length: a
+     * tail too): silu(g) within a few float roundings of the exact value */
+    int n = 170001;
+    float *g = malloc((size_t)n * sizeof *g), *one = malloc((size_t)n * sizeof *one), *out = malloc((size_t)n * sizeof *out);
+    for (int i = 0; i < n; i++) g[i] = -85.0f + 170.0f * (float)i / (float)(n - 1), one[i] = 1.0f;
+    op_swiglu_forward(out, g, one, 1, n);
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        double want = (double)g[i] / (1.0 + exp(-(double)g[i])), e = fabs(out[i] - want) / fabs(want);
+        worst = e > worst ? e : worst;
+    }
+    printf("%-28s %s (worst rel err %.2g)\n", "silu over [-85, 85]", worst < 5e-7 ? "ok" : "FAIL", worst);
+    if (!(worst < 5e-7)) failures++;
+    free(g), free(one), free(out);
 }
 
 /* ---- cross-entropy ---- */
@@ -224,6 +238,16 @@ static void test_cross_entropy(void)
     op_cross_entropy_backward(big, big, &tg, 1, V, 1.0f);
     for (int j = 0; j < V && ok; j++) ok = isfinite(big[j]);
     printf("%-28s %s\n", "cross-entropy large logits", ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+    /* a vocabulary-sized row of logits within +-30: the loss as the exact sum gives it */
+    for (int j = 0; j < V; j++) big[j] = 60.0f * (frand() - 0.5f);
+    double sum = 0, mx = big[0];
+    for (int j = 1; j < V; j++) mx = big[j] > mx ? big[j] : mx;
+    for (int j = 0; j < V; j++) sum += exp((double)big[j] - mx);
+    tg = 11;
+    double want = mx + log(sum) - big[tg], got = op_cross_entropy_forward(&loss, big, &tg, 1, V);
+    ok = fabs(got - want) < 1e-6 * want;
+    printf("%-28s %s (rel err %.2g)\n", "cross-entropy vs exact", ok ? "ok" : "FAIL", fabs(got - want) / want);
     if (!ok) failures++;
     free(big);
 }
