@@ -62,6 +62,8 @@ const hone_key hone_experiment_keys[] = {
     INT("data.limit", UNSET | MIN_, 0, 1, 0, "use only the first N training records"),
     BOOL("data.shuffle", 1, "a new order every epoch from (seed, epoch); false keeps file order"),
     BOOL("data.packing", 0, "pack several examples into each row"),
+    BOOL("data.group_by_length", 0, "batch examples of similar length (transformers' group_by_length): "
+         "less padding, same examples per epoch"),
     STR("data.padding", 0, "longest", "longest|max_length", "pad each batch to its longest example, or to max_seq_length"),
     STR("data.text_field", 0, "text", NULL, "record field holding plain text"),
     STR("data.prompt_field", 0, "prompt", NULL, "record field holding the prompt"),

@@ -16,6 +16,7 @@ return hone.experiment {
   data = {
     train = "experiments/data/pricer/train.jsonl.zst", eval = "experiments/data/pricer/test.jsonl.zst",
     limit = 320, eval_limit = 60, max_seq_length = 96,
+    group_by_length = true,   -- as QLoRA's qlora.py: batches of similar length, less padding
   },
   train = {
     optimizer = "paged_adamw_32bit", lr = 1e-4, scheduler = "cosine", warmup_ratio = 0.1,

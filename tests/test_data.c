@@ -134,6 +134,47 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
     hone_tokenizer_free(tok);
 }
 
+/* group_by_length: from the same permutation, the order transformers' LengthGroupedSampler
+ * makes (tests/reference/make_group_fixtures.py) */
+static void check_group_by_length(void)
+{
+    char *text = NULL;
+    hone_err err = {0};
+    if (hone_read_file(HONE_SOURCE_DIR "/tests/fixtures/data/group_by_length.json", &text, NULL, &err)) {
+        printf("%s\n", err.msg);
+        failures++;
+        return;
+    }
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    const cJSON *c;
+    int k = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases")) {
+        const cJSON *lengths = cJSON_GetObjectItem(c, "lengths"), *perm = cJSON_GetObjectItem(c, "perm"),
+                    *want = cJSON_GetObjectItem(c, "order");
+        size_t n = (size_t)cJSON_GetArraySize(lengths), batch = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "batch"));
+        hone_example_rec *ex = calloc(n, sizeof *ex);
+        size_t *order = malloc(n * sizeof *order);
+        for (size_t i = 0; i < n; i++) {
+            ex[i].n = (int)cJSON_GetNumberValue(cJSON_GetArrayItem(lengths, (int)i));
+            order[i] = (size_t)cJSON_GetNumberValue(cJSON_GetArrayItem(perm, (int)i));
+        }
+        hone_dataset d = {.ex = ex, .n = n};
+        int ok = !hone_group_by_length(order, n, &d, batch, &err);
+        for (size_t i = 0; ok && i < n; i++) ok = order[i] == (size_t)cJSON_GetNumberValue(cJSON_GetArrayItem(want, (int)i));
+        checks++;
+        printf("%-44s %s\n", "group_by_length as transformers", ok ? "ok" : "FAIL");
+        if (!ok) {
+            printf("  case %d (%zu examples, batch %zu)\n", k, n, batch);
+            failures++;
+        }
+        k++;
+        free(ex);
+        free(order);
+    }
+    cJSON_Delete(j);
+}
+
 /* best-fit decreasing packing: every document once, rows within max_len, each document's
  * first label masked and its positions pointing at its start; 45 tokens in 4 rows of 12 */
 static void check_pack(void)
@@ -246,6 +287,7 @@ int main(void)
     const cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(meta, "cases")) run_case(reg, c, tmpdir);
     check_pack();
+    check_group_by_length();
     check_threads(tmpdir);
     cJSON_Delete(meta);
     hone_registry_free(reg);

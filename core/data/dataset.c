@@ -720,6 +720,43 @@ void hone_permutation(size_t *perm, size_t n, uint64_t seed)
     }
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int hone_group_by_length(size_t *order, size_t n, const hone_dataset *d, size_t batch, hone_err *err)
+{
+    size_t mult = batch ? n / (batch * 4) : 0;
+    mult = mult > 50 ? 50 : mult ? mult : 1;
+    size_t mb = mult * (batch ? batch : 1), best = 0;
+    uint64_t *key = malloc((mb < n ? mb : n ? n : 1) * sizeof *key);
+    size_t *was = malloc((mb < n ? mb : n ? n : 1) * sizeof *was);
+    if (!key || !was) {
+        free(key), free(was);
+        return hone_errf(err, HONE_ENOMEM, "out of memory");
+    }
+    for (size_t s = 0; s < n; s += mb) {
+        size_t m = n - s < mb ? n - s : mb;
+        /* longest first; equal lengths keep their order, as Python's stable sorted() */
+        for (size_t k = 0; k < m; k++) {
+            was[k] = order[s + k];
+            key[k] = (uint64_t)(UINT32_MAX - (uint32_t)d->ex[was[k]].n) << 32 | (uint64_t)k;
+        }
+        qsort(key, m, sizeof *key, cmp_u64);
+        for (size_t k = 0; k < m; k++) order[s + k] = was[key[k] & UINT32_MAX];
+        if (d->ex[order[s]].n > d->ex[order[best]].n) best = s;   /* the first of the longest */
+    }
+    if (n) {
+        size_t t = order[0];
+        order[0] = order[best];
+        order[best] = t;
+    }
+    free(key), free(was);
+    return 0;
+}
+
 int hone_dataset_split(hone_dataset *d, hone_dataset *eval, double fraction, uint64_t seed, hone_err *err)
 {
     size_t ne = (size_t)ceil(fraction * (double)d->n);

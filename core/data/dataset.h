@@ -78,5 +78,10 @@ int hone_dataset_split(hone_dataset *d, hone_dataset *eval, double fraction, uin
 void hone_dataset_free(hone_dataset *d);
 /* a seeded permutation of [0, n) (Fisher-Yates over hone's RNG) */
 void hone_permutation(size_t *perm, size_t n, uint64_t seed);
+/* transformers' group_by_length (LengthGroupedSampler) over an epoch's order of d's
+ * examples: megabatches of min(n / (4 batch), 50) (at least 1) batches, each sorted longest
+ * first, then the longest megabatch's head swapped to the front (a batch that does not fit
+ * fails at once). batch = examples per optimizer step. */
+int hone_group_by_length(size_t *order, size_t n, const hone_dataset *d, size_t batch, hone_err *err);
 
 #endif

@@ -805,6 +805,9 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         if (hone_config_bool(cfg, "data.shuffle")) hone_permutation(order, train.n, seed + 1000003ull * (uint64_t)(epoch + 1));
         else
             for (size_t i = 0; i < train.n; i++) order[i] = i;
+        if (hone_config_bool(cfg, "data.group_by_length") &&
+            (rc = hone_group_by_length(order, train.n, &train, (size_t)bs * (size_t)ga, err)))
+            break;
         size_t w_start = epoch == pos.epoch ? (size_t)pos.window : 0;
         for (size_t w0 = w_start; w0 < nmb && !rc && pos.step < plan.total_steps; w0 += (size_t)ga) {
             size_t wn = nmb - w0 < (size_t)ga ? nmb - w0 : (size_t)ga;   /* micro-batches in this window */
