@@ -75,12 +75,17 @@ static void tables_init(void)
     dyn_search[0] = -1.0f;
 }
 
-/* torch.bucketize(x, mid) with right=False: how many midpoints are < x; then the order */
-static unsigned char code4(const table4 *t, float x)
+/* torch.bucketize(x, mid) with right=False for 8 values: how many midpoints are < x (x is
+ * never NaN here), counted with 15 vector compares instead of a branchy scan; then the order */
+static void code4x8(const table4 *t, const float *x, unsigned char *q)
 {
-    int b = 0;
-    while (b < 15 && t->mid[b] < x) b++;
-    return t->order[b];
+    __m256 v = _mm256_loadu_ps(x);
+    __m256i n = _mm256_setzero_si256();
+    for (int i = 0; i < 15; i++)   /* a true compare is -1 */
+        n = _mm256_sub_epi32(n, _mm256_castps_si256(_mm256_cmp_ps(_mm256_set1_ps(t->mid[i]), v, _CMP_LT_OQ)));
+    int c[8];
+    _mm256_storeu_si256((__m256i *)c, n);
+    for (int j = 0; j < 8; j++) q[j] = t->order[c[j]];
 }
 
 /* ---- torch's float32 sum (cascade_sum, contiguous, AVX2: 8 lanes, one thread) ---- */
@@ -250,16 +255,31 @@ static int bnb4_quantize(const void *state, void *packed, const float *w, size_t
         size_t first = b * (size_t)s->bs, count = L.n - first < (size_t)s->bs ? L.n - first : (size_t)s->bs;
         int partial = count < (size_t)s->bs;
         float m = 0;
-        for (size_t i = 0; i < count; i++) m = fmaxf(m, fabsf(w[first + i]));
+        for (size_t i = 0; i < count; i++) {   /* fmaxf's NaN rule (a NaN is passed over), inlined */
+            float a = fabsf(w[first + i]);
+            m = a > m ? a : m;
+        }
         absmax[b] = m;
         float inv = 1.0f / m;
-        for (size_t i = 0; i < count + (count & 1 && first + count == L.n); i++) {
-            size_t e = first + i;
-            float v = e < L.n ? w[e] : 0.0f;   /* an odd tail pads with a zero */
-            float x = partial ? v / m : v * inv;
-            /* an all-zero block: CUDA's 0 * (1/0) is NaN, which its trees send to code 0 */
-            unsigned char q = m == 0.0f ? 0 : code4(s->t, fminf(fmaxf(x, -1.0f), 1.0f));
-            out[e / 2] |= (unsigned char)(e & 1 ? q : q << 4);
+        size_t todo = count + (count & 1 && first + count == L.n);
+        for (size_t i0 = 0; i0 < todo; i0 += 8) {
+            float xb[8] = {0};
+            unsigned char qb[8];
+            size_t k = todo - i0 < 8 ? todo - i0 : 8;
+            for (size_t j = 0; j < k; j++) {
+                size_t e = first + i0 + j;
+                float v = e < L.n ? w[e] : 0.0f;   /* an odd tail pads with a zero */
+                float x = partial ? v / m : v * inv;
+                x = x > -1.0f ? x : -1.0f;   /* fmaxf then fminf, NaN to -1, without the libm calls */
+                xb[j] = x < 1.0f ? x : 1.0f;
+            }
+            code4x8(s->t, xb, qb);
+            for (size_t j = 0; j < k; j++) {
+                size_t e = first + i0 + j;
+                /* an all-zero block: CUDA's 0 * (1/0) is NaN, which its trees send to code 0 */
+                unsigned char q = m == 0.0f ? 0 : qb[j];
+                out[e / 2] |= (unsigned char)(e & 1 ? q : q << 4);
+            }
         }
     }
     if (s->dq) {
