@@ -252,6 +252,23 @@ static void test_cross_entropy(void)
     free(big);
 }
 
+/* ---- dropout with a given mask (odd length: the vector tail too) ---- */
+static void test_dropout(void)
+{
+    enum { n = 37 };
+    float x[n], out[n], dx[n];
+    uint8_t keep[n];
+    for (int i = 0; i < n; i++) x[i] = frand(), keep[i] = (uint8_t)(i % 3 != 0), dx[i] = 1.0f;
+    float scale = 1.0f / 0.9f;
+    op_dropout_forward(out, x, keep, scale, n);
+    op_dropout_backward(dx, x, keep, scale, n);
+    int ok = 1;
+    for (int i = 0; i < n; i++)
+        ok = ok && out[i] == (keep[i] ? x[i] * scale : 0.0f) && dx[i] == 1.0f + (keep[i] ? x[i] * scale : 0.0f);
+    printf("%-28s %s\n", "dropout forward/backward", ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+}
+
 int main(void)
 {
     test_rmsnorm();
@@ -261,6 +278,7 @@ int main(void)
     test_attention();
     test_swiglu();
     test_cross_entropy();
+    test_dropout();
     for (int i = 0; i < nowned; i++) free(owned[i]);
     if (failures) printf("%d kernel check(s) failed\n", failures);
     return failures ? 1 : 0;

@@ -558,7 +558,7 @@ static const float *lora_input(hone_model *m, const linear *ln, const float *x, 
     float inv = 1.0f / (1.0f - m->dropout);
     if (draw)
         for (size_t i = 0; i < n; i++) ln->keep[i] = hone_rng_uniform(&m->rng) >= m->dropout;
-    for (size_t i = 0; i < n; i++) m->tmp[i] = ln->keep[i] ? x[i] * inv : 0.0f;
+    op_dropout_forward(m->tmp, x, ln->keep, inv, n);
     return m->tmp;
 }
 
@@ -590,7 +590,7 @@ static void linear_backward(hone_model *m, linear *ln, float *dx, const float *d
             float inv = 1.0f / (1.0f - m->dropout);
             op_matmul_backward_input(m->tmp, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
             size_t n = (size_t)N * ln->in;
-            for (size_t i = 0; i < n; i++) dx[i] += ln->keep[i] ? m->tmp[i] * inv : 0.0f;
+            op_dropout_backward(dx, m->tmp, ln->keep, inv, n);
         }
     }
 }

@@ -390,9 +390,14 @@ void op_cross_entropy_backward(float *dlogits, const float *logits, const int32_
     }
 }
 
-void op_scale_mask(float *out, const float *x, const float *mask, size_t n)
+void op_dropout_forward(float *out, const float *x, const uint8_t *keep, float scale, size_t n)
 {
-    for (size_t i = 0; i < n; i++) out[i] = x[i] * mask[i];
+    for (size_t i = 0; i < n; i++) out[i] = x[i] * ((float)keep[i] * scale);
+}
+
+void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float scale, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dx[i] += dout[i] * ((float)keep[i] * scale);
 }
 
 void op_set_threads(int n)

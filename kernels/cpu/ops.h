@@ -84,8 +84,11 @@ double op_cross_entropy_forward(float *losses, const float *logits, const int32_
 /* dlogits: [N, V] (written; may alias logits)  = scale * (softmax - onehot), 0 on ignored rows */
 void op_cross_entropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float scale);
 
-/* Dropout with a given keep-mask. out, x: [N]  mask: [N] of 0 / 1/(1-p) */
-void op_scale_mask(float *out, const float *x, const float *mask, size_t n);
+/* Dropout with a given keep mask, as torch: x * (keep * scale), scale = 1/(1-p) (a dropped
+ * negative gives -0, a dropped inf NaN).  out, x: [n]  keep: [n] of 0/1 */
+void op_dropout_forward(float *out, const float *x, const uint8_t *keep, float scale, size_t n);
+/* dx += dout * (keep * scale).  dx, dout: [n]  keep: [n] of 0/1 */
+void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float scale, size_t n);
 
 /* the thread budget of the matrix products (OpenBLAS) */
 void op_set_threads(int n);
