@@ -260,7 +260,9 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     int max_new = (int)hone_config_int(cfg, "eval.generate.max_new_tokens");
     int longest = 0;
     for (size_t i = 0; i < ev->n; i++) longest = ev->ex[i].n > longest ? ev->ex[i].n : longest;
-    int bs = hone_model_generate_batch(m, longest + max_new);
+    /* at least a training batch of prompts at once (the model has rows for that many) */
+    int bs = hone_model_generate_batch(m, longest + max_new), tbs = (int)hone_config_int(cfg, "train.batch_size");
+    bs = bs > tbs ? bs : tbs;
     int rc = 0;
     FILE *f = out_path ? fopen(out_path, "w") : NULL;
     if (out_path && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", out_path, strerror(errno));
