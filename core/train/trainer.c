@@ -98,10 +98,12 @@ static int evaluate(hone_model *m, batcher *b, const hone_dataset *ev, int bs, d
 {
     size_t *order = malloc((ev->n ? ev->n : 1) * sizeof *order);
     if (!order) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    /* batches of similar length (longest first), so they carry little padding; the loss is
+     * token-weighted, so the grouping leaves it as it is (to rounding) */
     for (size_t i = 0; i < ev->n; i++) order[i] = i;
+    int rc = hone_group_by_length(order, ev->n, ev, ev->n, err);
     double sum = 0;
     long count = 0;
-    int rc = 0;
     hone_model_set_eval(m, 1);
     hone_model_set_documents(m, NULL, 0, 0, err);   /* eval examples are never packed */
     for (size_t i = 0; i < ev->n && !rc; i += (size_t)bs) {
