@@ -137,6 +137,24 @@ cJSON *hone_gguf_pre_tokenizer(const char *pre)
 }
 
 /* tokenizer.json + tokenizer_config.json from a GGUF's "gpt2" (byte-level BPE) vocabulary */
+/* the rest of tokenizer_config.json after the special tokens, in transformers' key order
+ * (legacy: the SentencePiece "legacy" flag); writes it unless rc is set; frees c */
+static int finish_tokenizer_config(cJSON *c, const hone_gguf *g, const char *out_dir, int add_bos, int add_eos,
+                                   int legacy, long long ctx, const char *cls, int rc, hone_err *err)
+{
+    cJSON_AddBoolToObject(c, "add_bos_token", add_bos);
+    cJSON_AddBoolToObject(c, "add_eos_token", add_eos);
+    cJSON_AddBoolToObject(c, "clean_up_tokenization_spaces", 0);
+    if (legacy) cJSON_AddBoolToObject(c, "legacy", 1);
+    cJSON_AddNumberToObject(c, "model_max_length", (double)ctx);
+    const hone_gguf_kv *ct = hone_gguf_kv_find(g, "tokenizer.chat_template");
+    if (ct && ct->str) cJSON_AddStringToObject(c, "chat_template", ct->str);
+    cJSON_AddStringToObject(c, "tokenizer_class", cls);
+    if (!rc) rc = write_json(out_dir, "tokenizer_config.json", c, err);
+    cJSON_Delete(c);
+    return rc;
+}
+
 static int write_tokenizer(const hone_gguf *g, const char *out_dir, long long ctx, hone_err *err)
 {
     const hone_gguf_kv *tok = hone_gguf_kv_find(g, "tokenizer.ggml.tokens");
@@ -207,16 +225,7 @@ static int write_tokenizer(const hone_gguf *g, const char *out_dir, long long ct
     }
     const hone_gguf_kv *ab = hone_gguf_kv_find(g, "tokenizer.ggml.add_bos_token");
     const hone_gguf_kv *ae = hone_gguf_kv_find(g, "tokenizer.ggml.add_eos_token");
-    cJSON_AddBoolToObject(c, "add_bos_token", ab && ab->i);
-    cJSON_AddBoolToObject(c, "add_eos_token", ae && ae->i);
-    cJSON_AddBoolToObject(c, "clean_up_tokenization_spaces", 0);
-    cJSON_AddNumberToObject(c, "model_max_length", (double)ctx);
-    const hone_gguf_kv *ct = hone_gguf_kv_find(g, "tokenizer.chat_template");
-    if (ct && ct->str) cJSON_AddStringToObject(c, "chat_template", ct->str);
-    cJSON_AddStringToObject(c, "tokenizer_class", "PreTrainedTokenizerFast");
-    if (!rc) rc = write_json(out_dir, "tokenizer_config.json", c, err);
-    cJSON_Delete(c);
-    return rc;
+    return finish_tokenizer_config(c, g, out_dir, ab && ab->i, ae && ae->i, 0, ctx, "PreTrainedTokenizerFast", rc, err);
 }
 
 /* ---- SentencePiece ("llama") vocabularies ------------------------------------------ */
@@ -450,17 +459,7 @@ static int write_tokenizer_spm(const hone_gguf *g, const char *out_dir, long lon
     for (int k = 0; k < 4; k++)
         if (TOKEN_OF(sp[k].kv)) cJSON_AddStringToObject(c, sp[k].name, TOKEN_OF(sp[k].kv));
 #undef TOKEN_OF
-    cJSON_AddBoolToObject(c, "add_bos_token", add_bos);
-    cJSON_AddBoolToObject(c, "add_eos_token", add_eos);
-    cJSON_AddBoolToObject(c, "clean_up_tokenization_spaces", 0);
-    cJSON_AddBoolToObject(c, "legacy", 1);
-    cJSON_AddNumberToObject(c, "model_max_length", (double)ctx);
-    const hone_gguf_kv *ct = hone_gguf_kv_find(g, "tokenizer.chat_template");
-    if (ct && ct->str) cJSON_AddStringToObject(c, "chat_template", ct->str);
-    cJSON_AddStringToObject(c, "tokenizer_class", "LlamaTokenizerFast");
-    if (!rc) rc = write_json(out_dir, "tokenizer_config.json", c, err);
-    cJSON_Delete(c);
-    return rc;
+    return finish_tokenizer_config(c, g, out_dir, add_bos, add_eos, 1, ctx, "LlamaTokenizerFast", rc, err);
 }
 
 int hone_convert_gguf_tokenizer_of(const hone_gguf *g, const char *out_dir, hone_err *err)
