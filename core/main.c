@@ -887,12 +887,11 @@ static int cmd_tokenize(int argc, char **argv)
 /* r, alpha, rslora and target modules of a PEFT adapter dir */
 static int adapter_settings(const char *dir, hone_model_opts *mo, hone_err *err)
 {
-    char path[4200], *text = NULL;
+    char path[4200];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    int rc = hone_read_file(path, &text, NULL, err);
+    cJSON *j = NULL;
+    int rc = hone_read_json_object(path, &j, err);
     if (rc) return rc;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "r"), *a = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
     const cJSON *tm = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
     if (!cJSON_IsNumber(r) || !cJSON_IsNumber(a) || r->valuedouble < 1)

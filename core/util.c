@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "err.h"
 
 char *hone_strdup(const char *s)
@@ -133,6 +135,22 @@ int hone_fsync_dir_of(const char *path)
     int rc = fsync(fd);
     close(fd);
     return rc;
+}
+
+int hone_read_json_object(const char *path, cJSON **out, hone_err *err)
+{
+    char *text = NULL;
+    *out = NULL;
+    int rc = hone_read_file(path, &text, NULL, err);
+    if (rc) return rc;
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return hone_errf(err, HONE_EINVAL, "%s: not a JSON object", path);
+    }
+    *out = j;
+    return 0;
 }
 
 int hone_write_file(const char *path, const void *data, size_t len, hone_err *err)

@@ -19,6 +19,10 @@ size_t hone_edit_distance(const char *a, const char *b);
 
 /* Whole file into memory (NUL-terminated); errors name the path. */
 int hone_read_file(const char *path, char **data, size_t *len, hone_err *err);
+/* A JSON file whose top level is an object, parsed (free with cJSON_Delete); errors name the
+ * path. */
+struct cJSON;
+int hone_read_json_object(const char *path, struct cJSON **out, hone_err *err);
 /* Write a file, fsync it and the directory: the data is on disk when this returns. */
 int hone_write_file(const char *path, const void *data, size_t len, hone_err *err);
 /* a whole regular file mapped read-only (*map NULL for an empty file); errors name the path */

@@ -124,17 +124,11 @@ static const char *pre_type(const cJSON *tokenizer)
 
 static cJSON *read_json(const char *dir, const char *name, int required, hone_err *err, int *rc)
 {
-    char path[4300], *text = NULL;
+    char path[4300];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (!required && !hone_is_file(path)) return NULL;
-    if ((*rc = hone_read_file(path, &text, NULL, err)) != 0) return NULL;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        *rc = hone_errf(err, HONE_EINVAL, "%s: not a JSON object", path);
-        return NULL;
-    }
+    cJSON *j = NULL;
+    *rc = hone_read_json_object(path, &j, err);
     return j;
 }
 

@@ -95,19 +95,17 @@ static int copy_file(const char *from_dir, const char *to_dir, const char *name,
 /* adapter_config.json: the scaling, after refusing what a plain merge would get wrong */
 static int adapter_scale(const char *dir, float *scale, hone_err *err)
 {
-    char path[4300], *text = NULL;
+    char path[4300];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    int rc = hone_read_file(path, &text, NULL, err);
+    cJSON *j = NULL;
+    int rc = hone_read_json_object(path, &j, err);
     if (rc) return rc;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "peft_type"), *r = cJSON_GetObjectItemCaseSensitive(j, "r"),
                 *alpha = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha"),
                 *bias = cJSON_GetObjectItemCaseSensitive(j, "bias");
     static const char *refused[] = {"use_dora", "fan_in_fan_out", "lora_bias"};
     static const char *patterns[] = {"rank_pattern", "alpha_pattern", "modules_to_save"};
-    if (!cJSON_IsObject(j)) rc = hone_errf(err, HONE_EINVAL, "%s: not a JSON object", path);
-    else if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))
+    if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))
         rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: peft_type must be \"LORA\"", path);
     else if (!cJSON_IsNumber(r) || r->valuedouble < 1 || !cJSON_IsNumber(alpha))
         rc = hone_errf(err, HONE_EINVAL, "%s: needs r >= 1 and lora_alpha", path);

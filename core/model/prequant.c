@@ -186,12 +186,11 @@ int hone_model_save_bnb4(const hone_model *m, const char *src_dir, const char *o
     const hone_model_config *c = &m->cfg;
     if (!m->lora || !m->qvt || m->qvt->info.version < 2 || !m->qvt->export_bnb4)
         return hone_errf(err, HONE_EUNSUPPORTED, "only nf4 / fp4 bases have a bitsandbytes layout");
-    char path[4300], *cfgtext = NULL;
+    char path[4300];
     snprintf(path, sizeof path, "%s/config.json", src_dir);
-    int rc = hone_read_file(path, &cfgtext, NULL, err);
+    cJSON *cfg = NULL;
+    int rc = hone_read_json_object(path, &cfg, err);
     if (rc) return rc;
-    cJSON *cfg = cJSON_Parse(cfgtext);
-    free(cfgtext);
     const cJSON *td = cJSON_GetObjectItemCaseSensitive(cfg, "torch_dtype");
     int bf16 = cJSON_IsString(td) && !strcmp(td->valuestring, "bfloat16");
     const char *dtype = bf16 ? "bfloat16" : "float32";
