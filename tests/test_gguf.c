@@ -29,6 +29,19 @@ static void check(int ok, const char *what)
     }
 }
 
+/* text encodes to exactly the JSON array ids */
+static int encodes_as(hone_tokenizer *tk, const char *txt, int special, const cJSON *ids)
+{
+    hone_err err = {0};
+    tok_ids got = {0};
+    int same = hone_tokenizer_encode(tk, txt, strlen(txt), special, &got, &err) == 0 &&
+               got.n == (size_t)cJSON_GetArraySize(ids);
+    size_t k = 0;
+    for (const cJSON *e = ids ? ids->child : NULL; same && e; e = e->next, k++) same = got.v[k] == e->valueint;
+    free(got.v);
+    return same;
+}
+
 int main(void)
 {
     hone_err err = {0};
@@ -191,13 +204,7 @@ int main(void)
     cJSON_ArrayForEach(cs, cases)
     {
         const char *txt = cJSON_GetObjectItem(cs, "text")->valuestring;
-        const cJSON *ids = cJSON_GetObjectItem(cs, "ids");
-        tok_ids got = {0};
-        int same = hone_tokenizer_encode(tk, txt, strlen(txt), 0, &got, &err) == 0 &&
-                   got.n == (size_t)cJSON_GetArraySize(ids);
-        size_t k = 0;
-        for (const cJSON *e = ids ? ids->child : NULL; same && e; e = e->next, k++) same = got.v[k] == e->valueint;
-        free(got.v);
+        int same = encodes_as(tk, txt, 0, cJSON_GetObjectItem(cs, "ids"));
         ntexts++;
         nsame += same;
         if (!same) printf("  tokenizer differs on: %.60s\n", txt);
@@ -222,13 +229,7 @@ int main(void)
     {
         const char *txt = cJSON_GetObjectItem(cs, "text")->valuestring;
         for (int special = 0; special < 2; special++) {
-            const cJSON *ids = cJSON_GetObjectItem(cs, special ? "with_special" : "ids");
-            tok_ids got = {0};
-            int same = hone_tokenizer_encode(tk, txt, strlen(txt), special, &got, &err) == 0 &&
-                       got.n == (size_t)cJSON_GetArraySize(ids);
-            size_t k = 0;
-            for (const cJSON *e = ids ? ids->child : NULL; same && e; e = e->next, k++) same = got.v[k] == e->valueint;
-            free(got.v);
+            int same = encodes_as(tk, txt, special, cJSON_GetObjectItem(cs, special ? "with_special" : "ids"));
             ntexts++;
             nsame += same;
             if (!same) printf("  SentencePiece tokenizer differs%s on: %.60s\n", special ? " (with specials)" : "", txt);
