@@ -640,6 +640,18 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* a Lua-facing result: true, or nil and the message */
+static int push_result(lua_State *L, int rc, const hone_err *err)
+{
+    if (rc) {
+        lua_pushnil(L);
+        lua_pushstring(L, err->msg);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.check(spec): the schema's verdict on a spec without running it; true, or nil and
  * the message hone run would print */
 static int l_check(lua_State *L)
@@ -653,26 +665,15 @@ static int l_check(lua_State *L)
     if (!rc) rc = hone_project_name_check(hone_config_str(cfg, "project"), &err);
     hone_config_free(cfg);
     hone_node_free(root);
-    if (rc) {
-        lua_pushnil(L);
-        lua_pushstring(L, err.msg);
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    return push_result(L, rc, &err);
 }
 
 /* core.sweep_report(dir): draws dir/report.html from its summary.csv; nil, message on failure */
 static int l_sweep_report(lua_State *L)
 {
     hone_err err = {0};
-    if (hone_write_sweep_report(luaL_checkstring(L, 1), &err)) {
-        lua_pushnil(L);
-        lua_pushstring(L, err.msg);
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
+    int rc = hone_write_sweep_report(luaL_checkstring(L, 1), &err);
+    return push_result(L, rc, &err);
 }
 
 /* core.ncores(): online cores */
