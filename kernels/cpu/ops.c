@@ -307,30 +307,26 @@ void op_swiglu_forward(float *out, const float *gate, const float *up, int N, in
     }
 }
 
+/* dup = dy silu(g);  dgate = dy up s (1 + g (1 - s)), s = sigmoid(g), for 8 lanes */
+static inline void swiglu_back8(float *dgate, float *dup, const float *dout, const float *gate, const float *up)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 g = _mm256_loadu_ps(gate), u = _mm256_loadu_ps(up), dy = _mm256_loadu_ps(dout), s = sigmoid8(g);
+    _mm256_storeu_ps(dup, _mm256_mul_ps(dy, _mm256_mul_ps(g, s)));
+    _mm256_storeu_ps(dgate, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dy, u), s),
+                                          _mm256_add_ps(one, _mm256_mul_ps(g, _mm256_sub_ps(one, s)))));
+}
+
 void op_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int C)
 {
-    size_t n = (size_t)N * C;
-    const __m256 one = _mm256_set1_ps(1.0f);
-    for (size_t i = 0; i < n; i += 8) {
-        size_t k = n - i < 8 ? n - i : 8;
-        float gb[8] = {0}, ub[8] = {0}, db[8] = {0}, gu[8], gg[8];
-        const float *pg = gate + i, *pu = up + i, *pd = dout + i;
-        if (k < 8) {   /* the tail through the same lanes */
-            memcpy(gb, pg, k * sizeof(float)), memcpy(ub, pu, k * sizeof(float)), memcpy(db, pd, k * sizeof(float));
-            pg = gb, pu = ub, pd = db;
-        }
-        __m256 g = _mm256_loadu_ps(pg), u = _mm256_loadu_ps(pu), dy = _mm256_loadu_ps(pd), s = sigmoid8(g);
-        /* dup = dy silu(g);  dgate = dy up s (1 + g (1 - s)) */
-        __m256 vu = _mm256_mul_ps(dy, _mm256_mul_ps(g, s));
-        __m256 vg = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(dy, u), s),
-                                  _mm256_add_ps(one, _mm256_mul_ps(g, _mm256_sub_ps(one, s))));
-        if (k == 8) {
-            _mm256_storeu_ps(dup + i, vu);
-            _mm256_storeu_ps(dgate + i, vg);
-        } else {
-            _mm256_storeu_ps(gu, vu), _mm256_storeu_ps(gg, vg);
-            memcpy(dup + i, gu, k * sizeof(float)), memcpy(dgate + i, gg, k * sizeof(float));
-        }
+    size_t n = (size_t)N * C, i = 0;
+    for (; i + 8 <= n; i += 8) swiglu_back8(dgate + i, dup + i, dout + i, gate + i, up + i);
+    if (i < n) {   /* the tail through the same lanes */
+        size_t k = n - i;
+        float gb[8] = {0}, ub[8] = {0}, db[8] = {0}, gg[8], gu[8];
+        memcpy(gb, gate + i, k * sizeof(float)), memcpy(ub, up + i, k * sizeof(float)), memcpy(db, dout + i, k * sizeof(float));
+        swiglu_back8(gg, gu, db, gb, ub);
+        memcpy(dgate + i, gg, k * sizeof(float)), memcpy(dup + i, gu, k * sizeof(float));
     }
 }
 
