@@ -61,6 +61,8 @@ const hone_key hone_experiment_keys[] = {
     INT("data.eval_limit", UNSET | MIN_, 0, 1, 0, "generate for at most this many eval examples"),
     INT("data.limit", UNSET | MIN_, 0, 1, 0, "use only the first N training records"),
     BOOL("data.shuffle", 1, "a new order every epoch from (seed, epoch); false keeps file order"),
+    STR("data.order_file", UNSET, NULL, NULL, "each epoch's order of the training records, one line of record "
+        "numbers (from 0) per epoch, instead of data.shuffle"),
     BOOL("data.packing", 0, "pack several examples into each row"),
     BOOL("data.group_by_length", 0, "batch examples of similar length (transformers' group_by_length): "
          "less padding, same examples per epoch"),

@@ -347,7 +347,7 @@ static int encode_chat(hone_example_rec *e, const hone_data_opts *o, const cJSON
 
 /* One record into d (its examples and counts), with o->tok as the tokenizer. */
 static int parse_record(hone_dataset *d, const hone_data_opts *o, const char *eos, const char *line, size_t len,
-                        const char *where, hone_err *err)
+                        int32_t record, const char *where, hone_err *err)
 {
     int rc = 0;
     cJSON *j = cJSON_ParseWithLength(line, len);
@@ -362,7 +362,7 @@ static int parse_record(hone_dataset *d, const hone_data_opts *o, const char *eo
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, o->prompt_field);
     const cJSON *completion = cJSON_GetObjectItemCaseSensitive(j, o->completion_field);
     const cJSON *messages = cJSON_GetObjectItemCaseSensitive(j, o->messages_field);
-    hone_example_rec e = {0};
+    hone_example_rec e = {.record = record};
     int nl = 0, keep = 1;
     if (ids) {
         rc = ints(ids, &e.ids, &e.n, 0, o->vocab, 0, "input_ids", where, err);
@@ -467,7 +467,7 @@ static void *load_worker(void *arg)
     for (size_t k = j->first; k < j->first + j->count && !j->rc; k++) {
         const rec_ref *r = &j->recs[k];
         snprintf(where, sizeof where, "%s:%ld", j->path, r->lineno);
-        j->rc = parse_record(&j->part, j->o, j->eos, j->text + r->off, r->len, where, &j->err);
+        j->rc = parse_record(&j->part, j->o, j->eos, j->text + r->off, r->len, (int32_t)k, where, &j->err);
     }
     return NULL;
 }
@@ -502,6 +502,10 @@ int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o
     while ((rc = hone_lines_next(lr, &line, &len, &lineno, err)) == 1) {
         rc = 0;
         if (o->limit > 0 && (long)nrec >= o->limit) break;
+        if (nrec >= 0x7fffffff) {
+            rc = hone_errf(err, HONE_EINVAL, "%s: more than 2^31 - 1 records", path);
+            break;
+        }
         size_t i = 0;
         while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
         if (i == len) continue;
@@ -621,6 +625,23 @@ int hone_dataset_label(hone_dataset *d, const hone_collator_vt *vt, void *state,
     return 0;
 }
 
+void hone_dataset_drop_untrained(hone_dataset *d)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        hone_example_rec *e = &d->ex[i];
+        int trained = 0;
+        for (int t = 0; t < e->n && !trained; t++) trained = e->labels[t] != -100;
+        if (e->has_prompt && e->prompt_len >= e->n && !trained) {
+            free(e->ids), free(e->labels), free(e->start);
+            d->stats.dropped++;
+        } else {
+            d->ex[kept++] = *e;
+        }
+    }
+    d->n = kept;
+}
+
 typedef struct len_idx {
     int len;
     size_t i;
@@ -675,6 +696,7 @@ int hone_dataset_pack(hone_dataset *d, int max_len, double *efficiency, hone_err
     int rc = rows ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
     for (size_t r = 0; r < nrows && !rc; r++) {
         int len = max_len - room[r];
+        rows[r].record = -1;
         rows[r].ids = malloc((size_t)len * sizeof(int32_t));
         rows[r].labels = malloc((size_t)len * sizeof(int32_t));
         rows[r].start = malloc((size_t)len * sizeof(int32_t));

@@ -28,6 +28,7 @@ typedef struct hone_example_rec {
     int chat;            /* a chat record: labels = the assistant turns */
     int32_t *start;      /* packed rows: [n] where each position's document begins; else NULL */
     int docs;            /* packed rows: documents in the row */
+    int32_t record;      /* its record in the data file, from 0 (non-blank lines); packed rows: -1 */
 } hone_example_rec;
 
 typedef struct hone_data_stats {
@@ -36,6 +37,7 @@ typedef struct hone_data_stats {
     long skipped_empty;      /* nothing to tokenize */
     long truncated;          /* examples cut to max_seq_length */
     long prefix_mismatch;    /* the prompt's ids are not a prefix of prompt + completion's */
+    long dropped;            /* truncation left no completion token: dropped, as TRL 1.16 does */
     char first_skip[4200];   /* file:line of the first skipped record */
 } hone_data_stats;
 
@@ -73,6 +75,10 @@ int hone_dataset_label(hone_dataset *d, const hone_collator_vt *vt, void *state,
  * every document), so no token is predicted across documents. *efficiency: tokens over
  * rows x max_len. */
 int hone_dataset_pack(hone_dataset *d, int max_len, double *efficiency, hone_err *err);
+/* Drops the prompt/completion examples whose completion truncation cut away entirely (no
+ * trained token left), as TRL's SFTTrainer drops fully masked examples; counts them in
+ * d->stats.dropped. */
+void hone_dataset_drop_untrained(hone_dataset *d);
 /* Moves a seeded random ceil(fraction x n) of d's examples into eval. */
 int hone_dataset_split(hone_dataset *d, hone_dataset *eval, double fraction, uint64_t seed, hone_err *err);
 void hone_dataset_free(hone_dataset *d);

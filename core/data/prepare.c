@@ -108,6 +108,9 @@ void hone_data_print_summary(const hone_prepared *p, int max_len)
     if (a->truncated + b->truncated) printf("data: %ld examples truncated to %d tokens\n", a->truncated + b->truncated, max_len);
     if (cs->template_missing)
         printf("data: %ld examples lack the response template and are masked whole\n", cs->template_missing);
+    if (a->dropped + b->dropped)
+        printf("data: %ld train and %ld eval examples dropped: truncation to %d tokens left no completion token "
+               "(TRL drops them too)\n", a->dropped, b->dropped, max_len);
     if (a->prefix_mismatch + b->prefix_mismatch)
         printf("data: %ld prompts tokenize differently at the start of prompt + completion (TRL warns the same)\n",
                a->prefix_mismatch + b->prefix_mismatch);
@@ -189,6 +192,13 @@ int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err)
              : tok && hone_tokenizer_eos(tok) >= 0 ? hone_tokenizer_eos(tok)
              : p->mc.eos_id >= 0 && p->mc.eos_id < p->mc.vocab ? p->mc.eos_id : 0;
     if (!rc) rc = label_examples(cfg, tok, &p->train, &p->eval, p->pad, &p->collator, &p->cstats, err);
+    if (!rc) {
+        hone_dataset_drop_untrained(&p->train);
+        hone_dataset_drop_untrained(&p->eval);
+        if (p->train.n == 0)
+            rc = hone_errf(err, HONE_EINVAL, "data.train: every example's completion was cut away by truncation to "
+                           "data.max_seq_length = %d", max_len);
+    }
     if (rc) hone_prepared_free(p);
     return rc;
 }

@@ -6,9 +6,10 @@
  * and renamed, so a crash leaves no half file; a file that does not parse back exactly
  * (wrong magic or key, truncated, inconsistent sizes) is a miss, never an error.
  *
- * Layout before compression (little-endian): "HONETOK1", u64 key, u64 examples, i64 the
+ * Layout before compression (little-endian): "HONETOK2", u64 key, u64 examples, i64 the
  * five counts of hone_data_stats, u32 + bytes first_skip; then per example i32 n,
- * prompt_len, has_prompt, given_labels, chat, ids[n], and labels[n] when given_labels.
+ * prompt_len, has_prompt, given_labels, chat, record, ids[n], and labels[n] when
+ * given_labels.
  */
 #include "token_cache.h"
 
@@ -26,7 +27,7 @@ uint64_t hone_token_cache_key(const char *data_path, const hone_data_opts *o, co
                               int *ok)
 {
     uint64_t h = HONE_FNV_START;
-    static const char magic[] = "hone token cache 1";
+    static const char magic[] = "hone token cache 2";
     h = hone_fnv1a(h, magic, sizeof magic);
     h = hone_fnv1a(h, version, strlen(version) + 1);
     *ok = hone_fnv1a_file(&h, data_path, err) == 0;
@@ -75,7 +76,7 @@ int hone_token_cache_store(const hone_dataset *d, const char *dir, uint64_t key,
     int64_t counts[5] = {d->stats.records, d->stats.skipped_shape, d->stats.skipped_empty, d->stats.truncated,
                          d->stats.prefix_mismatch};
     uint32_t sl = (uint32_t)strlen(d->stats.first_skip);
-    put(&b, "HONETOK1", 8);
+    put(&b, "HONETOK2", 8);
     put(&b, &key, 8);
     put(&b, &n, 8);
     put(&b, counts, sizeof counts);
@@ -83,7 +84,7 @@ int hone_token_cache_store(const hone_dataset *d, const char *dir, uint64_t key,
     put(&b, d->stats.first_skip, sl);
     for (size_t i = 0; i < d->n; i++) {
         const hone_example_rec *e = &d->ex[i];
-        int32_t h[5] = {e->n, e->prompt_len, e->has_prompt, e->given_labels, e->chat};
+        int32_t h[6] = {e->n, e->prompt_len, e->has_prompt, e->given_labels, e->chat, e->record};
         put(&b, h, sizeof h);
         put(&b, e->ids, (size_t)e->n * sizeof *e->ids);
         if (e->given_labels) put(&b, e->labels, (size_t)e->n * sizeof *e->labels);
@@ -135,7 +136,7 @@ static int parse(hone_dataset *d, const unsigned char *p, size_t n, uint64_t key
     uint64_t k, count;
     int64_t counts[5];
     uint32_t sl;
-    if (get(&b, magic, 8) || memcmp(magic, "HONETOK1", 8) || get(&b, &k, 8) || k != key || get(&b, &count, 8) ||
+    if (get(&b, magic, 8) || memcmp(magic, "HONETOK2", 8) || get(&b, &k, 8) || k != key || get(&b, &count, 8) ||
         get(&b, counts, sizeof counts) || get(&b, &sl, 4) || sl >= sizeof d->stats.first_skip ||
         get(&b, d->stats.first_skip, sl) || count > n)
         return -1;
@@ -149,10 +150,11 @@ static int parse(hone_dataset *d, const unsigned char *p, size_t n, uint64_t key
     if (!d->ex) return -1;
     d->cap = count;
     for (uint64_t i = 0; i < count; i++) {
-        int32_t h[5];
-        if (get(&b, h, sizeof h) || h[0] <= 0 || (size_t)h[0] > (b.n - b.at) / 4) return -1;
+        int32_t h[6];
+        if (get(&b, h, sizeof h) || h[0] <= 0 || (size_t)h[0] > (b.n - b.at) / 4 || h[5] < 0) return -1;
         hone_example_rec *e = &d->ex[d->n++];
-        *e = (hone_example_rec){.n = h[0], .prompt_len = h[1], .has_prompt = h[2], .given_labels = h[3], .chat = h[4]};
+        *e = (hone_example_rec){.n = h[0], .prompt_len = h[1], .has_prompt = h[2], .given_labels = h[3], .chat = h[4],
+                                .record = h[5]};
         e->ids = malloc((size_t)e->n * sizeof *e->ids);
         if (!e->ids || get(&b, e->ids, (size_t)e->n * sizeof *e->ids)) return -1;
         if (e->given_labels) {

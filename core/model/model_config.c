@@ -87,7 +87,11 @@ int hone_model_config_parse(hone_model_config *c, const char *json, const char *
     double eps = 1e-6;
     if (!rc) rc = get_num(root, "rms_norm_eps", 1e-6, &eps, path, err);
     c->rms_eps = (float)eps;
-    if (!rc) rc = get_num(root, "rope_theta", 10000.0, &c->rope_theta, path, err);
+    /* transformers 5 writes rope_theta and the scaling into one rope_parameters object */
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    if (!cJSON_IsObject(rp)) rp = NULL;
+    if (!rc) rc = get_num(rp && !cJSON_HasObjectItem(root, "rope_theta") ? rp : root, "rope_theta", 10000.0,
+                          &c->rope_theta, path, err);
     if (!rc && c->heads % c->kv_heads != 0)
         rc = hone_errf(err, HONE_EINVAL, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path,
                        c->heads, c->kv_heads);
@@ -122,6 +126,7 @@ int hone_model_config_parse(hone_model_config *c, const char *json, const char *
     c->eos_id = token_id(root, "eos_token_id");
 
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (!rs || cJSON_IsNull(rs)) rs = rp;
     if (!rc && rs && !cJSON_IsNull(rs)) {
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
         if (!cJSON_IsString(type)) type = cJSON_GetObjectItemCaseSensitive(rs, "type");

@@ -1,8 +1,8 @@
 /* trainer.c — one run: data, model, optimizer, schedule, loop, evaluation, checkpoints.
  *
  * The loss of an optimizer step is the summed cross-entropy over the accumulation window
- * divided by the window's count of labels that are not -100, counted on the unshifted
- * labels as transformers' Trainer counts num_items_in_batch (numerics.md §4.4), so
+ * divided by the window's count of predicted labels (not -100, position 0 of each row left
+ * out, as transformers 5's Trainer counts num_items_in_batch on labels[..., 1:]), so
  * grad_accum k x batch b gives the gradients of batch k*b.
  */
 #include "trainer.h"
@@ -25,6 +25,7 @@
 #include "report.h"
 #include "optimize.h"
 #include "dataset.h"
+#include "order.h"
 #include "prepare.h"
 #include "err.h"
 #include "model.h"
@@ -83,12 +84,13 @@ static long make_batch(batcher *b, const hone_dataset *d, const size_t *order, s
     return tokens;
 }
 
+/* the labels the window predicts: position 0 of a row is never a target after the shift */
 static long count_labels(const hone_dataset *d, const size_t *order, size_t first, size_t n)
 {
     long c = 0;
     for (size_t i = 0; i < n; i++) {
         const hone_example_rec *e = &d->ex[order[first + i]];
-        for (int t = 0; t < e->n; t++) c += e->labels[t] != -100;
+        for (int t = 1; t < e->n; t++) c += e->labels[t] != -100;
     }
     return c;
 }
@@ -449,7 +451,7 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
                          "(eval_loss%s%s)", c->best_metric, *c->nacc ? ", " : "", *c->nacc ? c->acc[0].name : "");
     pos->last_eval = score;
     char row[8192];
-    snprintf(row, sizeof row, "{\"split\": \"eval\", \"epoch\": %.4g, \"step\": %lld, \"eval_loss\": %.6g%s}", ep,
+    snprintf(row, sizeof row, "{\"split\": \"eval\", \"epoch\": %.4g, \"step\": %lld, \"eval_loss\": %.9g%s}", ep,
              (long long)pos->step, eval_loss, extra);
     fprintf(c->metrics, "%s\n", row);
     fflush(c->metrics);
@@ -722,7 +724,23 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     b.labels = malloc((size_t)bs * longest * sizeof(int32_t));
     b.start = malloc((size_t)bs * longest * sizeof(int32_t));
     b.targets = malloc((size_t)bs * longest * sizeof(int32_t));
-    size_t *order = malloc((train.n ? train.n : 1) * sizeof *order);
+    size_t *order = malloc((train.n ? train.n : 1) * sizeof *order), *given = NULL;
+    if (!rc && hone_config_is_set(cfg, "data.order_file")) {
+        /* the order of every epoch from outside: neither shuffled nor grouped */
+        const char *of = hone_config_str(cfg, "data.order_file");
+        if (hone_config_bool(cfg, "data.group_by_length"))
+            rc = hone_errf(err, HONE_EINVAL, "data.order_file gives each epoch's order; data.group_by_length = true "
+                           "would reorder it (set one of them)");
+        else if (hone_config_bool(cfg, "data.packing"))
+            rc = hone_errf(err, HONE_EINVAL, "data.order_file orders examples; with data.packing = true the batches "
+                           "hold packed rows (set one of them)");
+        else if (!(given = malloc((size_t)plan.epochs * (train.n ? train.n : 1) * sizeof *given)))
+            rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+        else if ((rc = hone_order_load(of, &train, plan.epochs, given, err)))
+            hone_err_prefix(err, "data.order_file: ");
+        else
+            printf("data: each epoch's order from %s\n", of);
+    }
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     FILE *metrics = rc ? NULL : fopen(path, "a");
@@ -806,7 +824,9 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     size_t nmb = (size_t)plan.micro_batches;
     for (long epoch = (long)pos.epoch; !rc && epoch < plan.epochs && pos.step < plan.total_steps && !stopped_early;
          epoch++) {
-        if (hone_config_bool(cfg, "data.shuffle")) hone_permutation(order, train.n, seed + 1000003ull * (uint64_t)(epoch + 1));
+        if (given) memcpy(order, given + (size_t)epoch * train.n, train.n * sizeof *order);
+        else if (hone_config_bool(cfg, "data.shuffle"))
+            hone_permutation(order, train.n, seed + 1000003ull * (uint64_t)(epoch + 1));
         else
             for (size_t i = 0; i < train.n; i++) order[i] = i;
         if (hone_config_bool(cfg, "data.group_by_length") &&
@@ -864,7 +884,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                 double eta = (t - t0) / (double)(pos.step - step0) * (double)(plan.total_steps - pos.step);
                 char row[512];
                 snprintf(row, sizeof row,
-                         "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                         "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.9g, "
                          "\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.0f}",
                          (long long)pos.step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
                 fprintf(metrics, "%s\n", row);
@@ -1034,6 +1054,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         printf("done: %ld steps in %.1f s (%.0f tokens/s), final loss %.4f; checkpoints in %s/checkpoints\n", step, total,
                total > 0 ? tokens / total : 0, last_loss, run_dir);
     free(order);
+    free(given);
     free(b.ids);
     free(b.labels);
     free(b.targets);
