@@ -400,10 +400,13 @@ static int parse_record(hone_dataset *d, const hone_data_opts *o, const char *eo
                 if (!rc) rc = concat(prompt->valuestring, completion->valuestring, &both, err);
                 if (!rc) rc = encode(o->tok, both, eos, &e.ids, &e.n, err);
                 if (!rc) {
-                    /* TRL masks len(prompt ids) tokens even when they are not a prefix */
+                    /* the completion starts where the two tokenizations diverge, as TRL 1.16's
+                     * common_prefix_length (0.19 masked len(prompt ids) tokens whatever they were) */
+                    int cp = 0;
+                    while (cp < pn && cp < e.n && pids[cp] == e.ids[cp]) cp++;
                     e.has_prompt = 1;
-                    e.prompt_len = pn;
-                    if (pn > e.n || (pn && memcmp(pids, e.ids, (size_t)pn * sizeof *pids))) d->stats.prefix_mismatch++;
+                    e.prompt_len = cp;
+                    if (cp < pn) d->stats.prefix_mismatch++;
                 }
                 free(pids);
                 free(both);

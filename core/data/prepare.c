@@ -112,7 +112,8 @@ void hone_data_print_summary(const hone_prepared *p, int max_len)
         printf("data: %ld train and %ld eval examples dropped: truncation to %d tokens left no completion token "
                "(TRL drops them too)\n", a->dropped, b->dropped, max_len);
     if (a->prefix_mismatch + b->prefix_mismatch)
-        printf("data: %ld prompts tokenize differently at the start of prompt + completion (TRL warns the same)\n",
+        printf("data: %ld prompts tokenize differently at the start of prompt + completion: their completions start "
+               "where the two diverge (TRL warns the same)\n",
                a->prefix_mismatch + b->prefix_mismatch);
 }
 

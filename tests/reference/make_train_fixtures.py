@@ -4,16 +4,19 @@ on the tiny llama fixture, for tests/scripts/train_parity.sh.
 
   train.jsonl               24 pre-tokenized records (lengths 5..16, the first labels masked)
   adapter_model.safetensors the LoRA adapter after 6 steps
+  losses.txt                the loss the Trainer logged at each step, one per line
 
 Settings (hone's side is in the test script): the fixture's nonzero-B adapter
 (tests/fixtures/models/llama/adapter) as the start, LoRA r 4 / alpha 8 / dropout 0 on all
 seven linears; per_device_train_batch_size 2, gradient_accumulation_steps 2, max_steps 6,
 learning_rate 1e-3, weight_decay 0.1, adamw_torch, cosine with 2 warmup steps,
 max_grad_norm 0.5 (clips), fp32, records in file order (the train sampler is sequential),
-right padding; Trainer normalizes each step's loss by the window's count of labels.
+right padding; Trainer normalizes each step's loss by the window's count of labels
+(transformers 5 counts labels[..., 1:], the predicted ones; 4.x counted position 0 too,
+which moved the losses but, through Adam and clipping, not the adapter).
 
   ~/.cache/hone-ref-venv/bin/python tests/reference/make_train_fixtures.py
-(torch 2.5.1, transformers 4.51.3, peft 0.15.2)
+(torch 2.15.0, transformers 5.24.0, peft 0.21.2; the venv of make_sft_fixtures.py)
 """
 import json
 import os
@@ -75,9 +78,11 @@ def main():
                              remove_unused_columns=False, use_cpu=True)
     trainer = Seq(model=model, args=args, train_dataset=recs, data_collator=collate)
     trainer.train()
-    for row in trainer.state.log_history:
-        if "loss" in row:
-            print(row)
+    with open(os.path.join(OUT, "losses.txt"), "w") as fh:
+        for row in trainer.state.log_history:
+            if "loss" in row and "grad_norm" in row:
+                print(row)
+                fh.write(repr(row["loss"]) + "\n")
     sd = {k.replace(".default", ""): v.detach().clone().contiguous()
           for k, v in model.state_dict().items() if "lora_" in k}
     sd = {("base_model.model." + k if not k.startswith("base_model.") else k): v for k, v in sd.items()}
