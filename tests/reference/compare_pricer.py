@@ -12,8 +12,9 @@ data.order_file = the order TRL's sampler drew. Printed: each epoch's eval loss 
 forwards, which is what hone reports), and with --dropout 0 the step-by-step check.
 
   --dropout D      LoRA dropout (the recipe's 0.1; 0 makes the two runs the same math)
-  --as-users-get-it  keep TRL's bf16 LoRA weights and bitsandbytes' AVX512-BF16 eval path
-                   (what TRL 1.16 + bitsandbytes 0.50.2 do on this CPU); else both off
+  --as-users-get-it  keep TRL's bf16 LoRA weights, bitsandbytes' AVX512-BF16 eval path and its
+                   CPU table lookup for the nested absmax codes (what TRL 1.16 + bitsandbytes
+                   0.50.2 do on this CPU; trl_replay.py says what each is); else all three off
 
   scripts/fetch_model && ~/.cache/hone-sft-venv/bin/python tests/reference/compare_pricer.py OUT_DIR [--dropout 0]
 """
@@ -51,7 +52,8 @@ def main():
     trl_json = os.path.join(out, "trl", "trl.json")
     if not os.path.exists(trl_json):
         trl_replay.run(model, records("train.jsonl.zst", 320), records("test.jsonl.zst"), recipe,
-                       os.path.join(out, "trl"), bnb_cpu_bf16=args.as_users_get_it, bf16_adapters=args.as_users_get_it)
+                       os.path.join(out, "trl"), bnb_cpu_bf16=args.as_users_get_it, bf16_adapters=args.as_users_get_it,
+                       bnb_cpu_lut=args.as_users_get_it)
     meta = json.load(open(trl_json))
     runs = os.path.join(out, "hone-runs")
     subprocess.run([os.path.join(ROOT, "build", "hone"), "run", os.path.join(ROOT, "experiments", "pricer.lua"),
@@ -62,7 +64,8 @@ def main():
     rows = [json.loads(line) for line in open(os.path.join(runs, run, "metrics.jsonl"))]
     hone_evals = [r["eval_loss"] for r in rows if r.get("split") == "eval"]
     print(f"\npricer, dropout {args.dropout}, TRL {'as users get it' if args.as_users_get_it else 'in fp32'} "
-          f"(LoRA {meta['lora_dtype_trained']}, bnb AVX512-BF16 eval path {'on' if meta['bnb_cpu_bf16_eval_path'] else 'off'})")
+          f"(LoRA {meta['lora_dtype_trained']}, bnb AVX512-BF16 eval path {'on' if meta['bnb_cpu_bf16_eval_path'] else 'off'}, "
+          f"nested codes {'by table' if meta['bnb_cpu_nested_lut'] else 'nearest'})")
     print("epoch  TRL eval_loss (reported)  TRL token-weighted  hone eval_loss")
     for e, h in zip(meta["evals"], hone_evals):
         print(f"{e['epoch']:5d}  {e['eval_loss']:24.4f}  {e['eval_loss_token_weighted']:18.4f}  {h:14.4f}")

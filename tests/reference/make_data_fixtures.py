@@ -27,9 +27,8 @@ on the others.
 """
 import json
 import os
-import shutil
-import subprocess
 import tempfile
+import sys
 import warnings
 
 warnings.filterwarnings("ignore")
@@ -37,13 +36,14 @@ import torch
 import transformers
 import trl
 from datasets import Dataset
-from transformers import AutoTokenizer
 from trl import DataCollatorForCompletionOnlyLM, SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tokenizer_dirs import TOKENIZERS, load_tokenizer  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 OUT = os.path.join(ROOT, "tests", "fixtures", "data")
-TOKENIZERS = {"qwen3": "tests/fixtures/tokenizers/qwen3", "llama2": "../shared/data/tokenizers/llama2"}
 
 TEXTS = [
     "The price of the blue kettle is $24.99.",
@@ -105,18 +105,6 @@ def hf_chat(tok, template, chats):
         ids, mask = r["input_ids"], r["assistant_masks"]
         out.append({"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask)]})
     return out
-
-
-def load_tokenizer(name):
-    src = os.path.join(ROOT, TOKENIZERS[name])
-    tmp = tempfile.mkdtemp()
-    with open(os.path.join(tmp, "tokenizer.json"), "wb") as fh:
-        fh.write(subprocess.run(["zstd", "-dc", os.path.join(src, "tokenizer.json.zst")], check=True,
-                                capture_output=True).stdout)
-    shutil.copy(os.path.join(src, "tokenizer_config.json"), tmp)
-    tok = AutoTokenizer.from_pretrained(tmp)
-    shutil.rmtree(tmp)
-    return tok
 
 
 def trl_prepare(tok, records, max_length):

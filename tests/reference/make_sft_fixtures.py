@@ -117,6 +117,11 @@ def main():
         for f in os.listdir(os.path.join(out, d)):
             if f not in ("adapter_model.safetensors", "adapter_config.json"):
                 os.remove(os.path.join(out, d, f))
+        cfg_path = os.path.join(out, d, "adapter_config.json")
+        cfg = json.load(open(cfg_path))   # peft writes a set: sorted, so a rerun changes nothing
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+        with open(cfg_path, "w") as fh:
+            json.dump(cfg, fh, indent=2, sort_keys=True)
     for s in steps:
         print(f"step {s['step']:2d}  loss {s['loss']:.6f}  grad_norm {s['grad_norm']:.5f}  lr {s['lr']:.3e}  "
               f"batches {[len(m) for m in s['micro_batches']]}")

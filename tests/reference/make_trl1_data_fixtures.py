@@ -15,22 +15,22 @@ Each case lists the records TRL kept ("kept"), so the test can drop what TRL dro
 """
 import json
 import os
-import shutil
-import subprocess
 import tempfile
+import sys
 import warnings
 
 warnings.filterwarnings("ignore")
 import transformers  # noqa: E402
 import trl  # noqa: E402
 from datasets import Dataset  # noqa: E402
-from transformers import AutoTokenizer  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tokenizer_dirs import TOKENIZERS, load_tokenizer  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 OUT = os.path.join(ROOT, "tests", "fixtures", "data")
-TOKENIZERS = {"qwen3": "tests/fixtures/tokenizers/qwen3", "llama2": "../shared/data/tokenizers/llama2"}
 PAIRS = [
     ("Q: what does a 2kg bag of rice cost?\nA:", " $3.49"),
     ("A new lap", "top for work"),            # the word goes on: the prompt is not a prefix
@@ -39,18 +39,6 @@ PAIRS = [
     ("a long prompt that will be cut by the maximum length of this case so nothing is left", " yes"),
     ("Item: kettle\nPrice:", " 24.99{eos}"),
 ]
-
-
-def load_tokenizer(name):
-    src = os.path.join(ROOT, TOKENIZERS[name])
-    tmp = tempfile.mkdtemp()
-    with open(os.path.join(tmp, "tokenizer.json"), "wb") as fh:
-        fh.write(subprocess.run(["zstd", "-dc", os.path.join(src, "tokenizer.json.zst")], check=True,
-                                capture_output=True).stdout)
-    shutil.copy(os.path.join(src, "tokenizer_config.json"), tmp)
-    tok = AutoTokenizer.from_pretrained(tmp)
-    shutil.rmtree(tmp)
-    return tok
 
 
 class Prep:

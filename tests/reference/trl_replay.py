@@ -24,12 +24,47 @@ Set on purpose unless asked otherwise, both said in trl.json:
   through it (the op has no autograd kernel; torch warns "an autograd kernel was not
   registered"). The path is turned off (support_avx512bf16_for_cpu = False) so runs hold
   the fp32 math on every CPU; bnb_cpu_bf16=True leaves it on.
+- bitsandbytes 0.50.2's CPU 8-bit blockwise quantizer (the nested absmax codes of double
+  quant) looks the code up in a 65,536-bin table (csrc/cpu_ops.cpp, build_quantize_lut),
+  which is not always the nearest code: 0.22% of SmolLM2-135M's nested codes are one step
+  off, which moves the NF4 base's loss by 4e-4. exact_nested() puts the nearest-code search
+  of bitsandbytes' C++/CUDA quantizers back (value / absmax, the last code at or below it,
+  the right neighbour only when strictly closer), which is what hone writes;
+  bnb_cpu_lut=True keeps the table.
 """
 import json
 import os
 import tempfile
 
 import torch
+
+
+def exact_nested():
+    """bitsandbytes.functional.quantize_blockwise with the nearest code on the CPU (see above)"""
+    import bitsandbytes.functional as F
+
+    original = F.quantize_blockwise
+
+    def quantize_blockwise(A, code=None, absmax=None, out=None, blocksize=4096, nested=False):
+        if A.device.type != "cpu" or nested or absmax is not None or out is not None or A.dtype != torch.float32:
+            return original(A, code=code, absmax=absmax, out=out, blocksize=blocksize, nested=nested)
+        if code is None:
+            code = F.name2qmap.setdefault("dynamic", F.create_dynamic_map())
+        n = A.numel()
+        flat = A.reshape(-1)
+        pad = (-n) % blocksize
+        blocks = torch.cat([flat, flat.new_zeros(pad)]).view(-1, blocksize)
+        am = blocks.abs().amax(dim=1)
+        x = (blocks / am[:, None]).reshape(-1)[:n]
+        c = code.float().clone()
+        c[0] = -1.0   # the C++ search runs over [-1, 1]
+        lo = (torch.searchsorted(c, x, right=True) - 1).clamp(0, 255)
+        hi = (lo + 1).clamp(max=255)
+        lo = torch.where((x - c[hi]).abs() < (x - c[lo]).abs(), hi, lo)
+        return lo.to(torch.uint8).view(A.shape), F.QuantState(absmax=am, code=code.clone(), blocksize=blocksize,
+                                                               dtype=A.dtype)
+
+    F.quantize_blockwise = quantize_blockwise
 
 
 class Recorder:
@@ -39,7 +74,8 @@ class Recorder:
         self.epochs, self.micro, self.steps, self.eval_batches = [], [], [], []
 
 
-def run(model_dir, train_recs, eval_recs, recipe, out, seed=42, bnb_cpu_bf16=False, bf16_adapters=False):
+def run(model_dir, train_recs, eval_recs, recipe, out, seed=42, bnb_cpu_bf16=False, bf16_adapters=False,
+        bnb_cpu_lut=False):
     """recipe: r, alpha, dropout, batch, grad_accum, epochs, lr, warmup_ratio, max_grad_norm,
     max_length, eval_batch, optim. Returns trl.json's content."""
     import bitsandbytes as bnb
@@ -52,6 +88,8 @@ def run(model_dir, train_recs, eval_recs, recipe, out, seed=42, bnb_cpu_bf16=Fal
     from trl import SFTConfig, SFTTrainer
 
     os.makedirs(out, exist_ok=True)
+    if not bnb_cpu_lut:
+        exact_nested()
     tok = AutoTokenizer.from_pretrained(model_dir)
     q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                            bnb_4bit_compute_dtype=torch.float32)
@@ -171,6 +209,7 @@ def run(model_dir, train_recs, eval_recs, recipe, out, seed=42, bnb_cpu_bf16=Fal
         "versions": {"trl": trl.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
                      "bitsandbytes": bnb.__version__, "torch": torch.__version__},
         "recipe": recipe, "bnb_cpu_bf16_eval_path": bool(bnb_cpu_bf16),
+        "bnb_cpu_nested_lut": bool(bnb_cpu_lut),
         "lora_dtype_trl_made": lora_dtypes, "lora_dtype_trained": "bfloat16" if bf16_adapters else "float32",
         "dropped_train_records": dropped, "dropped_eval_records": eval_dropped,
         "steps": steps, "evals": ev_out,
