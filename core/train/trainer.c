@@ -690,6 +690,28 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         hone_tokenizer_free(tok);
         return rc;
     }
+    hone_plan plan;
+    hone_plan_steps(&plan, (long)train.n, bs, ga, hone_config_num(cfg, "train.epochs"),
+                    hone_config_is_set(cfg, "train.max_steps") ? (long)hone_config_int(cfg, "train.max_steps") : 0,
+                    hone_config_num(cfg, "train.warmup_ratio"), (long)hone_config_int(cfg, "train.warmup_steps"));
+    size_t *order = malloc((train.n ? train.n : 1) * sizeof *order), *given = NULL;
+    if (!rc && hone_config_is_set(cfg, "data.order_file")) {
+        /* the order of every epoch from outside, neither shuffled nor grouped; read
+         * before the model, so a bad file fails at once */
+        const char *of = hone_config_str(cfg, "data.order_file");
+        if (hone_config_bool(cfg, "data.group_by_length"))
+            rc = hone_errf(err, HONE_EINVAL, "data.order_file gives each epoch's order; data.group_by_length = true "
+                           "would reorder it (set one of them)");
+        else if (hone_config_bool(cfg, "data.packing"))
+            rc = hone_errf(err, HONE_EINVAL, "data.order_file orders examples; with data.packing = true the batches "
+                           "hold packed rows (set one of them)");
+        else if (!(given = malloc((size_t)plan.epochs * (train.n ? train.n : 1) * sizeof *given)))
+            rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+        else if ((rc = hone_order_load(of, &train, plan.epochs, given, err)))
+            hone_err_prefix(err, "data.order_file: ");
+        else
+            printf("data: each epoch's order from %s\n", of);
+    }
     if (lora && mo.targets == 0) rc = hone_errf(err, HONE_EINVAL, "lora.target_modules: no module to adapt");
     if (!rc) rc = hone_model_load(&m, resume && !lora ? ckpt : mdir, &mo, err);
     if (!rc && resume && lora) {
@@ -710,10 +732,6 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         rc = ovt->create(&hone_host_table, oc->opts, tinfo, ntensors, nparams, &ostate, err);
         if (rc) hone_err_prefix(err, "train.optimizer %s: ", oc->feature->info->name);
     }
-    hone_plan plan;
-    hone_plan_steps(&plan, (long)train.n, bs, ga, hone_config_num(cfg, "train.epochs"),
-                    hone_config_is_set(cfg, "train.max_steps") ? (long)hone_config_int(cfg, "train.max_steps") : 0,
-                    hone_config_num(cfg, "train.warmup_ratio"), (long)hone_config_int(cfg, "train.warmup_steps"));
     hone_sched_ctx sctx = {plan.total_steps, plan.warmup_steps, hone_config_num(cfg, "train.lr")};
     if (!rc) rc = hone_schedule_check(sc->feature, sc->opts, &sctx, err);
 
@@ -724,23 +742,6 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     b.labels = malloc((size_t)bs * longest * sizeof(int32_t));
     b.start = malloc((size_t)bs * longest * sizeof(int32_t));
     b.targets = malloc((size_t)bs * longest * sizeof(int32_t));
-    size_t *order = malloc((train.n ? train.n : 1) * sizeof *order), *given = NULL;
-    if (!rc && hone_config_is_set(cfg, "data.order_file")) {
-        /* the order of every epoch from outside: neither shuffled nor grouped */
-        const char *of = hone_config_str(cfg, "data.order_file");
-        if (hone_config_bool(cfg, "data.group_by_length"))
-            rc = hone_errf(err, HONE_EINVAL, "data.order_file gives each epoch's order; data.group_by_length = true "
-                           "would reorder it (set one of them)");
-        else if (hone_config_bool(cfg, "data.packing"))
-            rc = hone_errf(err, HONE_EINVAL, "data.order_file orders examples; with data.packing = true the batches "
-                           "hold packed rows (set one of them)");
-        else if (!(given = malloc((size_t)plan.epochs * (train.n ? train.n : 1) * sizeof *given)))
-            rc = hone_errf(err, HONE_ENOMEM, "out of memory");
-        else if ((rc = hone_order_load(of, &train, plan.epochs, given, err)))
-            hone_err_prefix(err, "data.order_file: ");
-        else
-            printf("data: each epoch's order from %s\n", of);
-    }
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
     FILE *metrics = rc ? NULL : fopen(path, "a");

@@ -15,6 +15,7 @@ forwards, which is what hone reports), and with --dropout 0 the step-by-step che
   --as-users-get-it  keep TRL's bf16 LoRA weights, bitsandbytes' AVX512-BF16 eval path and its
                    CPU table lookup for the nested absmax codes (what TRL 1.16 + bitsandbytes
                    0.50.2 do on this CPU; trl_replay.py says what each is); else all three off
+  --bf16-adapters  keep only TRL's bf16 LoRA weights (what TRL does on a GPU too)
 
   scripts/fetch_model && ~/.cache/hone-sft-venv/bin/python tests/reference/compare_pricer.py OUT_DIR [--dropout 0]
 """
@@ -42,6 +43,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--as-users-get-it", action="store_true")
+    ap.add_argument("--bf16-adapters", action="store_true")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,8 +54,8 @@ def main():
     trl_json = os.path.join(out, "trl", "trl.json")
     if not os.path.exists(trl_json):
         trl_replay.run(model, records("train.jsonl.zst", 320), records("test.jsonl.zst"), recipe,
-                       os.path.join(out, "trl"), bnb_cpu_bf16=args.as_users_get_it, bf16_adapters=args.as_users_get_it,
-                       bnb_cpu_lut=args.as_users_get_it)
+                       os.path.join(out, "trl"), bnb_cpu_bf16=args.as_users_get_it,
+                       bf16_adapters=args.as_users_get_it or args.bf16_adapters, bnb_cpu_lut=args.as_users_get_it)
     meta = json.load(open(trl_json))
     runs = os.path.join(out, "hone-runs")
     subprocess.run([os.path.join(ROOT, "build", "hone"), "run", os.path.join(ROOT, "experiments", "pricer.lua"),
@@ -63,7 +65,7 @@ def main():
     run = sorted(d for d in os.listdir(runs) if d.startswith("pricer-"))[-1]
     rows = [json.loads(line) for line in open(os.path.join(runs, run, "metrics.jsonl"))]
     hone_evals = [r["eval_loss"] for r in rows if r.get("split") == "eval"]
-    print(f"\npricer, dropout {args.dropout}, TRL {'as users get it' if args.as_users_get_it else 'in fp32'} "
+    print(f"\npricer, dropout {args.dropout}, TRL "
           f"(LoRA {meta['lora_dtype_trained']}, bnb AVX512-BF16 eval path {'on' if meta['bnb_cpu_bf16_eval_path'] else 'off'}, "
           f"nested codes {'by table' if meta['bnb_cpu_nested_lut'] else 'nearest'})")
     print("epoch  TRL eval_loss (reported)  TRL token-weighted  hone eval_loss")
