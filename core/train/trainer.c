@@ -407,6 +407,8 @@ typedef struct eval_ctx {
     const char *run_name;
     int hook_rc;              /* a hook failed: the caller checkpoints, then stops with hook_err */
     hone_err hook_err;
+    char computed[1024];      /* the metrics the last evaluation computed, for messages */
+    long evals;               /* evaluations this process ran */
 } eval_ctx;
 
 /* calls a hook with a metrics row; a failure is kept for the caller, which checkpoints first */
@@ -424,6 +426,7 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     double eval_loss = NAN;
     *improved = 0;
     double t0 = now();
+    c->evals++;
     int rc = evaluate(c->m, c->b, c->eval, c->bs, &eval_loss, err);
     double t1 = now();
     char path[4300];
@@ -436,20 +439,21 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     char extra[4096] = "", shown[4096] = "";
     double score = eval_loss;
     int found = !strcmp(c->best_metric, "eval_loss");
+    snprintf(c->computed, sizeof c->computed, "eval_loss");
     for (int k = 0; k < *c->nacc; k++) {
         double mean = c->acc[k].n ? c->acc[k].sum / c->acc[k].n : NAN;
-        size_t el = strlen(extra), sl = strlen(shown);
+        size_t el = strlen(extra), sl = strlen(shown), cl = strlen(c->computed);
         snprintf(extra + el, sizeof extra - el, ", \"%.159s\": %.6g", c->acc[k].name, mean);
         snprintf(shown + sl, sizeof shown - sl, "  %.159s %.4g", c->acc[k].name, mean);
+        snprintf(c->computed + cl, sizeof c->computed - cl, ", %.159s", c->acc[k].name);
         if (!strcmp(c->acc[k].name, c->best_metric)) {
             score = mean;
             found = 1;
         }
     }
-    if (!found)
-        return hone_errf(err, HONE_EINVAL, "eval.best.metric = \"%s\" is not among the metrics this run computes "
-                         "(eval_loss%s%s)", c->best_metric, *c->nacc ? ", " : "", *c->nacc ? c->acc[0].name : "");
-    pos->last_eval = score;
+    /* a metric function may return nothing for a whole evaluation (early on no prediction
+     * parses): this evaluation is then no candidate for best, and the run goes on */
+    pos->last_eval = found ? score : NAN;
     char row[8192];
     snprintf(row, sizeof row, "{\"split\": \"eval\", \"epoch\": %.4g, \"step\": %lld, \"eval_loss\": %.9g%s}", ep,
              (long long)pos->step, eval_loss, extra);
@@ -466,7 +470,10 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     else
         printf("%s: eval_loss %.4f%s  (%.0f s)\n", label, eval_loss, shown, t1 - t0);
     double signed_score = c->maximize ? -score : score;
-    if (signed_score < pos->best - c->threshold || !pos->best_name[0]) {
+    if (!found) {
+        printf("warning: %s: eval.best.metric = \"%s\" was not computed (this evaluation computed %s); it is no "
+               "candidate for best\n", label, c->best_metric, c->computed);
+    } else if (signed_score < pos->best - c->threshold || !pos->best_name[0]) {
         pos->best = signed_score;
         pos->stale = 0;
         snprintf(pos->best_name, sizeof pos->best_name, "%s", tag);
@@ -814,8 +821,11 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     long eval_every = (long)hone_config_cval(cfg, "eval.every")->every_steps;
     int tty = isatty(STDOUT_FILENO);
     const char *slash = strrchr(run_dir, '/');
-    eval_ctx ectx = {m, &b, &eval, bs, generate, maximize, tok, cfg, run_dir, best_metric, metrics, threshold, acc, &nacc,
-                     {cfg->lua, hone_config_cval(cfg, "hooks.on_log")->ref}, slash ? slash + 1 : run_dir, 0, {0}};
+    eval_ctx ectx = {.m = m, .b = &b, .eval = &eval, .bs = bs, .generate = generate, .maximize = maximize, .tok = tok,
+                     .cfg = cfg, .run_dir = run_dir, .best_metric = best_metric, .metrics = metrics,
+                     .threshold = threshold, .acc = acc, .nacc = &nacc,
+                     .on_log = {cfg->lua, hone_config_cval(cfg, "hooks.on_log")->ref},
+                     .run_name = slash ? slash + 1 : run_dir};
     hone_lua_fn on_epoch_end = {cfg->lua, hone_config_cval(cfg, "hooks.on_epoch_end")->ref};
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
@@ -1015,6 +1025,9 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         }
         tlog += now() - tpause;
     }
+    if (!rc && !*interrupted && ectx.evals && !pos.best_name[0])
+        rc = hone_errf(err, HONE_EINVAL, "eval.best.metric = \"%s\": no evaluation of the run computed it (the last "
+                       "computed %s); every checkpoint is kept", best_metric, ectx.computed);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     free(blob.data);

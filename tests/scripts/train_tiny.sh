@@ -211,7 +211,7 @@ cmp -s preds.jsonl "$g/eval/epoch-2.jsonl" && echo "ok: hone eval's predictions 
 expect 2 "eval: --adapter DIR is required" -- "$HONE" eval gen.lua
 expect 1 "nope: no adapter_config.json" -- "$HONE" eval gen.lua --adapter nope
 sed 's/metric = "price.parsed"/metric = "nope"/' gen.lua > gen2.lua
-expect 1 "eval.best.metric = \"nope\" is not among the metrics this run computes" -- "$HONE" run gen2.lua
+expect 1 "eval.best.metric = \"nope\": no evaluation of the run computed it \(the last computed eval_loss, exact_match, chars, price.hit" -- "$HONE" run gen2.lua
 sed 's/return #p end/return "x" end/' gen.lua > gen3.lua
 expect 1 "eval.metrics.chars \(eval example [0-9]+\): must return a number or a table of numbers, got string" -- "$HONE" run gen3.lua
 # packing: best-fit rows of max_seq_length, attention inside documents

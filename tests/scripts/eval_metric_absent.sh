@@ -1,0 +1,37 @@
+# eval_metric_absent.sh — a metric function that returns nothing for a whole evaluation
+# (early on no prediction parses) neither stops the run nor loses the epoch: the
+# checkpoint is written, the evaluation is no candidate for best (a warning names the
+# metric), and a later evaluation that computes it becomes best. A best metric no
+# evaluation ever computes fails the run at its end, naming what was computed, with every
+# checkpoint kept.
+. "$(dirname "$0")/lib.sh"
+cd "$TMP" || exit 1
+fx="$HONE_SRC/tests/fixtures/sft"
+cat > exp.lua <<LUA
+local hone = require("hone")
+local calls = 0
+return hone.experiment {
+  project = "absent", output_dir = "runs", seed = 42,
+  model = { path = "$fx/model" },
+  lora = { r = 4, alpha = 8, target_modules = "all-linear" },
+  data = { train = "$fx/train.jsonl", eval = "$fx/eval.jsonl", max_seq_length = 104, eval_limit = 3 },
+  train = { lr = 1e-3, epochs = 2, batch_size = 8 },
+  eval = {
+    generate = { max_new_tokens = 2 },
+    -- nothing for the 3 predictions of epoch 1, a number from epoch 2 on
+    metrics = { late = function(pred, ex) calls = calls + 1; if calls > 3 then return 1 end end },
+    best = { metric = "late", mode = "max" },
+  },
+}
+LUA
+expect 0 'warning: epoch 1: eval.best.metric = "late" was not computed \(this evaluation computed eval_loss, exact_match\); it is no candidate for best' -- "$HONE" run exp.lua --set threads=1
+run=$(ls -d runs/absent-* | head -1)
+expect 0 "epoch-1" -- ls "$run/checkpoints"
+expect 0 "checkpoints/epoch-2" -- readlink "$run/best"
+sed -i 's/if calls > 3 then return 1 end/return nil/' exp.lua
+expect 1 'eval.best.metric = "late": no evaluation of the run computed it \(the last computed eval_loss, exact_match\); every checkpoint is kept' -- "$HONE" run exp.lua --set threads=1
+run=$(ls -d runs/absent-* | sed -n 2p)
+expect 0 "epoch-1" -- ls "$run/checkpoints"
+expect 0 "epoch-2" -- ls "$run/checkpoints"
+expect 0 '"status":."failed"' -- cat "$run/summary.json"
+finish
