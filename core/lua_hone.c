@@ -776,6 +776,14 @@ int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone
         return HONE_EINVAL;
     }
     int rc = 0;
+    /* what hone.sweep or hone.train returned: the script did its work (`return hone.sweep {...}`,
+     * written the way experiment scripts end), like a script that returns nothing */
+    if (lua_getmetatable(L, -1)) {
+        lua_getfield(L, -1, "__hone_result");
+        int done = lua_toboolean(L, -1);
+        lua_pop(L, 2);
+        if (done) lua_pushnil(L), lua_replace(L, -2);
+    }
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1))
             rc = hone_errf(err, HONE_EINVAL, "%s: the script returned a %s; return an experiment table (or nothing)",

@@ -31,13 +31,16 @@ hone.plugins = core.plugins
 --              parallel = N, metric = ..., mode = "min"|"max", early_terminate = {...} }
 -- (see lua/hone/sweep.lua); hone.uniform / loguniform / choice for random spaces.
 local sweep = require("hone.sweep")
-function hone.sweep(spec) return sweep.sweep(hone, spec) end
+-- what hone.sweep and hone.train return is a result, not a spec: a script may end with
+-- `return hone.sweep { ... }` and `hone run` then has nothing more to run
+local result = { __hone_result = true }
+function hone.sweep(spec) return setmetatable(sweep.sweep(hone, spec), result) end
 hone.uniform, hone.loguniform, hone.choice = sweep.uniform, sweep.loguniform, sweep.choice
 
 -- hone.train(spec) runs an experiment and returns the run:
 --   { name, dir, status, steps, epochs, train_loss, best = { checkpoint, dir, metric, value },
 --     history = { metrics rows... } }
 -- so a script can chain runs (e.g. seed the next from run.best.dir).
-hone.train = core.train
+function hone.train(...) return setmetatable(core.train(...), result) end
 
 return hone

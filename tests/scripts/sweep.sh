@@ -40,6 +40,10 @@ s=$(ls -d runs/sw-*-sweep)
 grep -q '"alpha": 16' "$s"/sw-*-r8-lr1e-03-alpha16/config.json 2>/dev/null || grep -q '"alpha":[[:space:]]*16' "$s"/sw-*-r8-lr1e-03-alpha16/config.json \
   && echo "ok: derive set alpha = 2r" || { echo "FAIL: derive"; fails=$((fails+1)); }
 expect 0 "r2-lr1e-03-alpha4: completed, skipped" -- "$HONE" run sweep.lua
+# a sweep script may end as an experiment script does: `return hone.sweep { ... }`
+sed -e 's/^local r = hone.sweep {/return hone.sweep {/' -e '/^print(("sweep done/d' sweep.lua > sweep_return.lua
+expect 0 "^6 members, 0 failed" -- "$HONE" run sweep_return.lua
+expect 0 "dry run: 0 of 6 members would be refused" -- "$HONE" run sweep_return.lua --dry-run
 expect 0 "\| sw-[0-9_.-]+-r[248]-lr[13]e-03-alpha[0-9]+ \| completed \| [248] \| 0.00[13] \| epoch-[12] \|" -- "$HONE" runs "$s"
 
 # a member made invalid fails alone; the exit status says so
