@@ -31,16 +31,14 @@ hone.plugins = core.plugins
 --              parallel = N, metric = ..., mode = "min"|"max", early_terminate = {...} }
 -- (see lua/hone/sweep.lua); hone.uniform / loguniform / choice for random spaces.
 local sweep = require("hone.sweep")
--- what hone.sweep and hone.train return is a result, not a spec: a script may end with
--- `return hone.sweep { ... }` and `hone run` then has nothing more to run
-local result = { __hone_result = true }
-function hone.sweep(spec) return setmetatable(sweep.sweep(hone, spec), result) end
+function hone.sweep(spec) return sweep.sweep(hone, spec) end   -- a tail call: errors name the script
 hone.uniform, hone.loguniform, hone.choice = sweep.uniform, sweep.loguniform, sweep.choice
 
 -- hone.train(spec) runs an experiment and returns the run:
 --   { name, dir, status, steps, epochs, train_loss, best = { checkpoint, dir, metric, value },
 --     history = { metrics rows... } }
 -- so a script can chain runs (e.g. seed the next from run.best.dir).
-function hone.train(...) return setmetatable(core.train(...), result) end
+-- (a result, like hone.sweep's: see sweep.result_mt)
+function hone.train(...) return setmetatable(core.train(...), sweep.result_mt) end
 
 return hone

@@ -22,6 +22,10 @@ local core = require("hone.core")
 
 local M = {}
 
+-- what hone.sweep (and hone.train) return is a result, not a spec: a script may end with
+-- `return hone.sweep { ... }` and `hone run` then has nothing more to run
+M.result_mt = { __hone_result = true }
+
 local function deepcopy(t)
   if type(t) ~= "table" then return t end
   local c = {}
@@ -264,7 +268,7 @@ function M.sweep(hone, s)
     end
     print(("dry run: %d of %d members would be refused; nothing was created"):format(bad, #plan))
     _G.HONE_DRY_RUN_USED = true
-    return { dry_run = true, members = plan, failed = bad }
+    return setmetatable({ dry_run = true, members = plan, failed = bad }, M.result_mt)
   end
   os.execute("mkdir -p '" .. out_dir .. "'")
   local sweep_dir
@@ -460,7 +464,7 @@ function M.sweep(hone, s)
     -- the exit status tells: hone run ends non-zero (pcall, or allow_failures = true, to go on)
     error(("sweep: %d of %d members failed (%s/summary.md)"):format(failed_total, #plan, sweep_dir), 2)
   end
-  return result
+  return setmetatable(result, M.result_mt)
 end
 
 return M
