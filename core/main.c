@@ -464,6 +464,9 @@ static int check_same_config(const hone_config *cfg, const char *run, hone_err *
     cJSON *was = cJSON_Parse(text), *now = hone_config_json(cfg);
     free(text);
     cJSON_DeleteItemFromObjectCaseSensitive(was, "hone");
+    /* where the run lives is not part of its recipe: the directory given to --resume says */
+    cJSON_DeleteItemFromObjectCaseSensitive(was, "output_dir");
+    cJSON_DeleteItemFromObjectCaseSensitive(now, "output_dir");
     char where[512] = "";
     if (!was) rc = hone_errf(err, HONE_EINVAL, "%s: not JSON", file);
     else if (first_difference(now, was, where, sizeof where, ""))
@@ -557,11 +560,26 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
             code = fail(EXIT_BAD_INPUT, "%s: returned no experiment, so --set, --dry-run and --resume have nothing to act on", script);
         goto out;
     }
-    for (int i = 0; i < nsets; i++)
+    int own_output_dir = 0;
+    for (int i = 0; i < nsets; i++) {
+        own_output_dir |= !strncmp(sets[i], "output_dir=", 11);
         if (add_set(root, sets[i], "", &err)) {
             code = fail(EXIT_BAD_INPUT, "%s", err.msg);
             goto out;
         }
+    }
+    char real[PATH_MAX];
+    if (resume && strcmp(resume, "latest") && !own_output_dir && realpath(resume, real)) {
+        /* --resume DIR: the run's output_dir is the directory that holds it (its token cache too) */
+        char parent[PATH_MAX + 16];
+        char *slash = strrchr(real, '/');
+        if (slash) slash[slash == real] = 0;   /* a run directly under / keeps the "/" */
+        snprintf(parent, sizeof parent, "output_dir=%s", real);
+        if (add_set(root, parent, "", &err)) {
+            code = fail(EXIT_BAD_INPUT, "%s", err.msg);
+            goto out;
+        }
+    }
     if (load_script_plugins(&a, root, script, &err) ||
         hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, a.reg, &err) ||
         hone_project_name_check(hone_config_str(cfg, "project"), &err)) {

@@ -21,6 +21,13 @@ return hone.experiment {
 LUA
 expect 0 "done: 372 steps" -- "$HONE" run exp.lua --set output_dir=straight
 ref=$(ls -d straight/res-*/checkpoints/epoch-2)
+# a run made with --set output_dir=D resumes from D/<run> without repeating the --set (the
+# directory says where the run is); a changed recipe is still refused
+straight_run=$(dirname "$(dirname "$ref")")
+expect 0 "resuming from straight/res-.*/checkpoints/epoch-2" -- "$HONE" run exp.lua --resume "$straight_run"
+expect 2 "the experiment differs from the run's config.json at train.lr" -- \
+  "$HONE" run exp.lua --resume "$straight_run" --set train.lr=2e-3
+[ ! -e runs ] && echo "ok: resuming straight/<run> wrote nothing under runs/" || { echo "FAIL: runs/ created"; fails=$((fails+1)); }
 
 # SIGKILL in the middle of epoch 2
 "$HONE" run exp.lua > kill.log 2>&1 &
