@@ -327,8 +327,10 @@ typedef struct data_plan {
 
 static int plan_run(const hone_config *cfg, data_plan *d, hone_err *err)
 {
+    int rc = hone_train_check(cfg, err);   /* a dry run reports what the run would refuse */
+    if (rc) return rc;
     const char *train = hone_config_str(cfg, "data.train");
-    int rc = hone_jsonl_count(train, &d->train_records, err);
+    rc = hone_jsonl_count(train, &d->train_records, err);
     if (rc) return hone_err_prefix(err, "data.train: ");
     if (d->train_records == 0) return hone_errf(err, HONE_EINVAL, "data.train: %s holds no records", train);
     long n = d->train_records;

@@ -643,18 +643,35 @@ static void point_best(const char *run_dir, const char *name)
     if (symlink(target, tmp) == 0 && rename(tmp, link) != 0) unlink(tmp);
 }
 
-int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *interrupted, hone_err *err)
+int hone_train_check(const hone_config *cfg, hone_err *err)
 {
-    const char *mdir = hone_config_str(cfg, "model.path");
     if (!strcmp(hone_config_str(cfg, "device"), "cuda"))
         return hone_errf(err, HONE_EUNSUPPORTED, "device = \"cuda\": the CUDA backend is not built yet; use \"cpu\"");
     if (!strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16"))
         return hone_errf(err, HONE_EUNSUPPORTED, "model.compute_dtype = \"bf16\": the CPU computes in fp32");
+    hone_model_config mc;
+    if (hone_model_config_load(&mc, hone_config_str(cfg, "model.path"), err)) return hone_err_prefix(err, "model.path: ");
+    if (!strcmp(hone_config_str(cfg, "eval.best.mode"), "max") && !strcmp(hone_config_str(cfg, "eval.best.metric"), "eval_loss"))
+        return hone_errf(err, HONE_EINVAL, "eval.best.mode = \"max\" with eval_loss: lower is better");
+    if (hone_config_is_set(cfg, "data.order_file") && hone_config_bool(cfg, "data.group_by_length"))
+        return hone_errf(err, HONE_EINVAL, "data.order_file gives each epoch's order; data.group_by_length = true "
+                         "would reorder it (set one of them)");
+    if (hone_config_is_set(cfg, "data.order_file") && hone_config_bool(cfg, "data.packing"))
+        return hone_errf(err, HONE_EINVAL, "data.order_file orders examples; with data.packing = true the batches "
+                         "hold packed rows (set one of them)");
+    return 0;
+}
+
+int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *interrupted, hone_err *err)
+{
+    const char *mdir = hone_config_str(cfg, "model.path");
+    int rc = hone_train_check(cfg, err);
+    if (rc) return rc;
     long threads = (long)hone_config_int(cfg, "threads");
     op_set_threads(threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
 
     hone_prepared prep;
-    int rc = hone_data_prepare(&prep, cfg, err);
+    rc = hone_data_prepare(&prep, cfg, err);
     if (rc) return rc;
     hone_model_config mc = prep.mc;
     hone_dataset train = prep.train, eval = prep.eval;
@@ -706,13 +723,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
         /* the order of every epoch from outside, neither shuffled nor grouped; read
          * before the model, so a bad file fails at once */
         const char *of = hone_config_str(cfg, "data.order_file");
-        if (hone_config_bool(cfg, "data.group_by_length"))
-            rc = hone_errf(err, HONE_EINVAL, "data.order_file gives each epoch's order; data.group_by_length = true "
-                           "would reorder it (set one of them)");
-        else if (hone_config_bool(cfg, "data.packing"))
-            rc = hone_errf(err, HONE_EINVAL, "data.order_file orders examples; with data.packing = true the batches "
-                           "hold packed rows (set one of them)");
-        else if (!(given = malloc((size_t)plan.epochs * (train.n ? train.n : 1) * sizeof *given)))
+        if (!(given = malloc((size_t)plan.epochs * (train.n ? train.n : 1) * sizeof *given)))
             rc = hone_errf(err, HONE_ENOMEM, "out of memory");
         else if ((rc = hone_order_load(of, &train, plan.epochs, given, err)))
             hone_err_prefix(err, "data.order_file: ");
@@ -807,8 +818,6 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     if (!rc && !tok && (hone_config_cval(cfg, "eval.generate")->given || (mfns && mfns->nf)))
         rc = hone_errf(err, HONE_EINVAL, "eval.metrics / eval.generate need a tokenizer to decode predictions "
                        "(set model.tokenizer)");
-    if (!rc && maximize && !strcmp(best_metric, "eval_loss"))
-        rc = hone_errf(err, HONE_EINVAL, "eval.best.mode = \"max\" with eval_loss: lower is better");
     if (!rc && strcmp(best_metric, "eval_loss") && !generate)
         rc = hone_errf(err, HONE_EINVAL, "eval.best.metric = \"%s\" is not computed: only eval_loss is, without "
                        "eval.metrics or eval.generate", best_metric);

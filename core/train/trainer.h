@@ -7,6 +7,11 @@
 
 #include "config.h"
 
+/* What hone_train refuses before it reads any data: an unusable device or dtype, a model
+ * directory without a readable config.json, contradictory eval.best / data.order_file
+ * settings. `hone run --dry-run` reports the same. */
+int hone_train_check(const hone_config *cfg, hone_err *err);
+
 /* Trains the resolved experiment into run_dir (which exists). resume: continue from the
  * newest complete checkpoint in run_dir. *interrupted is set when a SIGINT / SIGTERM
  * stopped the run after checkpointing (the caller exits 130). */

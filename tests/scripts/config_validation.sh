@@ -3,6 +3,7 @@
 . "$(dirname "$0")/lib.sh"
 cd "$TMP" || exit 1
 for i in $(seq 1 100); do echo "{\"prompt\": \"p$i\", \"completion\": \"c$i\"}"; done > train.jsonl
+mkdir m && cp "$HONE_SRC/tests/fixtures/models/llama/config.json" m/   # what a dry run reads of a model
 
 # exp NAME LUA-BODY: a script returning a valid experiment with BODY's keys merged in
 exp() {
@@ -84,6 +85,12 @@ cat > notable.lua <<'LUA'
 return 42
 LUA
 expect 2 "notable.lua: the script returned a number" -- "$HONE" run notable.lua --dry-run
+
+# a dry run reports what the run would refuse before training
+expect 2 "ok.lua: model.path: nope/config.json: cannot open" -- "$HONE" run ok.lua --dry-run --set model.path=nope
+expect 2 "ok.lua: device = \"cuda\": the CUDA backend is not built yet" -- "$HONE" run ok.lua --dry-run --set device=cuda
+expect 2 "ok.lua: eval.best.mode = \"max\" with eval_loss" -- "$HONE" run ok.lua --dry-run --set eval.best.mode=max
+[ ! -e runs ] && echo "ok: the refused runs created nothing" || { echo "FAIL: runs/ created"; fails=$((fails+1)); }
 
 # --set: the same checks, and the override wins
 expect 0 '"lr":\s+0.0003' -- "$HONE" run ok.lua --dry-run --set train.lr=3e-4

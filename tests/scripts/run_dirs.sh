@@ -1,9 +1,10 @@
 # run_dirs.sh — `hone run` names and creates the run directory (config.json with every key
-# resolved, a copy of the script); a run that fails (here: no model at model.path) says why
-# and leaves a summary saying it failed.
+# resolved, a copy of the script); a run that fails (here: text records and a model
+# directory without a tokenizer) says why and leaves a summary saying it failed.
 . "$(dirname "$0")/lib.sh"
 cd "$TMP" || exit 1
 for i in $(seq 1 20); do echo "{\"text\": \"t$i\"}"; done > train.jsonl
+mkdir m && cp "$HONE_SRC/tests/fixtures/models/llama/config.json" m/   # a config, no tokenizer
 cat > exp.lua <<'LUA'
 local hone = require("hone")
 return hone.experiment {
@@ -12,7 +13,7 @@ return hone.experiment {
   train = { optimizer = { "signsgd", momentum = 0.8 }, scheduler = "cosine", lr = 2e-4 },
 }
 LUA
-expect 1 "run pricer-[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}\.[0-9]{2}\.[0-9]{2} failed: model.path: m/config.json: cannot open" -- "$HONE" run exp.lua --set lora.r=4
+expect 1 "run pricer-[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}\.[0-9]{2}\.[0-9]{2} failed: data.train: train.jsonl:1: text records need a tokenizer" -- "$HONE" run exp.lua --set lora.r=4
 dir=$(ls -d out/runs/pricer-* | head -1)
 [ -f "$dir/config.json" ] && [ -f "$dir/experiment.lua" ] && cmp -s exp.lua "$dir/experiment.lua" \
   && echo "ok: $dir has config.json and the script" || { echo "FAIL: run dir incomplete"; fails=$((fails+1)); }

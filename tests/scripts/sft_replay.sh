@@ -46,5 +46,5 @@ expect 1 "range.txt:1: record 44 is out of range: data.train has 44 records" -- 
 head -1 "$fx/order.txt" > one.txt
 expect 1 "one.txt: 1 epoch of order for a run of 2 epochs" -- "$HONE" run replay.lua --set data.order_file=one.txt
 expect 1 "data.order_file: .*nope.txt: cannot open" -- "$HONE" run replay.lua --set data.order_file=nope.txt
-expect 1 "data.group_by_length = true would reorder it" -- "$HONE" run replay.lua --set data.group_by_length=true
+expect 2 "data.group_by_length = true would reorder it" -- "$HONE" run replay.lua --set data.group_by_length=true
 finish

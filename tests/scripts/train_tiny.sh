@@ -264,5 +264,5 @@ printf '{"text": "a"}\n{"prompt": "x"}\n' > half.jsonl
 expect 1 "half.jsonl:2: a prompt/completion record needs both \"prompt\" and \"completion\"" -- "$HONE" run exp.lua --set data.train=half.jsonl $t
 printf '{"a": 1}\n{"b": 2}\n' > none.jsonl
 expect 1 "none.jsonl: no usable record \(2 read: 2 without a text / prompt\+completion / messages / input_ids field, 0 empty\); the first skipped is none.jsonl:1" -- "$HONE" run exp.lua --set data.train=none.jsonl $t
-expect 1 "model.compute_dtype = \"bf16\": the CPU computes in fp32" -- "$HONE" run exp.lua --set model.compute_dtype=bf16
+expect 2 "model.compute_dtype = \"bf16\": the CPU computes in fp32" -- "$HONE" run exp.lua --set model.compute_dtype=bf16
 finish
