@@ -663,6 +663,7 @@ static int l_check(lua_State *L)
     int rc = root ? 0 : HONE_EINVAL;
     if (!rc) rc = hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, get_registry(L), &err);
     if (!rc) rc = hone_project_name_check(hone_config_str(cfg, "project"), &err);
+    if (!rc) rc = hone_train_check(cfg, &err);   /* what the member's run would refuse at once */
     hone_config_free(cfg);
     hone_node_free(root);
     return push_result(L, rc, &err);
