@@ -276,14 +276,20 @@ int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_d
 /* ---- eval.metrics ------------------------------------------------------------------- */
 
 int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
-                    int index, double *out, char (*names)[64], int max, int *n, hone_err *err)
+                    int index, const char *record, double *out, char (*names)[64], int max, int *n, hone_err *err)
 {
     lua_State *L = fn->hl->L;
     int top = lua_gettop(L), rc = 0;
     *n = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, fn->ref);
     lua_pushstring(L, prediction);
-    lua_createtable(L, 0, 3);
+    cJSON *rec = record ? cJSON_Parse(record) : NULL;
+    lua_createtable(L, 0, 3 + (rec ? cJSON_GetArraySize(rec) : 0));
+    for (const cJSON *f = cJSON_IsObject(rec) ? rec->child : NULL; f; f = f->next) {   /* ex.completion, ex.category */
+        push_json(L, f, 1);
+        lua_setfield(L, -2, f->string);
+    }
+    cJSON_Delete(rec);
     lua_pushstring(L, prompt);
     lua_setfield(L, -2, "prompt");
     lua_pushstring(L, reference);

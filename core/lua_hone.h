@@ -40,9 +40,10 @@ int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_d
                   hone_err *err);   /* *stop: the hook returned "stop" */
 
 /* eval.metrics: calls the function at fn->ref as f(prediction, example) with example =
- * { prompt, reference, index }; it returns a number, or a table of named numbers. Up to
- * max values go to out[] with their names (the key, or "" for a plain number) in names[]. */
+ * the record's own fields (record: its JSON text, or NULL) and { prompt, reference,
+ * index } over them; it returns a number, or a table of named numbers. Up to max values
+ * go to out[] with their names (the key, or "" for a plain number) in names[]. */
 int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
-                    int index, double *out, char (*names)[64], int max, int *n, hone_err *err);
+                    int index, const char *record, double *out, char (*names)[64], int max, int *n, hone_err *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "lines.h"
 #include "rng.h"
+#include "util.h"
 
 void hone_dataset_free(hone_dataset *d)
 {
@@ -490,6 +491,47 @@ static char *eos_text(hone_tokenizer *tok)
     return eos;
 }
 
+/* a line the loader passes over: records are the other lines, numbered from 0 */
+static int blank_line(const char *line, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
+    return i == len;
+}
+
+int hone_dataset_records(const hone_dataset *d, const char *path, char ***out, hone_err *err)
+{
+    *out = calloc(d->n ? d->n : 1, sizeof **out);
+    if (!*out) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    int32_t top = -1;
+    for (size_t i = 0; i < d->n; i++) top = d->ex[i].record > top ? d->ex[i].record : top;
+    /* which examples hold each record (an eval split holds each once) */
+    long *of = malloc((top >= 0 ? (size_t)top + 1 : 1) * sizeof *of);
+    hone_lines *lr = NULL;
+    int rc = of ? hone_lines_open(&lr, path, err) : hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (int32_t r = 0; of && r <= top; r++) of[r] = -1;
+    for (size_t i = 0; !rc && i < d->n; i++)
+        if (d->ex[i].record >= 0) of[d->ex[i].record] = (long)i;
+    const char *line;
+    size_t len;
+    long lineno = 0, rec = 0;
+    while (!rc && rec <= top && (rc = hone_lines_next(lr, &line, &len, &lineno, err)) == 1) {
+        rc = 0;
+        if (blank_line(line, len)) continue;
+        if (of[rec] >= 0 && !((*out)[of[rec]] = hone_strdup(line))) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+        rec++;
+    }
+    if (rc > 0) rc = 0;
+    if (lr) hone_lines_close(lr);
+    free(of);
+    if (rc) {
+        for (size_t i = 0; i < d->n; i++) free((*out)[i]);
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o, hone_err *err)
 {
     /* the records' lines, in memory (the examples will be anyway), up to data.limit */
@@ -509,9 +551,7 @@ int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o
             rc = hone_errf(err, HONE_EINVAL, "%s: more than 2^31 - 1 records", path);
             break;
         }
-        size_t i = 0;
-        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
-        if (i == len) continue;
+        if (blank_line(line, len)) continue;
         if (ntext + len + 1 > captext || nrec == caprec) {
             size_t ct = captext, cr = caprec;
             while (ntext + len + 1 > ct) ct = ct ? ct * 2 : 1 << 16;

@@ -82,6 +82,9 @@ void hone_dataset_drop_untrained(hone_dataset *d);
 /* Moves a seeded random ceil(fraction x n) of d's examples into eval. */
 int hone_dataset_split(hone_dataset *d, hone_dataset *eval, double fraction, uint64_t seed, hone_err *err);
 void hone_dataset_free(hone_dataset *d);
+/* The JSON text of each example's record, read back from path (the file d was loaded
+ * from): (*out)[i] for d->ex[i], NULL for packed rows; free each and the array. */
+int hone_dataset_records(const hone_dataset *d, const char *path, char ***out, hone_err *err);
 /* a seeded permutation of [0, n) (Fisher-Yates over hone's RNG) */
 void hone_permutation(size_t *perm, size_t n, uint64_t seed);
 /* transformers' group_by_length (LengthGroupedSampler) over an epoch's order of d's

@@ -280,6 +280,10 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
         }
         forder[j] = k;
     }
+    /* the metric functions see each example's own record (ex.completion, ex.category, ...) */
+    char **recs = NULL;
+    const char *src = hone_config_is_set(cfg, "data.eval") ? hone_config_str(cfg, "data.eval") : hone_config_str(cfg, "data.train");
+    if (!rc && nfn && (rc = hone_dataset_records(ev, src, &recs, err))) hone_err_prefix(err, "eval.metrics: ");
     int32_t eos = hone_tokenizer_eos(tok);
     hone_gen_opts go = {.max_new_tokens = max_new, .temperature = 0, .top_p = 1, .eos = &eos, .neos = eos >= 0};
     const int32_t **prompts = malloc((size_t)bs * sizeof *prompts);
@@ -334,7 +338,8 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
                 char names[16][64];
                 int nv = 0;
                 if (!cfg->lua) break;
-                rc = hone_lua_metric(&fn, pred, prompt, ref, (int)which[k], vals, names, 16, &nv, err);
+                rc = hone_lua_metric(&fn, pred, prompt, ref, (int)which[k], recs ? recs[which[k]] : NULL, vals, names,
+                                     16, &nv, err);
                 if (rc) hone_err_prefix(err, "eval.metrics.%s (eval example %zu): ", mc->fnames[fi], which[k] + 1);
                 for (int v = 0; v < nv && !rc; v++) {
                     char full[160];
@@ -357,6 +362,8 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     if (!rc && done == 0)
         printf("eval: no eval example has a prompt before its trained tokens; generation metrics skipped\n");
     if (f) fclose(f);
+    for (size_t r = 0; recs && r < ev->n; r++) free(recs[r]);
+    free(recs);
     for (int k = 0; out && k < bs; k++) free(out[k]);
     free(out);
     free(prompts);

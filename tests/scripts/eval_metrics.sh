@@ -1,4 +1,6 @@
-# eval_metric_absent.sh — a metric function that returns nothing for a whole evaluation
+# eval_metrics.sh — the example a metric function sees holds its record's own fields
+# (ex.completion, ex.category) besides prompt, reference and index.
+# A metric function that returns nothing for a whole evaluation
 # (early on no prediction parses) neither stops the run nor loses the epoch: the
 # checkpoint is written, the evaluation is no candidate for best (a warning names the
 # metric), and a later evaluation that computes it becomes best. A best metric no
@@ -34,4 +36,27 @@ run=$(ls -d runs/absent-* | sed -n 2p)
 expect 0 "epoch-1" -- ls "$run/checkpoints"
 expect 0 "epoch-2" -- ls "$run/checkpoints"
 expect 0 '"status":."failed"' -- cat "$run/summary.json"
+
+# the record's fields: a category per record, scored per category; the completion as written
+head -6 "$fx/eval.jsonl" | awk '{ sub(/}$/, ", \"category\": \"" (NR % 2 ? "tv" : "laptop") "\"}"); print }' > eval_cat.jsonl
+cat > cat.lua <<LUA
+local hone = require("hone")
+return hone.experiment {
+  project = "cat", output_dir = "runs", seed = 42,
+  model = { path = "$fx/model" },
+  lora = { r = 4, alpha = 8, target_modules = "all-linear" },
+  data = { train = "$fx/train.jsonl", eval = "eval_cat.jsonl", max_seq_length = 104 },
+  train = { lr = 1e-3, epochs = 1, batch_size = 8 },
+  eval = {
+    generate = { max_new_tokens = 2 },
+    metrics = { seen = function(pred, ex)
+      assert(ex.reference:find(ex.completion, 1, true) == 1, "completion " .. tostring(ex.completion))
+      return { [ex.category] = 1, index = ex.index }
+    end },
+  },
+}
+LUA
+"$HONE" run cat.lua --set threads=1 > cat.log 2>&1
+expect 0 "epoch 1: eval_loss .*seen.laptop 1" -- cat cat.log
+expect 0 "epoch 1: eval_loss .*seen.tv 1" -- cat cat.log
 finish
