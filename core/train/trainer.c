@@ -224,12 +224,15 @@ static void acc_add(metric_acc *acc, int *nacc, const char *name, double v)
     acc[i].n++;
 }
 
-static char *decode_ids(hone_tokenizer *tok, const int32_t *ids, int n)
+/* the text of ids; one that does not decode becomes "" and is counted in *failed, its
+ * message kept in why (for the warning gen_eval prints) */
+static char *decode_ids(hone_tokenizer *tok, const int32_t *ids, int n, long *failed, hone_err *why)
 {
     tok_buf b = {0};
     hone_err err = {0};
     if (hone_tokenizer_decode(tok, ids, (size_t)(n > 0 ? n : 0), 1, &b, &err) != 0) {
         free(b.s);
+        if (!(*failed)++) *why = err;
         return hone_strdup("");
     }
     char *s = malloc(b.n + 1);
@@ -294,7 +297,8 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     for (int k = 0; k < bs && !rc; k++)
         if (!(out[k] = malloc((size_t)max_new * sizeof **out))) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
     size_t i = 0;
-    long done = 0;
+    long done = 0, undecoded = 0;
+    hone_err why = {0};
     while (!rc && i < ev->n && done < limit) {
         int n = 0;
         for (; i < ev->n && n < bs && done < limit; i++) {
@@ -312,13 +316,14 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
         for (int k = 0; k < n && !rc; k++) {
             const hone_example_rec *e = &ev->ex[which[k]];
             int p = lens[k];
-            char *prompt = decode_ids(tok, e->ids, p), *pred = decode_ids(tok, out[k], out_len[k]);
+            char *prompt = decode_ids(tok, e->ids, p, &undecoded, &why);
+            char *pred = decode_ids(tok, out[k], out_len[k], &undecoded, &why);
             /* the reference: the trained tokens */
             int32_t *ref_ids = malloc((size_t)e->n * sizeof *ref_ids);
             int nr = 0;
             for (int t = p; ref_ids && t < e->n; t++)
                 if (e->labels[t] != -100) ref_ids[nr++] = e->ids[t];
-            char *ref = decode_ids(tok, ref_ids, nr);
+            char *ref = decode_ids(tok, ref_ids, nr, &undecoded, &why);
             free(ref_ids);
             if (!prompt || !pred || !ref) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
             cJSON *row = rc ? NULL : cJSON_CreateObject();
@@ -361,6 +366,8 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     }
     if (!rc && done == 0)
         printf("eval: no eval example has a prompt before its trained tokens; generation metrics skipped\n");
+    if (!rc && undecoded)
+        printf("warning: eval: %ld texts did not decode and were scored as \"\" (the first: %s)\n", undecoded, why.msg);
     if (f) fclose(f);
     for (size_t r = 0; recs && r < ev->n; r++) free(recs[r]);
     free(recs);
@@ -590,7 +597,10 @@ static void truncate_metrics(const char *path, long step)
     char *text = NULL;
     size_t len = 0;
     hone_err err = {0};
-    if (hone_read_file(path, &text, &len, &err)) return;
+    if (hone_read_file(path, &text, &len, &err)) {
+        printf("warning: %s; its rows after step %ld stay and will appear twice\n", err.msg, step);
+        return;
+    }
     char *out = malloc(len + 1);
     size_t at = 0;
     for (char *line = text, *nl; out && line < text + len; line = nl + 1) {
@@ -605,7 +615,9 @@ static void truncate_metrics(const char *path, long step)
         }
         cJSON_Delete(j);
     }
-    if (out) hone_write_file(path, out, at, &err);
+    if (!out || hone_write_file(path, out, at, &err))
+        printf("warning: %s: its rows after step %ld could not be dropped (%s); they will appear twice\n", path, step,
+               out ? err.msg : "out of memory");
     free(out);
     free(text);
 }
@@ -634,7 +646,8 @@ static void prune_checkpoints(const char *run_dir, long keep, const char *best_n
         for (int k = 0; k < n; k++) newer += list[k].step > list[i].step;
         if (newer >= keep && !(best_name && !strcmp(list[i].name, best_name))) {
             snprintf(path, sizeof path, "%s/%.255s", dir, list[i].name);
-            remove_tree(path);
+            if (remove_tree(path) != 0)
+                printf("warning: save.keep: %s could not be removed: %s\n", path, strerror(errno));
         }
     }
 }
@@ -647,7 +660,11 @@ static void point_best(const char *run_dir, const char *name)
     snprintf(tmp, sizeof tmp, "%s/.best-tmp", run_dir);
     snprintf(target, sizeof target, "checkpoints/%s", name);
     unlink(tmp);
-    if (symlink(target, tmp) == 0 && rename(tmp, link) != 0) unlink(tmp);
+    if (symlink(target, tmp) != 0 || rename(tmp, link) != 0) {
+        printf("warning: %s could not be pointed at %s: %s (the checkpoint itself is written)\n", link, target,
+               strerror(errno));
+        unlink(tmp);
+    }
 }
 
 int hone_train_check(const hone_config *cfg, hone_err *err)

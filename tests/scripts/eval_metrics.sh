@@ -1,5 +1,6 @@
 # eval_metrics.sh — the example a metric function sees holds its record's own fields
-# (ex.completion, ex.category) besides prompt, reference and index.
+# (ex.completion, ex.category) besides prompt, reference and index; a `best` link that
+# cannot be made is reported, not swallowed.
 # A metric function that returns nothing for a whole evaluation
 # (early on no prediction parses) neither stops the run nor loses the epoch: the
 # checkpoint is written, the evaluation is no candidate for best (a warning names the
@@ -59,4 +60,15 @@ LUA
 "$HONE" run cat.lua --set threads=1 > cat.log 2>&1
 expect 0 "epoch 1: eval_loss .*seen.laptop 1" -- cat cat.log
 expect 0 "epoch 1: eval_loss .*seen.tv 1" -- cat cat.log
+
+# something in the way of RUN/best (a directory with a file in it): the run says so and goes on
+cat > blocked.lua <<LUA
+local spec = dofile("cat.lua")
+spec.project = "blocked"
+spec.hooks = { on_log = function(run, row)
+  if row.split == "eval" then os.execute("mkdir -p '" .. run.dir .. "/best/x'") end
+end }
+return spec
+LUA
+expect 0 "warning: runs/blocked-[0-9_.-]+/best could not be pointed at checkpoints/epoch-1: (Is a directory|Directory not empty)" -- "$HONE" run blocked.lua --set threads=1
 finish
