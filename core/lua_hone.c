@@ -276,7 +276,8 @@ int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_d
 /* ---- eval.metrics ------------------------------------------------------------------- */
 
 int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
-                    int index, const char *record, double *out, char (*names)[64], int max, int *n, hone_err *err)
+                    int index, const char *record, double *out, char (*names)[HONE_METRIC_NAME], int max, int *n,
+                    hone_err *err)
 {
     lua_State *L = fn->hl->L;
     int top = lua_gettop(L), rc = 0;
@@ -305,11 +306,18 @@ int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *p
     } else if (lua_istable(L, -1)) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
-            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TNUMBER && *n < max) {
-                snprintf(names[*n], 64, "%s", lua_tostring(L, -2));
-                out[(*n)++] = lua_tonumber(L, -1);
-            } else if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TNUMBER) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TNUMBER) {
                 rc = hone_errf(err, HONE_EINVAL, "a returned table must map names to numbers");
+            } else if (*n == max) {
+                rc = hone_errf(err, HONE_EINVAL, "returns more than %d values", max);
+            } else if (lua_rawlen(L, -2) >= HONE_METRIC_NAME) {
+                rc = hone_errf(err, HONE_EINVAL, "the name \"%.40s...\" is longer than %d characters",
+                               lua_tostring(L, -2), HONE_METRIC_NAME - 1);
+            } else {
+                snprintf(names[*n], HONE_METRIC_NAME, "%s", lua_tostring(L, -2));
+                out[(*n)++] = lua_tonumber(L, -1);
+            }
+            if (rc) {
                 lua_pop(L, 2);
                 break;
             }
@@ -322,11 +330,11 @@ int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *p
     /* by name: Lua's table order differs from state to state, the logs must not */
     for (int i = 1; i < *n; i++)
         for (int k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--) {
-            char t[64];
+            char t[HONE_METRIC_NAME];
             double v = out[k];
-            memcpy(t, names[k], 64);
-            memcpy(names[k], names[k - 1], 64);
-            memcpy(names[k - 1], t, 64);
+            memcpy(t, names[k], HONE_METRIC_NAME);
+            memcpy(names[k], names[k - 1], HONE_METRIC_NAME);
+            memcpy(names[k - 1], t, HONE_METRIC_NAME);
             out[k] = out[k - 1];
             out[k - 1] = v;
         }

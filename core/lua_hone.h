@@ -42,8 +42,11 @@ int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_d
 /* eval.metrics: calls the function at fn->ref as f(prediction, example) with example =
  * the record's own fields (record: its JSON text, or NULL) and { prompt, reference,
  * index } over them; it returns a number, or a table of named numbers. Up to max values
- * go to out[] with their names (the key, or "" for a plain number) in names[]. */
+ * go to out[] with their names (the key, or "" for a plain number) in names[]; more
+ * values, or a name of HONE_METRIC_NAME characters or more, is an error. */
+enum { HONE_METRIC_NAME = 128 };
 int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
-                    int index, const char *record, double *out, char (*names)[64], int max, int *n, hone_err *err);
+                    int index, const char *record, double *out, char (*names)[HONE_METRIC_NAME], int max, int *n,
+                    hone_err *err);
 
 #endif

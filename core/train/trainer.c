@@ -199,22 +199,83 @@ static int save_checkpoint(hone_model *m, const hone_config *cfg, const char *ru
     return rc;
 }
 
+/* ---- metrics.jsonl rows ------------------------------------------------------------ */
+
+/* One JSON object on one line, in the layout metrics.jsonl has always had ("key": value,
+ * separated by ", "), grown as needed: names are escaped, non-finite numbers are null. */
+typedef struct json_row {
+    char *s;
+    size_t n, cap;
+    int oom;
+} json_row;
+
+static void row_put(json_row *r, const char *text, size_t len)
+{
+    if (r->oom) return;
+    if (r->n + len + 2 > r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        while (cap < r->n + len + 2) cap *= 2;
+        char *p = realloc(r->s, cap);
+        if (!p) {
+            r->oom = 1;
+            return;
+        }
+        r->s = p;
+        r->cap = cap;
+    }
+    memcpy(r->s + r->n, text, len);
+    r->n += len;
+    r->s[r->n] = 0;
+}
+
+static void row_key(json_row *r, const char *name)
+{
+    row_put(r, r->n ? ", \"" : "{\"", r->n ? 3 : 2);
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+        char esc[8];
+        if (*c == '"' || *c == '\\') snprintf(esc, sizeof esc, "\\%c", *c);
+        else if (*c < 0x20) snprintf(esc, sizeof esc, "\\u%04x", *c);
+        else esc[0] = (char)*c, esc[1] = 0;
+        row_put(r, esc, strlen(esc));
+    }
+    row_put(r, "\": ", 3);
+}
+
+static void row_num(json_row *r, const char *name, const char *fmt, double v)
+{
+    char num[64];
+    row_key(r, name);
+    if (isfinite(v)) snprintf(num, sizeof num, fmt, v);
+    else snprintf(num, sizeof num, "null");
+    row_put(r, num, strlen(num));
+}
+
+/* the finished row (NUL-terminated), or NULL out of memory; the caller frees it */
+static char *row_end(json_row *r)
+{
+    row_put(r, "}", 1);
+    if (r->oom) free(r->s);
+    return r->oom ? NULL : r->s;
+}
+
 /* ---- generation metrics ------------------------------------------------------------ */
 
 typedef struct metric_acc {
-    char name[160];
+    char name[2 * HONE_METRIC_NAME];   /* "function.name" */
     double sum;
     long n;
 } metric_acc;
 
 enum { MAX_METRICS = 64 };
 
-static void acc_add(metric_acc *acc, int *nacc, const char *name, double v)
+/* adds v to the mean of `name`; a run's metrics past MAX_METRICS are an error */
+static int acc_add(metric_acc *acc, int *nacc, const char *name, double v, hone_err *err)
 {
     int i = 0;
     while (i < *nacc && strcmp(acc[i].name, name)) i++;
     if (i == *nacc) {
-        if (*nacc == MAX_METRICS) return;
+        if (*nacc == MAX_METRICS)
+            return hone_errf(err, HONE_EINVAL, "eval.metrics: more than %d metrics (at \"%s\")", MAX_METRICS, name);
         snprintf(acc[i].name, sizeof acc[i].name, "%s", name);
         acc[i].sum = 0;
         acc[i].n = 0;
@@ -222,6 +283,7 @@ static void acc_add(metric_acc *acc, int *nacc, const char *name, double v)
     }
     acc[i].sum += v;
     acc[i].n++;
+    return 0;
 }
 
 /* the text of ids; one that does not decode becomes "" and is counted in *failed, its
@@ -274,7 +336,8 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     FILE *f = out_path ? fopen(out_path, "w") : NULL;
     if (out_path && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", out_path, strerror(errno));
     /* the metric functions by name: a Lua table's order changes from state to state */
-    size_t forder[64], nfn = mc && mc->nf < 64 ? mc->nf : 0;
+    size_t forder[MAX_METRICS], nfn = mc ? mc->nf : 0;
+    if (nfn > MAX_METRICS) return hone_errf(err, HONE_EINVAL, "eval.metrics: more than %d functions", MAX_METRICS);
     for (size_t k = 0; k < nfn; k++) {
         size_t j = k;
         while (j > 0 && strcmp(mc->fnames[forder[j - 1]], mc->fnames[k]) > 0) {
@@ -334,23 +397,24 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
                 cJSON_AddStringToObject(row, "reference", ref);
                 double em = same_trimmed(pred, ref);
                 cJSON_AddNumberToObject(row, "exact_match", em);
-                acc_add(acc, nacc, "exact_match", em);
+                rc = acc_add(acc, nacc, "exact_match", em, err);
             }
             for (size_t oi = 0; row && !rc && oi < nfn; oi++) {
                 size_t fi = forder[oi];
                 hone_lua_fn fn = {cfg->lua, mc->frefs[fi]};
-                double vals[16];
-                char names[16][64];
+                double vals[MAX_METRICS];
+                char names[MAX_METRICS][HONE_METRIC_NAME];
                 int nv = 0;
                 if (!cfg->lua) break;
                 rc = hone_lua_metric(&fn, pred, prompt, ref, (int)which[k], recs ? recs[which[k]] : NULL, vals, names,
-                                     16, &nv, err);
+                                     MAX_METRICS, &nv, err);
                 if (rc) hone_err_prefix(err, "eval.metrics.%s (eval example %zu): ", mc->fnames[fi], which[k] + 1);
                 for (int v = 0; v < nv && !rc; v++) {
-                    char full[160];
-                    snprintf(full, sizeof full, "%.90s%s%.63s", mc->fnames[fi], names[v][0] ? "." : "", names[v]);
+                    char full[2 * HONE_METRIC_NAME];
+                    snprintf(full, sizeof full, "%.*s%s%.*s", HONE_METRIC_NAME - 1, mc->fnames[fi],
+                             names[v][0] ? "." : "", HONE_METRIC_NAME - 1, names[v]);
                     cJSON_AddNumberToObject(row, full, vals[v]);
-                    acc_add(acc, nacc, full, vals[v]);
+                    rc = acc_add(acc, nacc, full, vals[v], err);
                 }
             }
             if (row) {
@@ -450,14 +514,13 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     if (!rc && c->generate) rc = gen_eval(c->m, c->tok, c->eval, c->cfg, path, c->acc, c->nacc, err);
     if (rc) return rc;
     double t2 = now();
-    char extra[4096] = "", shown[4096] = "";
+    char shown[4096] = "";
     double score = eval_loss;
     int found = !strcmp(c->best_metric, "eval_loss");
     snprintf(c->computed, sizeof c->computed, "eval_loss");
     for (int k = 0; k < *c->nacc; k++) {
         double mean = c->acc[k].n ? c->acc[k].sum / c->acc[k].n : NAN;
-        size_t el = strlen(extra), sl = strlen(shown), cl = strlen(c->computed);
-        snprintf(extra + el, sizeof extra - el, ", \"%.159s\": %.6g", c->acc[k].name, mean);
+        size_t sl = strlen(shown), cl = strlen(c->computed);
         snprintf(shown + sl, sizeof shown - sl, "  %.159s %.4g", c->acc[k].name, mean);
         snprintf(c->computed + cl, sizeof c->computed - cl, ", %.159s", c->acc[k].name);
         if (!strcmp(c->acc[k].name, c->best_metric)) {
@@ -468,12 +531,20 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     /* a metric function may return nothing for a whole evaluation (early on no prediction
      * parses): this evaluation is then no candidate for best, and the run goes on */
     pos->last_eval = found ? score : NAN;
-    char row[8192];
-    snprintf(row, sizeof row, "{\"split\": \"eval\", \"epoch\": %.4g, \"step\": %lld, \"eval_loss\": %.9g%s}", ep,
-             (long long)pos->step, eval_loss, extra);
+    json_row jr = {0};
+    row_key(&jr, "split");
+    row_put(&jr, "\"eval\"", 6);
+    row_num(&jr, "epoch", "%.4g", ep);
+    row_num(&jr, "step", "%.0f", (double)pos->step);
+    row_num(&jr, "eval_loss", "%.9g", eval_loss);
+    for (int k = 0; k < *c->nacc; k++)
+        row_num(&jr, c->acc[k].name, "%.6g", c->acc[k].n ? c->acc[k].sum / c->acc[k].n : NAN);
+    char *row = row_end(&jr);
+    if (!row) return hone_errf(err, HONE_ENOMEM, "out of memory");
     fprintf(c->metrics, "%s\n", row);
     fflush(c->metrics);
     call_hook(&c->on_log, "on_log", c->run_name, c->run_dir, row, NULL, &c->hook_rc, &c->hook_err);
+    free(row);
     char label[64];
     snprintf(label, sizeof label, "%s", tag);
     char *dash = strchr(label, '-');
@@ -926,14 +997,23 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
             if ((pos.step % log_every == 0 || pos.step == plan.total_steps) && steps_log) {
                 double t = now(), tps = (double)(pos.tokens - tokens_log) / (t - tlog);
                 double eta = (t - t0) / (double)(pos.step - step0) * (double)(plan.total_steps - pos.step);
-                char row[512];
-                snprintf(row, sizeof row,
-                         "{\"step\": %lld, \"epoch\": %.4f, \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.9g, "
-                         "\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.0f}",
-                         (long long)pos.step, ep, loss_log / steps_log, lr, norm, tps, peak_rss_mb());
+                json_row jr = {0};
+                row_num(&jr, "step", "%.0f", (double)pos.step);
+                row_num(&jr, "epoch", "%.4f", ep);
+                row_num(&jr, "loss", "%.9g", loss_log / steps_log);
+                row_num(&jr, "lr", "%.6g", lr);
+                row_num(&jr, "grad_norm", "%.9g", norm);
+                row_num(&jr, "tokens_per_s", "%.1f", tps);
+                row_num(&jr, "peak_rss_mb", "%.0f", peak_rss_mb());
+                char *row = row_end(&jr);
+                if (!row) {
+                    rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+                    break;
+                }
                 fprintf(metrics, "%s\n", row);
                 fflush(metrics);
                 call_hook(&ectx.on_log, "on_log", ectx.run_name, run_dir, row, NULL, &ectx.hook_rc, &ectx.hook_err);
+                free(row);
                 printf("%sstep %5lld/%ld  epoch %.2f  loss %.4f  lr %.3g  grad_norm %.3g  %.0f tok/s  eta %.0fs\n",
                        tty ? "\r\033[K" : "",
                        (long long)pos.step, plan.total_steps, ep, loss_log / steps_log, lr, norm, tps, eta);

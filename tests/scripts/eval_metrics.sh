@@ -1,6 +1,7 @@
 # eval_metrics.sh — the example a metric function sees holds its record's own fields
 # (ex.completion, ex.category) besides prompt, reference and index; a `best` link that
-# cannot be made is reported, not swallowed.
+# cannot be made is reported, not swallowed; metrics.jsonl stays valid JSON whatever the
+# metric names (quotes, backslashes, many long ones) and values (NaN).
 # A metric function that returns nothing for a whole evaluation
 # (early on no prediction parses) neither stops the run nor loses the epoch: the
 # checkpoint is written, the evaluation is no candidate for best (a warning names the
@@ -60,6 +61,30 @@ LUA
 "$HONE" run cat.lua --set threads=1 > cat.log 2>&1
 expect 0 "epoch 1: eval_loss .*seen.laptop 1" -- cat cat.log
 expect 0 "epoch 1: eval_loss .*seen.tv 1" -- cat cat.log
+
+# names JSON must escape, 40 names of 120 characters, and a NaN
+cat > names.lua <<'LUA'
+local spec = dofile("cat.lua")
+spec.project = "names"
+spec.eval.metrics = { m = function(pred, ex)
+  local t = { ['say "hi"\\'] = 1, nan = 0 / 0 }
+  for i = 1, 40 do t[string.rep("n", 118) .. string.format("%02d", i)] = i end
+  return t
+end }
+return spec
+LUA
+"$HONE" run names.lua --set threads=1 > names.log 2>&1
+expect 0 "41 metrics, every row JSON" -- python3 -c '
+import json, sys, glob
+rows = [json.loads(l) for l in open(glob.glob("runs/names-*/metrics.jsonl")[0])]
+ev = [r for r in rows if r.get("split") == "eval"][0]
+assert ev["m.say \"hi\"\\"] == 1 and ev["m.nan"] is None, ev
+print(len([k for k in ev if k.startswith("m.")]) - 1, "metrics, every row JSON")'
+# more values than a run keeps, or a name too long, is said, not cut
+sed 's/for i = 1, 40 do/for i = 1, 70 do/' names.lua > many.lua
+expect 1 "eval.metrics.m \(eval example [0-9]+\): returns more than 64 values" -- "$HONE" run many.lua --set threads=1
+sed 's/string.rep("n", 118)/string.rep("n", 130)/' names.lua > long.lua
+expect 1 "eval.metrics.m \(eval example [0-9]+\): the name \"n+\.\.\.\" is longer than 127 characters" -- "$HONE" run long.lua --set threads=1
 
 # something in the way of RUN/best (a directory with a file in it): the run says so and goes on
 cat > blocked.lua <<LUA
