@@ -202,35 +202,22 @@ static int save_checkpoint(hone_model *m, const hone_config *cfg, const char *ru
 /* ---- metrics.jsonl rows ------------------------------------------------------------ */
 
 /* One JSON object on one line, in the layout metrics.jsonl has always had ("key": value,
- * separated by ", "), grown as needed: names are escaped, non-finite numbers are null. */
+ * separated by ", "), in a growing membuf: names are escaped, non-finite numbers null. */
 typedef struct json_row {
-    char *s;
-    size_t n, cap;
-    int oom;
+    hone_membuf mb;
+    int rc;   /* out of memory: the row is lost, the caller says so */
 } json_row;
 
 static void row_put(json_row *r, const char *text, size_t len)
 {
-    if (r->oom) return;
-    if (r->n + len + 2 > r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 256;
-        while (cap < r->n + len + 2) cap *= 2;
-        char *p = realloc(r->s, cap);
-        if (!p) {
-            r->oom = 1;
-            return;
-        }
-        r->s = p;
-        r->cap = cap;
-    }
-    memcpy(r->s + r->n, text, len);
-    r->n += len;
-    r->s[r->n] = 0;
+    hone_err ignore = {0};
+    hone_writer w = hone_membuf_writer(&r->mb);
+    if (!r->rc) r->rc = w.write(w.ctx, text, len, &ignore);
 }
 
 static void row_key(json_row *r, const char *name)
 {
-    row_put(r, r->n ? ", \"" : "{\"", r->n ? 3 : 2);
+    row_put(r, r->mb.len ? ", \"" : "{\"", r->mb.len ? 3 : 2);
     for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
         char esc[8];
         if (*c == '"' || *c == '\\') snprintf(esc, sizeof esc, "\\%c", *c);
@@ -253,9 +240,9 @@ static void row_num(json_row *r, const char *name, const char *fmt, double v)
 /* the finished row (NUL-terminated), or NULL out of memory; the caller frees it */
 static char *row_end(json_row *r)
 {
-    row_put(r, "}", 1);
-    if (r->oom) free(r->s);
-    return r->oom ? NULL : r->s;
+    row_put(r, "}", 2);   /* and its NUL */
+    if (r->rc) free(r->mb.data);
+    return r->rc ? NULL : (char *)r->mb.data;
 }
 
 /* ---- generation metrics ------------------------------------------------------------ */
