@@ -39,42 +39,6 @@
 
 enum { EXIT_RUN_FAILED = 1, EXIT_BAD_INPUT = 2 };
 
-static const char *usage_text =
-    "usage: hone COMMAND ...\n"
-    "\n"
-    "  run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]\n"
-    "                                   run an experiment (--dry-run: check it and show the plan)\n"
-    "  plugins [KIND] [NAME]            list features, or one feature's options\n"
-    "  schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v ...]\n"
-    "                                   print \"step,lr\" rows: the lr of each optimizer step\n"
-    "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
-    "        [--checkpointing]       | bench --tokenizer PATH --text FILE [--threads N]\n"
-    "                                | bench --quant nf4|fp4|none [--double-quant]\n"
-    "                                | bench --optimizers [--params N]\n"
-    "                                   training throughput against the sgemm ceiling\n"
-    "  generate MODEL_DIR [--adapter DIR] (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N]\n"
-    "        [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop TEXT ...]\n"
-    "        [--quantizer nf4|fp4|int8|none [--double-quant]]\n"
-    "                                   generate from a prompt (text, or token ids)\n"
-    "  tokenize --tokenizer PATH [--no-special] [--json] [--decode]\n"
-    "                                   stdin lines -> JSON id lists (and back with --decode)\n"
-    "  quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set double_quant=true]\n"
-    "                                   write a bitsandbytes 4-bit checkpoint (loads with transformers)\n"
-    "  runs [DIR]                       the runs under DIR (default runs): status, steps, loss, best\n"
-    "  report DIR                       (re)draw DIR/report.html for a run or a sweep directory\n"
-    "  convert MODEL.gguf OUT_DIR       a llama.cpp GGUF (llama / mistral) into an HF model directory\n"
-    "  convert BASE_DIR --adapter DIR OUT_DIR [--dtype bf16|f32]\n"
-    "                                   a PEFT LoRA adapter merged into its base (merge_and_unload)\n"
-    "  convert MODEL_DIR [--adapter DIR] OUT.gguf --to gguf [--type f16|q8_0]\n"
-    "                                   a Llama / Mistral model (and adapter) as a llama.cpp GGUF\n"
-    "  eval SCRIPT.lua --adapter DIR [--out FILE] [--set k=v ...]\n"
-    "                                   the experiment's evaluation on a checkpoint\n"
-    "  inspect SCRIPT.lua [--n N] [--split train|eval] [--set k=v ...]\n"
-    "                                   N examples as the run would train them, trained tokens marked\n"
-    "  version                          print the version\n"
-    "\n"
-    "";
-
 static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(int code, const char *fmt, ...)
 {
@@ -1266,30 +1230,90 @@ static int cmd_bench(int argc, char **argv)
     return rc ? fail(EXIT_RUN_FAILED, "bench: %s", err.msg) : 0;
 }
 
+static int cmd_run(int argc, char **argv) { return cmd_run_or_inspect(argc, argv, 0); }
+static int cmd_inspect(int argc, char **argv) { return cmd_run_or_inspect(argc, argv, 1); }
+static int cmd_eval(int argc, char **argv) { return cmd_run_or_inspect(argc, argv, 2); }
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    printf("hone %s (%s)\n", HONE_VERSION, HONE_GIT_REVISION);
+    return 0;
+}
+
+/* every command: what `hone` and `hone COMMAND --help` print, and what runs it */
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+} commands[] = {
+    {"run", cmd_run,
+     "  run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]\n"
+     "                                   run an experiment (--dry-run: check it and show the plan)\n"},
+    {"plugins", cmd_plugins, "  plugins [KIND] [NAME]            list features, or one feature's options\n"},
+    {"schedule", cmd_schedule,
+     "  schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v ...]\n"
+     "                                   print \"step,lr\" rows: the lr of each optimizer step\n"},
+    {"bench", cmd_bench,
+     "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
+     "        [--checkpointing]       | bench --tokenizer PATH --text FILE [--threads N]\n"
+     "                                | bench --quant nf4|fp4|none [--double-quant]\n"
+     "                                | bench --optimizers [--params N]\n"
+     "                                   training throughput against the sgemm ceiling\n"},
+    {"generate", cmd_generate,
+     "  generate MODEL_DIR [--adapter DIR] (--prompt TEXT | --ids 1,2,3) [--max-new-tokens N]\n"
+     "        [--temperature T] [--top-k K] [--top-p P] [--seed S] [--stop TEXT ...]\n"
+     "        [--quantizer nf4|fp4|int8|none [--double-quant]]\n"
+     "                                   generate from a prompt (text, or token ids)\n"},
+    {"tokenize", cmd_tokenize,
+     "  tokenize --tokenizer PATH [--no-special] [--json] [--decode]\n"
+     "                                   stdin lines -> JSON id lists (and back with --decode)\n"},
+    {"quantize", cmd_quantize,
+     "  quantize MODEL_DIR OUT_DIR --quantizer nf4|fp4 [--set double_quant=true]\n"
+     "                                   write a bitsandbytes 4-bit checkpoint (loads with transformers)\n"},
+    {"runs", cmd_runs, "  runs [DIR]                       the runs under DIR (default runs): status, steps, loss, best\n"},
+    {"report", cmd_report, "  report DIR                       (re)draw DIR/report.html for a run or a sweep directory\n"},
+    {"convert", cmd_convert,
+     "  convert MODEL.gguf OUT_DIR       a llama.cpp GGUF (llama / mistral) into an HF model directory\n"
+     "  convert BASE_DIR --adapter DIR OUT_DIR [--dtype bf16|f32]\n"
+     "                                   a PEFT LoRA adapter merged into its base (merge_and_unload)\n"
+     "  convert MODEL_DIR [--adapter DIR] OUT.gguf --to gguf [--type f16|q8_0]\n"
+     "                                   a Llama / Mistral model (and adapter) as a llama.cpp GGUF\n"},
+    {"eval", cmd_eval,
+     "  eval SCRIPT.lua --adapter DIR [--out FILE] [--set k=v ...]\n"
+     "                                   the experiment's evaluation on a checkpoint\n"},
+    {"inspect", cmd_inspect,
+     "  inspect SCRIPT.lua [--n N] [--split train|eval] [--set k=v ...]\n"
+     "                                   N examples as the run would train them, trained tokens marked\n"},
+    {"version", cmd_version, "  version                          print the version\n"},
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+static void print_usage(FILE *f)
+{
+    fputs("usage: hone COMMAND ...\n\n", f);
+    for (int i = 0; i < NCOMMANDS; i++) fputs(commands[i].usage, f);
+    fputs("\n`hone COMMAND --help` shows one command's usage.\n", f);
+}
+
 int main(int argc, char **argv)
 {
     char why[256];
     if (hone_cpu_check(why, sizeof why) != 0) return fail(EXIT_RUN_FAILED, "%s", why);
     if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage_text, argc < 2 ? stderr : stdout);
+        print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_BAD_INPUT : 0;
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "run")) return cmd_run_or_inspect(argc - 1, argv + 1, 0);
-    if (!strcmp(cmd, "inspect")) return cmd_run_or_inspect(argc - 1, argv + 1, 1);
-    if (!strcmp(cmd, "runs")) return cmd_runs(argc - 1, argv + 1);
-    if (!strcmp(cmd, "report")) return cmd_report(argc - 1, argv + 1);
-    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval")) return cmd_run_or_inspect(argc - 1, argv + 1, 2);
-    if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
-    if (!strcmp(cmd, "schedule")) return cmd_schedule(argc - 1, argv + 1);
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("hone %s (%s)\n", HONE_VERSION, HONE_GIT_REVISION);
-        return 0;
+    if (!strcmp(argv[1], "--version")) return cmd_version(argc - 1, argv + 1);
+    for (int i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        if (argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+            printf("usage:\n%s", commands[i].usage);
+            return 0;
+        }
+        return commands[i].run(argc - 1, argv + 1);
     }
-    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
-    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
-    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
-    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
-    return fail(EXIT_BAD_INPUT, "unknown command '%s'\n%s", cmd, usage_text);
+    fprintf(stderr, "hone: unknown command '%s'\n", argv[1]);
+    print_usage(stderr);
+    return EXIT_BAD_INPUT;
 }

@@ -126,4 +126,9 @@ expect 0 "warmup steps +1$" -- "$HONE" run plan.lua --dry-run
 expect 0 "optimizer steps +4$" -- "$HONE" run plan.lua --dry-run --set train.max_steps=4
 # a dry run creates nothing
 [ ! -e runs ] && echo "ok: dry runs created no runs/ dir" || { echo "FAIL: a dry run created runs/"; fails=$((fails+1)); }
+# every command prints its own usage with --help, on stdout, exit 0
+for c in run plugins schedule bench generate tokenize quantize runs report convert eval inspect version; do
+  expect 0 "^  $c( |$)" -- "$HONE" "$c" --help
+done
+expect 2 "unknown command 'nope'" -- "$HONE" nope
 finish
