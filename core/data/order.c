@@ -54,14 +54,14 @@ int hone_order_load(const char *path, const hone_dataset *d, long epochs, size_t
                 break;
             }
             if ((unsigned long long)r >= nrec) {
-                rc = hone_errf(err, HONE_EINVAL, "%s:%ld: record %lld is out of range: data.train has %ld records "
-                               "(numbered from 0)", path, lineno, r, d->stats.records);
+                rc = hone_errf(err, HONE_EINVAL, "%s:%ld: record %lld is out of range: the run reads %ld records of "
+                               "data.train (numbered from 0)", path, lineno, r, d->stats.records);
                 break;
             }
             long i = example[r];
             if (i < 0) {
                 rc = hone_errf(err, HONE_EINVAL, "%s:%ld: record %lld is not a training example (skipped, dropped "
-                               "by truncation, or held out by data.eval_fraction; `hone run --dry-run` counts them)",
+                               "by truncation, or held out by data.eval_fraction: the run's first lines count them)",
                                path, lineno, r);
                 break;
             }

@@ -319,12 +319,12 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     /* at least a training batch of prompts at once (the model has rows for that many) */
     int bs = hone_model_generate_batch(m, longest + max_new), tbs = (int)hone_config_int(cfg, "train.batch_size");
     bs = bs > tbs ? bs : tbs;
-    int rc = 0;
-    FILE *f = out_path ? fopen(out_path, "w") : NULL;
-    if (out_path && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", out_path, strerror(errno));
     /* the metric functions by name: a Lua table's order changes from state to state */
     size_t forder[MAX_METRICS], nfn = mc ? mc->nf : 0;
     if (nfn > MAX_METRICS) return hone_errf(err, HONE_EINVAL, "eval.metrics: more than %d functions", MAX_METRICS);
+    int rc = 0;
+    FILE *f = out_path ? fopen(out_path, "w") : NULL;
+    if (out_path && !f) rc = hone_errf(err, HONE_EIO, "%s: cannot create: %s", out_path, strerror(errno));
     for (size_t k = 0; k < nfn; k++) {
         size_t j = k;
         while (j > 0 && strcmp(mc->fnames[forder[j - 1]], mc->fnames[k]) > 0) {

@@ -42,7 +42,7 @@ expect 1 'word.txt:1: "x7" is not a record number' -- "$HONE" run replay.lua --s
 printf '0 1\n' > dropped.txt
 expect 1 "dropped.txt:1: record 1 is not a training example" -- "$HONE" run replay.lua --set data.order_file=dropped.txt
 printf '44\n' > range.txt
-expect 1 "range.txt:1: record 44 is out of range: data.train has 44 records" -- "$HONE" run replay.lua --set data.order_file=range.txt
+expect 1 "range.txt:1: record 44 is out of range: the run reads 44 records of data.train" -- "$HONE" run replay.lua --set data.order_file=range.txt
 head -1 "$fx/order.txt" > one.txt
 expect 1 "one.txt: 1 epoch of order for a run of 2 epochs" -- "$HONE" run replay.lua --set data.order_file=one.txt
 expect 1 "data.order_file: .*nope.txt: cannot open" -- "$HONE" run replay.lua --set data.order_file=nope.txt
