@@ -151,17 +151,40 @@ int hone_lua_global_true(hone_lua *hl, const char *name)
     return t;
 }
 
+/* ---- calls into the script ------------------------------------------------------- */
+
+/* A call of the script's function at ref whose arguments push() builds: building them
+ * allocates, and Lua reports a failed allocation by a long jump, so it happens inside the
+ * same protected call as the function, whose error it then is. */
+typedef struct lua_call_args {
+    int ref, nargs, nres;
+    void (*push)(lua_State *L, const void *arg);
+    const void *arg;
+} lua_call_args;
+
+static int call_trampoline(lua_State *L)
+{
+    const lua_call_args *c = lua_touserdata(L, 1);
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    c->push(L, c->arg);
+    lua_call(L, c->nargs, c->nres);
+    return c->nres;
+}
+
+/* LUA_OK with c->nres results on the stack, or the error message (msgh: a handler's index, or 0) */
+static int call_protected(lua_State *L, const lua_call_args *c, int msgh)
+{
+    lua_pushcfunction(L, call_trampoline);
+    lua_pushlightuserdata(L, (void *)c);
+    return lua_pcall(L, 1, c->nres, msgh);
+}
+
 /* ---- data.chat_function ------------------------------------------------------------- */
 
-int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err)
+static void push_messages(lua_State *L, const void *arg)
 {
-    hone_lua_fn *f = ctx;
-    lua_State *L = f->hl->L;
-    int top = lua_gettop(L), rc = 0;
-    *texts = NULL;
-    *trained = NULL;
-    *n = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, f->ref);
+    const cJSON *messages = arg;
     lua_createtable(L, cJSON_GetArraySize(messages), 0);
     int i = 0;
     for (const cJSON *m = messages->child; m; m = m->next) {
@@ -172,7 +195,18 @@ int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **
         lua_setfield(L, -2, "content");
         lua_rawseti(L, -2, ++i);
     }
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+}
+
+int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err)
+{
+    hone_lua_fn *f = ctx;
+    lua_State *L = f->hl->L;
+    int top = lua_gettop(L), rc = 0;
+    *texts = NULL;
+    *trained = NULL;
+    *n = 0;
+    lua_call_args call = {f->ref, 1, 1, push_messages, messages};
+    if (call_protected(L, &call, 0) != LUA_OK) {
         rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
         lua_settop(L, top);
         return rc;
@@ -252,28 +286,64 @@ static void push_json(lua_State *L, const cJSON *j, int depth)
     }
 }
 
+typedef struct hook_args {
+    const char *run_name, *run_dir;
+    const cJSON *row;
+} hook_args;
+
+static void push_hook(lua_State *L, const void *arg)
+{
+    const hook_args *a = arg;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, a->run_name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, a->run_dir);
+    lua_setfield(L, -2, "dir");
+    push_json(L, a->row, 0);
+}
+
 int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_dir, const char *row_json, int *stop,
                   hone_err *err)
 {
     lua_State *L = fn->hl->L;
     int top = lua_gettop(L), rc = 0;
     lua_pushcfunction(L, traceback);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, fn->ref);
-    lua_createtable(L, 0, 2);
-    lua_pushstring(L, run_name);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, run_dir);
-    lua_setfield(L, -2, "dir");
-    cJSON *row = cJSON_Parse(row_json);
-    push_json(L, row, 0);
+    cJSON *row = cJSON_Parse(row_json);   /* parsed outside: a Lua error must not leak it */
+    hook_args a = {run_name, run_dir, row};
+    lua_call_args call = {fn->ref, 2, 1, push_hook, &a};
+    int status = call_protected(L, &call, top + 1);
     cJSON_Delete(row);
-    if (lua_pcall(L, 2, 1, top + 1) != LUA_OK) rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
+    if (status != LUA_OK) rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
     else if (stop && lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "stop")) *stop = 1;
     lua_settop(L, top);
     return rc;
 }
 
 /* ---- eval.metrics ------------------------------------------------------------------- */
+
+typedef struct metric_args {
+    const char *prediction, *prompt, *reference;
+    int index;
+    const cJSON *rec;
+} metric_args;
+
+/* f(prediction, example): the record's own fields, then prompt, reference and index */
+static void push_metric(lua_State *L, const void *arg)
+{
+    const metric_args *a = arg;
+    lua_pushstring(L, a->prediction);
+    lua_createtable(L, 0, 3 + (a->rec ? cJSON_GetArraySize(a->rec) : 0));
+    for (const cJSON *f = cJSON_IsObject(a->rec) ? a->rec->child : NULL; f; f = f->next) {   /* ex.completion */
+        push_json(L, f, 1);
+        lua_setfield(L, -2, f->string);
+    }
+    lua_pushstring(L, a->prompt);
+    lua_setfield(L, -2, "prompt");
+    lua_pushstring(L, a->reference);
+    lua_setfield(L, -2, "reference");
+    lua_pushinteger(L, a->index);
+    lua_setfield(L, -2, "index");
+}
 
 int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
                     int index, const char *record, double *out, char (*names)[HONE_METRIC_NAME], int max, int *n,
@@ -282,22 +352,12 @@ int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *p
     lua_State *L = fn->hl->L;
     int top = lua_gettop(L), rc = 0;
     *n = 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, fn->ref);
-    lua_pushstring(L, prediction);
-    cJSON *rec = record ? cJSON_Parse(record) : NULL;
-    lua_createtable(L, 0, 3 + (rec ? cJSON_GetArraySize(rec) : 0));
-    for (const cJSON *f = cJSON_IsObject(rec) ? rec->child : NULL; f; f = f->next) {   /* ex.completion, ex.category */
-        push_json(L, f, 1);
-        lua_setfield(L, -2, f->string);
-    }
+    cJSON *rec = record ? cJSON_Parse(record) : NULL;   /* parsed outside: a Lua error must not leak it */
+    metric_args a = {prediction, prompt, reference, index, rec};
+    lua_call_args call = {fn->ref, 2, 1, push_metric, &a};
+    int status = call_protected(L, &call, 0);
     cJSON_Delete(rec);
-    lua_pushstring(L, prompt);
-    lua_setfield(L, -2, "prompt");
-    lua_pushstring(L, reference);
-    lua_setfield(L, -2, "reference");
-    lua_pushinteger(L, index);
-    lua_setfield(L, -2, "index");
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    if (status != LUA_OK) {
         rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
     } else if (lua_type(L, -1) == LUA_TNUMBER) {
         out[0] = lua_tonumber(L, -1);
@@ -348,18 +408,29 @@ typedef struct objective_ctx {
     int ref;
 } objective_ctx;
 
+typedef struct params_args {
+    const float *params;
+    size_t n;
+} params_args;
+
+static void push_params(lua_State *L, const void *arg)
+{
+    const params_args *a = arg;
+    lua_createtable(L, (int)a->n, 0);
+    for (size_t i = 0; i < a->n; i++) {
+        lua_pushnumber(L, a->params[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
 static int lua_objective(void *vctx, const float *params, size_t n, double *loss, float *grads, hone_err *err)
 {
     objective_ctx *c = vctx;
     lua_State *L = c->L;
     int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
-    lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n; i++) {
-        lua_pushnumber(L, params[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+    params_args a = {params, n};
+    lua_call_args call = {c->ref, 1, 2, push_params, &a};
+    if (call_protected(L, &call, 0) != LUA_OK) {
         hone_errf(err, HONE_EINVAL, "loss function: %s", lua_tostring(L, -1));
         lua_settop(L, top);
         return HONE_EINVAL;
