@@ -473,7 +473,9 @@ static void check_rope_linear(void)
 }
 
 /* NEFTune perturbs training forwards only: eval losses equal the plain model's, training
- * losses move, and by about what noise of that size moves them */
+ * losses move; and the noise is transformers' U(-mag, mag) on every embedding element,
+ * mag = alpha / sqrt(T x hidden): its largest value near mag and never past it, mean 0,
+ * variance mag^2 / 3 */
 static void check_neftune(const hone_registry *reg)
 {
     char dir[4096];
@@ -485,6 +487,8 @@ static void check_neftune(const hone_registry *reg)
     int32_t ids[24], targets[24];
     for (int i = 0; i < 24; i++) ids[i] = (i * 5) % 96, targets[i] = ((i + 1) * 5) % 96;
     double loss[2][2];
+    enum { N = 2 * 12 * 64 };   /* B x T x hidden of the fixture */
+    static float embedded[2][N];
     for (int k = 0; k < 2; k++) {
         hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 9, 2, 12, 0, k ? 5.0 : 0.0, 0};
         hone_model *m = NULL;
@@ -493,6 +497,7 @@ static void check_neftune(const hone_registry *reg)
             printf("neftune: %s\n", err.msg);
             failures++;
         } else {
+            memcpy(embedded[k], hone_model_embedded(m), sizeof embedded[k]);
             hone_model_set_eval(m, 1);
             hone_model_forward(m, ids, targets, 2, 12, &loss[k][1], &c, &err);
         }
@@ -503,6 +508,21 @@ static void check_neftune(const hone_registry *reg)
                loss[0][0], loss[1][0], loss[0][1], loss[1][1]);
         failures++;
     }
+    double mag = 5.0 / sqrt(12.0 * 64.0), top = 0, sum = 0, sq = 0;
+    for (int i = 0; i < N; i++) {
+        double d = (double)embedded[1][i] - embedded[0][i];
+        top = fabs(d) > top ? fabs(d) : top;
+        sum += d;
+        sq += d * d;
+    }
+    double mean = sum / N, var = sq / N - mean * mean;
+    /* N = 1536 draws: the mean's sd is mag / sqrt(3 N) = 0.015 mag, the variance's ~3.6% */
+    int ok = top <= mag * (1 + 1e-6) && top > 0.99 * mag && fabs(mean) < 0.06 * mag &&
+             fabs(var / (mag * mag / 3) - 1) < 0.15;
+    report("neftune", "noise U(-mag, mag), mag = alpha / sqrt(T x hidden)", ok ? 0 : 1, 0);
+    if (!ok)
+        printf("neftune noise: max %.6g, mean %.3g, variance %.6g; want max <= %.6g (and near it), mean ~0, "
+               "variance %.6g\n", top, mean, var, mag, mag * mag / 3);
     hone_opts_free(qopts);
 }
 

@@ -709,6 +709,11 @@ const float *hone_model_logits(const hone_model *m)
     return m->logits;
 }
 
+const float *hone_model_embedded(const hone_model *m)
+{
+    return m->res;   /* the residual stream's first slice: layer 0's input */
+}
+
 /* ---- backward --------------------------------------------------------------------- */
 
 int hone_model_backward(hone_model *m, float scale, hone_err *err)

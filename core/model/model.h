@@ -69,6 +69,9 @@ void hone_model_get_rng(const hone_model *m, hone_rng out[2]);
 void hone_model_set_rng(hone_model *m, const hone_rng in[2]);
 /* [B, T, vocab] of the last forward; with labelled_logits and targets, [labelled positions, vocab] */
 const float *hone_model_logits(const hone_model *m);
+/* [B, T, hidden] of the last forward: the input of the first layer (the embeddings, with
+ * NEFTune's noise when it trains) */
+const float *hone_model_embedded(const hone_model *m);
 
 /* The trainable parameters: one flat span with named views (for the optimizer and for
  * saving). LoRA names are PEFT's adapter keys; full fine-tuning uses HF's names. */
