@@ -1,6 +1,8 @@
 /* test_kernels.c — every CPU kernel's backward checked against central finite differences
  * of its forward. The objective sum(out * R) (R random) is accumulated in double; the
- * kernels are fp32, so eps is 1e-2 and the tolerance is relative to the gradient's scale. */
+ * kernels are fp32, so eps is 1e-2 and the tolerance is relative to the gradient's scale.
+ * The generation kernels (RoPE at explicit positions, attention against a KV cache) are
+ * checked against the training kernels they must agree with. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +271,47 @@ static void test_dropout(void)
     if (!ok) failures++;
 }
 
+/* ---- generation: op_rope_at and op_attention_cached against the training kernels ---- */
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double m = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        m = fabs((double)a[i] - b[i]) > m ? fabs((double)a[i] - b[i]) : m;
+        s = fabs((double)b[i]) > s ? fabs((double)b[i]) : s;
+    }
+    return s > 0 ? m / s : m;
+}
+
+static void test_generation(void)
+{
+    int T = 7, H = 4, KVH = 2, hd = 8;
+    size_t nq = (size_t)T * H * hd, nk = (size_t)T * KVH * hd;
+    float inv[4];
+    for (int i = 0; i < 4; i++) inv[i] = 1.0f / powf(10000.0f, (float)(2 * i) / (float)hd);
+    /* RoPE: token t at position t rotated one at a time, as the whole sequence at once */
+    float *x = rnd(nq, 1), *y = keep(malloc(nq * sizeof(float))), *cos_t = zeros((size_t)T * hd / 2),
+          *sin_t = zeros((size_t)T * hd / 2);
+    memcpy(y, x, nq * sizeof(float));
+    op_rope_tables(cos_t, sin_t, inv, T, hd);
+    op_rope_forward(x, cos_t, sin_t, NULL, 1, T, H, hd);
+    int pos[7];
+    for (int t = 0; t < T; t++) pos[t] = t;
+    op_rope_at(y, pos, inv, T, H, hd);
+    double e = max_rel(y, x, nq);
+    printf("%-28s rel err %.2e %s\n", "rope_at vs rope_forward", e, e < 1e-6 ? "ok" : "FAIL");
+    failures += !(e < 1e-6);
+    /* attention: each token against the cache of the rows up to it, as the causal forward */
+    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *full = zeros(nq), *att = zeros((size_t)H * T * T);
+    float *cached = zeros(nq), *scores = zeros((size_t)T);
+    op_attention_forward(full, att, q, k, v, NULL, 1, T, H, KVH, hd);
+    const float *kseq[7], *vseq[7];
+    for (int t = 0; t < T; t++) kseq[t] = k, vseq[t] = v;
+    op_attention_cached(cached, scores, q, kseq, vseq, pos, T, H, KVH, hd);
+    e = max_rel(cached, full, nq);
+    printf("%-28s rel err %.2e %s\n", "attention_cached vs forward", e, e < 1e-6 ? "ok" : "FAIL");
+    failures += !(e < 1e-6);
+}
+
 int main(void)
 {
     test_rmsnorm();
@@ -279,6 +322,7 @@ int main(void)
     test_swiglu();
     test_cross_entropy();
     test_dropout();
+    test_generation();
     for (int i = 0; i < nowned; i++) free(owned[i]);
     if (failures) printf("%d kernel check(s) failed\n", failures);
     return failures ? 1 : 0;
