@@ -14,6 +14,7 @@
 #include <lualib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <errno.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -762,6 +763,110 @@ static int l_sweep_report(lua_State *L)
     return push_result(L, rc, &err);
 }
 
+/* core.mkdirs(path): path and its parents; true, or nil and a message */
+static int l_mkdirs(lua_State *L)
+{
+    hone_err err = {0};
+    int rc = hone_mkdirs(luaL_checkstring(L, 1), &err);
+    return push_result(L, rc, &err);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+typedef struct name_list {
+    char **names;
+    size_t n;
+} name_list;
+
+static int push_name_list(lua_State *L)
+{
+    const name_list *a = lua_touserdata(L, 1);
+    lua_createtable(L, (int)a->n, 0);
+    for (size_t i = 0; i < a->n; i++) {
+        lua_pushstring(L, a->names[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* core.list(dir): its entries' names but . and .., sorted; an empty list where dir is not
+ * a directory */
+static int l_list(lua_State *L)
+{
+    DIR *d = opendir(luaL_checkstring(L, 1));
+    name_list a = {0};
+    size_t cap = 0;
+    int oom = 0;
+    for (struct dirent *e; d && !oom && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (a.n == cap) {
+            char **p = realloc(a.names, (cap = cap ? 2 * cap : 64) * sizeof *a.names);
+            if (!p) oom = 1;
+            else a.names = p;
+        }
+        if (!oom && !(a.names[a.n] = hone_strdup(e->d_name))) oom = 1;
+        else if (!oom) a.n++;
+    }
+    if (d) closedir(d);
+    if (!oom && a.n) qsort(a.names, a.n, sizeof *a.names, by_name);
+    /* the table is built in a protected call: a failed allocation there must not leak the names */
+    lua_pushcfunction(L, push_name_list);
+    lua_pushlightuserdata(L, &a);
+    int status = oom ? LUA_ERRMEM : lua_pcall(L, 1, 1, 0);
+    for (size_t i = 0; i < a.n; i++) free(a.names[i]);
+    free(a.names);
+    if (oom) return luaL_error(L, "out of memory listing a directory");
+    if (status != LUA_OK) return lua_error(L);
+    return 1;
+}
+
+/* core.is_file(path) */
+static int l_is_file(lua_State *L)
+{
+    lua_pushboolean(L, hone_is_file(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+static int push_json_list(lua_State *L)
+{
+    const cJSON *rows = lua_touserdata(L, 1);
+    lua_createtable(L, cJSON_GetArraySize(rows), 0);
+    lua_Integer k = 0;
+    for (const cJSON *r = rows->child; r; r = r->next) {
+        push_json(L, r, 0);
+        lua_rawseti(L, -2, ++k);
+    }
+    return 1;
+}
+
+/* core.read_jsonl(path): its rows as tables, or nil and a message; a line that is not
+ * JSON is left out (a row a crash cut short) */
+static int l_read_jsonl(lua_State *L)
+{
+    hone_err err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    if (hone_read_file(luaL_checkstring(L, 1), &text, &len, &err)) return push_result(L, HONE_EIO, &err);
+    cJSON *rows = cJSON_CreateArray();
+    for (char *line = text, *nl; rows && line < text + len; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(text + len - line));
+        if (!nl) nl = text + len;
+        cJSON *row = cJSON_ParseWithLength(line, (size_t)(nl - line));
+        if (row) cJSON_AddItemToArray(rows, row);
+    }
+    free(text);
+    if (!rows) return luaL_error(L, "out of memory reading a JSONL file");
+    lua_pushcfunction(L, push_json_list);
+    lua_pushlightuserdata(L, rows);
+    int status = lua_pcall(L, 1, 1, 0);
+    cJSON_Delete(rows);
+    if (status != LUA_OK) return lua_error(L);
+    return 1;
+}
+
 /* core.ncores(): online cores */
 static int l_ncores(lua_State *L)
 {
@@ -773,7 +878,9 @@ static int open_core(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"optimize", l_optimize}, {"plugins", l_plugins}, {"train", l_train}, {"spawn", l_spawn},
                                    {"wait", l_wait}, {"ncores", l_ncores}, {"now", l_now},
-                                   {"sweep_report", l_sweep_report}, {"check", l_check}, {NULL, NULL}};
+                                   {"sweep_report", l_sweep_report}, {"check", l_check}, {"mkdirs", l_mkdirs},
+                                   {"list", l_list}, {"is_file", l_is_file}, {"read_jsonl", l_read_jsonl},
+                                   {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, HONE_VERSION);
     lua_setfield(L, -2, "version");

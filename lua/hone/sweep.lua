@@ -188,14 +188,9 @@ end
 -- the eval rows of a member so far: epoch -> metric value
 local function eval_by_epoch(dir, metric)
   local out = {}
-  local text = read_file(dir .. "/metrics.jsonl")
-  if not text then return out end
-  for line in text:gmatch("[^\n]+") do
-    if line:find('"split": "eval"', 1, true) then
-      local e = tonumber(line:match('"epoch": ([%d%.]+)'))
-      local v = tonumber(line:match('"' .. metric:gsub("%.", "%%.") .. '": ([%-%d%.eE+]+)'))
-      if e and v and e == math.floor(e) then out[e] = v end
-    end
+  for _, row in ipairs(core.read_jsonl(dir .. "/metrics.jsonl") or {}) do
+    local e, v = row.epoch, row[metric]
+    if row.split == "eval" and type(e) == "number" and type(v) == "number" and e == math.floor(e) then out[e] = v end
   end
   return out
 end
@@ -270,7 +265,7 @@ function M.sweep(hone, s)
     _G.HONE_DRY_RUN_USED = true
     return setmetatable({ dry_run = true, members = plan, failed = bad }, M.result_mt)
   end
-  os.execute("mkdir -p '" .. out_dir .. "'")
+  assert(core.mkdirs(out_dir))
   local sweep_dir
   local resume = rawget(_G, "HONE_RESUME")   -- hone run SCRIPT --resume SWEEP_DIR
   if resume then
@@ -279,13 +274,16 @@ function M.sweep(hone, s)
     if old ~= plan_json then error(("--resume %s: the sweep's plan differs from this script's"):format(resume), 2) end
     _G.HONE_RESUME_USED = true
   end
-  local p = io.popen("ls -1d '" .. (resume and resume:match("^(.*)/[^/]+$") or out_dir) .. "'/" .. project ..
-                     "-*-sweep 2>/dev/null")
-  for d in p:lines() do
-    local old = read_file(d .. "/sweep.json")
-    if old and old == plan_json and (not resume or d == resume) then sweep_dir = d end
+  -- an earlier sweep of the same plan continues (the newest, as names sort by time)
+  local parent = resume and resume:match("^(.*)/[^/]+$") or out_dir
+  local prefix = project .. "-"
+  for _, name in ipairs(core.list(parent)) do
+    if name:sub(1, #prefix) == prefix and name:sub(-6) == "-sweep" then
+      local d = parent .. "/" .. name
+      local old = read_file(d .. "/sweep.json")
+      if old and old == plan_json and (not resume or d == resume) then sweep_dir = d end
+    end
   end
-  p:close()
   local stamp
   if resume and not sweep_dir then sweep_dir = resume end
   if sweep_dir then
@@ -294,7 +292,7 @@ function M.sweep(hone, s)
   else
     stamp = os.date("%Y-%m-%d_%H.%M.%S")
     sweep_dir = out_dir .. "/" .. project .. "-" .. stamp .. "-sweep"
-    os.execute("mkdir -p '" .. sweep_dir .. "'")
+    assert(core.mkdirs(sweep_dir))
     write_file(sweep_dir .. "/sweep.json", plan_json)
     print(("sweep %s: %d members"):format(sweep_dir, #plan))
   end
@@ -364,7 +362,10 @@ function M.sweep(hone, s)
     if st == "completed" or st == "stopped_early" then
       print(("  %s: %s, skipped"):format(plan[i].tag, st))
     else
-      local has_ckpt = os.execute("ls '" .. member_dir(i) .. "'/checkpoints/*/state.zst >/dev/null 2>&1")
+      local has_ckpt = false
+      for _, c in ipairs(core.list(member_dir(i) .. "/checkpoints")) do
+        has_ckpt = has_ckpt or core.is_file(member_dir(i) .. "/checkpoints/" .. c .. "/state.zst")
+      end
       todo[#todo + 1] = { i = i, resume = has_ckpt and st ~= "failed" }
     end
   end
@@ -372,13 +373,13 @@ function M.sweep(hone, s)
   local function run_member(t)
     local ok, spec = pcall(member_spec, t.i)
     if not ok then
-      os.execute("mkdir -p '" .. member_dir(t.i) .. "'")
+      assert(core.mkdirs(member_dir(t.i)))
       write_file(member_dir(t.i) .. "/summary.json", json({ status = "failed", error = tostring(spec) }) .. "\n")
       return false
     end
     local ok2, run = pcall(hone.train, spec, { dir = member_dir(t.i), resume = t.resume })
     if not ok2 then
-      os.execute("mkdir -p '" .. member_dir(t.i) .. "'")
+      assert(core.mkdirs(member_dir(t.i)))
       write_file(member_dir(t.i) .. "/summary.json", json({ status = "failed", error = tostring(run) }) .. "\n")
       return false
     end
