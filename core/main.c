@@ -871,28 +871,9 @@ static int cmd_tokenize(int argc, char **argv)
 /* r, alpha, rslora and target modules of a PEFT adapter dir */
 static int adapter_settings(const char *dir, hone_model_opts *mo, hone_err *err)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    cJSON *j = NULL;
-    int rc = hone_read_json_object(path, &j, err);
-    if (rc) return rc;
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "r"), *a = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
-    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
-    if (!cJSON_IsNumber(r) || !cJSON_IsNumber(a) || r->valuedouble < 1)
-        rc = hone_errf(err, HONE_EINVAL, "%s: needs r >= 1 and lora_alpha", path);
-    else {
-        mo->r = (int)r->valuedouble;
-        mo->alpha = a->valuedouble;
-        mo->rslora = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_rslora"));
-        const cJSON *e;
-        cJSON_ArrayForEach(e, tm) {
-            for (int k = 0; k < HONE_NLINEAR; k++)
-                if (cJSON_IsString(e) && !strcmp(e->valuestring, hone_linear_names[k])) mo->targets |= 1u << k;
-            if (cJSON_IsString(e) && !strcmp(e->valuestring, "all-linear")) mo->targets = (1u << HONE_NLINEAR) - 1;
-        }
-        if (cJSON_IsString(tm) && !strcmp(tm->valuestring, "all-linear")) mo->targets = (1u << HONE_NLINEAR) - 1;
-    }
-    cJSON_Delete(j);
+    hone_adapter_config ac;
+    int rc = hone_adapter_config_read(dir, &ac, err);
+    if (!rc) mo->r = ac.r, mo->alpha = ac.alpha, mo->rslora = ac.rslora, mo->targets = ac.targets;
     return rc;
 }
 

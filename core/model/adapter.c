@@ -73,28 +73,62 @@ int hone_model_save_adapter(const hone_model *m, const char *dir, const char *ba
     return rc;
 }
 
+unsigned hone_target_mask(const char *name)
+{
+    if (!strcmp(name, "all-linear")) return (1u << HONE_NLINEAR) - 1;
+    for (int k = 0; k < HONE_NLINEAR; k++)
+        if (!strcmp(name, hone_linear_names[k])) return 1u << k;
+    return 0;
+}
+
+int hone_adapter_config_read(const char *dir, hone_adapter_config *out, hone_err *err)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    cJSON *j = NULL;
+    int rc = hone_read_json_object(path, &j, err);
+    if (rc) return rc;
+    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "peft_type"), *r = cJSON_GetObjectItemCaseSensitive(j, "r"),
+                *alpha = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha"),
+                *bias = cJSON_GetObjectItemCaseSensitive(j, "bias"),
+                *tm = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
+    static const char *const refused[] = {"use_dora", "fan_in_fan_out", "lora_bias"};
+    static const char *const patterns[] = {"rank_pattern", "alpha_pattern", "modules_to_save"};
+    if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))
+        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: peft_type must be \"LORA\"", path);
+    else if (!cJSON_IsNumber(r) || r->valuedouble < 1 || !cJSON_IsNumber(alpha))
+        rc = hone_errf(err, HONE_EINVAL, "%s: needs r >= 1 and lora_alpha", path);
+    else if (cJSON_IsString(bias) && strcmp(bias->valuestring, "none"))
+        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: bias = \"%s\" is not supported (\"none\")", path, bias->valuestring);
+    for (int k = 0; k < 3 && !rc; k++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, refused[k])))
+            rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: %s = true is not supported", path, refused[k]);
+    for (int k = 0; k < 3 && !rc; k++) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, patterns[k]);
+        if (p && !cJSON_IsNull(p) && cJSON_GetArraySize(p) > 0)
+            rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: a non-empty %s is not supported", path, patterns[k]);
+    }
+    if (!rc) {
+        *out = (hone_adapter_config){.r = (int)r->valuedouble, .alpha = alpha->valuedouble,
+                                     .rslora = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_rslora"))};
+        if (cJSON_IsString(tm)) out->targets = hone_target_mask(tm->valuestring);
+        const cJSON *list = cJSON_IsArray(tm) ? tm : NULL, *e;
+        cJSON_ArrayForEach(e, list)
+        {
+            if (cJSON_IsString(e)) out->targets |= hone_target_mask(e->valuestring);
+        }
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
 int hone_model_load_adapter(hone_model *m, const char *dir, hone_err *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    char *text = NULL;
-    int rc = hone_read_file(path, &text, NULL, err);
+    hone_adapter_config ac;
+    int rc = hone_adapter_config_read(dir, &ac, err);
     if (rc) return rc;
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "peft_type");
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "r");
-    const cJSON *alpha = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "use_rslora");
-    const cJSON *dora = cJSON_GetObjectItemCaseSensitive(j, "use_dora");
-    const cJSON *bias = cJSON_GetObjectItemCaseSensitive(j, "bias");
-    if (!cJSON_IsObject(j)) rc = hone_errf(err, HONE_EINVAL, "%s: not a JSON object", path);
-    else if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA") != 0)
-        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: peft_type must be \"LORA\"", path);
-    else if (cJSON_IsTrue(dora)) rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: DoRA adapters (use_dora) are not supported", path);
-    else if (cJSON_IsString(bias) && strcmp(bias->valuestring, "none") != 0)
-        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: bias = \"%s\" is not supported (\"none\")", path, bias->valuestring);
-    else if (!cJSON_IsNumber(r) || !cJSON_IsNumber(alpha)) rc = hone_errf(err, HONE_EINVAL, "%s: needs r and lora_alpha", path);
     double want_alpha, dropout;
     int want_rslora;
     hone_model_lora_settings(m, &want_alpha, &dropout, &want_rslora);
@@ -102,12 +136,10 @@ int hone_model_load_adapter(hone_model *m, const char *dir, hone_err *err)
     const hone_tensor_info *t = hone_model_tensors(m, &n);
     int model_r = n && strstr(t[0].name, "lora_A") ? (int)t[0].rows : 0;
     if (!rc && model_r == 0) rc = hone_errf(err, HONE_EINVAL, "%s: the model trains no LoRA adapter (lora = false)", dir);
-    if (!rc && (int)r->valuedouble != model_r)
-        rc = hone_errf(err, HONE_EINVAL, "%s: adapter r = %d but lora.r = %d", path, (int)r->valuedouble, model_r);
-    if (!rc && (alpha->valuedouble != want_alpha || cJSON_IsTrue(rs) != want_rslora))
+    if (!rc && ac.r != model_r) rc = hone_errf(err, HONE_EINVAL, "%s: adapter r = %d but lora.r = %d", path, ac.r, model_r);
+    if (!rc && (ac.alpha != want_alpha || ac.rslora != want_rslora))
         rc = hone_errf(err, HONE_EINVAL, "%s: adapter lora_alpha = %g%s but the experiment has lora.alpha = %g%s", path,
-                       alpha->valuedouble, cJSON_IsTrue(rs) ? " (rslora)" : "", want_alpha, want_rslora ? " (rslora)" : "");
-    cJSON_Delete(j);
+                       ac.alpha, ac.rslora ? " (rslora)" : "", want_alpha, want_rslora ? " (rslora)" : "");
     if (rc) return rc;
 
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);

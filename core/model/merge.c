@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "gguf_write.h"
+#include "model.h"
 #include "safetensors.h"
 #include "util.h"
 
@@ -92,40 +93,14 @@ static int copy_file(const char *from_dir, const char *to_dir, const char *name,
     return rc;
 }
 
-/* adapter_config.json: the scaling, after refusing what a plain merge would get wrong */
+/* the scaling of adapter_config.json, after hone_adapter_config_read refused what a plain
+ * merge would get wrong: peft's lora_alpha / r, or lora_alpha / sqrt(r) with rslora, a
+ * Python float that the tensor product multiplies as float32 */
 static int adapter_scale(const char *dir, float *scale, hone_err *err)
 {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    cJSON *j = NULL;
-    int rc = hone_read_json_object(path, &j, err);
-    if (rc) return rc;
-    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(j, "peft_type"), *r = cJSON_GetObjectItemCaseSensitive(j, "r"),
-                *alpha = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha"),
-                *bias = cJSON_GetObjectItemCaseSensitive(j, "bias");
-    static const char *refused[] = {"use_dora", "fan_in_fan_out", "lora_bias"};
-    static const char *patterns[] = {"rank_pattern", "alpha_pattern", "modules_to_save"};
-    if (!cJSON_IsString(pt) || strcmp(pt->valuestring, "LORA"))
-        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: peft_type must be \"LORA\"", path);
-    else if (!cJSON_IsNumber(r) || r->valuedouble < 1 || !cJSON_IsNumber(alpha))
-        rc = hone_errf(err, HONE_EINVAL, "%s: needs r >= 1 and lora_alpha", path);
-    else if (cJSON_IsString(bias) && strcmp(bias->valuestring, "none"))
-        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: bias = \"%s\" is not merged by hone (\"none\")", path, bias->valuestring);
-    for (int k = 0; k < 3 && !rc; k++)
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, refused[k])))
-            rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: %s = true is not merged by hone", path, refused[k]);
-    for (int k = 0; k < 3 && !rc; k++) {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, patterns[k]);
-        if (p && !cJSON_IsNull(p) && cJSON_GetArraySize(p) > 0)
-            rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: a non-empty %s is not merged by hone", path, patterns[k]);
-    }
-    if (!rc) {
-        /* peft: lora_alpha / r, or lora_alpha / sqrt(r) with rslora; a Python float that the
-         * tensor product multiplies as float32 */
-        int rs = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "use_rslora"));
-        *scale = (float)(alpha->valuedouble / (rs ? sqrt(r->valuedouble) : r->valuedouble));
-    }
-    cJSON_Delete(j);
+    hone_adapter_config ac;
+    int rc = hone_adapter_config_read(dir, &ac, err);
+    if (!rc) *scale = (float)(ac.alpha / (ac.rslora ? sqrt((double)ac.r) : (double)ac.r));
     return rc;
 }
 

@@ -82,6 +82,22 @@ const hone_tensor_info *hone_model_tensors(const hone_model *m, size_t *n);
 /* alpha, dropout and rslora as configured (for adapter_config.json) */
 void hone_model_lora_settings(const hone_model *m, double *alpha, double *dropout, int *rslora);
 
+/* the hone_linear_names bit of a target module name, every bit for "all-linear", 0 for
+ * a name hone does not adapt */
+unsigned hone_target_mask(const char *name);
+
+/* What a PEFT adapter_config.json says, read by one reader for loading, merging and
+ * generating: peft_type LORA only; DoRA, a bias other than "none", fan_in_fan_out,
+ * lora_bias and non-empty rank_pattern / alpha_pattern / modules_to_save are refused
+ * with the file and key named (hone would compute something else). */
+typedef struct hone_adapter_config {
+    int r;
+    double alpha;
+    int rslora;
+    unsigned targets;   /* hone_target_mask of target_modules */
+} hone_adapter_config;
+int hone_adapter_config_read(const char *dir, hone_adapter_config *out, hone_err *err);
+
 /* PEFT adapters: adapter_model.safetensors + adapter_config.json */
 int hone_model_save_adapter(const hone_model *m, const char *dir, const char *base_model, hone_err *err);
 int hone_model_load_adapter(hone_model *m, const char *dir, hone_err *err);

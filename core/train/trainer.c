@@ -434,11 +434,7 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
 static unsigned lora_targets(const hone_cval *tm)
 {
     unsigned t = 0;
-    for (size_t i = 0; i < tm->nstrs; i++) {
-        if (!strcmp(tm->strs[i], "all-linear")) return (1u << HONE_NLINEAR) - 1;
-        for (int k = 0; k < HONE_NLINEAR; k++)
-            if (!strcmp(tm->strs[i], hone_linear_names[k])) t |= 1u << k;
-    }
+    for (size_t i = 0; i < tm->nstrs; i++) t |= hone_target_mask(tm->strs[i]);
     return t;
 }
 

@@ -25,7 +25,13 @@ expect 1 "lora_A \[8, 48\] and lora_B \[[0-9]+, 8\] do not fit the base's model.
 expect 1 "pre-quantized checkpoint; merge into the original" -- "$HONE" convert "$M/llama-bnb4" --adapter "$M/llama/adapter" q
 mkdir dora && cp "$M/llama/adapter/adapter_model.safetensors" dora/
 sed 's/"use_dora": false/"use_dora": true/' "$M/llama/adapter/adapter_config.json" > dora/adapter_config.json
-expect 1 "dora/adapter_config.json: use_dora = true is not merged by hone" -- "$HONE" convert "$M/llama" --adapter dora d
+expect 1 "dora/adapter_config.json: use_dora = true is not supported" -- "$HONE" convert "$M/llama" --adapter dora d
+# one reader of adapter_config.json: what merging refuses, generation and loading refuse too
+mkdir pat && cp "$M/llama/adapter/adapter_model.safetensors" pat/
+sed 's/"rank_pattern": {}/"rank_pattern": {"q_proj": 2}/' "$M/llama/adapter/adapter_config.json" > pat/adapter_config.json
+grep -q '"q_proj": 2' pat/adapter_config.json || { echo "FAIL: the fixture has no rank_pattern to edit"; fails=$((fails+1)); }
+expect 1 "pat/adapter_config.json: a non-empty rank_pattern is not supported" -- "$HONE" convert "$M/llama" --adapter pat p
+expect 2 "pat/adapter_config.json: a non-empty rank_pattern is not supported" -- "$HONE" generate "$M/llama" --adapter pat --ids 1,2
 mkdir cut && cp "$M/llama/adapter/adapter_config.json" cut/ && head -c 3000 "$M/llama/adapter/adapter_model.safetensors" > cut/adapter_model.safetensors
 expect 1 "cut/adapter_model.safetensors" -- "$HONE" convert "$M/llama" --adapter cut c
 [ ! -e wrong/model.safetensors ] && [ ! -e d ] && [ ! -e c/model.safetensors ] && echo "ok: nothing written by a refused merge" \
