@@ -104,8 +104,9 @@ int hone_bench_run(const hone_bench_opts *o, hone_err *err)
            o->full ? "full fine-tuning" : "LoRA on all seven linears", threads);
     double peak = sgemm_rate(2048);
     printf("sgemm 2048^3 (OpenBLAS, same process): %.1f GFLOP/s\n", peak);
-    hone_model_opts mo = {o->quantizer, o->quantizer_opts, !o->full, o->r, 2.0 * o->r, 0.0, 0, 0x7f, 1, o->batch, o->seq,
-                          o->checkpointing, 0, 1};
+    hone_model_opts mo = {.quantizer = o->quantizer, .quantizer_opts = o->quantizer_opts, .lora = !o->full, .r = o->r,
+                          .alpha = 2.0 * o->r, .targets = 0x7f, .seed = 1, .batch = o->batch, .seq = o->seq,
+                          .gradient_checkpointing = o->checkpointing, .labelled_logits = 1};
     hone_model *m = NULL;
     double t = now();
     int rc = hone_model_create(&m, c, NULL, &mo, err);

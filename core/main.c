@@ -1003,7 +1003,8 @@ static int cmd_generate(int argc, char **argv)
         rc = fail(EXIT_BAD_INPUT, "generate: %s", err.msg);
     hone_node_free(qn);
     if (!rc) {
-        hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, (int)n < mc.max_pos ? (int)n : mc.max_pos, 0, 0, 0};
+        hone_model_opts mo = {.quantizer = q, .quantizer_opts = qo, .lora = 1, .r = 1, .alpha = 1, .seed = 1, .batch = 1,
+                              .seq = (int)n < mc.max_pos ? (int)n : mc.max_pos};
         if (mc.eos_id >= 0) {
             go.eos = &mc.eos_id;
             go.neos = 1;
@@ -1095,7 +1096,8 @@ static int cmd_quantize(int argc, char **argv)
     if (!rc && access(outst, F_OK) == 0)
         rc = fail(EXIT_BAD_INPUT, "quantize: %s already exists; choose another OUT_DIR or remove it", outst);
     if (!rc) {
-        hone_model_opts mo = {q, qo, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0};
+        hone_model_opts mo = {.quantizer = q, .quantizer_opts = qo, .lora = 1, .r = 1, .alpha = 1, .seed = 1, .batch = 1,
+                              .seq = 1};
         if (hone_model_create(&m, &mc, src, &mo, &err) || hone_model_save_bnb4(m, src, dst, &err))
             rc = fail(EXIT_BAD_INPUT, "quantize: %s", err.msg);
         else {

@@ -431,6 +431,10 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     return rc;
 }
 
+/* The model options of an experiment, for a model with room for batch x seq tokens;
+ * training adds the recipe's dropout, checkpointing and NEFTune (evaluation runs without). */
+static hone_model_opts model_opts(const hone_config *cfg, int batch, int seq, int training);
+
 static unsigned lora_targets(const hone_cval *tm)
 {
     unsigned t = 0;
@@ -774,16 +778,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
 
     const hone_cval *q = hone_config_cval(cfg, "model.quantizer");
     int lora = hone_config_cval(cfg, "lora")->enabled;
-    hone_model_opts mo = {
-        .quantizer = q->feature, .quantizer_opts = q->opts, .lora = lora,
-        .r = lora ? (int)hone_config_int(cfg, "lora.r") : 0, .alpha = hone_config_num(cfg, "lora.alpha"),
-        .dropout = hone_config_num(cfg, "lora.dropout"), .rslora = hone_config_bool(cfg, "lora.rslora"),
-        .targets = lora ? lora_targets(hone_config_cval(cfg, "lora.target_modules")) : 0,
-        .seed = seed, .batch = bs, .seq = longest,
-        .gradient_checkpointing = hone_config_bool(cfg, "model.gradient_checkpointing"),
-        .neftune_alpha = hone_config_is_set(cfg, "train.neftune_noise_alpha") ? hone_config_num(cfg, "train.neftune_noise_alpha") : 0,
-        .labelled_logits = 1,
-    };
+    hone_model_opts mo = model_opts(cfg, bs, longest, 1);
     hone_model *m = NULL;
     char ckpt[4600] = "";
     if (resume && (rc = newest_checkpoint(run_dir, ckpt, sizeof ckpt, err))) {
@@ -1177,6 +1172,23 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     return rc;
 }
 
+static hone_model_opts model_opts(const hone_config *cfg, int batch, int seq, int training)
+{
+    const hone_cval *q = hone_config_cval(cfg, "model.quantizer");
+    int lora = hone_config_cval(cfg, "lora")->enabled;
+    return (hone_model_opts){
+        .quantizer = q->feature, .quantizer_opts = q->opts, .lora = lora,
+        .r = lora ? (int)hone_config_int(cfg, "lora.r") : 0, .alpha = hone_config_num(cfg, "lora.alpha"),
+        .dropout = training ? hone_config_num(cfg, "lora.dropout") : 0, .rslora = hone_config_bool(cfg, "lora.rslora"),
+        .targets = lora ? lora_targets(hone_config_cval(cfg, "lora.target_modules")) : 0,
+        .seed = training ? (uint64_t)hone_config_int(cfg, "seed") : 1, .batch = batch, .seq = seq,
+        .gradient_checkpointing = training && hone_config_bool(cfg, "model.gradient_checkpointing"),
+        .neftune_alpha = training && hone_config_is_set(cfg, "train.neftune_noise_alpha")
+                             ? hone_config_num(cfg, "train.neftune_noise_alpha") : 0,
+        .labelled_logits = 1,
+    };
+}
+
 /* `hone eval`: the experiment's evaluation (loss, and generation metrics when configured)
  * on an adapter or fully fine-tuned checkpoint directory */
 int hone_eval_checkpoint(const hone_config *cfg, const char *ckpt, const char *out_path, hone_err *err)
@@ -1190,19 +1202,12 @@ int hone_eval_checkpoint(const hone_config *cfg, const char *ckpt, const char *o
     if (!prep.eval.n) printf("eval: the experiment has no eval split; evaluating on data.train\n");
     int longest = 1, bs = (int)hone_config_int(cfg, "train.batch_size");
     for (size_t i = 0; i < ev->n; i++) longest = ev->ex[i].n > longest ? ev->ex[i].n : longest;
-    const hone_cval *q = hone_config_cval(cfg, "model.quantizer");
     int lora = hone_config_cval(cfg, "lora")->enabled;
     char probe[4300];
     snprintf(probe, sizeof probe, "%s/adapter_config.json", ckpt);
     int is_adapter = hone_is_file(probe);
     if (lora && !is_adapter) rc = hone_errf(err, HONE_EINVAL, "%s: no adapter_config.json (not a LoRA adapter)", ckpt);
-    hone_model_opts mo = {
-        .quantizer = q->feature, .quantizer_opts = q->opts, .lora = lora,
-        .r = lora ? (int)hone_config_int(cfg, "lora.r") : 0, .alpha = hone_config_num(cfg, "lora.alpha"),
-        .dropout = 0, .rslora = hone_config_bool(cfg, "lora.rslora"),
-        .targets = lora ? lora_targets(hone_config_cval(cfg, "lora.target_modules")) : 0,
-        .seed = 1, .batch = bs, .seq = longest, .labelled_logits = 1,
-    };
+    hone_model_opts mo = model_opts(cfg, bs, longest, 0);
     hone_model *m = NULL;
     if (!rc) rc = hone_model_load(&m, lora ? hone_config_str(cfg, "model.path") : ckpt, &mo, err);
     if (!rc && lora) rc = hone_model_load_adapter(m, ckpt, err);
