@@ -165,7 +165,7 @@ int main(void)
         snprintf(key, sizeof key, "logits.%d", k);
         const hone_st_tensor *lt = hone_st_find(ref, key);
         int T = (int)pt->numel;
-        hone_model_opts o = {none, qo, 0, 0, 8, 0.0, 0, 0, 1, 1, T, 0, 0, 0};
+        hone_model_opts o = {.quantizer = none, .quantizer_opts = qo, .alpha = 8, .seed = 1, .batch = 1, .seq = T};
         hone_model *m = NULL;
         rc = hone_model_load(&m, out_dir, &o, &err);
         if (!rc) rc = hone_model_forward(m, pt->data, NULL, 1, T, NULL, NULL, &err);

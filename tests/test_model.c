@@ -91,7 +91,8 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
      * way): the loss and gradients must not tell them apart */
     for (int pass = 0; pass < 2 * (fx->full + 1); pass++) {
         int full = pass / 2, labelled = pass % 2;
-        hone_model_opts o = {none, NULL, !full, fx->r, fx->alpha, 0.0, fx->rslora, fx->targets, 42, B, T, 0, 0, labelled};
+        hone_model_opts o = {.quantizer = none, .lora = !full, .r = fx->r, .alpha = fx->alpha, .rslora = fx->rslora,
+                             .targets = fx->targets, .seed = 42, .batch = B, .seq = T, .labelled_logits = labelled};
         hone_opts *qopts = NULL;
         hone_node *qn = hone_node_new(HONE_NODE_TABLE);
         if (!strcmp(fx->name, "llama-gqa")) hone_node_set_path(qn, "dtype", "bf16");
@@ -242,7 +243,8 @@ static void check_errors(const hone_registry *reg, const char *tmp)
     hone_opts *qopts = NULL;
     hone_err err = {0};
     hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
-    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8, 0, 0, 0};
+    hone_model_opts o = {.quantizer = none, .quantizer_opts = qopts, .lora = 1, .r = 4, .alpha = 8, .targets = 0x7f,
+                         .seed = 1, .batch = 1, .seq = 8};
     char dir[4200], src[4200];
     snprintf(src, sizeof src, "%s/tests/fixtures/models/llama", HONE_SOURCE_DIR);
     hone_model *m = NULL;
@@ -294,7 +296,9 @@ static void check_checkpointing(const hone_registry *reg)
     size_t n[2] = {0}, acts[2][2];
     for (int full = 0; full <= 1; full++) {
         for (int ck = 0; ck <= 1; ck++) {
-            hone_model_opts o = {none, qopts, !full, 4, 8, full ? 0.0 : 0.1, 0, 0x7f, 9, 2, 12, ck, 0, 0};
+            hone_model_opts o = {.quantizer = none, .quantizer_opts = qopts, .lora = !full, .r = 4, .alpha = 8,
+                                 .dropout = full ? 0.0 : 0.1, .targets = 0x7f, .seed = 9, .batch = 2, .seq = 12,
+                                 .gradient_checkpointing = ck};
             hone_model *m = NULL;
             double s;
             long c;
@@ -370,7 +374,8 @@ static void check_sharded(const hone_registry *reg, const char *tmp)
     const hone_feature *none = hone_registry_find(reg, HONE_KIND_QUANTIZER, "none");
     hone_opts *qopts = NULL;
     hone_opts_resolve(&qopts, none->info->options, NULL, "q", "quantizer none", &err);
-    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 8, 0, 0, 0};
+    hone_model_opts o = {.quantizer = none, .quantizer_opts = qopts, .lora = 1, .r = 4, .alpha = 8, .targets = 0x7f,
+                         .seed = 1, .batch = 1, .seq = 8};
     hone_model *a = NULL, *b = NULL;
     int32_t ids[8] = {1, 5, 9, 13, 17, 21, 25, 29};
     double s;
@@ -411,7 +416,8 @@ static void check_prequant(const hone_registry *reg)
     hone_opts *qo = NULL, *qn0 = NULL;
     hone_opts_resolve(&qo, nf4->info->options, qn, "q", "nf4", &err);
     hone_opts_resolve(&qn0, nf4->info->options, NULL, "q", "nf4", &err);
-    hone_model_opts o = {nf4, qo, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 12, 0, 0, 0};
+    hone_model_opts o = {.quantizer = nf4, .quantizer_opts = qo, .lora = 1, .r = 4, .alpha = 8, .targets = 0x7f,
+                         .seed = 1, .batch = 1, .seq = 12};
     hone_model *a = NULL, *b = NULL;
     int32_t ids[12] = {3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26};
     double s;
@@ -428,7 +434,8 @@ static void check_prequant(const hone_registry *reg)
     hone_model_free(b);
     b = NULL;
     /* the wrong quantizer settings are named */
-    hone_model_opts wrong = {none, NULL, 1, 4, 8, 0.0, 0, 0x7f, 1, 1, 12, 0, 0, 0};
+    hone_model_opts wrong = {.quantizer = none, .lora = 1, .r = 4, .alpha = 8, .targets = 0x7f, .seed = 1,
+                             .batch = 1, .seq = 12};
     hone_opts *nopts = NULL;
     hone_opts_resolve(&nopts, none->info->options, NULL, "q", "none", &err);
     wrong.quantizer_opts = nopts;
@@ -490,7 +497,8 @@ static void check_neftune(const hone_registry *reg)
     enum { N = 2 * 12 * 64 };   /* B x T x hidden of the fixture */
     static float embedded[2][N];
     for (int k = 0; k < 2; k++) {
-        hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 9, 2, 12, 0, k ? 5.0 : 0.0, 0};
+        hone_model_opts o = {.quantizer = none, .quantizer_opts = qopts, .lora = 1, .r = 4, .alpha = 8,
+                             .targets = 0x7f, .seed = 9, .batch = 2, .seq = 12, .neftune_alpha = k ? 5.0 : 0.0};
         hone_model *m = NULL;
         long c;
         if (hone_model_load(&m, dir, &o, &err) || hone_model_forward(m, ids, targets, 2, 12, &loss[k][0], &c, &err)) {
@@ -548,7 +556,8 @@ static void check_packing(const hone_registry *reg)
     float *g[3] = {0};
     size_t n = 0;
     for (int k = 0; k < 3; k++) {   /* A alone, B alone, A and B packed */
-        hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 9, 1, T, 0, 0, 0};
+        hone_model_opts o = {.quantizer = none, .quantizer_opts = qopts, .lora = 1, .r = 4, .alpha = 8,
+                             .targets = 0x7f, .seed = 9, .batch = 1, .seq = T};
         hone_model *m = NULL;
         const int32_t *x = k == 1 ? ids + LA : ids, *y = k == 1 ? tg + LA : tg;
         int len = k == 0 ? LA : k == 1 ? LB : T;
@@ -581,7 +590,8 @@ static void check_packing(const hone_registry *reg)
         failures++;
     }
     /* a malformed start list is refused */
-    hone_model_opts o = {none, qopts, 1, 4, 8, 0.0, 0, 0x7f, 9, 1, T, 0, 0, 0};
+    hone_model_opts o = {.quantizer = none, .quantizer_opts = qopts, .lora = 1, .r = 4, .alpha = 8, .targets = 0x7f,
+                         .seed = 9, .batch = 1, .seq = T};
     hone_model *m = NULL;
     start[3] = 2;
     if (hone_model_load(&m, dir, &o, &err) == 0 && hone_model_set_documents(m, start, 1, T, &err) == 0) {
