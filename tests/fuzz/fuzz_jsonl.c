@@ -5,16 +5,13 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
 #include "lines.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[64];
-    snprintf(path, sizeof path, "/tmp/hone-fuzz-jsonl-%d", (int)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    fwrite(data, 1, size, f);
-    fclose(f);
+    if (fuzz_to_file(path, sizeof path, "jsonl", "", data, size)) return 0;
     long n = 0;
     hone_err err = {0};
     hone_jsonl_count(path, &n, &err);

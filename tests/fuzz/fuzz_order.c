@@ -7,16 +7,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fuzz_file.h"
 #include "order.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[64];
-    snprintf(path, sizeof path, "/tmp/hone-fuzz-order-%d", (int)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    fwrite(data, 1, size, f);
-    fclose(f);
+    if (fuzz_to_file(path, sizeof path, "order", "", data, size)) return 0;
     static const int32_t records[7] = {0, 2, 3, 5, 6, 7, 8};
     hone_example_rec ex[7] = {{0}};
     for (int i = 0; i < 7; i++) ex[i].record = records[i];

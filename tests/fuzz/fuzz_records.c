@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "dataset.h"
+#include "fuzz_file.h"
 #include "tokenizer.h"
 
 static hone_tokenizer *tok;
@@ -21,11 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     char path[64];
-    snprintf(path, sizeof path, "/tmp/hone-fuzz-records-%d.jsonl", (int)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    fwrite(data, 1, size, f);
-    fclose(f);
+    if (fuzz_to_file(path, sizeof path, "records", ".jsonl", data, size)) return 0;
     hone_data_opts o = {64, hone_tokenizer_vocab_size(tok), 0, tok, "text", "prompt", "completion", "messages", "auto", 2, NULL, NULL};
     hone_dataset d = {0};
     if (hone_dataset_load(&d, path, &o, &err) == 0) {
