@@ -1,5 +1,5 @@
 /* schedule.h — step counting and learning rates as transformers' Trainer computes them
- * (numerics.md §4): the one place the trainer, `hone schedule`, `--dry-run` and
+ * (docs/numerics.md §4): the one place the trainer, `hone schedule`, `--dry-run` and
  * hone.optimize get them from. */
 #ifndef HONE_SCHEDULE_H
 #define HONE_SCHEDULE_H

@@ -1,5 +1,5 @@
 /* safetensors.c — a checked safetensors reader (mmap) and a writer for adapters and
- * converted models. Format: numerics.md §7.4. */
+ * converted models. Format: docs/numerics.md §7.4. */
 #include "safetensors.h"
 
 #include <cjson/cJSON.h>

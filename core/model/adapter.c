@@ -1,5 +1,5 @@
 /* adapter.c — PEFT LoRA adapters: adapter_model.safetensors + adapter_config.json with
- * PEFT's key names and shapes (numerics.md §3.6-3.7), so an adapter moves both ways
+ * PEFT's key names and shapes (docs/numerics.md §3.6-3.7), so an adapter moves both ways
  * between hone and transformers + peft. */
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* merge.c — `hone convert BASE_DIR --adapter DIR OUT_DIR`: a PEFT LoRA adapter folded into
  * its base as peft's merge_and_unload folds it — W + (B A) * scaling, the product and the
- * sum in fp32, then one rounding to the stored dtype (numerics.md §3) — and written as an
+ * sum in fp32, then one rounding to the stored dtype (docs/numerics.md §3) — and written as an
  * HF model directory one tensor at a time, so merging needs one tensor's worth of memory. */
 #include "merge.h"
 

@@ -1,6 +1,6 @@
 /* prequant.c — bitsandbytes 4-bit checkpoints ("-bnb-4bit" uploads): reading a frozen
  * linear from its serialized parts without re-quantizing, and writing a model's base in
- * that layout (`hone quantize`). Layout: numerics.md §1.7. */
+ * that layout (`hone quantize`). Layout: docs/numerics.md §1.7. */
 #include "prequant.h"
 
 #include <cjson/cJSON.h>

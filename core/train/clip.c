@@ -1,5 +1,5 @@
 /* clip.c — global gradient-norm clipping as torch.nn.utils.clip_grad_norm_ computes it on
- * the CPU (numerics.md §5.3), down to the float32 rounding: each tensor's norm is ATen's
+ * the CPU (docs/numerics.md §5.3), down to the float32 rounding: each tensor's norm is ATen's
  * vectorized last-dim reduction (8 float lanes of fused multiply-adds, the lanes summed in
  * order, the tail added one by one, sqrt), the global norm the same over the stacked
  * norms, coef = (1 / (norm + 1e-6)) * max_norm (Tensor.__rtruediv__ is a reciprocal and a

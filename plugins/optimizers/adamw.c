@@ -2,12 +2,12 @@
  * AdamW with 32-bit state (paged_adamw_32bit) and blockwise 8-bit state (adamw_8bit,
  * adamw_bnb_8bit, paged_adamw_8bit), each in the arithmetic order of its source.
  *
- * torch (numerics.md §5.1, _single_tensor_adamw): decay p *= 1 - lr*wd first, m by lerp
+ * torch (docs/numerics.md §5.1, _single_tensor_adamw): decay p *= 1 - lr*wd first, m by lerp
  * (fused multiply-add, as ATen's vectorized lerp), v = v*b2 + (1-b2)*g*g, then
  * p += (-lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps). Scalars are formed in double and rounded
  * once to float, as Python floats reach ATen.
  *
- * bitsandbytes (numerics.md §2, csrc/kernels.cu kOptimizer32bit2State and
+ * bitsandbytes (docs/numerics.md §2, csrc/kernels.cu kOptimizer32bit2State and
  * kOptimizerStatic8bit2StateBlockwise): everything in float32, 1 - beta subtracted in
  * float; p += step_size * m / (sqrt(v) + eps*c2) with step_size = -lr*c2/c1, and the decay
  * p *= 1 - lr*wd after the step. The 8-bit state is two uint8 codes per element (m on

@@ -1,5 +1,5 @@
 /* bnb4.c — the "nf4" and "fp4" quantizers, bit for bit bitsandbytes' 4-bit formats
- * (numerics.md §1): blocks of block_size consecutive elements of the row-major weight,
+ * (docs/numerics.md §1): blocks of block_size consecutive elements of the row-major weight,
  * a float32 absmax per block, two 4-bit codes per byte (even element in the high nibble),
  * and with double_quant the absmax values stored as uint8 codes of the signed dynamic map
  * in blocks of 256 after subtracting their mean.

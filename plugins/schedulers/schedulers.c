@@ -1,5 +1,5 @@
 /* schedulers.c — every learning-rate schedule of transformers' get_scheduler, with its
- * exact formula (transformers/optimization.py; numerics.md §4.1).
+ * exact formula (transformers/optimization.py; docs/numerics.md §4.1).
  *
  * Each is a pure function of (options, step, total, warmup): factor(step) multiplies the
  * base lr, and the k-th optimizer step (k from 0) uses factor(k), as LambdaLR does.
