@@ -156,7 +156,9 @@ int hone_lua_global_true(hone_lua *hl, const char *name)
 
 /* A call of the script's function at ref whose arguments push() builds: building them
  * allocates, and Lua reports a failed allocation by a long jump, so it happens inside the
- * same protected call as the function, whose error it then is. */
+ * same protected call as the function, whose error it then is. With ref LUA_NOREF no
+ * function is called: push() builds the nres results themselves (a table handed back to
+ * the script while C memory it reads from must still be freed). */
 typedef struct lua_call_args {
     int ref, nargs, nres;
     void (*push)(lua_State *L, const void *arg);
@@ -167,9 +169,9 @@ static int call_trampoline(lua_State *L)
 {
     const lua_call_args *c = lua_touserdata(L, 1);
     lua_pop(L, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    if (c->ref != LUA_NOREF) lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
     c->push(L, c->arg);
-    lua_call(L, c->nargs, c->nres);
+    if (c->ref != LUA_NOREF) lua_call(L, c->nargs, c->nres);
     return c->nres;
 }
 
@@ -781,15 +783,14 @@ typedef struct name_list {
     size_t n;
 } name_list;
 
-static int push_name_list(lua_State *L)
+static void push_name_list(lua_State *L, const void *arg)
 {
-    const name_list *a = lua_touserdata(L, 1);
+    const name_list *a = arg;
     lua_createtable(L, (int)a->n, 0);
     for (size_t i = 0; i < a->n; i++) {
         lua_pushstring(L, a->names[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    return 1;
 }
 
 /* core.list(dir): its entries' names but . and .., sorted; an empty list where dir is not
@@ -813,9 +814,8 @@ static int l_list(lua_State *L)
     if (d) closedir(d);
     if (!oom && a.n) qsort(a.names, a.n, sizeof *a.names, by_name);
     /* the table is built in a protected call: a failed allocation there must not leak the names */
-    lua_pushcfunction(L, push_name_list);
-    lua_pushlightuserdata(L, &a);
-    int status = oom ? LUA_ERRMEM : lua_pcall(L, 1, 1, 0);
+    lua_call_args build = {LUA_NOREF, 0, 1, push_name_list, &a};
+    int status = oom ? LUA_ERRMEM : call_protected(L, &build, 0);
     for (size_t i = 0; i < a.n; i++) free(a.names[i]);
     free(a.names);
     if (oom) return luaL_error(L, "out of memory listing a directory");
@@ -830,16 +830,15 @@ static int l_is_file(lua_State *L)
     return 1;
 }
 
-static int push_json_list(lua_State *L)
+static void push_json_list(lua_State *L, const void *arg)
 {
-    const cJSON *rows = lua_touserdata(L, 1);
+    const cJSON *rows = arg;
     lua_createtable(L, cJSON_GetArraySize(rows), 0);
     lua_Integer k = 0;
     for (const cJSON *r = rows->child; r; r = r->next) {
         push_json(L, r, 0);
         lua_rawseti(L, -2, ++k);
     }
-    return 1;
 }
 
 /* core.read_jsonl(path): its rows as tables, or nil and a message; a line that is not
@@ -859,9 +858,8 @@ static int l_read_jsonl(lua_State *L)
     }
     free(text);
     if (!rows) return luaL_error(L, "out of memory reading a JSONL file");
-    lua_pushcfunction(L, push_json_list);
-    lua_pushlightuserdata(L, rows);
-    int status = lua_pcall(L, 1, 1, 0);
+    lua_call_args build = {LUA_NOREF, 0, 1, push_json_list, rows};
+    int status = call_protected(L, &build, 0);
     cJSON_Delete(rows);
     if (status != LUA_OK) return lua_error(L);
     return 1;
