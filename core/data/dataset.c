@@ -521,7 +521,6 @@ int hone_dataset_records(const hone_dataset *d, const char *path, char ***out, h
         if (of[rec] >= 0 && !((*out)[of[rec]] = hone_strdup(line))) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
         rec++;
     }
-    if (rc > 0) rc = 0;
     if (lr) hone_lines_close(lr);
     free(of);
     if (rc) {

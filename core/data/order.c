@@ -69,8 +69,7 @@ int hone_order_load(const char *path, const hone_dataset *d, long epochs, size_t
                 rc = hone_errf(err, HONE_EINVAL, "%s:%ld: record %lld appears twice", path, lineno, r);
                 break;
             }
-            if (got == d->n) break;   /* cannot happen: d->n distinct examples were named */
-            seen[i] = epoch;
+            seen[i] = epoch;   /* distinct training examples: got never passes d->n */
             orders[(size_t)epoch * d->n + got++] = (size_t)i;
             p = q;
         }
