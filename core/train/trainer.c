@@ -307,8 +307,27 @@ static int same_trimmed(const char *a, const char *b)
  * one: the record's prompt, or the text through the response template), decoded and
  * scored by exact_match and the experiment's eval.metrics; the means go to acc, every
  * prediction to eval/<tag>.jsonl. */
-static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, const hone_config *cfg,
-                    const char *out_path, metric_acc *acc, int *nacc, hone_err *err)
+/* what the metric functions see of each eval example besides its text: its own record
+ * (ex.completion, ex.category, ...), read once per run; NULL without metric functions */
+static int eval_records(const hone_config *cfg, const hone_dataset *ev, char ***recs, hone_err *err)
+{
+    *recs = NULL;
+    const hone_cval *mc = hone_config_cval(cfg, "eval.metrics");
+    if (!mc || !mc->nf || !ev->n) return 0;
+    const char *src = hone_config_is_set(cfg, "data.eval") ? hone_config_str(cfg, "data.eval") : hone_config_str(cfg, "data.train");
+    int rc = hone_dataset_records(ev, src, recs, err);
+    return rc ? hone_err_prefix(err, "eval.metrics: ") : 0;
+}
+
+static void free_records(char **recs, size_t n)
+{
+    for (size_t r = 0; recs && r < n; r++) free(recs[r]);
+    free(recs);
+}
+
+/* recs: eval_records of ev */
+static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, char *const *recs,
+                    const hone_config *cfg, const char *out_path, metric_acc *acc, int *nacc, hone_err *err)
 {
     *nacc = 0;
     const hone_cval *mc = hone_config_cval(cfg, "eval.metrics");
@@ -333,10 +352,6 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
         }
         forder[j] = k;
     }
-    /* the metric functions see each example's own record (ex.completion, ex.category, ...) */
-    char **recs = NULL;
-    const char *src = hone_config_is_set(cfg, "data.eval") ? hone_config_str(cfg, "data.eval") : hone_config_str(cfg, "data.train");
-    if (!rc && nfn && (rc = hone_dataset_records(ev, src, &recs, err))) hone_err_prefix(err, "eval.metrics: ");
     int32_t eos = hone_tokenizer_eos(tok);
     hone_gen_opts go = {.max_new_tokens = max_new, .temperature = 0, .top_p = 1, .eos = &eos, .neos = eos >= 0};
     const int32_t **prompts = malloc((size_t)bs * sizeof *prompts);
@@ -420,8 +435,6 @@ static int gen_eval(hone_model *m, hone_tokenizer *tok, const hone_dataset *ev, 
     if (!rc && undecoded)
         printf("warning: eval: %ld texts did not decode and were scored as \"\" (the first: %s)\n", undecoded, why.msg);
     if (f) fclose(f);
-    for (size_t r = 0; recs && r < ev->n; r++) free(recs[r]);
-    free(recs);
     for (int k = 0; out && k < bs; k++) free(out[k]);
     free(out);
     free(prompts);
@@ -472,6 +485,7 @@ typedef struct eval_ctx {
     const char *run_name;
     int hook_rc;              /* a hook failed: the caller checkpoints, then stops with hook_err */
     hone_err hook_err;
+    char **recs;              /* eval_records of eval */
     char computed[1024];      /* the metrics the last evaluation computed, for messages */
     long evals;               /* evaluations this process ran */
 } eval_ctx;
@@ -498,7 +512,7 @@ static int run_eval(eval_ctx *c, train_pos *pos, const char *tag, double ep, int
     snprintf(path, sizeof path, "%s/eval", c->run_dir);
     if (!rc && c->generate) rc = hone_mkdirs(path, err);
     snprintf(path, sizeof path, "%s/eval/%s.jsonl", c->run_dir, tag);
-    if (!rc && c->generate) rc = gen_eval(c->m, c->tok, c->eval, c->cfg, path, c->acc, c->nacc, err);
+    if (!rc && c->generate) rc = gen_eval(c->m, c->tok, c->eval, c->recs, c->cfg, path, c->acc, c->nacc, err);
     if (rc) return rc;
     double t2 = now();
     char shown[4096] = "";
@@ -903,8 +917,10 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
     long eval_every = (long)hone_config_cval(cfg, "eval.every")->every_steps;
     int tty = isatty(STDOUT_FILENO);
     const char *slash = strrchr(run_dir, '/');
-    eval_ctx ectx = {.m = m, .b = &b, .eval = &eval, .bs = bs, .generate = generate, .maximize = maximize, .tok = tok,
-                     .cfg = cfg, .run_dir = run_dir, .best_metric = best_metric, .metrics = metrics,
+    char **recs = NULL;
+    if (!rc && generate) rc = eval_records(cfg, &eval, &recs, err);
+    eval_ctx ectx = {.m = m, .b = &b, .eval = &eval, .recs = recs, .bs = bs, .generate = generate, .maximize = maximize,
+                     .tok = tok, .cfg = cfg, .run_dir = run_dir, .best_metric = best_metric, .metrics = metrics,
                      .threshold = threshold, .acc = acc, .nacc = &nacc,
                      .on_log = {cfg->lua, hone_config_cval(cfg, "hooks.on_log")->ref},
                      .run_name = slash ? slash + 1 : run_dir};
@@ -1160,6 +1176,7 @@ int hone_train(const hone_config *cfg, const char *run_dir, int resume, int *int
                total > 0 ? tokens / total : 0, last_loss, run_dir);
     free(order);
     free(given);
+    free_records(recs, eval.n);
     free(b.ids);
     free(b.labels);
     free(b.targets);
@@ -1224,7 +1241,10 @@ int hone_eval_checkpoint(const hone_config *cfg, const char *ckpt, const char *o
     const hone_cval *mfns = hone_config_cval(cfg, "eval.metrics");
     int generate = prep.tok && (hone_config_cval(cfg, "eval.generate")->given || (mfns && mfns->nf));
     if (!rc) rc = evaluate(m, &b, ev, bs, &loss, err);
-    if (!rc && generate) rc = gen_eval(m, prep.tok, ev, cfg, out_path, acc, &nacc, err);
+    char **recs = NULL;
+    if (!rc && generate) rc = eval_records(cfg, ev, &recs, err);
+    if (!rc && generate) rc = gen_eval(m, prep.tok, ev, recs, cfg, out_path, acc, &nacc, err);
+    free_records(recs, ev->n);
     if (!rc) {
         printf("%s: %zu examples, eval_loss %.4f", ckpt, ev->n, loss);
         for (int k = 0; k < nacc; k++) printf("  %s %.4g", acc[k].name, acc[k].n ? acc[k].sum / acc[k].n : NAN);
