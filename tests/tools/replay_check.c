@@ -38,10 +38,16 @@ static int check_batches(const cJSON *steps, const char *order_path, int B, int 
     int bad = 0;
     const cJSON *step = steps->child;
     int si = 0, mi = 0;   /* the next micro-batch of the fixture: step si, batch mi */
+    /* a line's numbers: each takes a digit and a separator, so half the file bounds them */
+    long *ids = malloc((strlen(text) / 2 + 1) * sizeof *ids);
+    if (!ids) {
+        fprintf(stderr, "out of memory\n");
+        free(text);
+        return 2;
+    }
     for (char *line = strtok(text, "\n"); line && !bad; line = strtok(NULL, "\n")) {
-        long ids[4096];
         int n = 0;
-        for (char *p = line, *q; n < 4096; p = q) {
+        for (char *p = line, *q;; p = q) {
             long v = strtol(p, &q, 10);
             if (q == p) break;
             ids[n++] = v;
@@ -68,6 +74,7 @@ static int check_batches(const cJSON *steps, const char *order_path, int B, int 
             }
         }
     }
+    free(ids);
     free(text);
     if (!bad && step) {
         printf("the fixture has steps beyond the order file\n");
@@ -101,9 +108,15 @@ int main(int argc, char **argv)
     int bad = check_batches(steps, argv[2], (int)num(recipe, "batch"), (int)num(recipe, "grad_accum"));
     if (bad == 2) return 2;
     /* hone's rows: training steps and evaluations */
-    cJSON *rows[4096];
+    size_t lines = 1;
+    for (const char *c = mtext; *c; c++) lines += *c == '\n';
+    cJSON **rows = malloc(lines * sizeof *rows);
+    if (!rows) {
+        fprintf(stderr, "out of memory\n");
+        return 2;
+    }
     int nrows = 0;
-    for (char *line = strtok(mtext, "\n"); line && nrows < 4096; line = strtok(NULL, "\n"))
+    for (char *line = strtok(mtext, "\n"); line; line = strtok(NULL, "\n"))
         if ((rows[nrows] = cJSON_Parse(line))) nrows++;
     int first_bad = 0, k = 0, ev = 0;
     double worst_loss = 0, worst_norm = 0, worst_eval = 0;
@@ -142,6 +155,7 @@ int main(int argc, char **argv)
     printf("%s: %d steps, worst loss rel %.1e (tol %.0e), grad_norm rel %.1e (tol %.0e), eval_loss rel %.1e\n",
            bad || first_bad ? "differs" : "replayed", k, worst_loss, loss_tol, worst_norm, norm_tol, worst_eval);
     for (int r = 0; r < nrows; r++) cJSON_Delete(rows[r]);
+    free(rows);
     cJSON_Delete(trl);
     free(text);
     free(mtext);
