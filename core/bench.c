@@ -3,7 +3,7 @@
  * OpenBLAS sgemm on a large square product timed in the same process. */
 #include "bench.h"
 #include "options.h"
-#include "tree.h"
+#include "hone/hone.h"
 
 #include <math.h>
 #include <pthread.h>

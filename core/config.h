@@ -11,9 +11,9 @@
 
 #include <stddef.h>
 
+#include "hone/hone.h"
 #include "options.h"
 #include "registry.h"
-#include "tree.h"
 
 typedef enum {
     HONE_KEY_VALUE = 0,        /* a leaf of type o.type */
@@ -25,8 +25,6 @@ typedef enum {
     HONE_KEY_STRLIST,          /* "a" or { "a", "b" }; o.choices checks each */
     HONE_KEY_EVERY,            /* "epoch" or { steps = N } */
 } hone_key_kind;
-
-#define HONE_NOREF (-2)        /* == LUA_NOREF */
 
 typedef struct hone_key {
     hone_key_kind kind;
@@ -55,24 +53,15 @@ typedef struct hone_config {
     size_t nkeys;
     hone_cval *vals;           /* [nkeys] */
     const hone_registry *reg;  /* the features the values name live here */
-    struct hone_lua *lua;      /* the script's Lua state: calls its functions (NULL: none) */
 } hone_config;
 
 /* `root` is the table the script returned (overrides already grafted on). */
 int hone_config_resolve(hone_config **out, const hone_key *keys, size_t nkeys, const hone_node *root,
                         const hone_registry *reg, hone_err *err);
-void hone_config_free(hone_config *cfg);
 
+/* hone.h has the readers by key (hone_config_num, ...); these see the schema too */
 const hone_key *hone_config_key(const hone_config *cfg, const char *path, const hone_cval **val);
 const hone_value *hone_config_value(const hone_config *cfg, const char *path);
-double hone_config_num(const hone_config *cfg, const char *path);
-long long hone_config_int(const hone_config *cfg, const char *path);
-int hone_config_bool(const hone_config *cfg, const char *path);
-const char *hone_config_str(const hone_config *cfg, const char *path);   /* NULL if unset */
-int hone_config_is_set(const hone_config *cfg, const char *path);
 const hone_cval *hone_config_cval(const hone_config *cfg, const char *path);
-
-/* every key, nested as the script writes it; functions appear as "<lua function>" */
-cJSON *hone_config_json(const hone_config *cfg);
 
 #endif

@@ -22,8 +22,8 @@
 
 #include "config.h"
 #include "rundir.h"
+#include "log.h"
 #include "schema.h"
-#include "trainer.h"
 #include "util.h"
 #include "err.h"
 #include "optimize.h"
@@ -35,6 +35,7 @@
 struct hone_lua {
     lua_State *L;
     hone_registry *reg;
+    char *script;      /* the script hone_lua_run_file ran first: a run's experiment.lua */
 };
 
 static const char REG_KEY = 'r';   /* registry slot holding the hone_registry pointer */
@@ -200,15 +201,15 @@ static void push_messages(lua_State *L, const void *arg)
     }
 }
 
-int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err)
+static int lua_chat(void *ctx, int fn, const struct cJSON *messages, char ***texts, int **trained, int *n,
+                    hone_err *err)
 {
-    hone_lua_fn *f = ctx;
-    lua_State *L = f->hl->L;
+    lua_State *L = ((hone_lua_run *)ctx)->hl->L;
     int top = lua_gettop(L), rc = 0;
     *texts = NULL;
     *trained = NULL;
     *n = 0;
-    lua_call_args call = {f->ref, 1, 1, push_messages, messages};
+    lua_call_args call = {fn, 1, 1, push_messages, messages};
     if (call_protected(L, &call, 0) != LUA_OK) {
         rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
         lua_settop(L, top);
@@ -305,15 +306,16 @@ static void push_hook(lua_State *L, const void *arg)
     push_json(L, a->row, 0);
 }
 
-int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_dir, const char *row_json, int *stop,
-                  hone_err *err)
+/* f(run, row) with run = { name, dir } and row a metrics row (JSON text) as a table; an
+ * error comes back with its Lua traceback; *stop: the function returned "stop" */
+static int call_hook(lua_State *L, int ref, const hone_run_info *run, const char *row_json, int *stop,
+                     hone_err *err)
 {
-    lua_State *L = fn->hl->L;
     int top = lua_gettop(L), rc = 0;
     lua_pushcfunction(L, traceback);
     cJSON *row = cJSON_Parse(row_json);   /* parsed outside: a Lua error must not leak it */
-    hook_args a = {run_name, run_dir, row};
-    lua_call_args call = {fn->ref, 2, 1, push_hook, &a};
+    hook_args a = {run->name, run->dir, row};
+    lua_call_args call = {ref, 2, 1, push_hook, &a};
     int status = call_protected(L, &call, top + 1);
     cJSON_Delete(row);
     if (status != LUA_OK) rc = hone_errf(err, HONE_EINVAL, "%s", lua_tostring(L, -1));
@@ -348,16 +350,18 @@ static void push_metric(lua_State *L, const void *arg)
     lua_setfield(L, -2, "index");
 }
 
-int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
-                    int index, const char *record, double *out, char (*names)[HONE_METRIC_NAME], int max, int *n,
-                    hone_err *err)
+/* eval.metrics: f(prediction, example) with example = the record's own fields and
+ * { prompt, reference, index } over them; a number, or a table of named numbers, sorted
+ * by name */
+static int lua_metric(void *ctx, int fn, const hone_metric_call *c, double *out, char (*names)[HONE_METRIC_NAME],
+                      int max, int *n, hone_err *err)
 {
-    lua_State *L = fn->hl->L;
+    lua_State *L = ((hone_lua_run *)ctx)->hl->L;
     int top = lua_gettop(L), rc = 0;
     *n = 0;
-    cJSON *rec = record ? cJSON_Parse(record) : NULL;   /* parsed outside: a Lua error must not leak it */
-    metric_args a = {prediction, prompt, reference, index, rec};
-    lua_call_args call = {fn->ref, 2, 1, push_metric, &a};
+    cJSON *rec = c->record ? cJSON_Parse(c->record) : NULL;   /* parsed outside: a Lua error must not leak it */
+    metric_args a = {c->prediction, c->prompt, c->reference, c->index, rec};
+    lua_call_args call = {fn, 2, 1, push_metric, &a};
     int status = call_protected(L, &call, 0);
     cJSON_Delete(rec);
     if (status != LUA_OK) {
@@ -402,6 +406,77 @@ int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *p
             out[k - 1] = v;
         }
     return rc;
+}
+
+/* ---- the hooks of a run ------------------------------------------------------------- */
+
+static int lua_on_step(void *ctx, const hone_run_info *run, const hone_step_info *st, hone_err *err)
+{
+    hone_lua_run *r = ctx;
+    if (r->log_rc) return *err = r->log_err, r->log_rc;
+    if (r->on_log == LUA_NOREF) return 0;
+    int rc = call_hook(r->hl->L, r->on_log, run, st->row, NULL, err);
+    return rc ? hone_err_prefix(err, "hooks.on_log: ") : 0;
+}
+
+static int lua_on_eval(void *ctx, const hone_run_info *run, const hone_eval_info *e, hone_err *err)
+{
+    hone_lua_run *r = ctx;
+    if (r->log_rc) return *err = r->log_err, r->log_rc;
+    if (r->on_log == LUA_NOREF) return 0;
+    int rc = call_hook(r->hl->L, r->on_log, run, e->row, NULL, err);
+    return rc ? hone_err_prefix(err, "hooks.on_log: ") : 0;
+}
+
+static int lua_on_epoch_end(void *ctx, const hone_run_info *run, const hone_epoch_info *e, int *stop, hone_err *err)
+{
+    hone_lua_run *r = ctx;
+    if (r->log_rc) return *err = r->log_err, r->log_rc;
+    if (r->on_epoch_end == LUA_NOREF) return 0;
+    int rc = call_hook(r->hl->L, r->on_epoch_end, run, e->row, stop, err);
+    return rc ? hone_err_prefix(err, "hooks.on_epoch_end: ") : 0;
+}
+
+typedef struct log_args {
+    int level;
+    const char *line;
+} log_args;
+
+static void push_log(lua_State *L, const void *arg)
+{
+    const log_args *a = arg;
+    lua_pushstring(L, a->level == HONE_LOG_WARN ? "warn" : a->level == HONE_LOG_PROGRESS ? "progress" : "info");
+    lua_pushstring(L, a->line);
+}
+
+/* hone.train's opts.log: f(level, line); its first error stops the run at the next hook */
+static void lua_log(void *ctx, int level, const char *line)
+{
+    hone_lua_run *r = ctx;
+    if (r->log_ref == LUA_NOREF) {
+        if (r->log) r->log(r->log_ctx, level, line);
+        return;
+    }
+    if (r->log_rc) return;
+    lua_State *L = r->hl->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, traceback);
+    log_args a = {level, line};
+    lua_call_args call = {r->log_ref, 2, 0, push_log, &a};
+    if (call_protected(L, &call, top + 1) != LUA_OK) {
+        r->log_rc = hone_errf(&r->log_err, HONE_EINVAL, "log: %s", lua_tostring(L, -1));
+    }
+    lua_settop(L, top);
+}
+
+void hone_lua_hooks(hone_lua_run *r, hone_lua *hl, const hone_config *cfg, hone_log_fn log, void *log_ctx,
+                    hone_hooks *out)
+{
+    *r = (hone_lua_run){.hl = hl, .on_log = hone_config_function(cfg, "hooks.on_log"),
+                        .on_epoch_end = hone_config_function(cfg, "hooks.on_epoch_end"), .log = log,
+                        .log_ctx = log_ctx, .log_ref = LUA_NOREF};
+    *out = (hone_hooks){.ctx = r, .on_log = lua_log, .on_step = lua_on_step, .on_eval = lua_on_eval,
+                        .on_epoch_end = lua_on_epoch_end, .metric = lua_metric, .chat = lua_chat};
 }
 
 /* ---- hone.optimize ---------------------------------------------------------------- */
@@ -605,9 +680,12 @@ static void push_run_results(lua_State *L, const char *dir)
     lua_setfield(L, -2, "history");
 }
 
-/* hone.train(spec): runs an experiment from Lua and returns the run table { name, dir,
- * status, steps, best = { checkpoint, dir, metric, value }, history = metrics rows };
- * a spec the schema refuses raises an error, a run that fails returns status "failed" */
+/* hone.train(spec [, opts]): runs an experiment from Lua and returns the run table
+ * { name, dir, status, steps, best = { checkpoint, dir, metric, value }, history = metrics
+ * rows }; a spec the schema refuses raises an error, a run that fails returns status
+ * "failed". opts: { dir = exact run directory (made if missing), resume = continue it,
+ * log = function(level, line) that receives every line the run would print ("info",
+ * "warn", "progress"; default: printed as hone run prints them) }. */
 static int l_train(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -622,49 +700,39 @@ static int l_train(lua_State *L)
     if (!rc && hone_node_get(root, "plugins"))
         rc = hone_errf(&err, HONE_EUNSUPPORTED, "plugins = {...} is not read by hone.train; put the plugin directories "
                        "on HONE_PLUGIN_PATH");
-    if (!rc) rc = hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, get_registry(L), &err);
-    if (!rc) rc = hone_project_name_check(hone_config_str(cfg, "project"), &err);
-    /* opts: { dir = exact run directory (made if missing), resume = continue it } */
-    const char *want_dir = NULL;
-    int resume = 0;
+    if (!rc) rc = hone_experiment_resolve(&cfg, get_registry(L), root, &err);
+    hone_rundir_opts ro = {.script = hl->script};
+    int log_ref = LUA_NOREF;
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "dir");
-        want_dir = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+        ro.dir = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
         lua_getfield(L, 2, "resume");
-        resume = lua_toboolean(L, -1);
-        lua_pop(L, 2);   /* want_dir stays valid: the string lives in the opts table */
+        ro.resume = ro.dir && lua_toboolean(L, -1);
+        lua_getfield(L, 2, "log");
+        if (lua_isfunction(L, -1)) log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        else lua_pop(L, 1);
+        lua_pop(L, 2);   /* ro.dir stays valid: the string lives in the opts table */
     }
-    if (!rc && want_dir) {
-        snprintf(path, sizeof path, "%s", want_dir);
-        const char *slash = strrchr(want_dir, '/');
-        snprintf(name, sizeof name, "%.290s", slash ? slash + 1 : want_dir);
-        rc = hone_mkdirs(path, &err);
-    } else if (!rc) {
-        resume = 0;
-        rc = hone_rundir_create(hone_config_str(cfg, "output_dir"), hone_config_str(cfg, "project"), time(NULL), path,
-                                sizeof path, name, sizeof name, &err);
-    }
-    if (!rc && !resume) {
-        cJSON *j = hone_run_config_json(cfg, "hone.train", name, 0, NULL);
-        char *text = j ? cJSON_Print(j) : NULL;
-        char file[4200];
-        snprintf(file, sizeof file, "%s/config.json", path);
-        rc = text ? hone_write_file(file, text, strlen(text), &err) : hone_errf(&err, HONE_ENOMEM, "out of memory");
-        free(text);
-        cJSON_Delete(j);
-    }
+    if (!rc) rc = hone_rundir_open(cfg, &ro, path, sizeof path, name, sizeof name, &err);
     hone_node_free(root);
     if (rc) {
         hone_config_free(cfg);
+        luaL_unref(L, LUA_REGISTRYINDEX, log_ref);
         return luaL_error(L, "hone.train: %s", err.msg);
     }
-    cfg->lua = hl;
-    printf("run %s (%s)\n", name, path);
-    fflush(stdout);
+    hone_term term;
+    hone_term_init(&term);
+    hone_lua_run run;
+    hone_hooks hooks;
+    hone_lua_hooks(&run, hl, cfg, hone_term_log, &term, &hooks);
+    run.log_ref = log_ref;
+    hone_logf(&hooks, HONE_LOG_INFO, "run %s (%s)", name, path);
     int interrupted = 0;
     hone_err terr = {0};
-    int trc = hone_train(cfg, path, resume, &interrupted, &terr);
+    int trc = hone_run_train(cfg, &hooks, path, ro.resume, &interrupted, &terr);
+    hone_term_end(&term);
     hone_config_free(cfg);
+    luaL_unref(L, LUA_REGISTRYINDEX, log_ref);
     lua_createtable(L, 0, 8);
     lua_pushstring(L, name);
     lua_setfield(L, -2, "name");
@@ -749,9 +817,9 @@ static int l_check(lua_State *L)
     hone_node *root = to_node(L, 1, 0, "", &err);
     hone_config *cfg = NULL;
     int rc = root ? 0 : HONE_EINVAL;
-    if (!rc) rc = hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, get_registry(L), &err);
+    if (!rc) rc = hone_experiment_resolve(&cfg, get_registry(L), root, &err);
     if (!rc) rc = hone_project_name_check(hone_config_str(cfg, "project"), &err);
-    if (!rc) rc = hone_train_check(cfg, &err);   /* what the member's run would refuse at once */
+    if (!rc) rc = hone_run_check(cfg, &err);   /* what the member's run would refuse at once */
     hone_config_free(cfg);
     hone_node_free(root);
     return push_result(L, rc, &err);
@@ -920,6 +988,7 @@ void hone_lua_free(hone_lua *hl)
 {
     if (!hl) return;
     lua_close(hl->L);
+    free(hl->script);
     free(hl);
 }
 
@@ -937,6 +1006,7 @@ int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone
     *result = NULL;
     int top = lua_gettop(L);
     if (!hone_is_file(script)) return hone_errf(err, HONE_EINVAL, "%s: no such script", script);
+    if (!hl->script && !(hl->script = hone_strdup(script))) return hone_errf(err, HONE_ENOMEM, "out of memory");
     /* let the script `require` files that sit beside it */
     char *dir = hone_strdup(script);
     if (!dir) return hone_errf(err, HONE_ENOMEM, "out of memory");

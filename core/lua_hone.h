@@ -6,8 +6,8 @@
 #ifndef HONE_LUA_HONE_H
 #define HONE_LUA_HONE_H
 
+#include "hone/hone.h"
 #include "registry.h"
-#include "tree.h"
 
 typedef struct hone_lua hone_lua;
 
@@ -23,30 +23,20 @@ int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone
 void hone_lua_set_global(hone_lua *hl, const char *name, const char *value);
 int hone_lua_global_true(hone_lua *hl, const char *name);
 
-/* data.chat_function: calls the function at registry ref with messages (a JSON array of
- * {role, content}) as a Lua list of tables; it returns a list whose items are a string
- * (not trained) or { text, train = true|false }. The signature of hone_chat_fn, with
- * ctx pointing at a hone_lua_fn. */
-typedef struct hone_lua_fn {
+/* The hooks of a run whose experiment came from this state: the script's functions
+ * (eval.metrics, data.chat_function, hooks.on_log on every metrics row, hooks.on_epoch_end)
+ * called through one protected trampoline, errors with their Lua traceback; log lines to
+ * log(log_ctx, ...) (NULL: dropped). r holds what the hooks need and must outlive the run. */
+typedef struct hone_lua_run {
     hone_lua *hl;
-    int ref;
-} hone_lua_fn;
-struct cJSON;
-int hone_lua_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err);
-
-/* hooks.on_log / hooks.on_epoch_end: f(run, row) with run = { name, dir } and row a
- * metrics row (JSON text) as a table; an error comes back with its Lua traceback */
-int hone_lua_hook(const hone_lua_fn *fn, const char *run_name, const char *run_dir, const char *row_json, int *stop,
-                  hone_err *err);   /* *stop: the hook returned "stop" */
-
-/* eval.metrics: calls the function at fn->ref as f(prediction, example) with example =
- * the record's own fields (record: its JSON text, or NULL) and { prompt, reference,
- * index } over them; it returns a number, or a table of named numbers. Up to max values
- * go to out[] with their names (the key, or "" for a plain number) in names[]; more
- * values, or a name of HONE_METRIC_NAME characters or more, is an error. */
-enum { HONE_METRIC_NAME = 128 };
-int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *prompt, const char *reference,
-                    int index, const char *record, double *out, char (*names)[HONE_METRIC_NAME], int max, int *n,
-                    hone_err *err);
+    int on_log, on_epoch_end;     /* the experiment's hooks.* (HONE_NOREF: none) */
+    hone_log_fn log;
+    void *log_ctx;
+    int log_ref;                  /* hone.train's opts.log function, or HONE_NOREF */
+    int log_rc;                   /* it failed: the next hook stops the run with log_err */
+    hone_err log_err;
+} hone_lua_run;
+void hone_lua_hooks(hone_lua_run *r, hone_lua *hl, const hone_config *cfg, hone_log_fn log, void *log_ctx,
+                    hone_hooks *out);
 
 #endif

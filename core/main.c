@@ -14,7 +14,6 @@
 
 #include "bench.h"
 #include "convert.h"
-#include "inspect.h"
 #include "config.h"
 #include "cpu.h"
 #include "err.h"
@@ -29,7 +28,7 @@
 #include "schedule.h"
 #include "schema.h"
 #include "tokenizer.h"
-#include "trainer.h"
+#include "log.h"
 #include "report.h"
 #include "merge.h"
 #include "export_gguf.h"
@@ -291,7 +290,7 @@ typedef struct data_plan {
 
 static int plan_run(const hone_config *cfg, data_plan *d, hone_err *err)
 {
-    int rc = hone_train_check(cfg, err);   /* a dry run reports what the run would refuse */
+    int rc = hone_run_check(cfg, err);   /* a dry run reports what the run would refuse */
     if (rc) return rc;
     const char *train = hone_config_str(cfg, "data.train");
     rc = hone_jsonl_count(train, &d->train_records, err);
@@ -552,13 +551,19 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
         code = fail(EXIT_BAD_INPUT, "%s: %s", script, err.msg);
         goto out;
     }
-    cfg->lua = hl;   /* data.chat_function and other script functions run in it */
+    /* data.chat_function and the other script functions run in the script's state */
+    hone_term term;
+    hone_term_init(&term);
+    hone_lua_run lrun;
+    hone_hooks hooks;
+    hone_lua_hooks(&lrun, hl, cfg, hone_term_log, &term, &hooks);
     if (inspect == 2) {
-        if (hone_eval_checkpoint(cfg, adapter, out_path, &err)) code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
+        if (hone_run_eval(cfg, &hooks, adapter, out_path, &err)) code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
         goto out;
     }
     if (inspect) {
-        if (hone_inspect(cfg, nshow, eval_split, isatty(STDOUT_FILENO), &err)) code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
+        if (hone_run_inspect(cfg, &hooks, nshow, eval_split, term.tty, &err))
+            code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
         goto out;
     }
     data_plan dp;
@@ -578,36 +583,22 @@ static int cmd_run_or_inspect(int argc, char **argv, int inspect)
     }
     char path[PATH_MAX], name[300];
     char file[PATH_MAX + 32];
-    if (resume) {
-        if (find_run(cfg, resume, path, sizeof path, name, sizeof name, &err) || check_same_config(cfg, path, &err)) {
-            code = fail(EXIT_BAD_INPUT, "%s: --resume %s: %s", script, resume, err.msg);
-            goto out;
-        }
-    } else {
-        if (hone_rundir_create(hone_config_str(cfg, "output_dir"), hone_config_str(cfg, "project"), time(NULL), path,
-                               sizeof path, name, sizeof name, &err)) {
-            code = fail(EXIT_RUN_FAILED, "%s", err.msg);
-            goto out;
-        }
-        char *src = NULL;
-        size_t srclen = 0;
-        cJSON *j = hone_run_config_json(cfg, script, name, nsets, sets);
-        snprintf(file, sizeof file, "%s/config.json", path);
-        rc = write_json(file, j, &err);
-        cJSON_Delete(j);
-        if (!rc) rc = hone_read_file(script, &src, &srclen, &err);
-        snprintf(file, sizeof file, "%s/experiment.lua", path);
-        if (!rc) rc = hone_write_file(file, src, srclen, &err);
-        free(src);
-        if (rc) {
-            code = fail(EXIT_RUN_FAILED, "%s", err.msg);
-            goto out;
-        }
+    if (resume && (find_run(cfg, resume, path, sizeof path, name, sizeof name, &err) ||
+                   check_same_config(cfg, path, &err))) {
+        code = fail(EXIT_BAD_INPUT, "%s: --resume %s: %s", script, resume, err.msg);
+        goto out;
     }
-    printf("%s %s (%s)\n", resume ? "resuming run" : "run", name, path);
-    fflush(stdout);
+    hone_rundir_opts ro = {.dir = resume ? path : NULL, .script = script, .sets = sets, .nsets = nsets,
+                           .resume = resume != NULL};
+    if (hone_rundir_open(cfg, &ro, path, sizeof path, name, sizeof name, &err)) {
+        code = fail(EXIT_RUN_FAILED, "%s", err.msg);
+        goto out;
+    }
+    hone_logf(&hooks, HONE_LOG_INFO, "%s %s (%s)", resume ? "resuming run" : "run", name, path);
     int interrupted = 0;
-    if (hone_train(cfg, path, resume != NULL, &interrupted, &err)) {
+    int trc = hone_run_train(cfg, &hooks, path, resume != NULL, &interrupted, &err);
+    hone_term_end(&term);
+    if (trc) {
         /* a run that failed before its loop began still says so in its summary */
         snprintf(file, sizeof file, "%s/summary.json", path);
         if (!hone_is_file(file)) {

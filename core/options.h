@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "hone/plugin.h"
-#include "tree.h"
+#include "hone/hone.h"
 
 typedef struct cJSON cJSON;
 

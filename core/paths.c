@@ -18,8 +18,10 @@ int hone_paths_find(hone_paths *p, hone_err *err)
     char *slash = strrchr(exe, '/');
     if (slash) *slash = '\0';
 
+    /* the build tree's hone, or a program built beside it (the tests embed hone.h) */
     char build[PATH_MAX];
-    if (realpath(HONE_BUILD_DIR, build) && strcmp(build, exe) == 0) {
+    size_t bl = realpath(HONE_BUILD_DIR, build) ? strlen(build) : 0;
+    if (bl && !strncmp(build, exe, bl) && (exe[bl] == '\0' || exe[bl] == '/')) {
         p->build_tree = 1;
         snprintf(p->plugin_dir, sizeof p->plugin_dir, "%.3000s/plugins", build);
         snprintf(p->lua_dir, sizeof p->lua_dir, "%.3000s/lua", HONE_SOURCE_DIR);

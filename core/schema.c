@@ -127,6 +127,11 @@ const hone_key hone_experiment_keys[] = {
 };
 const size_t hone_experiment_nkeys = sizeof hone_experiment_keys / sizeof hone_experiment_keys[0];
 
+int hone_experiment_resolve(hone_config **out, const hone_registry *reg, const hone_node *root, hone_err *err)
+{
+    return hone_config_resolve(out, hone_experiment_keys, hone_experiment_nkeys, root, reg, err);
+}
+
 const hone_key hone_optimize_keys[] = {
     {HONE_KEY_PLUGIN, {"optimizer", HONE_OPT_STRING, 0, 0, NULL, 0, 0, NULL, 0,
                        "optimizer name or { name, options }"}, HONE_KIND_OPTIMIZER, 1},

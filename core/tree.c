@@ -1,5 +1,5 @@
 /* tree.c — building and querying configuration trees. */
-#include "tree.h"
+#include "hone/hone.h"
 
 #include <stdlib.h>
 #include <string.h>

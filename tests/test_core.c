@@ -15,7 +15,7 @@
 #include "safetensors.h"
 #include "schedule.h"
 #include "schema.h"
-#include "tree.h"
+#include "hone/hone.h"
 #include "util.h"
 
 static int failures;

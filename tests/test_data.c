@@ -16,7 +16,7 @@
 #include "err.h"
 #include "options.h"
 #include "registry.h"
-#include "tree.h"
+#include "hone/hone.h"
 #include "util.h"
 
 static int failures, checks, skipped;

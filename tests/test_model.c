@@ -10,7 +10,7 @@
 #include "err.h"
 #include "model.h"
 #include "options.h"
-#include "tree.h"
+#include "hone/hone.h"
 #include "registry.h"
 #include "safetensors.h"
 #include "util.h"

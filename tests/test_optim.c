@@ -23,7 +23,7 @@
 #include "options.h"
 #include "registry.h"
 #include "safetensors.h"
-#include "tree.h"
+#include "hone/hone.h"
 #include "util.h"
 
 #define NT 3

@@ -15,7 +15,7 @@
 #include "options.h"
 #include "registry.h"
 #include "safetensors.h"
-#include "tree.h"
+#include "hone/hone.h"
 #include "util.h"
 
 static int failures, checks;

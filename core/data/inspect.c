@@ -2,13 +2,17 @@
  * numbers that tell a wrong loss mask at a glance (trained fraction, template misses,
  * truncation, lengths, padding waste). The examples are exactly what a run would train:
  * the same preparation (prepare.c), labels from the same collator. */
-#include "inspect.h"
+#include "hone/hone.h"
+
+#include <stdarg.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "log.h"
+#include "optimize.h"
 #include "prepare.h"
 
 static int cmp_int(const void *a, const void *b)
@@ -17,54 +21,77 @@ static int cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* an example's listing is built here, then logged as one piece */
+static void put(hone_membuf *mb, const char *s, size_t n)
+{
+    hone_err ignore = {0};
+    hone_writer w = hone_membuf_writer(mb);
+    w.write(w.ctx, s, n, &ignore);   /* out of memory: the listing comes out cut */
+}
+
+static void putf(hone_membuf *mb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(hone_membuf *mb, const char *fmt, ...)
+{
+    char buf[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0) put(mb, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
 /* tokens [t, u) of ids: the text the decoder adds for them after ids[0, t), so spaces and
  * characters split over tokens come out as the whole example decodes them */
-static void print_span(hone_tokenizer *tok, const int32_t *ids, int t, int u, int trained, int color)
+static void put_span(hone_membuf *mb, hone_tokenizer *tok, const int32_t *ids, int t, int u, int trained, int color)
 {
     const char *open = trained ? (color ? "\x1b[1;32m" : "[[") : (color ? "\x1b[2m" : "");
     const char *close = trained ? (color ? "\x1b[0m" : "]]") : (color ? "\x1b[0m" : "");
-    fputs(open, stdout);
+    put(mb, open, strlen(open));
     tok_buf a = {0}, b = {0};
     hone_err err = {0};
     if (tok && hone_tokenizer_decode(tok, ids, (size_t)t, 0, &a, &err) == 0 &&
         hone_tokenizer_decode(tok, ids, (size_t)u, 0, &b, &err) == 0) {
-        if (b.n >= a.n && !memcmp(a.s, b.s, a.n)) fwrite(b.s + a.n, 1, b.n - a.n, stdout);
-        else if (hone_tokenizer_decode(tok, ids + t, (size_t)(u - t), 0, &b, &err) == 0) fwrite(b.s, 1, b.n, stdout);
+        if (b.n >= a.n && !memcmp(a.s, b.s, a.n)) put(mb, b.s + a.n, b.n - a.n);
+        else if (hone_tokenizer_decode(tok, ids + t, (size_t)(u - t), 0, &b, &err) == 0) put(mb, b.s, b.n);
     } else {
-        for (int i = t; i < u; i++) printf("%s%d", i > t ? " " : "", ids[i]);
+        for (int i = t; i < u; i++) putf(mb, "%s%d", i > t ? " " : "", ids[i]);
     }
     free(a.s);
     free(b.s);
-    fputs(close, stdout);
+    put(mb, close, strlen(close));
 }
 
-int hone_inspect(const hone_config *cfg, int nshow, int eval_split, int color, hone_err *err)
+int hone_run_inspect(const hone_config *cfg, const hone_hooks *h, int nshow, int eval_split, int color,
+                     hone_err *err)
 {
     hone_prepared p;
-    int rc = hone_data_prepare(&p, cfg, err);
+    int rc = hone_data_prepare(&p, cfg, h, err);
     if (rc) return rc;
     int max_len = (int)hone_config_int(cfg, "data.max_seq_length");
-    hone_data_print_summary(&p, max_len);
+    hone_data_log_summary(&p, max_len, h);
     const hone_dataset *d = eval_split ? &p.eval : &p.train;
     if (eval_split && !d->n) {
         hone_prepared_free(&p);
         return hone_errf(err, HONE_EINVAL, "--split eval: the experiment has no eval data (data.eval or data.eval_fraction)");
     }
-    printf("\n%s: %zu examples; %s\n", eval_split ? "eval" : "train", d->n,
+    hone_logf(h, HONE_LOG_INFO, "\n%s: %zu examples; %s", eval_split ? "eval" : "train", d->n,
            color ? "trained tokens in \x1b[1;32mgreen\x1b[0m, masked ones \x1b[2mdim\x1b[0m"
                  : "trained tokens [[in double brackets]], masked ones bare");
     for (size_t i = 0; i < d->n && (int)i < nshow; i++) {
         const hone_example_rec *e = &d->ex[i];
         int trained = 0;
         for (int t = 0; t < e->n; t++) trained += e->labels[t] != -100;
-        printf("\n--- example %zu: %d tokens, %d trained\n", i + 1, e->n, trained);
+        hone_logf(h, HONE_LOG_INFO, "\n--- example %zu: %d tokens, %d trained", i + 1, e->n, trained);
+        hone_membuf mb = {0};
         for (int t = 0; t < e->n;) {
             int on = e->labels[t] != -100, u = t;
             while (u < e->n && (e->labels[u] != -100) == on) u++;
-            print_span(p.tok, e->ids, t, u, on, color);
+            put_span(&mb, p.tok, e->ids, t, u, on, color);
             t = u;
         }
-        printf("\n");
+        put(&mb, "", 1);
+        hone_logf(h, HONE_LOG_INFO, "%s", mb.data ? (char *)mb.data : "");
+        free(mb.data);
     }
     /* the numbers, over the whole split */
     int *len = malloc((d->n ? d->n : 1) * sizeof *len);
@@ -88,13 +115,13 @@ int hone_inspect(const hone_config *cfg, int nshow, int eval_split, int color, h
         padded += (long)longest * (long)((d->n - i) < (size_t)bs ? d->n - i : (size_t)bs);
     }
     qsort(len, d->n, sizeof *len, cmp_int);
-    printf("\nstats (%s): %zu examples, %ld tokens, %.1f%% trained; %ld examples with no trained token; "
-           "%ld lacking the response template; %ld truncated to %d\n",
+    hone_logf(h, HONE_LOG_INFO, "\nstats (%s): %zu examples, %ld tokens, %.1f%% trained; %ld examples with no "
+              "trained token; %ld lacking the response template; %ld truncated to %d",
            eval_split ? "eval" : "train", d->n, tokens, tokens ? 100.0 * trained / tokens : 0.0, none,
            p.cstats.template_missing, d->stats.truncated, max_len);
     if (d->n)
-        printf("lengths: min %d, p50 %d, p90 %d, p99 %d, max %d; padding to the longest in batches of %d wastes "
-               "%.1f%% of the rows\n",
+        hone_logf(h, HONE_LOG_INFO, "lengths: min %d, p50 %d, p90 %d, p99 %d, max %d; padding to the longest in "
+                  "batches of %d wastes %.1f%% of the rows",
                len[0], len[(d->n - 1) / 2], len[(size_t)((d->n - 1) * 0.9)], len[(size_t)((d->n - 1) * 0.99)],
                len[d->n - 1], bs, padded ? 100.0 * (double)(padded - tokens) / (double)padded : 0.0);
     free(len);
@@ -103,7 +130,8 @@ int hone_inspect(const hone_config *cfg, int nshow, int eval_split, int color, h
         size_t docs = p.train.n;
         rc = hone_dataset_pack(&p.train, max_len, &eff, err);
         if (!rc)
-            printf("packing efficiency %.1f%% (%zu rows of %d for %zu examples; the eval split is not packed)\n", 100 * eff,
+            hone_logf(h, HONE_LOG_INFO, "packing efficiency %.1f%% (%zu rows of %d for %zu examples; the eval split "
+                      "is not packed)", 100 * eff,
                    p.train.n, max_len, docs);
     }
     hone_prepared_free(&p);

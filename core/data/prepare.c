@@ -12,7 +12,7 @@
 
 #include "err.h"
 #include "options.h"
-#include "lua_hone.h"
+#include "log.h"
 #include "registry.h"
 #include "token_cache.h"
 #include "version.h"
@@ -89,7 +89,7 @@ static int label_examples(const hone_config *cfg, hone_tokenizer *tok, hone_data
     return rc;
 }
 
-void hone_data_print_summary(const hone_prepared *p, int max_len)
+void hone_data_log_summary(const hone_prepared *p, int max_len, const hone_hooks *h)
 {
     const hone_dataset *train = &p->train, *eval = &p->eval;
     const hone_feature *collator = p->collator;
@@ -98,22 +98,22 @@ void hone_data_print_summary(const hone_prepared *p, int max_len)
     long tokens = 0;
     for (size_t i = 0; i < train->n; i++) tokens += train->ex[i].n;
     for (size_t i = 0; i < eval->n; i++) tokens += eval->ex[i].n;
-    printf("data: %zu train, %zu eval examples; collator %s: %.1f%% of %ld tokens trained\n", train->n, eval->n,
+    hone_logf(h, HONE_LOG_INFO, "data: %zu train, %zu eval examples; collator %s: %.1f%% of %ld tokens trained", train->n, eval->n,
            collator->info->name, tokens ? 100.0 * cs->tokens_trained / tokens : 0.0, tokens);
     long skipped = a->skipped_shape + b->skipped_shape + a->skipped_empty + b->skipped_empty;
     if (skipped)
-        printf("data: skipped %ld records: %ld without a text / prompt+completion / messages / input_ids field, %ld "
-               "empty (first: %s)\n", skipped, a->skipped_shape + b->skipped_shape, a->skipped_empty + b->skipped_empty,
+        hone_logf(h, HONE_LOG_INFO, "data: skipped %ld records: %ld without a text / prompt+completion / messages / input_ids field, %ld "
+               "empty (first: %s)", skipped, a->skipped_shape + b->skipped_shape, a->skipped_empty + b->skipped_empty,
                a->first_skip[0] ? a->first_skip : b->first_skip);
-    if (a->truncated + b->truncated) printf("data: %ld examples truncated to %d tokens\n", a->truncated + b->truncated, max_len);
+    if (a->truncated + b->truncated) hone_logf(h, HONE_LOG_INFO, "data: %ld examples truncated to %d tokens", a->truncated + b->truncated, max_len);
     if (cs->template_missing)
-        printf("data: %ld examples lack the response template and are masked whole\n", cs->template_missing);
+        hone_logf(h, HONE_LOG_INFO, "data: %ld examples lack the response template and are masked whole", cs->template_missing);
     if (a->dropped + b->dropped)
-        printf("data: %ld train and %ld eval examples dropped: truncation to %d tokens left no completion token "
-               "(TRL drops them too)\n", a->dropped, b->dropped, max_len);
+        hone_logf(h, HONE_LOG_INFO, "data: %ld train and %ld eval examples dropped: truncation to %d tokens left no completion token "
+               "(TRL drops them too)", a->dropped, b->dropped, max_len);
     if (a->prefix_mismatch + b->prefix_mismatch)
-        printf("data: %ld prompts tokenize differently at the start of prompt + completion: their completions start "
-               "where the two diverge (TRL warns the same)\n",
+        hone_logf(h, HONE_LOG_INFO, "data: %ld prompts tokenize differently at the start of prompt + completion: their completions start "
+               "where the two diverge (TRL warns the same)",
                a->prefix_mismatch + b->prefix_mismatch);
 }
 
@@ -128,7 +128,7 @@ static double now(void)
  * (on o->threads threads) and kept for the next. A Lua chat function bypasses the cache:
  * what it renders cannot be keyed. */
 static int load_cached(hone_dataset *d, const char *path, const hone_data_opts *o, const char *cache_dir,
-                       const char *key_name, hone_err *err)
+                       const char *key_name, const hone_hooks *h, hone_err *err)
 {
     int ok = 0, hit = 0;
     hone_err kerr = {0};
@@ -137,7 +137,7 @@ static int load_cached(hone_dataset *d, const char *path, const hone_data_opts *
     if (ok && cache_dir && o->tok) {
         hone_token_cache_load(d, cache_dir, key, &hit);
         if (hit) {
-            printf("data: %s: %zu examples from the token cache (%s/%016llx.tokens.zst)\n", key_name, d->n, cache_dir,
+            hone_logf(h, HONE_LOG_INFO, "data: %s: %zu examples from the token cache (%s/%016llx.tokens.zst)", key_name, d->n, cache_dir,
                    (unsigned long long)key);
             return 0;
         }
@@ -147,16 +147,28 @@ static int load_cached(hone_dataset *d, const char *path, const hone_data_opts *
     if (rc) return rc;
     if (o->tok) {
         int th = o->threads > 1 && !o->chat_fn ? o->threads : 1;
-        printf("data: %s: %ld records tokenized in %.2f s on %d thread%s\n", key_name, d->stats.records, now() - t0, th,
+        hone_logf(h, HONE_LOG_INFO, "data: %s: %ld records tokenized in %.2f s on %d thread%s", key_name, d->stats.records, now() - t0, th,
                th > 1 ? "s" : "");
         hone_err werr = {0};
         if (ok && cache_dir && hone_token_cache_store(d, cache_dir, key, &werr))
-            printf("data: the token cache was not written (%s); the run goes on\n", werr.msg);
+            hone_logf(h, HONE_LOG_INFO, "data: the token cache was not written (%s); the run goes on", werr.msg);
     }
     return 0;
 }
 
-int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err)
+/* data.chat_function through the host's chat hook */
+typedef struct chat_call {
+    const hone_hooks *hooks;
+    int fn;
+} chat_call;
+
+static int call_chat(void *ctx, const struct cJSON *messages, char ***texts, int **trained, int *n, hone_err *err)
+{
+    const chat_call *c = ctx;
+    return c->hooks->chat(c->hooks->ctx, c->fn, messages, texts, trained, n, err);
+}
+
+int hone_data_prepare(hone_prepared *p, const hone_config *cfg, const hone_hooks *hooks, hone_err *err)
 {
     memset(p, 0, sizeof *p);
     const char *mdir = hone_config_str(cfg, "model.path");
@@ -168,22 +180,22 @@ int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err)
     rc = load_tokenizer(cfg, mdir, &p->tok, err);
     long long th = hone_config_int(cfg, "threads");
     int threads = th > 0 ? (int)th : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    hone_lua_fn chat = {cfg->lua, HONE_NOREF};
-    const hone_cval *cf = hone_config_cval(cfg, "data.chat_function");
-    if (cf && cf->ref != HONE_NOREF) chat.ref = cf->ref;
+    chat_call chat = {hooks, hone_config_function(cfg, "data.chat_function")};
+    if (!rc && chat.fn != HONE_NOREF && !(hooks && hooks->chat))
+        rc = hone_errf(err, HONE_EUNSUPPORTED, "data.chat_function: this host cannot call functions");
     hone_data_opts dopt = {max_len, p->mc.vocab, limit, p->tok, hone_config_str(cfg, "data.text_field"),
                            hone_config_str(cfg, "data.prompt_field"), hone_config_str(cfg, "data.completion_field"),
                            hone_config_str(cfg, "data.messages_field"), hone_config_str(cfg, "data.chat_template"),
-                           threads, chat.ref != HONE_NOREF && chat.hl ? hone_lua_chat : NULL, &chat};
+                           threads, chat.fn != HONE_NOREF ? call_chat : NULL, &chat};
     char cache[4200];
     snprintf(cache, sizeof cache, "%s/.cache/tokens", hone_config_str(cfg, "output_dir"));
     if (!rc) {
-        rc = load_cached(&p->train, hone_config_str(cfg, "data.train"), &dopt, cache, "data.train", err);
+        rc = load_cached(&p->train, hone_config_str(cfg, "data.train"), &dopt, cache, "data.train", hooks, err);
         if (rc) hone_err_prefix(err, "data.train: ");
     }
     if (!rc && hone_config_is_set(cfg, "data.eval")) {
         dopt.limit = 0;
-        rc = load_cached(&p->eval, hone_config_str(cfg, "data.eval"), &dopt, cache, "data.eval", err);
+        rc = load_cached(&p->eval, hone_config_str(cfg, "data.eval"), &dopt, cache, "data.eval", hooks, err);
         if (rc) hone_err_prefix(err, "data.eval: ");
     } else if (!rc && hone_config_is_set(cfg, "data.eval_fraction")) {
         rc = hone_dataset_split(&p->train, &p->eval, hone_config_num(cfg, "data.eval_fraction"), seed, err);

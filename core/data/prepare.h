@@ -3,6 +3,7 @@
 #define HONE_PREPARE_H
 
 #include "config.h"
+#include "hone/hone.h"
 #include "dataset.h"
 #include "model_config.h"
 #include "tokenizer.h"
@@ -16,9 +17,10 @@ typedef struct hone_prepared {
     int32_t pad;                    /* the tokenizer's pad, else EOS */
 } hone_prepared;
 
-int hone_data_prepare(hone_prepared *p, const hone_config *cfg, hone_err *err);
-/* the "data: ..." lines a run prints at start */
-void hone_data_print_summary(const hone_prepared *p, int max_len);
+/* hooks: the log and data.chat_function's caller */
+int hone_data_prepare(hone_prepared *p, const hone_config *cfg, const hone_hooks *hooks, hone_err *err);
+/* the "data: ..." lines a run logs at start */
+void hone_data_log_summary(const hone_prepared *p, int max_len, const hone_hooks *h);
 void hone_prepared_free(hone_prepared *p);
 
 #endif

@@ -11,7 +11,7 @@
 #include "config.h"
 #include "options.h"
 #include "schema.h"
-#include "tree.h"
+#include "hone/hone.h"
 
 static const hone_option opts[] = {
     {"betas", HONE_OPT_NUMLIST, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX, 0, "0.9,0.999", 0, 1, NULL, 2, "betas"},

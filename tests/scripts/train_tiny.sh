@@ -113,9 +113,26 @@ print(("chained: %s best %s %.4f -> %s %s, %d steps"):format(first.name, first.b
   second.name, second.status, second.steps))
 local ok, msg = pcall(hone.train, { project = "chain", model = { path = "$model" } })
 print("bad spec: " .. tostring(msg))
+-- opts.log receives every line the run prints (nothing else reaches the terminal)
+local lines, done = {}, nil
+local third = hone.train(spec, { log = function(level, line)
+  lines[#lines + 1] = level .. ": " .. line
+  if line:match("^done: ") then done = line end
+end })
+print(("captured %d lines, the last %s, done line %s"):format(#lines, lines[#lines], tostring(done ~= nil)))
+assert(third.status == "completed" and third.dir:match("chain/chain%-"), third.status)
+-- a log function that raises stops the run at its next hook, with a checkpoint
+local bad = hone.train(spec, { log = function() error("log sink gone") end })
+print("failing log: " .. bad.status .. " " .. tostring(bad.error))
 LUA
 expect 0 "chained: chain-[0-9_.-]+ best epoch-[12] [0-9.]+ -> chain-[0-9_.-]+ completed, 7 steps" -- "$HONE" run chain.lua
 expect 0 "bad spec: .*data.train: missing required key" -- "$HONE" run chain.lua
+expect 0 "captured [0-9]+ lines, the last info: done: 7 steps.*, done line true" -- "$HONE" run chain.lua
+"$HONE" run chain.lua > chain.out 2>&1
+n=$(grep -c "^plan: [0-9]* optimizer steps" chain.out)
+[ "$n" = 2 ] && echo "ok: the captured run printed nothing (2 of 3 runs on stdout)" \
+  || { echo "FAIL: plan lines on stdout: $n, wanted 2"; fails=$((fails+1)); }
+expect 0 "failing log: failed log: .*log sink gone" -- "$HONE" run chain.lua
 # save.keep keeps the newest and the best; best/ points at the best epoch
 expect 0 "done: 16 steps" -- "$HONE" run exp.lua --set output_dir=keep --set save.keep=1
 kdir=$(ls -d keep/tiny-*)
