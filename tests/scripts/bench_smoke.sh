@@ -5,6 +5,6 @@ cfg="$HONE_SRC/tests/fixtures/models/llama/config.json"
 expect 0 "achieved: [0-9.]+ GFLOP/s = [0-9]+% of sgemm" -- "$HONE" bench --model-config "$cfg" --seq 12 --batch 2 --steps 1
 expect 0 "activations: .*gradient checkpointing on" -- "$HONE" bench --model-config "$cfg" --seq 12 --batch 2 --steps 1 --checkpointing
 expect 0 "full fine-tuning" -- "$HONE" bench --model-config "$cfg" --seq 12 --batch 2 --steps 1 --full
-expect 2 "bench: --seq x: expected a positive integer" -- "$HONE" bench --seq x
+expect 2 "bench: --seq x: must be an integer in \[1, 1048576\]" -- "$HONE" bench --seq x
 expect 2 "bench: .*nope.json: cannot open" -- "$HONE" bench --model-config nope.json
 finish

@@ -13,7 +13,7 @@ expect 0 "^P$" -- "$HONE" generate "$TMP" --prompt "the price is" --max-new-toke
 expect 2 "tokenizer.json.zst: cannot open" -- "$HONE" generate "$M" --prompt "hello"
 expect 2 "give --prompt TEXT or --ids" -- "$HONE" generate "$M" --prompt "hello" --ids 1
 expect 2 "generate: token 500 outside the vocabulary|prompt 0 has token 500 outside the vocabulary" -- "$HONE" generate "$M" --ids 1,500
-expect 2 "bad option --top-p 2" -- "$HONE" generate "$M" --ids 1 --top-p 2
+expect 2 "--top-p 2: must be a number in \[0, 1\]" -- "$HONE" generate "$M" --ids 1 --top-p 2
 expect 2 "expected token ids separated by commas" -- "$HONE" generate "$M" --ids a,b
 expect 2 "config.json: cannot open" -- "$HONE" generate /nonexistent --ids 1
 finish

@@ -42,7 +42,14 @@ ls out/runs | grep -Eq -- '_[0-9]{2}\.[0-9]{2}\.[0-9]{2}-2$' && echo "ok: a -2 s
 expect 2 "\-\-resume nowhere: no such run directory" -- "$HONE" run exp.lua --resume nowhere
 expect 2 "\-\-resume latest: the experiment differs from the run.s config.json at train.lr" -- "$HONE" run exp.lua --resume latest --set train.lr=0.5
 expect 2 "project: \"a/b\" cannot name a run directory" -- "$HONE" run exp.lua --set project=a/b
-expect 2 "run: unknown option --dryrun" -- "$HONE" run exp.lua --dryrun
+expect 2 "run: unknown option --dryrun \(did you mean --dry-run\?\)" -- "$HONE" run exp.lua --dryrun
+# one parser for every command: --name=value, a missing value, a flag given a value, a range
+expect 0 "dry run: nothing was created" -- "$HONE" run exp.lua --dry-run --set=train.lr=0.01
+expect 2 "run: --resume needs a value" -- "$HONE" run exp.lua --resume
+expect 2 "run: --dry-run takes no value" -- "$HONE" run exp.lua --dry-run=yes
+expect 2 "run: unexpected argument other.lua" -- "$HONE" run exp.lua other.lua
+expect 2 "inspect: --n -1: must be an integer in \[0, 1000000\]" -- "$HONE" inspect exp.lua --n=-1
+expect 0 "  inspect SCRIPT.lua \[--n N\]" -- "$HONE" inspect --help
 expect 2 "usage: hone run" -- "$HONE" run
 expect 2 "exp.lua: no such script" -- "$HONE" run nothere/exp.lua
 expect 2 "usage: hone convert MODEL.gguf OUT_DIR" -- "$HONE" convert

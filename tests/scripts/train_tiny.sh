@@ -241,7 +241,7 @@ expect 0 "stats \(eval\): 4 examples" -- "$HONE" inspect exp.lua --set data.trai
 expect 0 "<s> item [0-9]+ ### Answer:\[\[ [0-9]+</s>\]\]" -- "$HONE" inspect exp.lua --set data.train=tmpl.jsonl --set collator=completion_only --set "collator.response_template=### Answer:" $t --n 1
 sed 's/ eval_fraction = 0.125,//' exp.lua > noeval.lua
 expect 1 "--split eval: the experiment has no eval data" -- "$HONE" inspect noeval.lua $t --split eval
-expect 2 "inspect: --split needs train or eval" -- "$HONE" inspect exp.lua --split test
+expect 2 "inspect: --split test: expected train.eval" -- "$HONE" inspect exp.lua --split test
 # chat records: the template by the tokenizer (synth-tiny has <s> only: llama2), loss on assistant turns
 for i in $(seq 1 20); do
   echo "{\"messages\": [{\"role\": \"user\", \"content\": \"item $i?\"}, {\"role\": \"assistant\", \"content\": \"$((i * 7 % 50)) dollars\"}]}"
