@@ -36,6 +36,71 @@ static size_t off_absmax(size_t n)
     return ((n + 1) / 2 + 3) & ~(size_t)3;
 }
 
+/* Double quant where bitsandbytes' CUDA kernel and its old C++ CPU search part: a nested
+ * value just above the map's lowest entry (docs/numerics.md §1). A 4 x 128 weight, blocks
+ * of 64, each block's absmax on one element: rows 0-2 have absmax 373/256 (five blocks)
+ * and 372/256; row 3, the outlier, 32/256 and 35/256. All dyadic, so the mean is exactly
+ * offset = 2304/256 / 8 = 1.125 in any summation order, the values minus it are 85/256,
+ * 84/256, -1 and -253/256, and the nested absmax is 1. Block 7's x = -0.98828125 is more
+ * than 0.001 from the midpoint either rule tests, so the kernel's approximate reciprocal
+ * (1 ulp at worst) cannot change its code. With the map's c[0] = -0x1.fc6666p-1
+ * (-0.99296874) and c[1] = -0x1.f53334p-1 (-0.97890627):
+ *   CUDA (dQuantize): x <= c[1], so the search ends at pivot 0 with upper = c[1]; x > c[0]
+ *     and not above (c[0] + c[1]) * 0.5 = -0.9859375, so code 0;
+ *   C++ (c[0] taken as -1): last entry <= x is 0 (-1); |x - c[1]| = 0.009375 is less than
+ *     |x + 1| = 0.01171875, so code 1.
+ * Dequantized, block 7's largest element (NF4 code 15, value 1) is c[0] * 1 + 1.125 =
+ * 0x1.0e6668p-3 (exact: Sterbenz); the C++ code would give 0x1.2b333p-3. */
+static void nested_near_lowest(hone_registry *reg)
+{
+    hone_err err = {0};
+    const hone_feature *nf4 = hone_registry_find(reg, HONE_KIND_QUANTIZER, "nf4");
+    hone_node *opt = hone_node_new(HONE_NODE_TABLE);
+    hone_node_set_path(opt, "block_size", "64");
+    hone_node_set_path(opt, "double_quant", "true");
+    hone_opts *o = NULL;
+    void *st = NULL;
+    checks++;
+    if (!nf4 || hone_opts_resolve(&o, nf4->info->options, opt, "q", "nf4", &err) ||
+        ((const hone_quantizer_vt *)nf4->vtable)->create(&hone_host_table, o, &st, &err)) {
+        printf("FAIL nested near map[0]: %s\n", nf4 ? err.msg : "nf4 not registered");
+        failures++;
+        hone_opts_free(o);
+        hone_node_free(opt);
+        return;
+    }
+    const hone_quantizer_vt *vt = nf4->vtable;
+    enum { ROWS = 4, COLS = 128, NB = 8 };
+    static const float am[NB] = {373 / 256.0f, 373 / 256.0f, 373 / 256.0f, 372 / 256.0f,
+                                 373 / 256.0f, 373 / 256.0f, 32 / 256.0f, 35 / 256.0f};
+    float w[ROWS * COLS] = {0}, out[ROWS * COLS];
+    for (int b = 0; b < NB; b++) w[64 * b + 17] = am[b];
+    size_t bytes = vt->packed_bytes(st, ROWS, COLS), at = (off_absmax(ROWS * COLS) + NB + 3) & ~(size_t)3;
+    unsigned char *p = malloc(bytes);
+    int bad = !p || vt->quantize(st, p, w, ROWS, COLS, &err) != 0;
+    float nested = 0, offset = 0;
+    if (!bad) {
+        memcpy(&nested, p + at, 4);
+        memcpy(&offset, p + at + 4, 4);
+        vt->dequantize(st, out, p, ROWS, COLS, 0, ROWS);
+    }
+    const unsigned char *q = bad ? NULL : p + off_absmax(ROWS * COLS);
+    const float want = 0x1.0e6668p-3f;   /* c[0] + 1.125 */
+    if (bad || nested != 1.0f || offset != 1.125f || q[6] != 0 || q[7] != 0 || out[64 * 6 + 17] != want ||
+        out[64 * 7 + 17] != want) {
+        printf("FAIL nested near map[0]: nested absmax %a offset %a codes %d %d (want 1, 1.125, 0 0), "
+               "dequantized %a %a (want %a)\n", (double)nested, (double)offset, q ? q[6] : -1, q ? q[7] : -1,
+               bad ? 0.0 : (double)out[64 * 6 + 17], bad ? 0.0 : (double)out[64 * 7 + 17], (double)want);
+        failures++;
+    } else {
+        printf("ok   nested value just above map[0]: CUDA's code 0, dequantized %a\n", (double)want);
+    }
+    free(p);
+    vt->destroy(st);
+    hone_opts_free(o);
+    hone_node_free(opt);
+}
+
 int main(void)
 {
     hone_err err = {0};
@@ -248,6 +313,7 @@ int main(void)
         hone_opts_free(o8);
         free(w), free(out), free(p);
     }
+    nested_near_lowest(reg);
     hone_st_close(f);
     hone_registry_free(reg);
     printf("%d cases, %d failures\n", checks, failures);

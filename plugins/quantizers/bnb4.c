@@ -4,20 +4,22 @@
  * and with double_quant the absmax values stored as uint8 codes of the signed dynamic map
  * in blocks of 256 after subtracting their mean.
  *
- * Arithmetic follows bitsandbytes' CPU backend exactly (the path that can be reproduced
- * off a GPU): scaled = w * (1/absmax) for full blocks and w / absmax for the last partial
- * block, codes by strict comparison against float32 midpoints of the code table, the
- * absmax mean as torch sums float32 on one AVX2 thread, the nested codes as the C++
- * blockwise quantizer chooses them. Where the CPU and CUDA paths differ, hone takes the
- * CUDA kernels' side: an all-zero block stores absmax 0 and code 0 (the CPU path writes
- * the top code via a NaN, and absmax 1e-38 for a partial block), and FP4 code 8
- * dequantizes to -0 (the CPU path gives +0 or -0 depending on the weight's shape).
+ * The 4-bit codes follow bitsandbytes' CPU backend exactly (the path that can be
+ * reproduced off a GPU): scaled = w * (1/absmax) for full blocks and w / absmax for the
+ * last partial block, codes by strict comparison against float32 midpoints of the code
+ * table; the absmax mean is torch's float32 sum on one AVX2 thread. Where the CPU and CUDA
+ * paths differ, hone takes the CUDA kernels' side: an all-zero block stores absmax 0 and
+ * code 0 (the CPU path writes the top code via a NaN, and absmax 1e-38 for a partial
+ * block), FP4 code 8 dequantizes to -0 (the CPU path gives +0 or -0 depending on the
+ * weight's shape), and the nested absmax codes are kQuantizeBlockwise's binary search over
+ * the real map (the C++ CPU search took its lowest entry as -1; docs/numerics.md §1).
  *
  * Packed layout of a rows x cols weight (n elements, nb = ceil(n / block_size) blocks):
  *   [(n + 1) / 2 bytes of codes][pad to 4]
  *   absmax: nb float32, or with double_quant nb uint8 codes [pad to 4]
  *           then ceil(nb / 256) float32 nested absmax and one float32 offset
  */
+#include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -51,8 +53,6 @@ typedef struct table4 {
 
 static table4 nf4_table, fp4_table;
 static float dyn_signed[256];   /* create_dynamic_map(signed=True) */
-/* the same with [0] = -1: the C++ quantizer overwrites its copy so the search covers [-1, 1] */
-static float dyn_search[256];
 
 static void tables_init(void)
 {
@@ -71,8 +71,6 @@ static void tables_init(void)
     }
     const float *v = bnb_dynamic_signed;
     memcpy(dyn_signed, v, sizeof dyn_signed);
-    memcpy(dyn_search, v, sizeof dyn_search);
-    dyn_search[0] = -1.0f;
 }
 
 /* torch.bucketize(x, mid) with right=False for 8 values: how many midpoints are < x (x is
@@ -227,20 +225,37 @@ static size_t bnb4_packed_bytes(const void *state, size_t rows, size_t cols)
     return plan(state, rows, cols).total;
 }
 
-/* the C++ blockwise quantizer (csrc/common.cpp): a / absmax, the last code <= it, then
- * the right neighbour only when strictly closer */
-static unsigned char code8(float a, float absmax)
+/* CUDA's --use_fast_math flushes subnormal operands and results to zero, keeping the sign */
+static float ftz(float x)
 {
-    float x = a / absmax;
-    if (x != x) return 0;   /* 0 / 0 in an all-equal nested block: the search ends at 0 */
-    int lo = 0, hi = 255;   /* largest i with dyn_signed[i] <= x */
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (dyn_search[mid] <= x) lo = mid;
-        else hi = mid - 1;
+    return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x;
+}
+
+/* dQuantize<0> of csrc/kernels.cu, op for op: a 7-step binary search from pivot 127 with
+ * bounds -1 and 1, the real map's [255] or [0] where a side was never narrowed, then a
+ * float32 midpoint test against the neighbour on x's side; a value on a midpoint keeps the
+ * even pivot the search ended at, and NaN (0 * inf: a block whose values are all 0) ends at 0 */
+static unsigned char code8(float x)
+{
+    const float *c = dyn_signed;
+    int pivot = 127, upper_pivot = 255, lower_pivot = 0;
+    float lower = -1.0f, upper = 1.0f, val = c[pivot];
+    for (int i = 64; i > 0; i >>= 1) {
+        if (x > val) {
+            lower_pivot = pivot;
+            lower = val;
+            pivot += i;
+        } else {
+            upper_pivot = pivot;
+            upper = val;
+            pivot -= i;
+        }
+        val = c[pivot];
     }
-    if (lo < 255 && fabsf(x - dyn_search[lo + 1]) < fabsf(x - dyn_search[lo])) lo++;
-    return (unsigned char)lo;
+    if (upper_pivot == 255) upper = c[upper_pivot];
+    if (lower_pivot == 0) lower = c[lower_pivot];
+    if (x > val) return (unsigned char)(x > (upper + val) * 0.5f ? upper_pivot : pivot);
+    return (unsigned char)(x < (lower + val) * 0.5f ? lower_pivot : pivot);
 }
 
 static int bnb4_quantize(const void *state, void *packed, const float *w, size_t rows, size_t cols, hone_err *err)
@@ -287,10 +302,16 @@ static int bnb4_quantize(const void *state, void *packed, const float *w, size_t
         float *nested = (float *)(out + L.nested);
         for (size_t b2 = 0; b2 < L.nb2; b2++) {
             size_t first = b2 * 256, count = L.nb - first < 256 ? L.nb - first : 256;
-            float m = -INFINITY;   /* -FLT_MAX in the C++; no difference for finite data */
-            for (size_t i = 0; i < count; i++) m = fmaxf(m, fabsf(absmax[first + i] - offset));
+            /* kQuantizeBlockwise<float, 256, 2, 0, General8bit>: torch's subtraction, then the
+             * kernel's flushed fabsf / fmaxf from -FLT_MAX, x = value * (1.0f / absmax) */
+            float m = -FLT_MAX;
+            for (size_t i = 0; i < count; i++) m = fmaxf(m, fabsf(ftz(absmax[first + i] - offset)));
             nested[b2] = m;
-            for (size_t i = 0; i < count; i++) out[L.absmax + first + i] = code8(absmax[first + i] - offset, m);
+            /* the kernel's 1.0f / m is rcp.approx.ftz (within 1 ulp, and not specified bit for
+             * bit), so the correctly rounded reciprocal stands in for it */
+            float scale = ftz(1.0f / m);
+            for (size_t i = 0; i < count; i++)
+                out[L.absmax + first + i] = code8(ftz(ftz(absmax[first + i] - offset) * scale));
         }
         memcpy(out + L.offset, &offset, 4);
         host->free(absmax);

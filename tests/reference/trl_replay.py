@@ -27,10 +27,11 @@ Set on purpose unless asked otherwise, both said in trl.json:
 - bitsandbytes 0.50.2's CPU 8-bit blockwise quantizer (the nested absmax codes of double
   quant) looks the code up in a 65,536-bin table (csrc/cpu_ops.cpp, build_quantize_lut),
   which is not always the nearest code: 0.22% of SmolLM2-135M's nested codes are one step
-  off, which moves the NF4 base's loss by 4e-4. exact_nested() puts the nearest-code search
-  of bitsandbytes' C++/CUDA quantizers back (value / absmax, the last code at or below it,
-  the right neighbour only when strictly closer), which is what hone writes;
-  bnb_cpu_lut=True keeps the table.
+  off, which moves the NF4 base's loss by 4e-4. exact_nested() puts the search of
+  bitsandbytes' CUDA kernel in its place (csrc/kernels.cu, kQuantizeBlockwise and
+  dQuantize<0>: x = value * (1 / absmax), a binary search over the real map, the midpoint
+  test; docs/numerics.md §1), which is what hone writes and what made the Hub's
+  "-bnb-4bit" checkpoints; bnb_cpu_lut=True keeps the table.
 """
 import json
 import os
@@ -39,8 +40,43 @@ import tempfile
 import torch
 
 
+def _ftz(t):
+    """CUDA's --use_fast_math: subnormals flushed to a zero of the same sign"""
+    return torch.where(t.abs() < torch.finfo(torch.float32).tiny, t * 0, t)
+
+
+def cuda_quantize_codes(blocks, code):
+    """kQuantizeBlockwise<float, 256, 2, 0, General8bit> (bitsandbytes 0.50 csrc/kernels.cu)
+    on a [blocks, blocksize] float32 tensor padded with zeros, op for op in float32: absmax
+    = max |v| (flushed), x = v * (1 / absmax), then dQuantize<0>. The kernel's reciprocal is
+    rcp.approx (within 1 ulp); the correctly rounded one stands in for it, as in hone.
+    Returns the codes (int64, same shape) and the absmax per block."""
+    c = code.float()
+    v = _ftz(blocks.float())
+    a = v.abs()   # fmaxf from -FLT_MAX passes a NaN over
+    am = torch.where(a.isnan(), -torch.finfo(torch.float32).max, a).amax(dim=1)
+    scale = _ftz(torch.reciprocal(am))
+    x = _ftz(v * scale[:, None]).reshape(-1)
+    # dQuantize<0>: 7 halvings from pivot 127, the bounds start at -1 and 1
+    pivot = torch.full_like(x, 127, dtype=torch.int64)
+    lower_pivot, upper_pivot = torch.zeros_like(pivot), torch.full_like(pivot, 255)
+    lower, upper = torch.full_like(x, -1.0), torch.full_like(x, 1.0)
+    val = c[pivot]
+    for i in (64, 32, 16, 8, 4, 2, 1):
+        gt = x > val   # NaN: never, so it walks down to 0
+        lower_pivot, lower = torch.where(gt, pivot, lower_pivot), torch.where(gt, val, lower)
+        upper_pivot, upper = torch.where(gt, upper_pivot, pivot), torch.where(gt, upper, val)
+        pivot = torch.where(gt, pivot + i, pivot - i)
+        val = c[pivot]
+    upper = torch.where(upper_pivot == 255, c[255], upper)   # a side never narrowed: the map's end
+    lower = torch.where(lower_pivot == 0, c[0], lower)
+    up = torch.where(x > (upper + val) * 0.5, upper_pivot, pivot)
+    down = torch.where(x < (lower + val) * 0.5, lower_pivot, pivot)
+    return torch.where(x > val, up, down).view(blocks.shape), am
+
+
 def exact_nested():
-    """bitsandbytes.functional.quantize_blockwise with the nearest code on the CPU (see above)"""
+    """bitsandbytes.functional.quantize_blockwise on the CPU with the CUDA kernel's codes (see above)"""
     import bitsandbytes.functional as F
 
     original = F.quantize_blockwise
@@ -54,15 +90,9 @@ def exact_nested():
         flat = A.reshape(-1)
         pad = (-n) % blocksize
         blocks = torch.cat([flat, flat.new_zeros(pad)]).view(-1, blocksize)
-        am = blocks.abs().amax(dim=1)
-        x = (blocks / am[:, None]).reshape(-1)[:n]
-        c = code.float().clone()
-        c[0] = -1.0   # the C++ search runs over [-1, 1]
-        lo = (torch.searchsorted(c, x, right=True) - 1).clamp(0, 255)
-        hi = (lo + 1).clamp(max=255)
-        lo = torch.where((x - c[hi]).abs() < (x - c[lo]).abs(), hi, lo)
-        return lo.to(torch.uint8).view(A.shape), F.QuantState(absmax=am, code=code.clone(), blocksize=blocksize,
-                                                               dtype=A.dtype)
+        q, am = cuda_quantize_codes(blocks, code)
+        return q.reshape(-1)[:n].to(torch.uint8).view(A.shape), F.QuantState(absmax=am, code=code.clone(),
+                                                                              blocksize=blocksize, dtype=A.dtype)
 
     F.quantize_blockwise = quantize_blockwise
 
