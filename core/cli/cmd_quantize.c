@@ -8,7 +8,7 @@
 #include "model.h"
 #include "model_config.h"
 #include "options.h"
-#include "prequant.h"
+#include "bnb4_save.h"
 #include "registry.h"
 
 int cmd_quantize(int argc, char **argv)

@@ -8,7 +8,7 @@
  * kernels in reverse.
  */
 #include "model_impl.h"
-#include "prequant.h"
+#include "bnb4.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -827,4 +827,59 @@ void hone_model_set_rng(hone_model *m, const hone_rng in[2])
 void hone_model_set_eval(hone_model *m, int eval)
 {
     m->eval = eval;
+}
+
+/* ---- the base, for format writers -------------------------------------------------- */
+
+static void base_put(hone_base_tensor *out, size_t max, size_t *n, const char *name, int ndim, int64_t d0, int64_t d1,
+                     const float *data, int linear)
+{
+    if (*n < max) {
+        hone_base_tensor *t = &out[*n];
+        *t = (hone_base_tensor){.ndim = ndim, .shape = {d0, d1}, .data = data, .linear = linear};
+        snprintf(t->name, sizeof t->name, "%s", name);
+    }
+    (*n)++;
+}
+
+size_t hone_model_base_tensors(const hone_model *m, hone_base_tensor *out, size_t max)
+{
+    const hone_model_config *c = &m->cfg;
+    int64_t V = c->vocab, C = c->hidden;
+    size_t n = 0;
+    char name[128];
+    base_put(out, max, &n, "model.embed_tokens.weight", 2, V, C, m->embed, -1);
+    if (!c->tied) base_put(out, max, &n, "lm_head.weight", 2, V, C, m->lm_head, -1);
+    base_put(out, max, &n, "model.norm.weight", 1, C, 0, m->norm_w, -1);
+    for (int li = 0; li < c->layers; li++) {
+        const layer *L = &m->layers[li];
+        snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", li);
+        base_put(out, max, &n, name, 1, C, 0, L->ln1_w, -1);
+        snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", li);
+        base_put(out, max, &n, name, 1, C, 0, L->ln2_w, -1);
+        for (int i = 0; i < HONE_NLINEAR; i++) {
+            const linear *ln = &L->lin[i];
+            const char *group = i <= HONE_O_PROJ ? "self_attn" : "mlp";
+            snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", li, group, hone_linear_names[i]);
+            base_put(out, max, &n, name, 2, ln->out, ln->in, NULL, li * HONE_NLINEAR + i);
+            if (!ln->bias) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s.%s.bias", li, group, hone_linear_names[i]);
+            base_put(out, max, &n, name, 1, ln->out, 0, ln->bias, -1);
+        }
+    }
+    return n;
+}
+
+int hone_model_has_bnb4(const hone_model *m)
+{
+    return m->lora && m->qvt && m->qvt->info.version >= 2 && m->qvt->export_bnb4;
+}
+
+int hone_model_export_bnb4(const hone_model *m, int which, hone_bnb4 *out, hone_err *err)
+{
+    if (!hone_model_has_bnb4(m)) return hone_errf(err, HONE_EUNSUPPORTED, "only nf4 / fp4 bases have a bitsandbytes layout");
+    if (which < 0 || which >= m->cfg.layers * HONE_NLINEAR)
+        return hone_errf(err, HONE_EINVAL, "linear %d: the model has %d", which, m->cfg.layers * HONE_NLINEAR);
+    const linear *ln = &m->layers[which / HONE_NLINEAR].lin[which % HONE_NLINEAR];
+    return m->qvt->export_bnb4(m->qstate, m->packed + ln->packed_off, (size_t)ln->out, (size_t)ln->in, out, err);
 }

@@ -100,6 +100,24 @@ int hone_adapter_config_read(const char *dir, hone_adapter_config *out, hone_err
 
 /* PEFT adapters: adapter_model.safetensors + adapter_config.json */
 int hone_model_save_adapter(const hone_model *m, const char *dir, const char *base_model, hone_err *err);
+
+/* The frozen base under its HF names, in checkpoint order (embeddings, lm_head unless
+ * tied, the final norm, then per layer its two norms and its seven linears, each with
+ * its bias), for writers of other formats (core/convert/): an fp32 tensor comes with
+ * its data, a quantized linear with its index for hone_model_export_bnb4. */
+typedef struct hone_base_tensor {
+    char name[128];
+    int ndim;
+    int64_t shape[2];
+    const float *data;         /* NULL: the quantized linear `linear` */
+    int linear;                /* layer * HONE_NLINEAR + which */
+} hone_base_tensor;
+/* fills up to max entries of out; returns how many the model has */
+size_t hone_model_base_tensors(const hone_model *m, hone_base_tensor *out, size_t max);
+/* 1 when the base is nf4 / fp4 through a quantizer that exports bitsandbytes' parts */
+int hone_model_has_bnb4(const hone_model *m);
+/* a linear's bitsandbytes parts; pointers into the model or the quantizer's tables */
+int hone_model_export_bnb4(const hone_model *m, int which, hone_bnb4 *out, hone_err *err);
 int hone_model_load_adapter(hone_model *m, const char *dir, hone_err *err);
 
 typedef struct hone_gen_opts {

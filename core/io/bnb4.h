@@ -1,7 +1,7 @@
-/* prequant.h — bitsandbytes 4-bit checkpoints: reading a linear's serialized parts and
- * writing the quant_state JSON the way bitsandbytes does. */
-#ifndef HONE_PREQUANT_H
-#define HONE_PREQUANT_H
+/* bnb4.h — bitsandbytes 4-bit linears in checkpoints: reading a linear's serialized parts
+ * and writing the quant_state JSON the way bitsandbytes does. */
+#ifndef HONE_BNB4_H
+#define HONE_BNB4_H
 
 #include <stddef.h>
 
@@ -16,10 +16,5 @@ int hone_bnb4_read(hone_bnb4 *b, hone_st_lookup look, void *ctx, const char *nam
                    hone_err *err);
 /* malloc'd */
 char *hone_bnb4_quant_state_json(const hone_bnb4 *b, size_t rows, size_t cols, const char *dtype);
-
-typedef struct hone_model hone_model;
-/* the model's nf4 / fp4 base, with its other weights, as a bitsandbytes checkpoint dir
- * (model.safetensors, config.json with quantization_config, the tokenizer files) */
-int hone_model_save_bnb4(const hone_model *m, const char *src_dir, const char *out_dir, hone_err *err);
 
 #endif
