@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "err.h"
 #include "options.h"
 #include "registry.h"
@@ -18,15 +19,10 @@
 #include "tree.h"
 #include "util.h"
 
-static int failures, checks;
-
 static const hone_st_tensor *get(hone_st_file *f, const char *name)
 {
     const hone_st_tensor *t = hone_st_find(f, name);
-    if (!t) {
-        printf("FAIL missing fixture tensor %s\n", name);
-        failures++;
-    }
+    CHECK(t, "missing fixture tensor %s", name);
     return t;
 }
 
@@ -86,8 +82,7 @@ int main(void)
         void *st = NULL;
         const hone_quantizer_vt *vt = q ? q->vtable : NULL;
         if (!q || hone_opts_resolve(&o, q->info->options, opt, "q", qt, &err) || vt->create(&hone_host_table, o, &st, &err)) {
-            printf("FAIL %s: %s\n", name, q ? err.msg : "quantizer not registered");
-            failures++;
+            CHECK(0, "%s: %s", name, q ? err.msg : "quantizer not registered");
             hone_node_free(opt);
             hone_opts_free(o);
             continue;
@@ -156,15 +151,11 @@ int main(void)
             size_t g = r0 * cols + e;
             if (!zero[g / (size_t)bs]) deq_diff += out[e] == 0.0f && wd[g] == 0.0f ? 0 : memcmp(&out[e], &wd[g], 4) != 0;
         }
-        checks++;
         code_diff += zero_codes;
-        if (bad || code_diff || am_diff || nested_diff || deq_diff) {
-            printf("FAIL %-28s codes %zu absmax %zu nested %zu dequant %zu differ%s\n", name, code_diff, am_diff,
-                   nested_diff, deq_diff, bad ? " (quantize failed)" : "");
-            failures++;
-        } else {
+        int same = !bad && !code_diff && !am_diff && !nested_diff && !deq_diff;
+        if (CHECK(same, "%s: codes %zu absmax %zu nested %zu dequant %zu differ%s", name, code_diff, am_diff,
+                  nested_diff, deq_diff, bad ? " (quantize failed)" : ""))
             printf("ok   %-28s %zu elements, %zu bytes (%.3f bits per element)\n", name, n, bytes, 8.0 * bytes / n);
-        }
         vt->destroy(st);
         free(w), free(out), free(p);
         hone_opts_free(o);
@@ -201,10 +192,9 @@ int main(void)
             free(w);
             free(p);
         }
-        checks++;
-        if (mean_bad) failures++;
-        else printf("ok   torch float32 mean (cascade sum) for %lld sizes up to %lld\n", (long long)ms->shape[0],
-                    (long long)((const int64_t *)ms->data)[ms->shape[0] - 1]);
+        if (CHECK(!mean_bad, "torch float32 mean: %zu sizes differ", mean_bad))
+            printf("ok   torch float32 mean (cascade sum) for %lld sizes up to %lld\n", (long long)ms->shape[0],
+                   (long long)((const int64_t *)ms->data)[ms->shape[0] - 1]);
         vt->destroy(st);
     }
     hone_opts_free(o);
@@ -237,19 +227,13 @@ int main(void)
         v8->dequantize(s8, out, p, rows, cols, 0, rows);
         size_t at = (n + 3) & ~(size_t)3;
         int same = !memcmp(p, cb->data, n) && !memcmp(p + at, scb->data, 4 * rows) && !memcmp(out, dq8->data, 4 * n);
-        checks++;
-        if (!same) {
-            printf("FAIL int8 %s differs from bitsandbytes\n", i8_inputs[k]);
-            failures++;
-        } else {
+        if (CHECK(same, "int8 %s differs from bitsandbytes", i8_inputs[k]))
             printf("ok   int8.%-23s %zu elements, CB, SCB and dequantized values identical\n", i8_inputs[k], n);
-        }
         v8->destroy(s8);
         hone_opts_free(o8);
         free(w), free(out), free(p);
     }
     hone_st_close(f);
     hone_registry_free(reg);
-    printf("%d cases, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("quant");
 }
