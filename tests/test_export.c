@@ -62,8 +62,9 @@ static void compare(const char *case_name, const char *model, const char *adapte
         char what[600];
         snprintf(what, sizeof what, "%s: tensor %s", case_name, w->name);
         /* the type and shape, then the bytes */
-        if (CHECK(g->type == w->type && g->ndim == w->ndim && g->nbytes == w->nbytes && !memcmp(g->ne, w->ne, sizeof g->ne),
-                  "%s: type or shape differs", what))
+        int shape = g->type == w->type && g->ndim == w->ndim && g->nbytes == w->nbytes &&
+                    !memcmp(g->ne, w->ne, sizeof g->ne);
+        if (CHECK(shape, "%s: type or shape differs", what))
             check_equal_bytes(what, g->data, w->data, w->nbytes);
     }
     printf("%s: %zu keys, %zu tensors (%zu parameters, %zu merged) compared with llama.cpp's\n", case_name, want->nkv,

@@ -156,7 +156,8 @@ int main(void)
         double big = check_max_abs(want, lt->numel);
         char what[64];
         snprintf(what, sizeof what, "prompt %d logits vs transformers", k);
-        if (CHECK(!rc, "%s: %s", what, err.msg) && check_close(what, hone_model_logits(m), want, lt->numel, 1e-5 * big, 0))
+        if (CHECK(!rc, "%s: %s", what, err.msg) &&
+            check_close(what, hone_model_logits(m), want, lt->numel, 1e-5 * big, 0))
             printf("ok convert: prompt %d logits max diff / max = %.2g\n", k, check_last()->max_abs / big);
         hone_model_free(m);
     }

@@ -48,8 +48,7 @@ typedef double (*objective_fn)(void *ctx);
  * 1e-3 of max |grad| (at least 1e-3), in double as the objective is */
 static void fd_check(const char *name, objective_fn f, void *ctx, float *p, const float *grad, size_t n)
 {
-    double scale = 1e-3;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(grad[i]));
+    double scale = fmax(1e-3, check_max_abs(grad, n));
     size_t step = n > 64 ? n / 64 : 1, m = 0;
     double *num = malloc(n * sizeof *num), *ana = malloc(n * sizeof *ana);
     for (size_t i = 0; i < n; i += step, m++) {

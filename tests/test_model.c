@@ -113,7 +113,8 @@ static void check_case(const hone_registry *reg, const fixture *fx, const char *
                 const char *nm = t[i].name;
                 int no_decay = strstr(nm, "bias") || strstr(nm, "layernorm") || strstr(nm, "rmsnorm") ||
                                !strncmp(nm, "norm.", 5) || strstr(nm, ".norm.") || strstr(nm, "_norm.");
-                CHECK(t[i].decay != no_decay, "%s has decay %d, transformers' groups say %d", nm, t[i].decay, !no_decay);
+                CHECK(t[i].decay != no_decay, "%s has decay %d, transformers' groups say %d", nm, t[i].decay,
+                      !no_decay);
             }
             for (size_t i = 0; i < nt; i++) {
                 char key[300];

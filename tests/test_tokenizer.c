@@ -63,7 +63,8 @@ static void check(const char *name, const char *tok_path, const cJSON *corpus)
         ids.n = 0;
         for (const cJSON *e = plain->child; e; e = e->next) tok_ids_push(&ids, (int32_t)e->valuedouble);
         int rc = hone_tokenizer_decode(t, ids.v, ids.n, 0, &out, &err);
-        CHECK(!(rc || (cJSON_IsString(wd) && (out.n != strlen(wd->valuestring) || memcmp(out.s, wd->valuestring, out.n)))),
+        CHECK(!(rc || (cJSON_IsString(wd) &&
+                       (out.n != strlen(wd->valuestring) || memcmp(out.s, wd->valuestring, out.n)))),
               "%s decode text %zu: got \"%.80s\" want \"%.80s\"", name, i, rc ? err.msg : out.s,
               cJSON_IsString(wd) ? wd->valuestring : "(null)");
         const cJSON *ws = cJSON_GetObjectItemCaseSensitive(row, "decoded_skip");
@@ -71,7 +72,8 @@ static void check(const char *name, const char *tok_path, const cJSON *corpus)
         ids.n = 0;
         for (const cJSON *e = full->child; e; e = e->next) tok_ids_push(&ids, (int32_t)e->valuedouble);
         rc = hone_tokenizer_decode(t, ids.v, ids.n, 1, &out, &err);
-        CHECK(!(rc || (cJSON_IsString(ws) && (out.n != strlen(ws->valuestring) || memcmp(out.s, ws->valuestring, out.n)))),
+        CHECK(!(rc || (cJSON_IsString(ws) &&
+                       (out.n != strlen(ws->valuestring) || memcmp(out.s, ws->valuestring, out.n)))),
               "%s decode (skip special) text %zu: got \"%.80s\" want \"%.80s\"", name, i, rc ? err.msg : out.s,
               cJSON_IsString(ws) ? ws->valuestring : "(null)");
         if (check_failures() - fails_before > 12) {
