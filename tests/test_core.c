@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "check.h"
 #include "config.h"
 #include "err.h"
 #include "lines.h"
@@ -17,22 +18,6 @@
 #include "schema.h"
 #include "hone/hone.h"
 #include "util.h"
-
-static int failures;
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                         \
-        }                                                                       \
-    } while (0)
-#define CHECK_MSG(err, text)                                                          \
-    do {                                                                              \
-        if (!strstr((err).msg, text)) {                                               \
-            fprintf(stderr, "%s:%d: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, (err).msg, text); \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
 
 static hone_node *str_node(const char *key, const char *s)
 {
@@ -48,17 +33,17 @@ static void test_tree(void)
     hone_node *train = hone_node_add(root, hone_node_new(HONE_NODE_TABLE));
     train->key = hone_strdup("train");
     hone_node_add(train, str_node("optimizer", "adamw"));
-    CHECK(hone_node_set_path(root, "train.optimizer.eps", "1e-6") == 0);
+    CHECK_TRUE(hone_node_set_path(root, "train.optimizer.eps", "1e-6") == 0);
     hone_node *opt = hone_node_get(train, "optimizer");
-    CHECK(opt->type == HONE_NODE_TABLE);
-    CHECK(!strcmp(hone_node_at(opt, 1)->str, "adamw"));
-    CHECK(hone_node_get(opt, "eps")->from_cli);
-    CHECK(hone_node_set_path(root, "train.optimizer", "lion") == 0);
-    CHECK(!strcmp(hone_node_at(opt, 1)->str, "lion"));
-    CHECK(hone_node_get(opt, "eps") != NULL);   /* options survive a name change */
-    CHECK(hone_node_set_path(root, "a..b", "1") != 0);
-    CHECK(hone_node_set_path(root, "new.key", "x") == 0);
-    CHECK(!strcmp(hone_node_get(hone_node_get(root, "new"), "key")->str, "x"));
+    CHECK_TRUE(opt->type == HONE_NODE_TABLE);
+    CHECK_TRUE(!strcmp(hone_node_at(opt, 1)->str, "adamw"));
+    CHECK_TRUE(hone_node_get(opt, "eps")->from_cli);
+    CHECK_TRUE(hone_node_set_path(root, "train.optimizer", "lion") == 0);
+    CHECK_TRUE(!strcmp(hone_node_at(opt, 1)->str, "lion"));
+    CHECK_TRUE(hone_node_get(opt, "eps") != NULL);   /* options survive a name change */
+    CHECK_TRUE(hone_node_set_path(root, "a..b", "1") != 0);
+    CHECK_TRUE(hone_node_set_path(root, "new.key", "x") == 0);
+    CHECK_TRUE(!strcmp(hone_node_get(hone_node_get(root, "new"), "key")->str, "x"));
     hone_node_free(root);
 }
 
@@ -75,23 +60,23 @@ static const hone_option test_opts[] = {
 static void test_options(void)
 {
     hone_err err = {0};
-    CHECK(hone_options_check_table(test_opts, &err) == 0);
+    CHECK_TRUE(hone_options_check_table(test_opts, &err) == 0);
     hone_opts *o = NULL;
-    CHECK(hone_opts_resolve(&o, test_opts, NULL, "train.optimizer", "optimizer t", &err) == 0);
+    CHECK_TRUE(hone_opts_resolve(&o, test_opts, NULL, "train.optimizer", "optimizer t", &err) == 0);
     size_t n;
     const double *b = hone_opt_list(o, "betas", &n);
-    CHECK(n == 2 && b[0] == 0.9 && b[1] == 0.999);
-    CHECK(hone_opt_number(o, "eps") == 1e-8);
-    CHECK(hone_opt_integer(o, "steps") == 3);
-    CHECK(hone_opt_bool(o, "flag") == 1);
-    CHECK(!strcmp(hone_opt_string(o, "kind"), "a"));
-    CHECK(!hone_opt_is_set(o, "maybe"));
+    CHECK_TRUE(n == 2 && b[0] == 0.9 && b[1] == 0.999);
+    CHECK_TRUE(hone_opt_number(o, "eps") == 1e-8);
+    CHECK_TRUE(hone_opt_integer(o, "steps") == 3);
+    CHECK_TRUE(hone_opt_bool(o, "flag") == 1);
+    CHECK_TRUE(!strcmp(hone_opt_string(o, "kind"), "a"));
+    CHECK_TRUE(!hone_opt_is_set(o, "maybe"));
     hone_opts_free(o);
 
     hone_node *t = hone_node_new(HONE_NODE_TABLE);
     hone_node_add(t, str_node("betas2", "x"));
-    CHECK(hone_opts_resolve(&o, test_opts, t, "train.optimizer", "optimizer t", &err) == HONE_EINVAL);
-    CHECK_MSG(err, "unknown option 'betas2' for optimizer t; did you mean 'betas'?");
+    CHECK_TRUE(hone_opts_resolve(&o, test_opts, t, "train.optimizer", "optimizer t", &err) == HONE_EINVAL);
+    CHECK_CONTAINS(err.msg, "unknown option 'betas2' for optimizer t; did you mean 'betas'?");
     hone_node_free(t);
 
     /* --set text is converted by the option's type */
@@ -99,10 +84,10 @@ static void test_options(void)
     hone_node_set_path(t, "betas", "0.8, 0.95");
     hone_node_set_path(t, "steps", "7");
     hone_node_set_path(t, "flag", "false");
-    CHECK(hone_opts_resolve(&o, test_opts, t, "opt", "optimizer t", &err) == 0);
+    CHECK_TRUE(hone_opts_resolve(&o, test_opts, t, "opt", "optimizer t", &err) == 0);
     b = hone_opt_list(o, "betas", &n);
-    CHECK(n == 2 && b[0] == 0.8 && b[1] == 0.95);
-    CHECK(hone_opt_integer(o, "steps") == 7 && hone_opt_bool(o, "flag") == 0);
+    CHECK_TRUE(n == 2 && b[0] == 0.8 && b[1] == 0.95);
+    CHECK_TRUE(hone_opt_integer(o, "steps") == 7 && hone_opt_bool(o, "flag") == 0);
     hone_opts_free(o);
     hone_node_free(t);
 
@@ -120,25 +105,25 @@ static void test_options(void)
         t = hone_node_new(HONE_NODE_TABLE);
         hone_node_set_path(t, bad[i].key, bad[i].text);
         hone_err_clear(&err);
-        CHECK(hone_opts_resolve(&o, test_opts, t, "opt", "optimizer t", &err) == HONE_EINVAL);
-        CHECK_MSG(err, bad[i].msg);
+        CHECK_TRUE(hone_opts_resolve(&o, test_opts, t, "opt", "optimizer t", &err) == HONE_EINVAL);
+        CHECK_CONTAINS(err.msg, bad[i].msg);
         hone_node_free(t);
     }
 
     /* an option table with a default outside its own range is the plugin's bug */
     static const hone_option broken[] = {
         {"beta", HONE_OPT_NUMBER, HONE_OPT_HAS_MAX, 2, NULL, 0, 1, NULL, 0, "beta"}, {0}};
-    CHECK(hone_options_check_table(broken, &err) != 0);
-    CHECK_MSG(err, "default of option 'beta' = 2: out of range");
+    CHECK_TRUE(hone_options_check_table(broken, &err) != 0);
+    CHECK_CONTAINS(err.msg, "default of option 'beta' = 2: out of range");
 }
 
 static void test_closest(void)
 {
     const char *c[] = {"r", "alpha", "dropout", "target_modules", "rslora"};
-    CHECK(hone_closest("alpah", c, 5) && !strcmp(hone_closest("alpah", c, 5), "alpha"));
-    CHECK(hone_closest("dropuot", c, 5) && !strcmp(hone_closest("dropuot", c, 5), "dropout"));
-    CHECK(hone_closest("zzzzzzzzz", c, 5) == NULL);
-    CHECK(hone_edit_distance("kitten", "sitting") == 3);
+    CHECK_TRUE(hone_closest("alpah", c, 5) && !strcmp(hone_closest("alpah", c, 5), "alpha"));
+    CHECK_TRUE(hone_closest("dropuot", c, 5) && !strcmp(hone_closest("dropuot", c, 5), "dropout"));
+    CHECK_TRUE(hone_closest("zzzzzzzzz", c, 5) == NULL);
+    CHECK_TRUE(hone_edit_distance("kitten", "sitting") == 3);
 }
 
 static hone_node *table(const char *key)
@@ -159,8 +144,8 @@ static void test_schema(void)
     hone_node *rank = hone_node_add(lora, hone_node_new(HONE_NODE_INTEGER));
     rank->key = hone_strdup("rank");
     rank->integer = 8;
-    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
-    CHECK_MSG(err, "lora.rank: unknown key; did you mean 'lora.r'?");
+    CHECK_TRUE(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_CONTAINS(err.msg, "lora.rank: unknown key; did you mean 'lora.r'?");
     hone_node_free(root);
 
     /* the right name at the wrong level */
@@ -168,29 +153,29 @@ static void test_schema(void)
     hone_node *lr = hone_node_add(root, hone_node_new(HONE_NODE_NUMBER));
     lr->key = hone_strdup("lr");
     lr->num = 1e-4;
-    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
-    CHECK_MSG(err, "lr: unknown key; did you mean 'train.lr'?");
+    CHECK_TRUE(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_CONTAINS(err.msg, "lr: unknown key; did you mean 'train.lr'?");
     hone_node_free(root);
 
     /* HF names map to hone's */
     root = table(NULL);
     hone_node_set_path(root, "train.learning_rate", "1e-4");
-    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
-    CHECK_MSG(err, "train.learning_rate (from --set): unknown key; did you mean 'train.lr'?");
+    CHECK_TRUE(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_CONTAINS(err.msg, "train.learning_rate (from --set): unknown key; did you mean 'train.lr'?");
     hone_node_free(root);
 
     /* missing required key */
     root = table(NULL);
-    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
-    CHECK_MSG(err, "model.path: missing required key");
+    CHECK_TRUE(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_CONTAINS(err.msg, "model.path: missing required key");
     hone_node_free(root);
 
     /* the default plugin is not registered in an empty registry: said plainly */
     root = table(NULL);
     hone_node_set_path(root, "model.path", "m");
     hone_node_set_path(root, "data.train", "t.jsonl");
-    CHECK(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
-    CHECK_MSG(err, "model.quantizer: the default quantizer 'none' is not registered");
+    CHECK_TRUE(hone_config_resolve(&cfg, hone_experiment_keys, hone_experiment_nkeys, root, reg, &err) == HONE_EINVAL);
+    CHECK_CONTAINS(err.msg, "model.quantizer: the default quantizer 'none' is not registered");
     hone_node_free(root);
     hone_registry_free(reg);
 }
@@ -200,11 +185,11 @@ static void test_plan(void)
     hone_plan p;
     /* 1000 examples, batch 16 -> 63 micro-batches; grad_accum 4 -> 16 steps/epoch */
     hone_plan_steps(&p, 1000, 16, 4, 3, 0, 0.1, 0);
-    CHECK(p.micro_batches == 63 && p.steps_per_epoch == 16 && p.total_steps == 48 && p.warmup_steps == 5);
+    CHECK_TRUE(p.micro_batches == 63 && p.steps_per_epoch == 16 && p.total_steps == 48 && p.warmup_steps == 5);
     hone_plan_steps(&p, 1000, 16, 4, 3, 20, 0.1, 0);   /* max_steps wins */
-    CHECK(p.total_steps == 20 && p.epochs == 2 && p.warmup_steps == 2);
+    CHECK_TRUE(p.total_steps == 20 && p.epochs == 2 && p.warmup_steps == 2);
     hone_plan_steps(&p, 10, 16, 4, 1.5, 0, 0, 7);     /* fewer micro-batches than grad_accum */
-    CHECK(p.steps_per_epoch == 1 && p.total_steps == 2 && p.epochs == 2 && p.warmup_steps == 7);
+    CHECK_TRUE(p.steps_per_epoch == 1 && p.total_steps == 2 && p.epochs == 2 && p.warmup_steps == 7);
 }
 
 static void test_rundir(const char *tmp)
@@ -213,19 +198,19 @@ static void test_rundir(const char *tmp)
     hone_err err = {0};
     snprintf(out, sizeof out, "%s/runs", tmp);
     time_t t = 1700000000;
-    CHECK(hone_rundir_create(out, "pricer", t, path, sizeof path, name, sizeof name, &err) == 0);
-    CHECK(hone_rundir_create(out, "pricer", t, path2, sizeof path2, name2, sizeof name2, &err) == 0);
+    CHECK_TRUE(hone_rundir_create(out, "pricer", t, path, sizeof path, name, sizeof name, &err) == 0);
+    CHECK_TRUE(hone_rundir_create(out, "pricer", t, path2, sizeof path2, name2, sizeof name2, &err) == 0);
     char expect[300];
     hone_run_name(expect, sizeof expect, "pricer", t);
-    CHECK(!strcmp(name, expect));
+    CHECK_TRUE(!strcmp(name, expect));
     char expect2[310];
     snprintf(expect2, sizeof expect2, "%s-2", expect);
-    CHECK(!strcmp(name2, expect2));
-    CHECK(hone_is_dir(path) && hone_is_dir(path2));
-    CHECK(strlen(expect) == strlen("pricer-2023-11-14_22.13.20"));
-    CHECK(hone_project_name_check("a/b", &err) != 0);
-    CHECK(hone_project_name_check("..", &err) != 0);
-    CHECK(hone_project_name_check("pricer", &err) == 0);
+    CHECK_TRUE(!strcmp(name2, expect2));
+    CHECK_TRUE(hone_is_dir(path) && hone_is_dir(path2));
+    CHECK_TRUE(strlen(expect) == strlen("pricer-2023-11-14_22.13.20"));
+    CHECK_TRUE(hone_project_name_check("a/b", &err) != 0);
+    CHECK_TRUE(hone_project_name_check("..", &err) != 0);
+    CHECK_TRUE(hone_project_name_check("pricer", &err) == 0);
 }
 
 static void test_lines(const char *tmp)
@@ -237,37 +222,37 @@ static void test_lines(const char *tmp)
     snprintf(zst, sizeof zst, "%s/d.jsonl.zst", tmp);
     snprintf(trunc, sizeof trunc, "%s/t.jsonl.zst", tmp);
     snprintf(bad, sizeof bad, "%s/bad.jsonl", tmp);
-    CHECK(hone_write_file(plain, text, sizeof text - 1, &err) == 0);
+    CHECK_TRUE(hone_write_file(plain, text, sizeof text - 1, &err) == 0);
     size_t cap = ZSTD_compressBound(sizeof text);
     char *z = malloc(cap);
     size_t zn = ZSTD_compress(z, cap, text, sizeof text - 1, 3);
-    CHECK(!ZSTD_isError(zn));
-    CHECK(hone_write_file(zst, z, zn, &err) == 0);
-    CHECK(hone_write_file(trunc, z, zn - 3, &err) == 0);
+    CHECK_TRUE(!ZSTD_isError(zn));
+    CHECK_TRUE(hone_write_file(zst, z, zn, &err) == 0);
+    CHECK_TRUE(hone_write_file(trunc, z, zn - 3, &err) == 0);
     free(z);
     for (int k = 0; k < 2; k++) {
         hone_lines *r;
-        CHECK(hone_lines_open(&r, k ? zst : plain, &err) == 0);
+        CHECK_TRUE(hone_lines_open(&r, k ? zst : plain, &err) == 0);
         const char *line;
         size_t len;
         long no;
-        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 1 && !strcmp(line, "{\"a\": 1}"));
-        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 2 && len == 0);
-        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 3);
-        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 4);
-        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 5 && !strcmp(line, "{\"c\": 3}"));
-        CHECK(hone_lines_next(r, &line, &len, &no, &err) == 0);
+        CHECK_TRUE(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 1 && !strcmp(line, "{\"a\": 1}"));
+        CHECK_TRUE(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 2 && len == 0);
+        CHECK_TRUE(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 3);
+        CHECK_TRUE(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 4);
+        CHECK_TRUE(hone_lines_next(r, &line, &len, &no, &err) == 1 && no == 5 && !strcmp(line, "{\"c\": 3}"));
+        CHECK_TRUE(hone_lines_next(r, &line, &len, &no, &err) == 0);
         hone_lines_close(r);
         long count = 0;
-        CHECK(hone_jsonl_count(k ? zst : plain, &count, &err) == 0 && count == 3);
+        CHECK_TRUE(hone_jsonl_count(k ? zst : plain, &count, &err) == 0 && count == 3);
     }
     long count;
-    CHECK(hone_jsonl_count(trunc, &count, &err) != 0);
-    CHECK_MSG(err, "truncated zstd stream");
+    CHECK_TRUE(hone_jsonl_count(trunc, &count, &err) != 0);
+    CHECK_CONTAINS(err.msg, "truncated zstd stream");
     const char badtext[] = "{\"a\": 1}\n[1, 2]\n";
-    CHECK(hone_write_file(bad, badtext, sizeof badtext - 1, &err) == 0);
-    CHECK(hone_jsonl_count(bad, &count, &err) != 0);
-    CHECK_MSG(err, "bad.jsonl:2: not a JSON object");
+    CHECK_TRUE(hone_write_file(bad, badtext, sizeof badtext - 1, &err) == 0);
+    CHECK_TRUE(hone_jsonl_count(bad, &count, &err) != 0);
+    CHECK_CONTAINS(err.msg, "bad.jsonl:2: not a JSON object");
 
     /* a line far longer than the buffer */
     size_t big = 3u << 20;
@@ -276,9 +261,9 @@ static void test_lines(const char *tmp)
     memcpy(longline, "{\"t\":\"", 6);
     memcpy(longline + big - 2, "\"}", 2);
     longline[big] = '\n';
-    CHECK(hone_write_file(plain, longline, big + 1, &err) == 0);
+    CHECK_TRUE(hone_write_file(plain, longline, big + 1, &err) == 0);
     free(longline);
-    CHECK(hone_jsonl_count(plain, &count, &err) == 0 && count == 1);
+    CHECK_TRUE(hone_jsonl_count(plain, &count, &err) == 0 && count == 1);
 }
 
 /* builds a safetensors image: 8-byte length, header text, data bytes */
@@ -301,23 +286,23 @@ static void test_safetensors(const char *tmp)
         {"model.b", HONE_DT_BF16, 1, {3}, b, NULL, NULL, NULL},
         {"model.a", HONE_DT_F32, 2, {2, 3}, a, NULL, NULL, NULL},
     };
-    CHECK(hone_st_write(path, out, 2, &err) == 0);
+    CHECK_TRUE(hone_st_write(path, out, 2, &err) == 0);
     hone_st_file *f = NULL;
-    CHECK(hone_st_open(&f, path, &err) == 0);
+    CHECK_TRUE(hone_st_open(&f, path, &err) == 0);
     if (f) {
         const hone_st_tensor *ta = hone_st_find(f, "model.a"), *tb = hone_st_find(f, "model.b");
-        CHECK(ta && tb && f->n == 2);
-        CHECK(ta->ndim == 2 && ta->shape[0] == 2 && ta->shape[1] == 3 && ta->dtype == HONE_DT_F32);
-        CHECK(ta->begin == 0);   /* 4-byte dtype first, as the Rust writer orders */
+        CHECK_TRUE(ta && tb && f->n == 2);
+        CHECK_TRUE(ta->ndim == 2 && ta->shape[0] == 2 && ta->shape[1] == 3 && ta->dtype == HONE_DT_F32);
+        CHECK_TRUE(ta->begin == 0);   /* 4-byte dtype first, as the Rust writer orders */
         float got[6];
-        CHECK(hone_st_to_f32(f, ta, got, 0, 6, &err) == 0 && !memcmp(got, a, sizeof a));
-        CHECK(hone_st_to_f32(f, tb, got, 0, 3, &err) == 0);
-        CHECK(got[0] == 1.0f && got[2] == -7.0f);
-        CHECK(got[1] == 3.140625f);   /* bf16 round to nearest even */
-        CHECK(hone_st_to_f32(f, tb, got, 2, 2, &err) != 0);
+        CHECK_TRUE(hone_st_to_f32(f, ta, got, 0, 6, &err) == 0 && !memcmp(got, a, sizeof a));
+        CHECK_TRUE(hone_st_to_f32(f, tb, got, 0, 3, &err) == 0);
+        CHECK_TRUE(got[0] == 1.0f && got[2] == -7.0f);
+        CHECK_TRUE(got[1] == 3.140625f);   /* bf16 round to nearest even */
+        CHECK_TRUE(hone_st_to_f32(f, tb, got, 2, 2, &err) != 0);
         uint64_t hl;
         memcpy(&hl, f->map, 8);
-        CHECK(hl % 8 == 0 && f->map[8] == '{');
+        CHECK_TRUE(hl % 8 == 0 && f->map[8] == '{');
         hone_st_close(f);
     }
     static uint8_t img[4096];
@@ -338,16 +323,16 @@ static void test_safetensors(const char *tmp)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         size_t n = st_image(img, bad[i].header, bad[i].data);
         hone_err_clear(&err);
-        CHECK(hone_st_parse(&f, img, n, "bad.safetensors", &err) != 0);
-        CHECK_MSG(err, bad[i].msg);
+        CHECK_TRUE(hone_st_parse(&f, img, n, "bad.safetensors", &err) != 0);
+        CHECK_CONTAINS(err.msg, bad[i].msg);
     }
     /* a header length that runs past the end of the file */
     size_t n = st_image(img, "{}", 0);
     img[0] = 200;
-    CHECK(hone_st_parse(&f, img, n, "short.safetensors", &err) != 0);
-    CHECK_MSG(err, "short.safetensors: header claims 200 bytes but the file has 2");
-    CHECK(hone_st_parse(&f, img, 5, "tiny.safetensors", &err) != 0);
-    CHECK_MSG(err, "too short");
+    CHECK_TRUE(hone_st_parse(&f, img, n, "short.safetensors", &err) != 0);
+    CHECK_CONTAINS(err.msg, "short.safetensors: header claims 200 bytes but the file has 2");
+    CHECK_TRUE(hone_st_parse(&f, img, 5, "tiny.safetensors", &err) != 0);
+    CHECK_CONTAINS(err.msg, "too short");
 }
 
 static void test_rng(void)
@@ -359,36 +344,34 @@ static void test_rng(void)
                                     607988272756665600ULL, 16172922978634559625ULL, 8476171486693032832ULL,
                                     10595114339597558777ULL, 2904607092377533576ULL};
     hone_rng k = {{1, 2, 3, 4}};
-    for (int i = 0; i < 10; i++) CHECK(hone_rng_u64(&k) == xo[i]);
+    for (int i = 0; i < 10; i++) CHECK_TRUE(hone_rng_u64(&k) == xo[i]);
     hone_rng_seed(&k, 0);
-    CHECK(k.s[0] == 0xe220a8397b1dcdafULL && k.s[1] == 0x6e789e6aa1b965f4ULL && k.s[2] == 0x06c45d188009454fULL);
+    CHECK_TRUE(k.s[0] == 0xe220a8397b1dcdafULL && k.s[1] == 0x6e789e6aa1b965f4ULL && k.s[2] == 0x06c45d188009454fULL);
     hone_rng a, b;
     hone_rng_seed(&a, 42);
     hone_rng_seed(&b, 42);
-    for (int i = 0; i < 100; i++) CHECK(hone_rng_u64(&a) == hone_rng_u64(&b));
+    for (int i = 0; i < 100; i++) CHECK_TRUE(hone_rng_u64(&a) == hone_rng_u64(&b));
     hone_rng_seed(&b, 43);
-    CHECK(hone_rng_u64(&a) != hone_rng_u64(&b));
+    CHECK_TRUE(hone_rng_u64(&a) != hone_rng_u64(&b));
     double u = hone_rng_uniform(&a);
-    CHECK(u >= 0 && u < 1);
+    CHECK_TRUE(u >= 0 && u < 1);
 }
 
 int main(void)
 {
     char tmp[] = "/tmp/hone-test-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
-    test_tree();
-    test_options();
-    test_closest();
-    test_schema();
-    test_plan();
-    test_rundir(tmp);
-    test_lines(tmp);
-    test_safetensors(tmp);
-    test_rng();
+    CHECK_RUN(test_tree());
+    CHECK_RUN(test_options());
+    CHECK_RUN(test_closest());
+    CHECK_RUN(test_schema());
+    CHECK_RUN(test_plan());
+    CHECK_RUN(test_rundir(tmp));
+    CHECK_RUN(test_lines(tmp));
+    CHECK_RUN(test_safetensors(tmp));
+    CHECK_RUN(test_rng());
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    else printf("core units: all checks passed\n");
-    return failures ? 1 : 0;
+    return check_summary("core units");
 }

@@ -9,22 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "export_gguf.h"
 #include "gguf.h"
 #include "gguf_write.h"
-
-static int failures, checks;
-
-static void check(int ok, const char *fmt, const char *a, const char *b)
-{
-    checks++;
-    if (!ok) {
-        printf("FAIL ");
-        printf(fmt, a, b);
-        printf("\n");
-        failures++;
-    }
-}
 
 static int cosmetic(const char *key)
 {
@@ -53,7 +41,7 @@ static void compare(const char *case_name, const char *model, const char *adapte
     hone_gguf *got = NULL, *want = NULL;
     if (hone_export_gguf(model, adapter, out, type, &info, &err) || hone_gguf_open(&got, out, &err) ||
         hone_gguf_open(&want, path, &err)) {
-        check(0, "%s: %s", case_name, err.msg);
+        CHECK(0, "%s: %s", case_name, err.msg);
         hone_gguf_close(got);
         unlink(out);
         return;
@@ -61,20 +49,23 @@ static void compare(const char *case_name, const char *model, const char *adapte
     for (size_t i = 0; i < want->nkv; i++) {
         if (cosmetic(want->kv[i].key)) continue;
         const hone_gguf_kv *g = hone_gguf_kv_find(got, want->kv[i].key);
-        check(g != NULL, "%s: key %s missing", case_name, want->kv[i].key);
-        if (g) check(same_kv(g, &want->kv[i]), "%s: key %s differs", case_name, want->kv[i].key);
+        if (CHECK(g, "%s: key %s missing", case_name, want->kv[i].key))
+            CHECK(same_kv(g, &want->kv[i]), "%s: key %s differs", case_name, want->kv[i].key);
     }
     for (size_t i = 0; i < got->nkv; i++)
-        check(cosmetic(got->kv[i].key) || hone_gguf_kv_find(want, got->kv[i].key), "%s: extra key %s", case_name,
+        CHECK(cosmetic(got->kv[i].key) || hone_gguf_kv_find(want, got->kv[i].key), "%s: extra key %s", case_name,
               got->kv[i].key);
-    check(got->nt == want->nt, "%s: tensor count differs%s", case_name, "");
+    CHECK(got->nt == want->nt, "%s: %zu tensors, llama.cpp's %zu", case_name, got->nt, want->nt);
     for (size_t i = 0; i < want->nt; i++) {
         const hone_gguf_tensor *w = &want->t[i], *g = hone_gguf_find(got, w->name);
-        check(g != NULL, "%s: tensor %s missing", case_name, w->name);
-        if (!g) continue;
-        int same = g->type == w->type && g->ndim == w->ndim && g->nbytes == w->nbytes &&
-                   !memcmp(g->ne, w->ne, sizeof g->ne) && !memcmp(g->data, w->data, w->nbytes);
-        check(same, "%s: tensor %s differs", case_name, w->name);
+        if (!CHECK(g, "%s: tensor %s missing", case_name, w->name)) continue;
+        char what[600];
+        snprintf(what, sizeof what, "%s: tensor %s", case_name, w->name);
+        /* the type and shape, then the bytes */
+        int shape = g->type == w->type && g->ndim == w->ndim && g->nbytes == w->nbytes &&
+                    !memcmp(g->ne, w->ne, sizeof g->ne);
+        if (CHECK(shape, "%s: type or shape differs", what))
+            check_equal_bytes(what, g->data, w->data, w->nbytes);
     }
     printf("%s: %zu keys, %zu tensors (%zu parameters, %zu merged) compared with llama.cpp's\n", case_name, want->nkv,
            want->nt, info.params, info.merged);
@@ -97,12 +88,8 @@ int main(void)
         {1e-8f, 0x0000}, {3e-8f, 0x0001}, {5.960464477539063e-08f, 0x0001}, {6.097555160522461e-05f, 0x03ff},
         {6.103515625e-05f, 0x0400}, {1.00048828125f, 0x3c00}, {1.00146484375f, 0x3c02}, {-2.5f, 0xc100},
     };
-    for (size_t i = 0; i < sizeof halves / sizeof *halves; i++) {
-        char a[32], b[32];
-        snprintf(a, sizeof a, "%g", (double)halves[i].f);
-        snprintf(b, sizeof b, "0x%04x", hone_f32_to_half(halves[i].f));
-        check(hone_f32_to_half(halves[i].f) == halves[i].h, "half(%s) = %s", a, b);
-    }
-    printf("%d checks, %d failures\n", checks, failures);
-    return failures != 0;
+    for (size_t i = 0; i < sizeof halves / sizeof *halves; i++)
+        CHECK(hone_f32_to_half(halves[i].f) == halves[i].h, "half(%g) = 0x%04x, numpy 0x%04x", (double)halves[i].f,
+              hone_f32_to_half(halves[i].f), halves[i].h);
+    return check_summary("export");
 }

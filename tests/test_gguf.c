@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "convert.h"
 #include "gguf.h"
 #include "model.h"
@@ -17,17 +18,6 @@
 #include "safetensors.h"
 #include "tokenizer.h"
 #include "util.h"
-
-static int failures, checks;
-
-static void check(int ok, const char *what)
-{
-    checks++;
-    if (!ok) {
-        printf("FAIL %s\n", what);
-        failures++;
-    }
-}
 
 /* text encodes to exactly the JSON array ids */
 static int encodes_as(hone_tokenizer *tk, const char *txt, int special, const cJSON *ids)
@@ -56,52 +46,46 @@ int main(void)
     }
     cJSON *meta = cJSON_Parse(text);
     free(text);
-    check(g->version == 3, "version 3");
+    CHECK(g->version == 3, "version 3");
     const hone_gguf_kv *kv;
     kv = hone_gguf_kv_find(g, "general.architecture");
-    check(kv && kv->str && !strcmp(kv->str, "llama"), "general.architecture");
+    CHECK(kv && kv->str && !strcmp(kv->str, "llama"), "general.architecture");
     const char *ints[] = {"llama.block_count", "test.u64", "test.i32", "test.u8", "test.i16"};
     for (int i = 0; i < 5; i++) {
         kv = hone_gguf_kv_find(g, ints[i]);
-        check(kv && kv->i == (int64_t)cJSON_GetObjectItem(meta, ints[i])->valuedouble, ints[i]);
+        CHECK(kv && kv->i == (int64_t)cJSON_GetObjectItem(meta, ints[i])->valuedouble, "%s", ints[i]);
     }
     kv = hone_gguf_kv_find(g, "test.f32");
-    check(kv && kv->num == 0.25, "test.f32");
+    CHECK(kv && kv->num == 0.25, "test.f32");
     kv = hone_gguf_kv_find(g, "test.f64");
-    check(kv && kv->num == -1.5, "test.f64");
+    CHECK(kv && kv->num == -1.5, "test.f64");
     kv = hone_gguf_kv_find(g, "test.bool");
-    check(kv && kv->type == HONE_GGUF_BOOL && kv->i == 1, "test.bool");
+    CHECK(kv && kv->type == HONE_GGUF_BOOL && kv->i == 1, "test.bool");
     kv = hone_gguf_kv_find(g, "test.string");
-    check(kv && kv->str && !strcmp(kv->str, "h\xc3\xa9llo \xe2\x9c\x93"), "test.string (UTF-8)");
+    CHECK(kv && kv->str && !strcmp(kv->str, "h\xc3\xa9llo \xe2\x9c\x93"), "test.string (UTF-8)");
     kv = hone_gguf_kv_find(g, "test.strings");
-    check(kv && kv->n == 3 && kv->strs && !strcmp(kv->strs[0], "a") && !strcmp(kv->strs[1], "") &&
+    CHECK(kv && kv->n == 3 && kv->strs && !strcmp(kv->strs[0], "a") && !strcmp(kv->strs[1], "") &&
               !strcmp(kv->strs[2], "three"), "test.strings");
     kv = hone_gguf_kv_find(g, "test.ints");
-    check(kv && kv->n == 4 && kv->nums && kv->nums[3] == -4, "test.ints");
+    CHECK(kv && kv->n == 4 && kv->nums && kv->nums[3] == -4, "test.ints");
 
     const cJSON *shapes = cJSON_GetObjectItem(meta, "tensors"), *s;
     cJSON_ArrayForEach(s, shapes)
     {
         const hone_gguf_tensor *t = hone_gguf_find(g, s->string);
         const hone_st_tensor *w = hone_st_find(want, s->string);
-        char what[1400];
-        snprintf(what, sizeof what, "tensor %s present", s->string);
-        check(t && w, what);
-        if (!t || !w) continue;
+        if (!CHECK(t && w, "tensor %s present", s->string)) continue;
         /* numpy's shape is GGUF's ne reversed */
         int n = cJSON_GetArraySize(s), same = (uint32_t)n == t->ndim;
         for (int d = 0; same && d < n; d++) same = (uint64_t)cJSON_GetArrayItem(s, d)->valueint == t->ne[n - 1 - d];
-        snprintf(what, sizeof what, "tensor %s shape", s->string);
-        check(same, what);
+        CHECK(same, "tensor %s shape", s->string);
         float *out = malloc(t->numel * sizeof *out);
         int rc = hone_gguf_to_f32(g, t, out, &err);
-        size_t diff = 0;
-        for (uint64_t i = 0; !rc && i < t->numel; i++) diff += memcmp(out + i, (const float *)w->data + i, 4) != 0;
-        snprintf(what, sizeof what, "tensor %s (%s): %zu of %llu values differ from gguf-py%s%s", s->string,
-                 hone_ggml_type_name(t->type), diff, (unsigned long long)t->numel, rc ? ": " : "", rc ? err.msg : "");
-        check(!rc && !diff, what);
-        if (!rc && !diff) printf("ok %s (%s): %llu values bit-identical to gguf-py\n", s->string,
-                                 hone_ggml_type_name(t->type), (unsigned long long)t->numel);
+        char what[1400];
+        snprintf(what, sizeof what, "tensor %s (%s) vs gguf-py", s->string, hone_ggml_type_name(t->type));
+        if (CHECK(!rc, "%s: %s", what, err.msg) && check_equal_f32(what, out, w->data, t->numel))
+            printf("ok %s (%s): %llu values bit-identical to gguf-py\n", s->string, hone_ggml_type_name(t->type),
+                   (unsigned long long)t->numel);
         free(out);
     }
     /* damaged copies */
@@ -122,9 +106,8 @@ int main(void)
         hone_gguf *h = NULL;
         hone_err e = {0};
         int rc = hone_gguf_parse(&h, b, bad[i].cut ? bad[i].cut : size, "damaged.gguf", &e);
-        char what[1200];
-        snprintf(what, sizeof what, "%s is refused with '%s' (got: %s)", bad[i].what, bad[i].want, rc ? e.msg : "accepted");
-        check(rc && strstr(e.msg, bad[i].want), what);
+        CHECK(rc && strstr(e.msg, bad[i].want), "%s is refused with '%s' (got: %s)", bad[i].what, bad[i].want,
+              rc ? e.msg : "accepted");
         hone_gguf_close(h);
         free(b);
     }
@@ -142,15 +125,14 @@ int main(void)
     snprintf(path, sizeof path, "%s/model.safetensors", out_dir);
     if (!rc) rc = hone_st_open(&conv, path, &err);
     if (!rc) rc = hone_st_open(&ref, HONE_SOURCE_DIR "/tests/fixtures/gguf/llama-expected.safetensors", &err);
-    check(!rc, rc ? err.msg : "convert");
+    CHECK(!rc, "convert: %s", err.msg);
     size_t same = 0;
     for (size_t i = 0; !rc && i < conv->n; i++) {
         const hone_st_tensor *a = &conv->t[i], *b = hone_st_find(ref, a->name);
-        int eq = b && a->numel == b->numel && !memcmp(a->data, b->data, a->numel * 4);
         char what[600];
-        snprintf(what, sizeof what, "converted %s equals transformers' GGUF load", a->name);
-        check(eq, what);
-        same += eq;
+        snprintf(what, sizeof what, "converted %s vs transformers' GGUF load", a->name);
+        same += CHECK(b && a->numel == b->numel, "%s: absent or of another size", what) &&
+                check_equal_f32(what, a->data, b->data, a->numel);
     }
     if (!rc) printf("ok convert: %zu tensors bit-identical to transformers' GGUF loader (q/k unpermuted)\n", same);
     hone_registry *r = hone_registry_new();
@@ -169,24 +151,21 @@ int main(void)
         hone_model *m = NULL;
         rc = hone_model_load(&m, out_dir, &o, &err);
         if (!rc) rc = hone_model_forward(m, pt->data, NULL, 1, T, NULL, NULL, &err);
-        double worst = 0, big = 0;
-        const float *lg = rc ? NULL : hone_model_logits(m), *want = lt->data;
-        for (uint64_t i = 0; lg && i < lt->numel; i++) {
-            worst = fmax(worst, fabs((double)lg[i] - want[i]));
-            big = fmax(big, fabs(want[i]));
-        }
-        char what[1200];
-        snprintf(what, sizeof what, "prompt %d logits within 1e-5 of transformers (max diff / max %.2g)%s%s", k,
-                 big ? worst / big : worst, rc ? ": " : "", rc ? err.msg : "");
-        check(!rc && worst <= 1e-5 * big, what);
-        if (!rc && worst <= 1e-5 * big) printf("ok convert: prompt %d logits max diff / max = %.2g\n", k, worst / big);
+        /* within 1e-5 of the largest logit */
+        const float *want = lt->data;
+        double big = check_max_abs(want, lt->numel);
+        char what[64];
+        snprintf(what, sizeof what, "prompt %d logits vs transformers", k);
+        if (CHECK(!rc, "%s: %s", what, err.msg) &&
+            check_close(what, hone_model_logits(m), want, lt->numel, 1e-5 * big, 0))
+            printf("ok convert: prompt %d logits max diff / max = %.2g\n", k, check_last()->max_abs / big);
         hone_model_free(m);
     }
     hone_opts_free(qo);
     hone_registry_free(r);
     hone_st_close(conv);
     hone_st_close(ref);
-    check(hone_convert_gguf(HONE_SOURCE_DIR "/tests/fixtures/gguf/llama.gguf", out_dir, &info, &err) != 0 &&
+    CHECK(hone_convert_gguf(HONE_SOURCE_DIR "/tests/fixtures/gguf/llama.gguf", out_dir, &info, &err) != 0 &&
               strstr(err.msg, "does not overwrite"), "convert refuses to overwrite");
     /* the tokenizer: a gpt2 vocabulary rebuilt as tokenizer.json gives transformers' GGUF
      * tokenizer's ids */
@@ -197,7 +176,7 @@ int main(void)
     rc = hone_convert_gguf_tokenizer(HONE_SOURCE_DIR "/tests/fixtures/gguf/tokenizer.gguf", tok_dir, &err);
     if (!rc) rc = hone_tokenizer_load(&tk, tok_dir, &err);
     if (!rc) rc = hone_read_file(HONE_SOURCE_DIR "/tests/fixtures/gguf/tokenizer-expected.json", &etext, NULL, &err);
-    check(!rc, rc ? err.msg : "tokenizer conversion");
+    CHECK(!rc, "tokenizer conversion: %s", err.msg);
     cJSON *cases = rc ? NULL : cJSON_Parse(etext);
     int ntexts = 0, nsame = 0;
     const cJSON *cs;
@@ -211,8 +190,7 @@ int main(void)
     }
     char twhat[200];
     snprintf(twhat, sizeof twhat, "GGUF tokenizer: %d of %d texts tokenize as transformers' GGUF loader", nsame, ntexts);
-    check(ntexts > 0 && nsame == ntexts, twhat);
-    if (ntexts && nsame == ntexts) printf("ok %s\n", twhat);
+    if (CHECK(ntexts > 0 && nsame == ntexts, "%s", twhat)) printf("ok %s\n", twhat);
     cJSON_Delete(cases);
     free(etext);
     hone_tokenizer_free(tk);
@@ -222,7 +200,7 @@ int main(void)
     tk = NULL;
     if (!rc) rc = hone_tokenizer_load(&tk, tok_dir, &err);
     if (!rc) rc = hone_read_file(HONE_SOURCE_DIR "/tests/fixtures/gguf/tokenizer-spm-expected.json", &etext, NULL, &err);
-    check(!rc, rc ? err.msg : "SentencePiece tokenizer conversion");
+    CHECK(!rc, "SentencePiece tokenizer conversion: %s", err.msg);
     cases = rc ? NULL : cJSON_Parse(etext);
     ntexts = nsame = 0;
     cJSON_ArrayForEach(cs, cases)
@@ -237,8 +215,7 @@ int main(void)
     }
     snprintf(twhat, sizeof twhat, "GGUF SentencePiece tokenizer: %d of %d encodings as transformers' GGUF loader", nsame,
              ntexts);
-    check(ntexts > 0 && nsame == ntexts, twhat);
-    if (ntexts && nsame == ntexts) printf("ok %s\n", twhat);
+    if (CHECK(ntexts > 0 && nsame == ntexts, "%s", twhat)) printf("ok %s\n", twhat);
     cJSON_Delete(cases);
     free(etext);
     etext = NULL;
@@ -254,10 +231,8 @@ int main(void)
         rc = hone_convert_gguf_tokenizer(src, d, &err);
         if (!rc) rc = hone_tokenizer_load(&t2, d, &err);
         if (!rc) rc = hone_tokenizer_encode(t2, "price 12345 dollars", 19, 0, &got, &err);
-        char w2[1200];
-        snprintf(w2, sizeof w2, "pre-tokenizer %s converts, loads and encodes%s%s", pres[i].pre, rc ? ": " : "",
-                 rc ? err.msg : "");
-        check(!rc && got.n > 0, w2);
+        CHECK(!rc && got.n > 0, "pre-tokenizer %s converts, loads and encodes%s%s", pres[i].pre, rc ? ": " : "",
+              rc ? err.msg : "");
         free(got.v);
         hone_tokenizer_free(t2);
     }
@@ -268,6 +243,5 @@ int main(void)
     cJSON_Delete(meta);
     hone_st_close(want);
     hone_gguf_close(g);
-    printf("%d checks, %d failures\n", checks, failures);
-    return failures != 0;
+    return check_summary("gguf");
 }

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "ops.h"
 
-static int failures;
 static unsigned long long seed = 88172645463325252ULL;
 
 static float frand(void)   /* uniform in [-1, 1) */
@@ -44,13 +44,14 @@ static float *zeros(size_t n)
 
 typedef double (*objective_fn)(void *ctx);
 
-/* compares grad[i] with the central difference of f over p[i] for a sample of i */
+/* compares grad[i] with the central difference of f over p[i] for a sample of i: within
+ * 1e-3 of max |grad| (at least 1e-3), in double as the objective is */
 static void fd_check(const char *name, objective_fn f, void *ctx, float *p, const float *grad, size_t n)
 {
-    double worst = 0, scale = 1e-3;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(grad[i]));
-    size_t step = n > 64 ? n / 64 : 1;
-    for (size_t i = 0; i < n; i += step) {
+    double scale = fmax(1e-3, check_max_abs(grad, n));
+    size_t step = n > 64 ? n / 64 : 1, m = 0;
+    double *num = malloc(n * sizeof *num), *ana = malloc(n * sizeof *ana);
+    for (size_t i = 0; i < n; i += step, m++) {
         float keep = p[i];
         float eps = 1e-2f * fmaxf(1.0f, fabsf(keep));
         p[i] = keep + eps;
@@ -58,13 +59,16 @@ static void fd_check(const char *name, objective_fn f, void *ctx, float *p, cons
         p[i] = keep - eps;
         double down = f(ctx);
         p[i] = keep;
-        double num = (up - down) / (2.0 * eps);
-        double e = fabs(num - grad[i]) / scale;
-        if (e > worst) worst = e;
+        num[m] = (up - down) / (2.0 * eps);
+        ana[m] = grad[i];
     }
-    int ok = worst < 1e-3;
-    printf("%-28s max error %.2e (relative to max |grad| %.3g) %s\n", name, worst, scale, ok ? "ok" : "FAIL");
-    if (!ok) failures++;
+    char what[96];
+    snprintf(what, sizeof what, "%s (sample k: element k * %zu)", name, step);
+    int ok = check_close_f64(what, ana, num, m, 1e-3 * scale, 0);
+    printf("%-28s max error %.2e (relative to max |grad| %.3g) %s\n", name, check_last()->max_abs / scale, scale,
+           ok ? "ok" : "FAIL");
+    free(num);
+    free(ana);
 }
 
 static double dot(const float *a, const float *r, size_t n)
@@ -174,9 +178,9 @@ static void test_attention(void)
     fd_check("attention dk", att_f, &c, c.k, dk, nk);
     fd_check("attention dv", att_f, &c, c.v, dv, nk);
     /* causality: the first position sees only itself */
-    int ok = fabsf(c.att[0] - 1.0f) < 1e-6f && c.att[1] == 0.0f;
+    int ok = CHECK(fabsf(c.att[0] - 1.0f) < 1e-6f && c.att[1] == 0.0f, "causal mask: att[0] = %.9g, att[1] = %.9g",
+                   c.att[0], c.att[1]);
     printf("%-28s %s\n", "attention causal mask", ok ? "ok" : "FAIL");
-    if (!ok) failures++;
 }
 
 /* ---- swiglu ---- */
@@ -200,14 +204,12 @@ static void test_swiglu(void)
     float *g = malloc((size_t)n * sizeof *g), *one = malloc((size_t)n * sizeof *one), *out = malloc((size_t)n * sizeof *out);
     for (int i = 0; i < n; i++) g[i] = -85.0f + 170.0f * (float)i / (float)(n - 1), one[i] = 1.0f;
     op_swiglu_forward(out, g, one, 1, n);
-    double worst = 0;
-    for (int i = 0; i < n; i++) {
-        double want = (double)g[i] / (1.0 + exp(-(double)g[i])), e = fabs(out[i] - want) / fabs(want);
-        worst = e > worst ? e : worst;
-    }
-    printf("%-28s %s (worst rel err %.2g)\n", "silu over [-85, 85]", worst < 5e-7 ? "ok" : "FAIL", worst);
-    if (!(worst < 5e-7)) failures++;
-    free(g), free(one), free(out);
+    /* element-wise relative error, against the exact value in double */
+    double *got = malloc((size_t)n * sizeof *got), *want = malloc((size_t)n * sizeof *want);
+    for (int i = 0; i < n; i++) want[i] = (double)g[i] / (1.0 + exp(-(double)g[i])), got[i] = out[i];
+    int ok = check_close_f64("silu over [-85, 85]", got, want, (size_t)n, 0, 5e-7);
+    printf("%-28s %s (worst rel err %.2g)\n", "silu over [-85, 85]", ok ? "ok" : "FAIL", check_last()->max_rel);
+    free(g), free(one), free(out), free(got), free(want);
 }
 
 /* ---- cross-entropy ---- */
@@ -239,8 +241,8 @@ static void test_cross_entropy(void)
     ok = ok && l == 0.0;
     op_cross_entropy_backward(big, big, &tg, 1, V, 1.0f);
     for (int j = 0; j < V && ok; j++) ok = isfinite(big[j]);
+    ok = CHECK(ok, "cross-entropy large logits: a loss is wrong or a gradient is not finite");
     printf("%-28s %s\n", "cross-entropy large logits", ok ? "ok" : "FAIL");
-    if (!ok) failures++;
     /* a vocabulary-sized row of logits within +-30: the loss as the exact sum gives it */
     for (int j = 0; j < V; j++) big[j] = 60.0f * (frand() - 0.5f);
     double sum = 0, mx = big[0];
@@ -248,9 +250,8 @@ static void test_cross_entropy(void)
     for (int j = 0; j < V; j++) sum += exp((double)big[j] - mx);
     tg = 11;
     double want = mx + log(sum) - big[tg], got = op_cross_entropy_forward(&loss, big, &tg, 1, V);
-    ok = fabs(got - want) < 1e-6 * want;
+    ok = CHECK(fabs(got - want) < 1e-6 * want, "cross-entropy vs exact: %.17g, exact %.17g", got, want);
     printf("%-28s %s (rel err %.2g)\n", "cross-entropy vs exact", ok ? "ok" : "FAIL", fabs(got - want) / want);
-    if (!ok) failures++;
     free(big);
 }
 
@@ -258,28 +259,26 @@ static void test_cross_entropy(void)
 static void test_dropout(void)
 {
     enum { n = 37 };
-    float x[n], out[n], dx[n];
+    float x[n], out[n], dx[n], want_out[n], want_dx[n];
     uint8_t keep[n];
     for (int i = 0; i < n; i++) x[i] = frand(), keep[i] = (uint8_t)(i % 3 != 0), dx[i] = 1.0f;
     float scale = 1.0f / 0.9f;
     op_dropout_forward(out, x, keep, scale, n);
     op_dropout_backward(dx, x, keep, scale, n);
-    int ok = 1;
-    for (int i = 0; i < n; i++)
-        ok = ok && out[i] == (keep[i] ? x[i] * scale : 0.0f) && dx[i] == 1.0f + (keep[i] ? x[i] * scale : 0.0f);
+    for (int i = 0; i < n; i++) want_out[i] = keep[i] ? x[i] * scale : 0.0f, want_dx[i] = 1.0f + want_out[i];
+    /* equal as values (tolerance 0): a dropped element may be -0 */
+    int ok = check_close("dropout forward", out, want_out, n, 0, 0);
+    ok &= check_close("dropout backward", dx, want_dx, n, 0, 0);
     printf("%-28s %s\n", "dropout forward/backward", ok ? "ok" : "FAIL");
-    if (!ok) failures++;
 }
 
 /* ---- generation: op_rope_at and op_attention_cached against the training kernels ---- */
-static double max_rel(const float *a, const float *b, size_t n)
+/* max |got - want| / max |want| < tol (plain max |got - want| where want is all zero) */
+static void close_to_max(const char *name, const float *got, const float *want, size_t n, double tol)
 {
-    double m = 0, s = 0;
-    for (size_t i = 0; i < n; i++) {
-        m = fabs((double)a[i] - b[i]) > m ? fabs((double)a[i] - b[i]) : m;
-        s = fabs((double)b[i]) > s ? fabs((double)b[i]) : s;
-    }
-    return s > 0 ? m / s : m;
+    double s = check_max_abs(want, n), scale = s > 0 ? s : 1;
+    int ok = check_close(name, got, want, n, tol * scale, 0);
+    printf("%-28s rel err %.2e %s\n", name, check_last()->max_abs / scale, ok ? "ok" : "FAIL");
 }
 
 static void test_generation(void)
@@ -297,9 +296,7 @@ static void test_generation(void)
     int pos[7];
     for (int t = 0; t < T; t++) pos[t] = t;
     op_rope_at(y, pos, inv, T, H, hd);
-    double e = max_rel(y, x, nq);
-    printf("%-28s rel err %.2e %s\n", "rope_at vs rope_forward", e, e < 1e-6 ? "ok" : "FAIL");
-    failures += !(e < 1e-6);
+    close_to_max("rope_at vs rope_forward", y, x, nq, 1e-6);
     /* attention: each token against the cache of the rows up to it, as the causal forward */
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *full = zeros(nq), *att = zeros((size_t)H * T * T);
     float *cached = zeros(nq), *scores = zeros((size_t)T);
@@ -307,23 +304,20 @@ static void test_generation(void)
     const float *kseq[7], *vseq[7];
     for (int t = 0; t < T; t++) kseq[t] = k, vseq[t] = v;
     op_attention_cached(cached, scores, q, kseq, vseq, pos, T, H, KVH, hd);
-    e = max_rel(cached, full, nq);
-    printf("%-28s rel err %.2e %s\n", "attention_cached vs forward", e, e < 1e-6 ? "ok" : "FAIL");
-    failures += !(e < 1e-6);
+    close_to_max("attention_cached vs forward", cached, full, nq, 1e-6);
 }
 
 int main(void)
 {
-    test_rmsnorm();
-    test_matmul();
-    test_embedding();
-    test_rope();
-    test_attention();
-    test_swiglu();
-    test_cross_entropy();
-    test_dropout();
-    test_generation();
+    CHECK_RUN(test_rmsnorm());
+    CHECK_RUN(test_matmul());
+    CHECK_RUN(test_embedding());
+    CHECK_RUN(test_rope());
+    CHECK_RUN(test_attention());
+    CHECK_RUN(test_swiglu());
+    CHECK_RUN(test_cross_entropy());
+    CHECK_RUN(test_dropout());
+    CHECK_RUN(test_generation());
     for (int i = 0; i < nowned; i++) free(owned[i]);
-    if (failures) printf("%d kernel check(s) failed\n", failures);
-    return failures ? 1 : 0;
+    return check_summary("kernels");
 }

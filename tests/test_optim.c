@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "clip.h"
 #include "err.h"
 #include "optimize.h"
@@ -32,7 +33,6 @@ static const char *tnames[NT] = {"A", "B", "v"};
 static hone_tensor_info tinfo[NT];
 static float scale[NT] = {1.0f, 1e-3f, 0.05f};
 static size_t nparams;
-static int failures, checks;
 
 static void layout(const cJSON *meta)
 {
@@ -120,14 +120,6 @@ static int run_steps(runner *r, float *p, float *g, long from, long to, hone_err
     return 0;
 }
 
-static void fail(const char *fmt, const char *a, const char *b)
-{
-    printf("FAIL ");
-    printf(fmt, a, b);
-    printf("\n");
-    failures++;
-}
-
 static const cJSON *find_case(const cJSON *meta, const char *name)
 {
     const cJSON *c;
@@ -144,8 +136,8 @@ static void load_init(hone_st_file *f, float *p)
         snprintf(key, sizeof key, "init.%s", tnames[k]);
         const hone_st_tensor *t = hone_st_find(f, key);
         if (!t || hone_st_to_f32(f, t, p + tinfo[k].offset, 0, tinfo[k].numel, &err)) {
-            printf("FAIL fixture %s\n", key);
-            exit(1);
+            CHECK(0, "fixture %s", key);
+            exit(check_summary("optimizers"));   /* no parameters to step */
         }
     }
 }
@@ -169,20 +161,10 @@ static void check_codes(const char *cname, const hone_membuf *m, hone_st_file *f
             char key[128];
             snprintf(key, sizeof key, "%s.%s.%s", cname, tnames[k], part[q]);
             const hone_st_tensor *t = hone_st_find(f, key);
-            checks++;
-            if (!t) {
-                fail("missing fixture %s%s", key, "");
-                continue;
-            }
-            size_t diff = 0;
-            for (size_t i = 0; i < bytes[q]; i += q < 2 ? 1 : 4)
-                diff += q < 2 ? ((const unsigned char *)mine[q])[i] != ((const unsigned char *)t->data)[i]
-                              : memcmp((const char *)mine[q] + i, (const char *)t->data + i, 4) != 0;
-            if (diff) {
-                char what[64];
-                snprintf(what, sizeof what, "%zu of %zu differ", diff, q < 2 ? n : nb);
-                fail("%s: %s", key, what);
-            }
+            if (!CHECK(t, "missing fixture %s", key)) continue;
+            /* the codes byte for byte, absmax as float32 bits */
+            if (q < 2) check_equal_bytes(key, mine[q], t->data, bytes[q]);
+            else check_equal_f32(key, mine[q], t->data, bytes[q] / 4);
         }
         at += 2 * a64 + 2 * n64;
     }
@@ -199,7 +181,7 @@ static int run_case(hone_registry *reg, hone_st_file *f, const cJSON *c)
     int rc = runner_open(&r, reg, c, &err);
     if (!rc) rc = run_steps(&r, p, g, 1, STEPS, &err);
     if (rc) {
-        fail("%s: %s", cname, err.msg);
+        CHECK(0, "%s: %s", cname, err.msg);
         runner_close(&r);
         free(p), free(g), free(p2);
         return 1;
@@ -209,22 +191,21 @@ static int run_case(hone_registry *reg, hone_st_file *f, const cJSON *c)
     snprintf(key, sizeof key, "%s.p20", cname);
     const hone_st_tensor *want = hone_st_find(f, key);
     const float *w = want ? want->data : NULL;
-    double worst = 0;
+    double worst = 0, tol = 1e-6;
     size_t exact = 0;
+    CHECK(w, "%s: fixture %s missing", cname, key);
+    /* each tensor within tol of its largest reference value */
     for (int k = 0; k < NT && w; k++) {
-        double big = 0, diff = 0;
-        for (size_t i = tinfo[k].offset; i < tinfo[k].offset + tinfo[k].numel; i++) {
-            big = fmax(big, fabs(w[i]));
-            diff = fmax(diff, fabs((double)p[i] - w[i]));
-            exact += p[i] == w[i];
-        }
-        worst = fmax(worst, diff / big);
+        const float *pk = p + tinfo[k].offset, *wk = w + tinfo[k].offset;
+        double big = check_max_abs(wk, tinfo[k].numel);
+        char what[160];
+        snprintf(what, sizeof what, "%s: %s after 20 steps vs the reference", cname, tnames[k]);
+        check_close(what, pk, wk, tinfo[k].numel, tol * big, 0);
+        worst = fmax(worst, check_last()->max_abs / big);
+        exact += check_last()->equal;
     }
-    double tol = 1e-6;
-    checks++;
     printf("%-30s max |p - ref| / max |ref| = %.2e, %5.1f%% of values bit-identical\n", cname, worst,
            w ? 100.0 * exact / nparams : 0.0);
-    if (!w || !(worst <= tol)) fail("%s: parameters after 20 steps differ from the reference%s", cname, "");
 
     hone_membuf m = {0};
     hone_writer wr = hone_membuf_writer(&m);
@@ -246,16 +227,18 @@ static int run_case(hone_registry *reg, hone_st_file *f, const cJSON *c)
     if (!rc) rc = runner_open(&r, reg, c, &err);
     if (!rc) rc = r.vt->load(r.state, &rd, &err);
     if (!rc) rc = run_steps(&r, p2, g, 11, STEPS, &err);
-    checks++;
-    if (rc) fail("%s: resume: %s", cname, err.msg);
-    else if (memcmp(p, p2, nparams * 4) != 0) fail("%s: steps 1-10 + resume + 11-20 differ from steps 1-20%s", cname, "");
+    if (CHECK(!rc, "%s: resume: %s", cname, err.msg)) {
+        char what[160];
+        snprintf(what, sizeof what, "%s: steps 1-10 + resume + 11-20 vs steps 1-20", cname);
+        check_equal_f32(what, p2, p, nparams);
+    }
     /* a state of another size is refused with a message */
     if (!rc && m.len > 24) {
         m.pos = 0;
         uint64_t wrong = 12345;
         memcpy(m.data + 8, &wrong, 8);
-        checks++;
-        if (r.vt->load(r.state, &rd, &err) == 0 || !strstr(err.msg, "12345")) fail("%s: a bad state was %s", cname, "accepted");
+        CHECK(!(r.vt->load(r.state, &rd, &err) == 0 || !strstr(err.msg, "12345")), "%s: a bad state was accepted (%s)",
+              cname, err.msg);
     }
     runner_close(&r);
     free(m.data);
@@ -264,14 +247,11 @@ static int run_case(hone_registry *reg, hone_st_file *f, const cJSON *c)
 }
 
 /* save / resume across processes, through a file */
-static int file_mode(hone_registry *reg, hone_st_file *f, const cJSON *meta, const char *mode, const char *cname,
-                     const char *path)
+static void file_mode(hone_registry *reg, hone_st_file *f, const cJSON *meta, const char *mode, const char *cname,
+                      const char *path)
 {
     const cJSON *c = find_case(meta, cname);
-    if (!c) {
-        printf("no case %s\n", cname);
-        return 1;
-    }
+    if (!CHECK(c, "no case %s", cname)) return;
     hone_err err = {0};
     runner r;
     float *p = malloc(nparams * 4), *g = malloc(nparams * 4);
@@ -299,19 +279,16 @@ static int file_mode(hone_registry *reg, hone_st_file *f, const cJSON *meta, con
         runner_close(&r);
         if (!rc) rc = runner_open(&r, reg, c, &err);
         if (!rc) rc = run_steps(&r, straight, g, 1, STEPS, &err);
-        if (!rc && memcmp(p, straight, nparams * 4) != 0) {
-            printf("FAIL %s: resumed in a fresh process, steps 11-20 differ from steps 1-20\n", cname);
-            rc = 1;
-        } else if (!rc) {
+        char what[160];
+        snprintf(what, sizeof what, "%s: steps 11-20 resumed in a fresh process vs steps 1-20", cname);
+        if (!rc && check_equal_f32(what, p, straight, nparams))
             printf("ok %s: resumed from %s in a fresh process, bit-identical to the straight run\n", cname, path);
-        }
         free(straight);
     }
-    if (rc && err.msg[0]) printf("FAIL %s: %s\n", cname, err.msg);
+    CHECK(!rc, "%s: %s", cname, err.msg);
     runner_close(&r);
     free(m.data);
     free(p), free(g);
-    return rc != 0;
 }
 
 int main(int argc, char **argv)
@@ -331,7 +308,7 @@ int main(int argc, char **argv)
     layout(meta);
     int rc = 0;
     if (argc == 4) {
-        rc = file_mode(reg, f, meta, argv[1], argv[2], argv[3]);
+        file_mode(reg, f, meta, argv[1], argv[2], argv[3]);
     } else {
         /* the gradient formula is the script's */
         float *g = malloc(nparams * 4);
@@ -340,8 +317,7 @@ int main(int argc, char **argv)
             char key[32];
             snprintf(key, sizeof key, "grad%ld.B", s);
             const hone_st_tensor *t = hone_st_find(f, key);
-            checks++;
-            if (!t || memcmp(t->data, g + tinfo[1].offset, tinfo[1].numel * 4) != 0) fail("%s: %s", key, "differs");
+            if (CHECK(t, "fixture %s missing", key)) check_equal_f32(key, g + tinfo[1].offset, t->data, tinfo[1].numel);
         }
         free(g);
         /* option combinations torch / transformers refuse are refused with a message */
@@ -355,16 +331,15 @@ int main(int argc, char **argv)
             cJSON *c = cJSON_Parse(bad[i][0]);
             runner r;
             hone_err e = {0};
-            checks++;
-            if (runner_open(&r, reg, c, &e) == 0 || !strstr(e.msg, bad[i][1])) fail("%s was not refused (%s)", bad[i][0], e.msg);
+            int refused = runner_open(&r, reg, c, &e) != 0 && strstr(e.msg, bad[i][1]);
+            CHECK(refused, "%s was not refused (%s)", bad[i][0], e.msg);
             runner_close(&r);
             cJSON_Delete(c);
         }
         const cJSON *c;
         cJSON_ArrayForEach(c, cJSON_GetObjectItem(meta, "cases")) run_case(reg, f, c);
-        printf("%d checks, %d failures\n", checks, failures);
-        rc = failures != 0;
     }
+    rc = check_summary("optimizers");
     cJSON_Delete(meta);
     hone_st_close(f);
     hone_registry_free(reg);

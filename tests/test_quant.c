@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "err.h"
 #include "options.h"
 #include "registry.h"
@@ -18,15 +19,10 @@
 #include "hone/hone.h"
 #include "util.h"
 
-static int failures, checks;
-
 static const hone_st_tensor *get(hone_st_file *f, const char *name)
 {
     const hone_st_tensor *t = hone_st_find(f, name);
-    if (!t) {
-        printf("FAIL missing fixture tensor %s\n", name);
-        failures++;
-    }
+    CHECK(t, "missing fixture tensor %s", name);
     return t;
 }
 
@@ -60,11 +56,9 @@ static void nested_near_lowest(hone_registry *reg)
     hone_node_set_path(opt, "double_quant", "true");
     hone_opts *o = NULL;
     void *st = NULL;
-    checks++;
-    if (!nf4 || hone_opts_resolve(&o, nf4->info->options, opt, "q", "nf4", &err) ||
-        ((const hone_quantizer_vt *)nf4->vtable)->create(&hone_host_table, o, &st, &err)) {
-        printf("FAIL nested near map[0]: %s\n", nf4 ? err.msg : "nf4 not registered");
-        failures++;
+    if (!CHECK(nf4 && !hone_opts_resolve(&o, nf4->info->options, opt, "q", "nf4", &err) &&
+                   !((const hone_quantizer_vt *)nf4->vtable)->create(&hone_host_table, o, &st, &err),
+               "nested near map[0]: %s", nf4 ? err.msg : "nf4 not registered")) {
         hone_opts_free(o);
         hone_node_free(opt);
         return;
@@ -86,15 +80,11 @@ static void nested_near_lowest(hone_registry *reg)
     }
     const unsigned char *q = bad ? NULL : p + off_absmax(ROWS * COLS);
     const float want = 0x1.0e6668p-3f;   /* c[0] + 1.125 */
-    if (bad || nested != 1.0f || offset != 1.125f || q[6] != 0 || q[7] != 0 || out[64 * 6 + 17] != want ||
-        out[64 * 7 + 17] != want) {
-        printf("FAIL nested near map[0]: nested absmax %a offset %a codes %d %d (want 1, 1.125, 0 0), "
-               "dequantized %a %a (want %a)\n", (double)nested, (double)offset, q ? q[6] : -1, q ? q[7] : -1,
-               bad ? 0.0 : (double)out[64 * 6 + 17], bad ? 0.0 : (double)out[64 * 7 + 17], (double)want);
-        failures++;
-    } else {
-        printf("ok   nested value just above map[0]: CUDA's code 0, dequantized %a\n", (double)want);
-    }
+    CHECK(!bad && nested == 1.0f && offset == 1.125f && q[6] == 0 && q[7] == 0 && out[64 * 6 + 17] == want &&
+              out[64 * 7 + 17] == want,
+          "nested near map[0]: nested absmax %a offset %a codes %d %d (want 1, 1.125, 0 0), dequantized %a %a "
+          "(want %a)", (double)nested, (double)offset, q ? q[6] : -1, q ? q[7] : -1,
+          bad ? 0.0 : (double)out[64 * 6 + 17], bad ? 0.0 : (double)out[64 * 7 + 17], (double)want);
     free(p);
     vt->destroy(st);
     hone_opts_free(o);
@@ -151,8 +141,7 @@ int main(void)
         void *st = NULL;
         const hone_quantizer_vt *vt = q ? q->vtable : NULL;
         if (!q || hone_opts_resolve(&o, q->info->options, opt, "q", qt, &err) || vt->create(&hone_host_table, o, &st, &err)) {
-            printf("FAIL %s: %s\n", name, q ? err.msg : "quantizer not registered");
-            failures++;
+            CHECK(0, "%s: %s", name, q ? err.msg : "quantizer not registered");
             hone_node_free(opt);
             hone_opts_free(o);
             continue;
@@ -221,15 +210,11 @@ int main(void)
             size_t g = r0 * cols + e;
             if (!zero[g / (size_t)bs]) deq_diff += out[e] == 0.0f && wd[g] == 0.0f ? 0 : memcmp(&out[e], &wd[g], 4) != 0;
         }
-        checks++;
         code_diff += zero_codes;
-        if (bad || code_diff || am_diff || nested_diff || deq_diff) {
-            printf("FAIL %-28s codes %zu absmax %zu nested %zu dequant %zu differ%s\n", name, code_diff, am_diff,
-                   nested_diff, deq_diff, bad ? " (quantize failed)" : "");
-            failures++;
-        } else {
+        int same = !bad && !code_diff && !am_diff && !nested_diff && !deq_diff;
+        if (CHECK(same, "%s: codes %zu absmax %zu nested %zu dequant %zu differ%s", name, code_diff, am_diff,
+                  nested_diff, deq_diff, bad ? " (quantize failed)" : ""))
             printf("ok   %-28s %zu elements, %zu bytes (%.3f bits per element)\n", name, n, bytes, 8.0 * bytes / n);
-        }
         vt->destroy(st);
         free(w), free(out), free(p);
         hone_opts_free(o);
@@ -266,10 +251,9 @@ int main(void)
             free(w);
             free(p);
         }
-        checks++;
-        if (mean_bad) failures++;
-        else printf("ok   torch float32 mean (cascade sum) for %lld sizes up to %lld\n", (long long)ms->shape[0],
-                    (long long)((const int64_t *)ms->data)[ms->shape[0] - 1]);
+        if (CHECK(!mean_bad, "torch float32 mean: %zu sizes differ", mean_bad))
+            printf("ok   torch float32 mean (cascade sum) for %lld sizes up to %lld\n", (long long)ms->shape[0],
+                   (long long)((const int64_t *)ms->data)[ms->shape[0] - 1]);
         vt->destroy(st);
     }
     hone_opts_free(o);
@@ -302,13 +286,8 @@ int main(void)
         v8->dequantize(s8, out, p, rows, cols, 0, rows);
         size_t at = (n + 3) & ~(size_t)3;
         int same = !memcmp(p, cb->data, n) && !memcmp(p + at, scb->data, 4 * rows) && !memcmp(out, dq8->data, 4 * n);
-        checks++;
-        if (!same) {
-            printf("FAIL int8 %s differs from bitsandbytes\n", i8_inputs[k]);
-            failures++;
-        } else {
+        if (CHECK(same, "int8 %s differs from bitsandbytes", i8_inputs[k]))
             printf("ok   int8.%-23s %zu elements, CB, SCB and dequantized values identical\n", i8_inputs[k], n);
-        }
         v8->destroy(s8);
         hone_opts_free(o8);
         free(w), free(out), free(p);
@@ -316,6 +295,5 @@ int main(void)
     nested_near_lowest(reg);
     hone_st_close(f);
     hone_registry_free(reg);
-    printf("%d cases, %d failures\n", checks, failures);
-    return failures ? 1 : 0;
+    return check_summary("quant");
 }

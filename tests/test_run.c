@@ -1,4 +1,5 @@
-/* test_run.c — the embedding API as another program uses it: only hone/hone.h.
+/* test_run.c — the embedding API as another program uses it: hone/hone.h only (and the
+ * tests' harness).
  *
  * It builds an experiment from key=value texts, runs it on the tiny fixture model with C
  * hooks, and checks what the hooks saw (every logged step, every evaluation with its
@@ -13,18 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "hone/hone.h"
-
-static int fails;
-#define CHECK(c, ...)                                         \
-    do {                                                      \
-        if (!(c)) {                                           \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                     \
-            fputc('\n', stderr);                              \
-            fails++;                                          \
-        }                                                     \
-    } while (0)
 
 typedef struct seen {
     int steps, evals, checkpoints, epochs, lines, done_line;
@@ -202,7 +193,5 @@ int main(void)
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "warning: %s not removed\n", tmp);
-    if (fails) fprintf(stderr, "%d failure(s)\n", fails);
-    else printf("embedding API: all passed\n");
-    return fails != 0;
+    return check_summary("run api");
 }

@@ -7,15 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "err.h"
 #include "tokenizer.h"
 #include "util.h"
 
-static int failures, checks;
-
-static void show(const char *what, const char *name, size_t i, const tok_ids *got, const cJSON *want)
+/* under a failed check: the first 40 ids of each */
+static void show(const tok_ids *got, const cJSON *want)
 {
-    printf("FAIL %s %s text %zu:\n  got ", name, what, i);
+    printf("  got ");
     for (size_t k = 0; k < got->n && k < 40; k++) printf("%d ", got->v[k]);
     printf("\n  want ");
     int k = 0;
@@ -36,21 +36,15 @@ static void check(const char *name, const char *tok_path, const cJSON *corpus)
     char path[4096], *text = NULL;
     snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/expected-%s.json", HONE_SOURCE_DIR, name);
     hone_err err = {0};
-    if (hone_read_file(path, &text, NULL, &err)) {
-        printf("FAIL %s\n", err.msg);
-        failures++;
-        return;
-    }
+    if (!CHECK(!hone_read_file(path, &text, NULL, &err), "%s", err.msg)) return;
     cJSON *rows = cJSON_Parse(text);
     free(text);
     hone_tokenizer *t = NULL;
-    if (hone_tokenizer_load(&t, tok_path, &err)) {
-        printf("FAIL %s: %s\n", name, err.msg);
-        failures++;
+    if (!CHECK(!hone_tokenizer_load(&t, tok_path, &err), "%s: %s", name, err.msg)) {
         cJSON_Delete(rows);
         return;
     }
-    int fails_before = failures;
+    int fails_before = check_failures();
     size_t i = 0;
     tok_ids ids = {0};
     tok_buf out = {0};
@@ -60,41 +54,34 @@ static void check(const char *name, const char *tok_path, const cJSON *corpus)
         for (int special = 0; special <= 1; special++) {
             ids.n = 0;
             const cJSON *want = cJSON_GetObjectItemCaseSensitive(row, special ? "ids" : "ids_plain");
-            checks++;
-            if (hone_tokenizer_encode(t, s, strlen(s), special, &ids, &err) || !same_ids(&ids, want)) {
-                show(special ? "ids" : "ids_plain", name, i, &ids, want);
-                failures++;
-            }
+            int same = !hone_tokenizer_encode(t, s, strlen(s), special, &ids, &err) && same_ids(&ids, want);
+            if (!CHECK(same, "%s %s text %zu", name, special ? "ids" : "ids_plain", i)) show(&ids, want);
         }
         /* decoding */
         const cJSON *wd = cJSON_GetObjectItemCaseSensitive(row, "decoded");
         const cJSON *plain = cJSON_GetObjectItemCaseSensitive(row, "ids_plain");
         ids.n = 0;
         for (const cJSON *e = plain->child; e; e = e->next) tok_ids_push(&ids, (int32_t)e->valuedouble);
-        checks++;
         int rc = hone_tokenizer_decode(t, ids.v, ids.n, 0, &out, &err);
-        if (rc || (cJSON_IsString(wd) && (out.n != strlen(wd->valuestring) || memcmp(out.s, wd->valuestring, out.n)))) {
-            printf("FAIL %s decode text %zu: got \"%.80s\" want \"%.80s\"\n", name, i, rc ? err.msg : out.s,
-                   cJSON_IsString(wd) ? wd->valuestring : "(null)");
-            failures++;
-        }
+        CHECK(!(rc || (cJSON_IsString(wd) &&
+                       (out.n != strlen(wd->valuestring) || memcmp(out.s, wd->valuestring, out.n)))),
+              "%s decode text %zu: got \"%.80s\" want \"%.80s\"", name, i, rc ? err.msg : out.s,
+              cJSON_IsString(wd) ? wd->valuestring : "(null)");
         const cJSON *ws = cJSON_GetObjectItemCaseSensitive(row, "decoded_skip");
         const cJSON *full = cJSON_GetObjectItemCaseSensitive(row, "ids");
         ids.n = 0;
         for (const cJSON *e = full->child; e; e = e->next) tok_ids_push(&ids, (int32_t)e->valuedouble);
-        checks++;
         rc = hone_tokenizer_decode(t, ids.v, ids.n, 1, &out, &err);
-        if (rc || (cJSON_IsString(ws) && (out.n != strlen(ws->valuestring) || memcmp(out.s, ws->valuestring, out.n)))) {
-            printf("FAIL %s decode (skip special) text %zu: got \"%.80s\" want \"%.80s\"\n", name, i, rc ? err.msg : out.s,
-                   cJSON_IsString(ws) ? ws->valuestring : "(null)");
-            failures++;
-        }
-        if (failures - fails_before > 12) {
+        CHECK(!(rc || (cJSON_IsString(ws) &&
+                       (out.n != strlen(ws->valuestring) || memcmp(out.s, ws->valuestring, out.n)))),
+              "%s decode (skip special) text %zu: got \"%.80s\" want \"%.80s\"", name, i, rc ? err.msg : out.s,
+              cJSON_IsString(ws) ? ws->valuestring : "(null)");
+        if (check_failures() - fails_before > 12) {
             printf("... stopping %s after many failures\n", name);
             break;
         }
     }
-    printf("%s: %zu texts, %s\n", name, i, failures == fails_before ? "all match" : "MISMATCHES");
+    printf("%s: %zu texts, %s\n", name, i, check_failures() == fails_before ? "all match" : "MISMATCHES");
     free(ids.v);
     free(out.s);
     hone_tokenizer_free(t);
@@ -107,18 +94,12 @@ static void check_bytes(const char *name)
     char path[4096], *text = NULL;
     snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/expected-%s-bytes.json", HONE_SOURCE_DIR, name);
     hone_err err = {0};
-    if (hone_read_file(path, &text, NULL, &err)) {
-        printf("FAIL %s\n", err.msg);
-        failures++;
-        return;
-    }
+    if (!CHECK(!hone_read_file(path, &text, NULL, &err), "%s", err.msg)) return;
     cJSON *rows = cJSON_Parse(text);
     free(text);
     snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/%s", HONE_SOURCE_DIR, name);
     hone_tokenizer *t = NULL;
-    if (hone_tokenizer_load(&t, path, &err)) {
-        printf("FAIL %s\n", err.msg);
-        failures++;
+    if (!CHECK(!hone_tokenizer_load(&t, path, &err), "%s", err.msg)) {
         cJSON_Delete(rows);
         return;
     }
@@ -134,12 +115,9 @@ static void check_bytes(const char *name)
             bytes[k] = (char)v;
         }
         ids.n = 0;
-        checks++;
         const cJSON *want = cJSON_GetObjectItemCaseSensitive(r, "ids");
-        if (hone_tokenizer_encode(t, bytes, n, 0, &ids, &err) || !same_ids(&ids, want)) {
-            show("invalid UTF-8", name, i, &ids, want);
-            failures++;
-        }
+        int same = !hone_tokenizer_encode(t, bytes, n, 0, &ids, &err) && same_ids(&ids, want);
+        if (!CHECK(same, "%s invalid UTF-8 text %zu", name, i)) show(&ids, want);
     }
     printf("%s: %zu invalid UTF-8 inputs checked\n", name, i);
     free(ids.v);
@@ -168,13 +146,8 @@ static void check_config(const char *tmp)
     int ok = !hone_tokenizer_load(&t, tmp, &err) && !hone_tokenizer_encode(t, "the price", 9, 1, &ids, &err) &&
              ids.n > 1 && ids.v[0] != 1 && ids.v[ids.n - 1] == 2 && hone_tokenizer_bos(t) == 1 &&
              hone_tokenizer_eos(t) == 2 && hone_tokenizer_pad(t) == 0;
-    checks++;
-    if (!ok) {
-        printf("FAIL tokenizer_config add_bos_token / add_eos_token: %s\n", err.msg);
-        failures++;
-    } else {
+    if (CHECK(ok, "tokenizer_config add_bos_token / add_eos_token: %s", err.msg))
         printf("tokenizer_config: add_bos_token false / add_eos_token true honoured\n");
-    }
     free(ids.v);
     hone_tokenizer_free(t);
 }
@@ -193,33 +166,30 @@ int main(int argc, char **argv)
     const char *only = argc > 1 ? argv[1] : NULL;
     static const char *const names[] = {"qwen3", "synth-meta", "synth-bytelevel", "synth-suffix", "synth-split",
                                         "synth-tiny", "synth-ws"};
-    int skipped = 0;
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         if (only && strcmp(only, names[k])) continue;
         snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/%s", HONE_SOURCE_DIR, names[k]);
+        check_begin("%s", names[k]);
         check(names[k], path, corpus);
     }
     if (!only) {
         char tmp[] = "/tmp/hone-tok-XXXXXX";
         if (mkdtemp(tmp)) {
-            check_config(tmp);
+            CHECK_RUN(check_config(tmp));
             char cmd[100];
             snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
             if (system(cmd) != 0) printf("could not remove %s\n", tmp);
         }
-        check_bytes("qwen3");
-        check_bytes("synth-meta");
+        CHECK_RUN(check_bytes("qwen3"));
+        CHECK_RUN(check_bytes("synth-meta"));
     }
     if (!only || !strcmp(only, "llama2")) {
         snprintf(path, sizeof path, "%s/../shared/data/tokenizers/llama2", HONE_SOURCE_DIR);
+        check_begin("llama2");
         if (hone_is_dir(path)) check("llama2", path, corpus);
-        else {
-            printf("llama2: skipped (%s is absent)\n", path);
-            skipped = 1;
-        }
+        else check_skip("llama2: %s is absent", path);
     }
     cJSON_Delete(corpus);
-    printf("%d checks, %d failures\n", checks, failures);
-    if (failures) return 1;
-    return skipped && only ? 77 : 0;
+    /* exit 77 (skipped) where llama2 alone was asked for and is absent */
+    return check_summary("tokenizer");
 }
