@@ -9,11 +9,10 @@
 
 #include <stdarg.h>
 
-#include "hone/plugin.h"
+#include "hone/hone.h"
 
-int hone_errf(hone_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* hone_errf and hone_err_prefix are in hone.h: errors are part of the embedding API */
 int hone_verrf(hone_err *err, int code, const char *fmt, va_list ap);
-int hone_err_prefix(hone_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hone_err_clear(hone_err *err);
 
 #endif

@@ -1,6 +1,7 @@
-/* log.c — output through the host's log hook (see log.h), and hone.h's terminal
- * printer: the CLI's hook and hone.train's default, kept here so there is one. */
-#include "log.h"
+/* log.c — output from library code: formatted, then handed to the host's log hook (the
+ * core never writes to stdout or stderr itself; no hook, no output); and hone.h's
+ * terminal printer, the CLI's hook and hone.train's default, kept here so there is one. */
+#include "hone/hone.h"
 
 #include <stdarg.h>
 #include <stdio.h>

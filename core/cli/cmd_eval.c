@@ -26,7 +26,7 @@ int cmd_eval(int argc, char **argv)
         return fail(EXIT_BAD_INPUT, "eval: --adapter DIR is required (a checkpoint directory)");
     }
     cli_exp e;
-    int code = cli_experiment_load(&e, "eval", script, &sets, NULL, 0);
+    int code = cli_experiment_load(&e, script, &sets, NULL, 0);
     if (!code && !e.done && hone_run_eval(e.cfg, &e.hooks, adapter, out, &err))
         code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);
     cli_experiment_free(&e);

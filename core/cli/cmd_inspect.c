@@ -23,7 +23,7 @@ int cmd_inspect(int argc, char **argv)
                     : "usage: hone inspect SCRIPT.lua [--n N] [--split train|eval] [--set key=value ...]");
     }
     cli_exp e;
-    int code = cli_experiment_load(&e, "inspect", script, &sets, NULL, 0);
+    int code = cli_experiment_load(&e, script, &sets, NULL, 0);
     if (!code && !e.done &&
         hone_run_inspect(e.cfg, &e.hooks, (int)nshow, split[0] == 'e', e.term.tty, &err))
         code = fail(EXIT_RUN_FAILED, "%s: %s", script, err.msg);

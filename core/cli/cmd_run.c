@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "experiment.h"
-#include "log.h"
+#include "hone/hone.h"
 #include "util.h"
 
 static const char usage[] = "usage: hone run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]";
@@ -57,7 +57,7 @@ int cmd_run(int argc, char **argv)
         return fail(EXIT_BAD_INPUT, "%s", npos ? err.msg : usage);
     }
     cli_exp e;
-    int code = cli_experiment_load(&e, "run", script, &sets, resume, dry);
+    int code = cli_experiment_load(&e, script, &sets, resume, dry);
     if (code || e.done) goto out;
     data_plan dp;   /* what the run would refuse, refused before anything is created */
     if (cli_plan_run(e.cfg, &dp, &err)) {

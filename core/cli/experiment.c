@@ -193,8 +193,7 @@ int cli_check_same_config(const hone_config *cfg, const char *run, hone_err *err
     return rc;
 }
 
-int cli_experiment_load(cli_exp *e, const char *cmd, const char *script, const arg_strings *sets,
-                        const char *resume, int dry)
+int cli_experiment_load(cli_exp *e, const char *script, const arg_strings *sets, const char *resume, int dry)
 {
     memset(e, 0, sizeof *e);
     hone_err err = {0};
@@ -230,10 +229,8 @@ int cli_experiment_load(cli_exp *e, const char *cmd, const char *script, const a
         if (cli_add_set(e->root, parent, "", &err)) return fail(EXIT_BAD_INPUT, "%s", err.msg);
     }
     if (load_script_plugins(hone_ctx_registry(e->ctx), e->root, script, &err) ||
-        hone_experiment_resolve(&e->cfg, hone_ctx_registry(e->ctx), e->root, &err) ||
-        hone_project_name_check(hone_config_str(e->cfg, "project"), &err))
+        hone_experiment_resolve(&e->cfg, hone_ctx_registry(e->ctx), e->root, &err))
         return fail(EXIT_BAD_INPUT, "%s: %s", script, err.msg);
-    (void)cmd;
     /* data.chat_function and the other script functions run in the script's state */
     hone_term_init(&e->term);
     hone_lua_hooks(&e->lrun, e->hl, e->cfg, hone_term_log, &e->term, &e->hooks);

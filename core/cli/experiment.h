@@ -21,8 +21,7 @@ typedef struct cli_exp {
 } cli_exp;
 
 /* 0, or the exit code (the message printed); free with cli_experiment_free either way */
-int cli_experiment_load(cli_exp *e, const char *cmd, const char *script, const arg_strings *sets,
-                        const char *resume, int dry);
+int cli_experiment_load(cli_exp *e, const char *script, const arg_strings *sets, const char *resume, int dry);
 void cli_experiment_free(cli_exp *e);
 
 /* --dry-run: the numbers a run would start with, counted from the files */

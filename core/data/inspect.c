@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "log.h"
 #include "optimize.h"
 #include "prepare.h"
 

@@ -12,7 +12,7 @@
 
 #include "err.h"
 #include "options.h"
-#include "log.h"
+#include "hone/hone.h"
 #include "registry.h"
 #include "token_cache.h"
 #include "version.h"

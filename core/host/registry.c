@@ -409,3 +409,10 @@ void hone_registry_names(const hone_registry *reg, hone_kind kind, char *buf, si
         off += (size_t)snprintf(buf + off, n - off, "%s%s", i ? ", " : "", sorted[i]);
     if (k == 0) snprintf(buf, n, "(none)");
 }
+
+const char *hone_feature_name(const hone_registry *reg, hone_kind kind, size_t i)
+{
+    for (size_t k = 0; k < reg->n; k++)
+        if (reg->feat[k].kind == kind && i-- == 0) return reg->feat[k].info->name;
+    return NULL;
+}

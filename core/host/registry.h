@@ -38,7 +38,6 @@ const hone_feature *hone_registry_at(const hone_registry *reg, size_t i);
 void hone_registry_names(const hone_registry *reg, hone_kind kind, char *buf, size_t n);
 
 const char *hone_kind_name(hone_kind kind);
-int hone_kind_from_name(const char *name, hone_kind *kind);
 
 extern const hone_host hone_host_table;
 

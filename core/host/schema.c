@@ -7,6 +7,9 @@
 #include "schema.h"
 
 #include <float.h>
+#include <string.h>
+
+#include "err.h"
 
 #define MIN_ HONE_OPT_HAS_MIN
 #define MAX_ HONE_OPT_HAS_MAX
@@ -127,9 +130,24 @@ const hone_key hone_experiment_keys[] = {
 };
 const size_t hone_experiment_nkeys = sizeof hone_experiment_keys / sizeof hone_experiment_keys[0];
 
+int hone_project_name_check(const char *p, hone_err *err)
+{
+    if (!*p || !strcmp(p, ".") || !strcmp(p, "..") || strlen(p) > 100)
+        return hone_errf(err, HONE_EINVAL, "project: \"%s\" cannot name a run directory", p);
+    for (const char *c = p; *c; c++)
+        if (*c == '/' || (unsigned char)*c < 0x20)
+            return hone_errf(err, HONE_EINVAL, "project: \"%s\" cannot name a run directory (no '/' or control characters)", p);
+    return 0;
+}
+
 int hone_experiment_resolve(hone_config **out, const hone_registry *reg, const hone_node *root, hone_err *err)
 {
-    return hone_config_resolve(out, hone_experiment_keys, hone_experiment_nkeys, root, reg, err);
+    int rc = hone_config_resolve(out, hone_experiment_keys, hone_experiment_nkeys, root, reg, err);
+    if (!rc && (rc = hone_project_name_check(hone_config_str(*out, "project"), err))) {
+        hone_config_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 const hone_key hone_optimize_keys[] = {

@@ -7,6 +7,9 @@
 
 extern const hone_key hone_experiment_keys[];
 extern const size_t hone_experiment_nkeys;
+/* a project names run directories: no '/', no control characters (hone_experiment_resolve
+ * checks it) */
+int hone_project_name_check(const char *project, hone_err *err);
 
 /* hone.optimize { ... }: a plugin-driven optimisation of a Lua objective */
 extern const hone_key hone_optimize_keys[];

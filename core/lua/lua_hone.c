@@ -5,7 +5,6 @@
  * error longjmps past C frames.
  */
 #include "lua_hone.h"
-#include "report.h"
 
 #include <cjson/cJSON.h>
 
@@ -20,17 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hone/hone.h"
+/* hone.optimize resolves its own key table (below) */
 #include "config.h"
-#include "rundir.h"
-#include "log.h"
-#include "schema.h"
-#include "util.h"
-#include "err.h"
 #include "optimize.h"
 #include "schedule.h"
 #include "schema.h"
-#include "util.h"
-#include "version.h"
 
 struct hone_lua {
     lua_State *L;
@@ -72,7 +66,7 @@ static hone_node *to_node(lua_State *L, int idx, int depth, const char *path, ho
             return NULL;
         }
         n = hone_node_new(HONE_NODE_STRING);
-        if (n && !(n->str = hone_strdup(s))) {
+        if (n && !(n->str = strdup(s))) {
             hone_node_free(n);
             n = NULL;
         }
@@ -106,7 +100,7 @@ static hone_node *to_node(lua_State *L, int idx, int depth, const char *path, ho
                 const char *k = lua_tostring(L, -2);
                 snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", k);
                 kid = to_node(L, -1, depth + 1, sub, err);
-                if (kid && !(kid->key = hone_strdup(k))) {
+                if (kid && !(kid->key = strdup(k))) {
                     hone_node_free(kid);
                     kid = NULL;
                     hone_errf(err, HONE_ENOMEM, "out of memory");
@@ -619,12 +613,10 @@ static int l_plugins(lua_State *L)
                           lua_tostring(L, 1));
     hone_registry *reg = get_registry(L);
     lua_newtable(L);
-    lua_Integer k = 1;
-    for (size_t i = 0; i < hone_registry_count(reg); i++) {
-        const hone_feature *f = hone_registry_at(reg, i);
-        if (f->kind != kind) continue;
-        lua_pushstring(L, f->info->name);
-        lua_rawseti(L, -2, k++);
+    const char *name;
+    for (size_t i = 0; (name = hone_feature_name(reg, kind, i)); i++) {
+        lua_pushstring(L, name);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     return 1;
 }
@@ -818,7 +810,6 @@ static int l_check(lua_State *L)
     hone_config *cfg = NULL;
     int rc = root ? 0 : HONE_EINVAL;
     if (!rc) rc = hone_experiment_resolve(&cfg, get_registry(L), root, &err);
-    if (!rc) rc = hone_project_name_check(hone_config_str(cfg, "project"), &err);
     if (!rc) rc = hone_run_check(cfg, &err);   /* what the member's run would refuse at once */
     hone_config_free(cfg);
     hone_node_free(root);
@@ -876,7 +867,7 @@ static int l_list(lua_State *L)
             if (!p) oom = 1;
             else a.names = p;
         }
-        if (!oom && !(a.names[a.n] = hone_strdup(e->d_name))) oom = 1;
+        if (!oom && !(a.names[a.n] = strdup(e->d_name))) oom = 1;
         else if (!oom) a.n++;
     }
     if (d) closedir(d);
@@ -948,7 +939,7 @@ static int open_core(lua_State *L)
                                    {"list", l_list}, {"is_file", l_is_file}, {"read_jsonl", l_read_jsonl},
                                    {NULL, NULL}};
     luaL_newlib(L, fns);
-    lua_pushstring(L, HONE_VERSION);
+    lua_pushstring(L, hone_version());
     lua_setfield(L, -2, "version");
     return 1;
 }
@@ -1006,9 +997,9 @@ int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone
     *result = NULL;
     int top = lua_gettop(L);
     if (!hone_is_file(script)) return hone_errf(err, HONE_EINVAL, "%s: no such script", script);
-    if (!hl->script && !(hl->script = hone_strdup(script))) return hone_errf(err, HONE_ENOMEM, "out of memory");
+    if (!hl->script && !(hl->script = strdup(script))) return hone_errf(err, HONE_ENOMEM, "out of memory");
     /* let the script `require` files that sit beside it */
-    char *dir = hone_strdup(script);
+    char *dir = strdup(script);
     if (!dir) return hone_errf(err, HONE_ENOMEM, "out of memory");
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';

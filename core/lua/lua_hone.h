@@ -7,7 +7,6 @@
 #define HONE_LUA_HONE_H
 
 #include "hone/hone.h"
-#include "registry.h"
 
 typedef struct hone_lua hone_lua;
 

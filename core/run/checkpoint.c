@@ -17,7 +17,7 @@
 #include <zstd.h>
 
 #include "err.h"
-#include "log.h"
+#include "hone/hone.h"
 #include "run_impl.h"
 #include "safetensors.h"
 #include "util.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "err.h"
-#include "log.h"
+#include "hone/hone.h"
 #include "run_impl.h"
 #include "util.h"
 

@@ -16,7 +16,7 @@
 
 #include "clip.h"
 #include "err.h"
-#include "log.h"
+#include "hone/hone.h"
 #include "order.h"
 #include "run_impl.h"
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "err.h"
-#include "log.h"
+#include "hone/hone.h"
 #include "model_config.h"
 #include "ops.h"
 #include "order.h"

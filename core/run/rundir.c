@@ -26,15 +26,6 @@ void hone_run_name(char *out, size_t n, const char *project, time_t t)
     snprintf(out, n, "%s-%s", project, stamp);
 }
 
-int hone_project_name_check(const char *p, hone_err *err)
-{
-    if (!*p || !strcmp(p, ".") || !strcmp(p, "..") || strlen(p) > 100)
-        return hone_errf(err, HONE_EINVAL, "project: \"%s\" cannot name a run directory", p);
-    for (const char *c = p; *c; c++)
-        if (*c == '/' || (unsigned char)*c < 0x20)
-            return hone_errf(err, HONE_EINVAL, "project: \"%s\" cannot name a run directory (no '/' or control characters)", p);
-    return 0;
-}
 
 int hone_rundir_create(const char *output_dir, const char *project, time_t t, char *path, size_t pathn,
                        char *name, size_t namen, hone_err *err)
@@ -76,8 +67,8 @@ cJSON *hone_run_config_json(const hone_config *cfg, const char *script, const ch
 int hone_rundir_open(const hone_config *cfg, const hone_rundir_opts *o, char *path, size_t pathn, char *name,
                      size_t namen, hone_err *err)
 {
-    int rc = hone_project_name_check(hone_config_str(cfg, "project"), err);
-    if (!rc && o->dir) {
+    int rc = 0;
+    if (o->dir) {
         char dir[4096];   /* o->dir may be path itself */
         if (snprintf(dir, sizeof dir, "%s", o->dir) >= (int)sizeof dir || strlen(dir) >= pathn)
             return hone_errf(err, HONE_EINVAL, "%s: run directory path too long", o->dir);

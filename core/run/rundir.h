@@ -9,8 +9,6 @@
 
 /* "<project>-<YYYY-MM-DD_HH.MM.SS>" in local time */
 void hone_run_name(char *out, size_t n, const char *project, time_t t);
-/* checks that a project name can be part of a directory name */
-int hone_project_name_check(const char *project, hone_err *err);
 /* Creates output_dir/<name> (then -2, -3, ... when taken, so runs started in the same
  * second get distinct names). path, name: out. */
 int hone_rundir_create(const char *output_dir, const char *project, time_t t, char *path, size_t pathn,

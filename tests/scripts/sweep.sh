@@ -39,6 +39,11 @@ s=$(ls -d runs/sw-*-sweep)
   && echo "ok: 6 member dirs, a 6-row summary.csv and summary.md, report.html with r and lr plots" || { echo "FAIL: sweep layout"; ls "$s"; fails=$((fails+1)); }
 grep -q '"alpha": 16' "$s"/sw-*-r8-lr1e-03-alpha16/config.json 2>/dev/null || grep -q '"alpha":[[:space:]]*16' "$s"/sw-*-r8-lr1e-03-alpha16/config.json \
   && echo "ok: derive set alpha = 2r" || { echo "FAIL: derive"; fails=$((fails+1)); }
+# a member's run directory holds what every run's does: the script that made it too
+m=$(ls -d "$s"/sw-*-r8-lr1e-03-alpha16)
+cmp -s sweep.lua "$m/experiment.lua" && grep -q '"script":[[:space:]]*"sweep.lua"' "$m/config.json" \
+  && echo "ok: a sweep member has experiment.lua (the sweep script) and config.json names it" \
+  || { echo "FAIL: sweep member experiment.lua / script"; ls "$m"; fails=$((fails+1)); }
 expect 0 "r2-lr1e-03-alpha4: completed, skipped" -- "$HONE" run sweep.lua
 # a sweep script may end as an experiment script does: `return hone.sweep { ... }`
 sed -e 's/^local r = hone.sweep {/return hone.sweep {/' -e '/^print(("sweep done/d' sweep.lua > sweep_return.lua

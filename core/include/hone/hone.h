@@ -19,6 +19,13 @@
 extern "C" {
 #endif
 
+/* ---- errors -------------------------------------------------------------------- */
+
+/* fills err (message formatted, code) and returns code */
+int hone_errf(hone_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* puts context in front of err's message ("data.train: "); returns err->code */
+int hone_err_prefix(hone_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- the value tree ------------------------------------------------------------ */
 
 /* A configuration table without Lua: the binding turns what a script returns into
@@ -74,6 +81,10 @@ int hone_ctx_new(hone_ctx **out, const char *plugin_path, hone_err *err);
 void hone_ctx_free(hone_ctx *ctx);
 hone_registry *hone_ctx_registry(hone_ctx *ctx);
 const char *hone_ctx_lua_dir(const hone_ctx *ctx);
+/* a kind by its name ("optimizer", ...); 0, or -1 when there is none */
+int hone_kind_from_name(const char *name, hone_kind *kind);
+/* the name of the i-th feature of a kind, in load order; NULL past the last */
+const char *hone_feature_name(const hone_registry *reg, hone_kind kind, size_t i);
 const char *hone_version(void);          /* "0.1.0" */
 const char *hone_git_revision(void);
 
@@ -86,6 +97,8 @@ typedef struct hone_config hone_config;
 /* root: the tree a script returned, overrides already set on it */
 int hone_experiment_resolve(hone_config **out, const hone_registry *reg, const hone_node *root, hone_err *err);
 void hone_config_free(hone_config *cfg);
+
+/* Resolution also refuses a project name that cannot name a run directory. */
 
 /* Any resolved value, defaults included, by dotted key ("train.lr"). */
 double hone_config_num(const hone_config *cfg, const char *path);
@@ -199,6 +212,10 @@ typedef struct hone_hooks {
                 hone_err *err);
 } hone_hooks;
 
+/* A line through hooks->on_log (no hooks or no on_log: nowhere): how library code
+ * prints, and how a host can print beside a run. */
+void hone_logf(const hone_hooks *hooks, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* ---- runs ---------------------------------------------------------------------- */
 
 /* What a run refuses before it reads any data (an unusable device or dtype, a model
@@ -238,6 +255,12 @@ int hone_run_eval(const hone_config *cfg, const hone_hooks *hooks, const char *c
  * split with the trained tokens marked (ANSI colour, or [[brackets]]), the numbers. */
 int hone_run_inspect(const hone_config *cfg, const hone_hooks *hooks, int nshow, int eval_split, int color,
                      hone_err *err);
+
+/* report.html of a run directory from its metrics.jsonl, summary.json and
+ * eval/<best>.jsonl (each optional); of a sweep directory from its summary.csv, with
+ * links to each member's report. Fail only when the page cannot be written. */
+int hone_write_report(const char *run_dir, hone_err *err);
+int hone_write_sweep_report(const char *sweep_dir, hone_err *err);
 
 /* ---- files (what a host needs beside runs: sweeps list and read run directories) */
 
