@@ -10,6 +10,7 @@
 static int mem_write(void *ctx, const void *data, size_t bytes, hone_err *err)
 {
     hone_membuf *m = ctx;
+    if (!bytes) return 0;   /* nothing to copy, and no buffer may exist yet */
     if (m->len + bytes > m->cap) {
         size_t cap = m->cap ? m->cap : 4096;
         while (cap < m->len + bytes) cap *= 2;
