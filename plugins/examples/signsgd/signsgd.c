@@ -13,10 +13,6 @@
 
 #include "hone/plugin.h"
 
-HONE_PLUGIN_ABI;
-
-static const hone_host *host;
-
 typedef struct signsgd {
     size_t n;
     double beta, wd;
@@ -29,23 +25,23 @@ static void sg_destroy(void *state)
 {
     signsgd *s = state;
     if (!s) return;
-    host->free(s->m);
-    host->free(s);
+    hone_api->free(s->m);
+    hone_api->free(s);
 }
 
 static int sg_create(const hone_host *h, const hone_opts *opts, const hone_tensor_info *tensors, size_t ntensors,
                      size_t nparams, void **state, hone_err *err)
 {
-    (void)tensors, (void)ntensors;
-    signsgd *s = h->alloc(sizeof *s, 16);
-    if (!s) return h->error(err, HONE_ENOMEM, "out of memory");
+    (void)h, (void)tensors, (void)ntensors;
+    signsgd *s = hone_api->alloc(sizeof *s, 16);
+    if (!s) return hone_api->error(err, HONE_ENOMEM, "out of memory");
     s->n = nparams;
-    s->beta = h->opt_number(opts, "momentum");
-    s->wd = h->opt_number(opts, "weight_decay");
-    s->m = h->alloc((nparams ? nparams : 1) * sizeof *s->m, 64);
+    s->beta = hone_api->opt_number(opts, "momentum");
+    s->wd = hone_api->opt_number(opts, "weight_decay");
+    s->m = hone_api->alloc((nparams ? nparams : 1) * sizeof *s->m, 64);
     if (!s->m) {
-        h->free(s);
-        return h->error(err, HONE_ENOMEM, "out of memory for %zu momentum values", nparams);
+        hone_api->free(s);
+        return hone_api->error(err, HONE_ENOMEM, "out of memory for %zu momentum values", nparams);
     }
     memset(s->m, 0, nparams * sizeof *s->m);
     *state = s;
@@ -83,10 +79,10 @@ static int sg_load(void *state, const hone_reader *r, hone_err *err)
     uint64_t n;
     int rc = r->read(r->ctx, got, sizeof got, err);
     if (rc) return rc;
-    if (memcmp(got, magic, sizeof magic) != 0) return host->error(err, HONE_EINVAL, "not signsgd state");
+    if (memcmp(got, magic, sizeof magic) != 0) return hone_api->error(err, HONE_EINVAL, "not signsgd state");
     if ((rc = r->read(r->ctx, &n, sizeof n, err))) return rc;
     if (n != s->n)
-        return host->error(err, HONE_EINVAL, "state holds %llu parameters, the model has %zu", (unsigned long long)n, s->n);
+        return hone_api->error(err, HONE_EINVAL, "state holds %llu parameters, the model has %zu", (unsigned long long)n, s->n);
     return r->read(r->ctx, s->m, s->n * sizeof *s->m, err);
 }
 
@@ -96,20 +92,26 @@ static size_t sg_state_bytes(const void *state)
 }
 
 static const hone_option sg_opts[] = {
-    {"momentum", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX | HONE_OPT_MAX_EXCL, 0.9, NULL, 0, 1, NULL, 0,
-     "momentum coefficient beta, in [0, 1)"},
-    {"weight_decay", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN, 0.0, NULL, 0, 0, NULL, 0, "decoupled weight decay"},
-    {0},
+    HONE_OPTION_NUMBER("momentum", 0.9, HONE_IN_CO(0, 1), "momentum coefficient beta, in [0, 1)"),
+    HONE_OPTION_NUMBER("weight_decay", 0.0, HONE_GE(0), "decoupled weight decay"),
+    HONE_OPTION_END,
 };
 
 static const hone_optimizer_vt signsgd_vt = {
-    {HONE_OPTIMIZER_VERSION, sizeof(hone_optimizer_vt), "signsgd",
-     "example plugin: sign-SGD with momentum (signum) and decoupled weight decay", sg_opts},
-    sg_create, sg_step, sg_save, sg_load, sg_state_bytes, sg_destroy,
+    .info = HONE_OPTIMIZER_INFO("signsgd",
+                                "example plugin: sign-SGD with momentum (signum) and decoupled weight decay",
+                                sg_opts),
+    .create = sg_create,
+    .step = sg_step,
+    .save = sg_save,
+    .load = sg_load,
+    .state_bytes = sg_state_bytes,
+    .destroy = sg_destroy,
 };
 
-HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+static int sg_init(hone_registry *reg, hone_err *err)
 {
-    host = h;
-    return h->register_feature(reg, HONE_KIND_OPTIMIZER, &signsgd_vt, err);
+    return hone_api->register_feature(reg, HONE_KIND_OPTIMIZER, &signsgd_vt, err);
 }
+
+HONE_PLUGIN_DEFINE("signsgd", sg_init)
