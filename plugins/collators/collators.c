@@ -1,4 +1,6 @@
-/* collators.c — how tokenized examples become right-padded batches and loss masks.
+/* collators.c — the loss masks of tokenized examples: which tokens a run trains on.
+ * The core calls label once per example at load (plugin.h, collator version 2) and does
+ * the batching and padding itself.
  *
  *   lm               every token trained (TRL's plain-text datasets); pre-tokenized
  *                    records keep their own labels.
@@ -14,8 +16,6 @@
  *   chat             chat records, rendered by the loader through data.chat_template with
  *                    the assistant turns (content and end-of-turn token) as labels;
  *                    all_turns trains every token.
- * Padding: to the longest example of the batch, pad id given by the core (the tokenizer's
- * pad, else EOS); padded positions get label -100, an EOS inside the data keeps its label.
  */
 #include <string.h>
 
@@ -134,74 +134,53 @@ static long last_match(const coll *c, const int32_t *lab, size_t n, size_t *end)
     return best;
 }
 
-static int co_collate(void *state, hone_batch *out, hone_collate_stats *stats, const hone_example *ex, size_t n,
-                      int32_t pad_id, hone_err *err)
+static int co_label(void *state, const hone_example *e, int32_t *lab, hone_collate_stats *stats, hone_err *err)
 {
     coll *c = state;
-    size_t cols = 1;
-    for (size_t i = 0; i < n; i++) cols = ex[i].n > cols ? ex[i].n : cols;
-    if (cols > out->max_cols)
-        return hone_api->error(err, HONE_EINVAL, "an example of %zu tokens does not fit rows of %zu", cols, out->max_cols);
-    out->rows = n;
-    out->cols = cols;
-    for (size_t i = 0; i < n; i++) {
-        int32_t *ids = out->input_ids + i * cols, *lab = out->labels + i * cols;
-        const hone_example *e = &ex[i];
-        for (size_t t = 0; t < cols; t++) {
-            ids[t] = t < e->n ? e->ids[t] : pad_id;
-            lab[t] = t < e->n ? (e->labels ? e->labels[t] : e->ids[t]) : -100;
-        }
-        out->lengths[i] = (int32_t)e->n;
-        if (c->kind == CHAT) {
-            /* the loader marks a chat record's assistant turns as its labels */
-            if (!e->labels)
-                return hone_api->error(err, HONE_EINVAL, "chat: this record has no messages; use the lm or "
+    for (size_t t = 0; t < e->n; t++) lab[t] = e->labels ? e->labels[t] : e->ids[t];
+    if (c->kind == CHAT) {
+        /* the loader marks a chat record's assistant turns as its labels */
+        if (!e->labels)
+            return hone_api->error(err, HONE_EINVAL, "chat: this record has no messages; use the lm or "
                                                      "completion_only collator for text records");
-            if (c->all_turns)
-                for (size_t t = 0; t < e->n; t++) lab[t] = e->ids[t];
-        }
-        if (c->kind == COMPLETION) {
-            size_t masked = 0;
-            if (c->ntmpl) {
-                size_t end = 0;
-                long at = last_match(c, lab, e->n, &end);
-                if (at < 0) {
-                    masked = e->n;
-                    stats->template_missing++;
-                } else {
-                    masked = end;
-                }
-            } else if (e->has_prompt) {
-                masked = e->prompt_len < e->n ? e->prompt_len : e->n;
+        if (c->all_turns)
+            for (size_t t = 0; t < e->n; t++) lab[t] = e->ids[t];
+    }
+    if (c->kind == COMPLETION) {
+        size_t masked = 0;
+        if (c->ntmpl) {
+            size_t end = 0;
+            long at = last_match(c, lab, e->n, &end);
+            if (at < 0) {
+                masked = e->n;
+                stats->template_missing++;
             } else {
-                return hone_api->error(err, HONE_EINVAL,
+                masked = end;
+            }
+        } else if (e->has_prompt) {
+            masked = e->prompt_len < e->n ? e->prompt_len : e->n;
+        } else {
+            return hone_api->error(err, HONE_EINVAL,
                                    "completion_only: this record has no prompt/completion fields and no "
                                    "response_template is set; give one, or use the lm collator");
-            }
-            for (size_t t = 0; t < masked; t++) lab[t] = -100;
         }
-        for (size_t t = 0; t < e->n; t++) stats->tokens_trained += lab[t] != -100;
+        for (size_t t = 0; t < masked; t++) lab[t] = -100;
     }
-    stats->examples += (long)n;
     return 0;
 }
 
-static int create_lm(const hone_host *h, const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
+static int create_lm(const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
 {
-    (void)h;
     return co_create(LM, o, tok, state, err);
 }
 
-static int create_completion(const hone_host *h, const hone_opts *o, const hone_tokenizer *tok, void **state,
-                             hone_err *err)
+static int create_completion(const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
 {
-    (void)h;
     return co_create(COMPLETION, o, tok, state, err);
 }
 
-static int create_chat(const hone_host *h, const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
+static int create_chat(const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
 {
-    (void)h;
     return co_create(CHAT, o, tok, state, err);
 }
 
@@ -221,7 +200,7 @@ static const hone_option completion_opts[] = {
 };
 
 #define COLLATOR(nm, summary, opts, make) \
-    {.info = HONE_COLLATOR_INFO(nm, summary, opts), .create = make, .collate = co_collate, .destroy = co_destroy}
+    {.info = HONE_COLLATOR_INFO(nm, summary, opts), .create = make, .label = co_label, .destroy = co_destroy}
 
 static const hone_collator_vt lm_vt = COLLATOR("lm", "language modelling: every token trained", NULL, create_lm);
 static const hone_collator_vt completion_vt =

@@ -16,14 +16,16 @@
  * and whose minor is at most hone's; any other is refused with a message naming the file
  * and both versions. An older minor needs nothing from its plugin: hone_host and every
  * vtable only grow at their end, each vtable states its own version and size, and the
- * loader reads it at that version. A newer minor is refused, not tried: its plugin could
+ * loader reads it at that version (a version the core no longer calls, such as collator
+ * version 1, the loader adapts). A newer minor is refused, not tried: its plugin could
  * call a host function past the end of this hone's table or hand over a vtable version
  * this hone cannot read, and nothing at run time could tell. So a loaded plugin never
  * tests host->abi_minor: everything in the header it was built with is there. A new
  * major is a deliberate break: every plugin is rebuilt.
  *   1.0  the first ABI
  *   1.1  tok_encode, tok_token_id
- *   1.2  the HONE_OPTION_*, HONE_<KIND>_INFO and HONE_PLUGIN_DEFINE macros; option flag
+ *   1.2  collator version 2 (label one example; version 1 collated a batch); the
+ *        HONE_OPTION_*, HONE_<KIND>_INFO and HONE_PLUGIN_DEFINE macros; option flag
  *        bits above HONE_OPT_UNSET reserved (refused when set)
  *
  * What never changes within a major: the leading fields of hone_host (abi_major,
@@ -284,42 +286,56 @@ typedef struct hone_scheduler_vt {
 
 /* ---- collator ---------------------------------------------------------------- */
 
-#define HONE_COLLATOR_VERSION 1
+/* 2 (ABI 1.2): label one example; version 1's collate (a padded batch) is gone from
+ * this header. Why: labels must exist before batching, because packing, grouping by
+ * length, dropping examples without a trained token and the gradient-accumulation
+ * window's label count (the loss denominator) all read them, and what the token cache
+ * keeps is examples (ids, prompt length, a record's own labels), not batches. So the
+ * core labels every example once at load and batches itself. Version 1 was only ever
+ * called that way, with a batch of one; the loader still accepts it (ABI 1.0-1.1 plugins
+ * keep working, per the version rule) and calls collate on one example. The config key
+ * stays `collator`, as TRL users expect. */
+#define HONE_COLLATOR_VERSION 2
 
 typedef struct hone_tokenizer hone_tokenizer;   /* read through the host */
 
-/* A tokenized example as the data loader hands it over. */
+/* A tokenized example as the data loader hands it over, valid during the call. Never
+ * changes: version 1 collators walk arrays of it by their own sizeof. */
 typedef struct hone_example {
     const int32_t *ids;    /* [n] */
-    const int32_t *labels; /* [n] given labels (pre-tokenized records), or NULL */
-    size_t n;
+    const int32_t *labels; /* [n] the record's own labels: pre-tokenized records' given
+                              labels, or a chat record's assistant turns; else NULL */
+    size_t n;              /* >= 1 */
     size_t prompt_len;     /* prompt/completion records: tokens of the prompt; else 0 */
     int has_prompt;        /* 1 for prompt/completion records */
 } hone_example;
 
-/* One collated batch: rows x cols, row-major, right-padded. */
-typedef struct hone_batch {
-    int32_t *input_ids;    /* [rows, cols] */
-    int32_t *labels;       /* [rows, cols], -100 = ignored */
-    int32_t *lengths;      /* [rows] tokens before padding */
-    size_t rows, cols;     /* cols: filled by the collator, <= max_cols */
-    size_t max_cols;       /* capacity of a row (max_seq_length) */
-} hone_batch;
-
+/* Running counts over a dataset; the core zeroes it and sums it. Only template_missing
+ * is label's to add to: the core counts examples and tokens_trained itself and
+ * overwrites them (version 1 collators count them themselves, as they always did).
+ * May grow at the end. */
 typedef struct hone_collate_stats {
     long examples;
     long template_missing; /* examples masked whole: no response template */
-    long truncated;
+    long truncated;        /* unused: truncation happens before labelling (data stats) */
     long tokens_trained;   /* labels != -100 */
 } hone_collate_stats;
 
+/* The core labels each training and evaluation example once, right after loading, from
+ * one thread, in file order: create, label per example, destroy. */
 typedef struct hone_collator_vt {
     hone_feature_info info;
-    int (*create)(const hone_host *host, const hone_opts *opts, const hone_tokenizer *tok,
-                  void **state, hone_err *err);
-    int (*collate)(void *state, hone_batch *out, hone_collate_stats *stats,
-                   const hone_example *examples, size_t n, int32_t pad_id, hone_err *err);
-    void (*destroy)(void *state);
+    /* tok: the model's tokenizer, NULL when it has none; valid until destroy (read it
+     * through hone_api->tok_*). State ownership as for optimizers. */
+    int (*create)(const hone_opts *opts, const hone_tokenizer *tok, void **state,
+                  hone_err *err);
+    /* labels: [ex->n], the core's, filled with -100 (not trained) on entry: set each
+     * trained position to the token the model should predict there (ids[t] for causal
+     * LM; the core shifts). Write nothing past ex->n. Refusing an example (a shape this
+     * collator cannot label) is an error with a message saying what to use instead. */
+    int (*label)(void *state, const hone_example *ex, int32_t *labels,
+                 hone_collate_stats *stats, hone_err *err);
+    void (*destroy)(void *state);          /* destroy(NULL) is a no-op */
 } hone_collator_vt;
 
 /* ---- quantizer --------------------------------------------------------------- */
