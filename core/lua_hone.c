@@ -409,21 +409,55 @@ int hone_lua_metric(const hone_lua_fn *fn, const char *prediction, const char *p
 typedef struct objective_ctx {
     lua_State *L;
     int ref;
+    const hone_tensor_info *tensors;   /* named: the loss sees { name = {...} } */
+    size_t ntensors;
+    int named;
 } objective_ctx;
 
 typedef struct params_args {
     const float *params;
     size_t n;
+    const objective_ctx *c;
 } params_args;
 
+static void push_floats(lua_State *L, const float *v, size_t n)
+{
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+/* a list of numbers, or { name = list } for the tensor form (each flat, row-major) */
 static void push_params(lua_State *L, const void *arg)
 {
     const params_args *a = arg;
-    lua_createtable(L, (int)a->n, 0);
-    for (size_t i = 0; i < a->n; i++) {
-        lua_pushnumber(L, a->params[i]);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    if (!a->c->named) {
+        push_floats(L, a->params, a->n);
+        return;
     }
+    lua_createtable(L, 0, (int)a->c->ntensors);
+    for (size_t k = 0; k < a->c->ntensors; k++) {
+        const hone_tensor_info *t = &a->c->tensors[k];
+        push_floats(L, a->params + t->offset, t->numel);
+        lua_setfield(L, -2, t->name);
+    }
+}
+
+/* the list at the top of the stack into g[n] */
+static int read_gradient(lua_State *L, float *g, size_t n, const char *what, hone_err *err)
+{
+    if (!lua_istable(L, -1) || lua_rawlen(L, -1) != n)
+        return hone_errf(err, HONE_EINVAL, "loss function's %s must be a list of %zu numbers", what, n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        if (!lua_isnumber(L, -1)) rc = hone_errf(err, HONE_EINVAL, "%s[%zu] is not a number", what, i + 1);
+        else g[i] = (float)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    return rc;
 }
 
 static int lua_objective(void *vctx, const float *params, size_t n, double *loss, float *grads, hone_err *err)
@@ -431,7 +465,7 @@ static int lua_objective(void *vctx, const float *params, size_t n, double *loss
     objective_ctx *c = vctx;
     lua_State *L = c->L;
     int top = lua_gettop(L);
-    params_args a = {params, n};
+    params_args a = {params, n, c};
     lua_call_args call = {c->ref, 1, 2, push_params, &a};
     if (call_protected(L, &call, 0) != LUA_OK) {
         hone_errf(err, HONE_EINVAL, "loss function: %s", lua_tostring(L, -1));
@@ -442,14 +476,19 @@ static int lua_objective(void *vctx, const float *params, size_t n, double *loss
     if (!lua_isnumber(L, -2)) {
         rc = hone_errf(err, HONE_EINVAL, "loss function must return a number and a gradient table, got %s first",
                        luaL_typename(L, -2));
-    } else if (!lua_istable(L, -1) || lua_rawlen(L, -1) != n) {
-        rc = hone_errf(err, HONE_EINVAL, "loss function's gradient must be a list of %zu numbers", n);
+    } else if (!c->named) {
+        *loss = lua_tonumber(L, -2);
+        rc = read_gradient(L, grads, n, "gradient", err);
+    } else if (!lua_istable(L, -1)) {
+        rc = hone_errf(err, HONE_EINVAL, "loss function's gradient must be a table { name = list }, got %s",
+                       luaL_typename(L, -1));
     } else {
         *loss = lua_tonumber(L, -2);
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            lua_rawgeti(L, -1, (lua_Integer)i + 1);
-            if (!lua_isnumber(L, -1)) rc = hone_errf(err, HONE_EINVAL, "gradient[%zu] is not a number", i + 1);
-            else grads[i] = (float)lua_tonumber(L, -1);
+        for (size_t k = 0; k < c->ntensors && rc == 0; k++) {
+            char what[160];
+            snprintf(what, sizeof what, "gradient.%s", c->tensors[k].name);
+            lua_getfield(L, -1, c->tensors[k].name);
+            rc = read_gradient(L, grads + c->tensors[k].offset, c->tensors[k].numel, what, err);
             lua_pop(L, 1);
         }
     }
@@ -476,7 +515,9 @@ static void push_doubles(lua_State *L, const double *v, size_t n)
 
 /* hone.optimize { optimizer = ..., scheduler = ..., lr = ..., steps = ..., params = {...},
  *                 loss = function(p) return loss, grad end }
- * -> { params = {...}, losses = {...}, lrs = {...}, state_bytes = N } */
+ * -> { params = {...}, losses = {...}, lrs = {...}, state_bytes = N }
+ * params = { { name = "w", shape = { 4, 8 }, decay = true, init = {...} }, ... } instead
+ * makes several tensors: p, the gradient and the result's params are then { w = {...} } */
 static int l_optimize(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -485,7 +526,8 @@ static int l_optimize(lua_State *L)
     hone_config *cfg = NULL;
     if (root && hone_config_resolve(&cfg, hone_optimize_keys, hone_optimize_nkeys, root, get_registry(L), &err) == 0) {
         const hone_cval *oc = hone_config_cval(cfg, "optimizer"), *sc = hone_config_cval(cfg, "scheduler");
-        const hone_value *pv = hone_config_value(cfg, "params");
+        const hone_cval *pc = hone_config_cval(cfg, "params");
+        const hone_value *pv = &pc->v;
         long steps = (long)hone_config_int(cfg, "steps");
         size_t n = pv->n;
         hone_optimize_job job = {
@@ -495,9 +537,10 @@ static int l_optimize(lua_State *L)
             .warmup_steps = hone_warmup_steps(steps, hone_config_num(cfg, "warmup_ratio"),
                                               (long)hone_config_int(cfg, "warmup_steps")),
             .resume_at = (long)hone_config_int(cfg, "resume_at"),
+            .tensors = pc->tensors, .ntensors = pc->ntensors,
             .objective = lua_objective,
         };
-        objective_ctx octx = {L, hone_config_cval(cfg, "loss")->ref};
+        objective_ctx octx = {L, hone_config_cval(cfg, "loss")->ref, pc->tensors, pc->ntensors, pc->named};
         job.ctx = &octx;
         float *params = malloc((n ? n : 1) * sizeof *params);
         double *losses = malloc((size_t)steps * sizeof *losses), *lrs = malloc((size_t)steps * sizeof *lrs);
@@ -507,11 +550,8 @@ static int l_optimize(lua_State *L)
         if (!rc) rc = hone_optimize(&job, params, n, losses, lrs, &state_bytes, &err);
         if (!rc) {
             lua_createtable(L, 0, 4);
-            lua_createtable(L, (int)n, 0);
-            for (size_t i = 0; i < n; i++) {
-                lua_pushnumber(L, params[i]);
-                lua_rawseti(L, -2, (lua_Integer)i + 1);
-            }
+            params_args out = {params, n, &octx};
+            push_params(L, &out);
             lua_setfield(L, -2, "params");
             push_doubles(L, losses, (size_t)steps);
             lua_setfield(L, -2, "losses");

@@ -49,14 +49,24 @@ int hone_optimize(const hone_optimize_job *job, float *params, size_t n, double 
 {
     const hone_optimizer_vt *ovt = job->optimizer->vtable;
     const char *oname = job->optimizer->info->name;
-    hone_tensor_info tensor = {"params", 0, n, n, 1, 1};
+    hone_tensor_info one = {.name = "params", .offset = 0, .numel = n, .rows = n, .cols = 1, .decay = 1};
+    const hone_tensor_info *tensors = job->ntensors ? job->tensors : &one;
+    size_t ntensors = job->ntensors ? job->ntensors : 1;
+    size_t covered = 0;
+    for (size_t i = 0; i < ntensors; i++) {
+        if (tensors[i].offset != covered || tensors[i].numel != tensors[i].rows * tensors[i].cols)
+            return hone_errf(err, HONE_EINVAL, "tensor %s: offset %zu, %zu x %zu, does not follow the one before",
+                             tensors[i].name, tensors[i].offset, tensors[i].rows, tensors[i].cols);
+        covered += tensors[i].numel;
+    }
+    if (covered != n) return hone_errf(err, HONE_EINVAL, "the tensors cover %zu of %zu parameters", covered, n);
     hone_sched_ctx sctx = {job->steps, job->warmup_steps, job->lr};
     int rc = hone_schedule_check(job->scheduler, job->scheduler_opts, &sctx, err);
     if (rc) return rc;
     float *grads = calloc(n ? n : 1, sizeof *grads);
     if (!grads) return hone_errf(err, HONE_ENOMEM, "out of memory");
     void *state = NULL;
-    rc = ovt->create(&hone_host_table, job->optimizer_opts, &tensor, 1, n, &state, err);
+    rc = ovt->create(&hone_host_table, job->optimizer_opts, tensors, ntensors, n, &state, err);
     if (rc) hone_err_prefix(err, "optimizer %s: create: ", oname);
     for (long s = 0; s < job->steps && rc == 0; s++) {
         rc = job->objective(job->ctx, params, n, &losses[s], grads, err);
@@ -76,7 +86,7 @@ int hone_optimize(const hone_optimize_job *job, float *params, size_t n, double 
             ovt->destroy(state);
             state = NULL;
             if (!rc) {
-                rc = ovt->create(&hone_host_table, job->optimizer_opts, &tensor, 1, n, &state, err);
+                rc = ovt->create(&hone_host_table, job->optimizer_opts, tensors, ntensors, n, &state, err);
                 if (rc) hone_err_prefix(err, "optimizer %s: create: ", oname);
             }
             if (!rc) {

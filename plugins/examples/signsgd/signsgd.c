@@ -2,10 +2,11 @@
  * Bernstein et al. 2018) and decoupled weight decay.
  *
  *   m = beta * m + (1 - beta) * g
- *   p = p * (1 - lr * weight_decay) - lr * sign(m)
+ *   p = p * (1 - lr * weight_decay) - lr * sign(m)     (the decay on decay tensors only)
  *
  * It shows everything a custom optimizer needs: the option table, create / step /
- * save / load / destroy, and nothing but hone/plugin.h. Build it out of tree with
+ * save / load / destroy, the per-tensor decay flag, and nothing but hone/plugin.h.
+ * Build it out of tree with
  *   cc -O2 -shared -fPIC -fvisibility=hidden $(pkg-config --cflags hone-plugin) signsgd.c -o signsgd.so
  * (or `make` here) and put its directory on HONE_PLUGIN_PATH.
  */
@@ -13,9 +14,16 @@
 
 #include "hone/plugin.h"
 
+/* what step needs of a tensor: create's table is only lent for the call */
+typedef struct span {
+    size_t offset, numel;
+    int decay;
+} span;
+
 typedef struct signsgd {
-    size_t n;
+    size_t n, nt;
     double beta, wd;
+    span *t;               /* [nt] */
     float *m;              /* [n] momentum */
 } signsgd;
 
@@ -25,6 +33,7 @@ static void sg_destroy(void *state)
 {
     signsgd *s = state;
     if (!s) return;
+    hone_api->free(s->t);
     hone_api->free(s->m);
     hone_api->free(s);
 }
@@ -32,17 +41,20 @@ static void sg_destroy(void *state)
 static int sg_create(const hone_host *h, const hone_opts *opts, const hone_tensor_info *tensors, size_t ntensors,
                      size_t nparams, void **state, hone_err *err)
 {
-    (void)h, (void)tensors, (void)ntensors;
+    (void)h;   /* the same table as hone_api */
     signsgd *s = hone_api->alloc(sizeof *s, 16);
     if (!s) return hone_api->error(err, HONE_ENOMEM, "out of memory");
-    s->n = nparams;
+    *s = (signsgd){.n = nparams, .nt = ntensors};
     s->beta = hone_api->opt_number(opts, "momentum");
     s->wd = hone_api->opt_number(opts, "weight_decay");
+    s->t = hone_api->alloc((ntensors ? ntensors : 1) * sizeof *s->t, 16);
     s->m = hone_api->alloc((nparams ? nparams : 1) * sizeof *s->m, 64);
-    if (!s->m) {
-        hone_api->free(s);
+    if (!s->t || !s->m) {
+        sg_destroy(s);
         return hone_api->error(err, HONE_ENOMEM, "out of memory for %zu momentum values", nparams);
     }
+    for (size_t k = 0; k < ntensors; k++)
+        s->t[k] = (span){.offset = tensors[k].offset, .numel = tensors[k].numel, .decay = tensors[k].decay};
     memset(s->m, 0, nparams * sizeof *s->m);
     *state = s;
     return 0;
@@ -52,12 +64,16 @@ static int sg_step(void *state, float *p, const float *g, double lr, long step, 
 {
     (void)step, (void)err;
     signsgd *s = state;
-    float beta = (float)s->beta, decay = (float)(1.0 - lr * s->wd), flr = (float)lr;
-    for (size_t i = 0; i < s->n; i++) {
-        float m = beta * s->m[i] + (1.0f - beta) * g[i];
-        s->m[i] = m;
-        float sign = (float)((m > 0) - (m < 0));
-        p[i] = p[i] * decay - flr * sign;
+    float beta = (float)s->beta, flr = (float)lr;
+    for (size_t k = 0; k < s->nt; k++) {
+        /* biases and norms (decay = 0) keep their value apart from the sign step */
+        float decay = s->t[k].decay ? (float)(1.0 - lr * s->wd) : 1.0f;
+        for (size_t i = s->t[k].offset; i < s->t[k].offset + s->t[k].numel; i++) {
+            float m = beta * s->m[i] + (1.0f - beta) * g[i];
+            s->m[i] = m;
+            float sign = (float)((m > 0) - (m < 0));
+            p[i] = p[i] * decay - flr * sign;
+        }
     }
     return 0;
 }
@@ -82,7 +98,8 @@ static int sg_load(void *state, const hone_reader *r, hone_err *err)
     if (memcmp(got, magic, sizeof magic) != 0) return hone_api->error(err, HONE_EINVAL, "not signsgd state");
     if ((rc = r->read(r->ctx, &n, sizeof n, err))) return rc;
     if (n != s->n)
-        return hone_api->error(err, HONE_EINVAL, "state holds %llu parameters, the model has %zu", (unsigned long long)n, s->n);
+        return hone_api->error(err, HONE_EINVAL, "state holds %llu parameters, the model has %zu",
+                               (unsigned long long)n, s->n);
     return r->read(r->ctx, s->m, s->n * sizeof *s->m, err);
 }
 
