@@ -23,6 +23,7 @@
 #include "model.h"
 #include "options.h"
 #include "paths.h"
+#include "plugin_check.h"
 #include "prequant.h"
 #include "registry.h"
 #include "rundir.h"
@@ -106,11 +107,31 @@ static void print_options(const hone_option *defs)
     }
 }
 
+/* hone plugins --check FILE.so: one line per step of the conformance round */
+static void print_check(void *ctx, const hone_check_event *ev)
+{
+    (void)ctx;
+    printf("%-4s  %s %s: %s%s%s\n", ev->ok ? "ok" : "FAIL", hone_kind_name(ev->kind), ev->feature, ev->step,
+           ev->detail[0] ? ": " : "", ev->detail);
+}
+
+static int check_plugin(const char *path)
+{
+    hone_err err = {0};
+    hone_check_counts n;
+    if (hone_plugin_check(path, print_check, NULL, &n, &err)) return fail(EXIT_BAD_INPUT, "%s", err.msg);
+    printf("%s: %d feature%s, %d steps passed, %d failed\n", path, n.features, n.features == 1 ? "" : "s", n.passed,
+           n.failed);
+    return n.failed ? EXIT_RUN_FAILED : 0;
+}
+
 static int cmd_plugins(int argc, char **argv)
 {
     hone_kind kind = HONE_KIND_COUNT;
     const char *name = NULL;
-    if (argc > 3) return fail(EXIT_BAD_INPUT, "usage: hone plugins [KIND] [NAME]");
+    if (argc >= 2 && strcmp(argv[1], "--check") == 0)
+        return argc == 3 ? check_plugin(argv[2]) : fail(EXIT_BAD_INPUT, "usage: hone plugins --check FILE.so");
+    if (argc > 3) return fail(EXIT_BAD_INPUT, "usage: hone plugins [KIND] [NAME] | --check FILE.so");
     if (argc >= 2) {
         if (hone_kind_from_name(argv[1], &kind) != 0) {
             if (argc == 3)
@@ -1233,7 +1254,9 @@ static const struct command {
     {"run", cmd_run,
      "  run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]\n"
      "                                   run an experiment (--dry-run: check it and show the plan)\n"},
-    {"plugins", cmd_plugins, "  plugins [KIND] [NAME]            list features, or one feature's options\n"},
+    {"plugins", cmd_plugins,
+     "  plugins [KIND] [NAME]            list features, or one feature's options\n"
+     "  plugins --check FILE.so          run the conformance round on every feature FILE registers\n"},
     {"schedule", cmd_schedule,
      "  schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v ...]\n"
      "                                   print \"step,lr\" rows: the lr of each optimizer step\n"},

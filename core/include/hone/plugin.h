@@ -251,7 +251,7 @@ typedef struct hone_optimizer_vt {
                 hone_err *err);
     /* save writes everything the next step depends on; load, called on a fresh state
      * from create, reads back exactly what save wrote. Continuing after load must give
-     * the same bytes as never having saved. */
+     * the same bytes as never having saved (`hone plugins --check` runs this). */
     int (*save)(void *state, const hone_writer *w, hone_err *err);
     int (*load)(void *state, const hone_reader *r, hone_err *err);
     /* optional (NULL: not reported): optimizer state held, in bytes */
