@@ -6,11 +6,13 @@
  *
  * defines the only two symbols hone looks up:
  *   hone_plugin_abi   {HONE_ABI_MAJOR, HONE_ABI_MINOR} of this header;
- *   hone_plugin_init  called once at load: it sets hone_api (the host table, the one way
- *                     a plugin reaches hone) and calls my_init(reg, err), which registers
- *                     the plugin's features (HONE_OPTIMIZER_INFO ... below).
+ *   hone_plugin_init  called when hone loads the file: it sets hone_api (the host
+ *                     table, the one way a plugin reaches hone) and calls
+ *                     my_init(reg, err), which registers the plugin's features
+ *                     (HONE_OPTIMIZER_INFO ... below).
  * The core lends its functions through hone_api and never links a plugin against itself,
  * so one plugin binary works with every hone the version rule below admits.
+ * docs/abi.md walks through writing one; `hone plugins --check FILE.so` tests one.
  *
  * Versions. The ABI is MAJOR.MINOR. The loader loads a plugin whose major equals hone's
  * and whose minor is at most hone's; any other is refused with a message naming the file
@@ -28,13 +30,14 @@
  *        HONE_OPTION_*, HONE_<KIND>_INFO and HONE_PLUGIN_DEFINE macros; option flag
  *        bits above HONE_OPT_UNSET reserved (refused when set)
  *
- * What never changes within a major: the leading fields of hone_host (abi_major,
- * abi_minor, size) and of every vtable (hone_feature_info); the layout of every struct
- * that one side walks as an array by its own sizeof (hone_option, hone_tensor_info,
- * hone_example) or that is embedded in another (hone_feature_info), and of the plain data
- * a plugin may save (hone_rng) or fill by size (hone_err). Structs the core fills and
- * passes by pointer may grow at their end, read only by plugins of the minor that added
- * the field. Each struct below says which it is.
+ * What never changes: in any major, the head of hone_host (abi_major, abi_minor, size)
+ * and the form of hone_plugin_abi, so each side can read the other's version; within a
+ * major, the head of every vtable (hone_feature_info, embedded first in each), the layout
+ * of every struct one side walks as an array by its own sizeof (hone_option,
+ * hone_tensor_info, hone_example), and of the plain data a plugin may save (hone_rng) or
+ * fill by size (hone_err). Structs the core fills and passes by pointer may grow at their
+ * end, read only by plugins of the minor that added the field. Each struct below says
+ * which it is.
  *
  * Ownership, in one line: whoever allocates frees. The core owns everything it passes in
  * (options, tensors, spans, examples, buffers), valid for the call unless a function says

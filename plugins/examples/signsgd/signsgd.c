@@ -8,7 +8,8 @@
  * save / load / destroy, the per-tensor decay flag, and nothing but hone/plugin.h.
  * Build it out of tree with
  *   cc -O2 -shared -fPIC -fvisibility=hidden $(pkg-config --cflags hone-plugin) signsgd.c -o signsgd.so
- * (or `make` here) and put its directory on HONE_PLUGIN_PATH.
+ * (or `make` here), put its directory on HONE_PLUGIN_PATH, and check it with
+ * `hone plugins --check signsgd.so` (docs/abi.md).
  */
 #include <string.h>
 
