@@ -78,7 +78,7 @@ const hone_key hone_experiment_keys[] = {
      0, 0},
 
     PLUGIN("collator", HONE_KIND_COLLATOR, UNSET, NULL,
-           "how examples become batches and loss masks; unset = chosen by record shape"),
+           "which tokens each example trains (its loss mask); unset = chosen by record shape"),
 
     SECTION("train", "the optimisation"),
     NUM("train.epochs", GT0, 3, 0, 0, "passes over the training data (transformers num_train_epochs)"),
