@@ -45,7 +45,8 @@ static void write_all(int fd, const char *s, size_t n)
     }
 }
 
-static void emit(reporter *r, char code, const char *step, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void emit(reporter *r, char code, const char *step, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void emit(reporter *r, char code, const char *step, const char *fmt, ...)
 {
     char line[1600];
@@ -123,7 +124,8 @@ typedef int (*try_fn)(const hone_feature *f, const hone_opts *o, void *ctx, hone
 
 /* The first option set that try accepts, in *opts (the caller frees it); reports the
  * step as passed with the set named, or failed with the defaults' refusal. */
-static int first_accepted(reporter *r, const char *step, const hone_feature *f, try_fn try, void *ctx, hone_opts **opts)
+static int first_accepted(reporter *r, const char *step, const hone_feature *f, try_fn try, void *ctx,
+                          hone_opts **opts)
 {
     char what[160], first[1100] = "";
     for (int k = 0;; k++) {
@@ -315,7 +317,8 @@ static void check_optimizer(reporter *r, const hone_feature *f)
     }
     live_b = 1;
     start_params(R, pb);
-    if (run_steps(r, "save", R, b, pb, 1, SAVE_AT, R->hist, NULL, "two runs from the same start differ (not deterministic)"))
+    if (run_steps(r, "save", R, b, pb, 1, SAVE_AT, R->hist, NULL,
+                  "two runs from the same start differ (not deterministic)"))
         goto destroy_b;
     hone_membuf m1 = {0}, m2 = {0}, m3 = {0};
     if (save_to(r, "save", R, b, &m1) || save_to(r, "save", R, b, &m2)) goto free_saves;
@@ -325,9 +328,11 @@ static void check_optimizer(reporter *r, const hone_feature *f)
     }
     float at_save[NP];
     memcpy(at_save, pb, sizeof at_save);
-    if (run_steps(r, "save", R, b, pb, SAVE_AT + 1, STEPS, R->hist, NULL, "stepping on after save differs (save changed the state)"))
+    if (run_steps(r, "save", R, b, pb, SAVE_AT + 1, STEPS, R->hist, NULL,
+                  "stepping on after save differs (save changed the state)"))
         goto free_saves;
-    PASS(r, "save", "%zu bytes after step %d; saving twice writes the same bytes and changes nothing", m1.len, SAVE_AT);
+    PASS(r, "save", "%zu bytes after step %d; saving twice writes the same bytes and changes nothing", m1.len,
+         SAVE_AT);
 
     BEGIN(r, "destroy");
     vt->destroy(b);
