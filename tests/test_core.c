@@ -1,5 +1,7 @@
 /* test_core.c — unit tests of the core's plain-C parts: trees and --set, option
- * resolution, schema validation messages, run names, the line reader, the RNG. */
+ * resolution, schema validation messages, run names, the line reader, the RNG, and the
+ * plugin side of the version rule (HONE_PLUGIN_DEFINE's own check). */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "err.h"
 #include "lines.h"
 #include "options.h"
+#include "registry.h"
 #include "rng.h"
 #include "rundir.h"
 #include "safetensors.h"
@@ -357,6 +360,31 @@ static void test_rng(void)
     CHECK_TRUE(u >= 0 && u < 1);
 }
 
+/* HONE_PLUGIN_DEFINE's init refuses a host older than its header by itself (for a host
+ * that skipped the loader's check), naming the plugin, and touches nothing of a host of
+ * another major */
+static void test_plugin_define(void)
+{
+    void *h = dlopen(HONE_BUILD_DIR "/plugins/signsgd.so", RTLD_NOW | RTLD_LOCAL);
+    CHECK_TRUE(h != NULL);
+    if (!h) return;
+    hone_plugin_init_fn init;
+    *(void **)&init = dlsym(h, "hone_plugin_init");
+    CHECK_TRUE(init != NULL);
+    hone_host older = hone_host_table;
+    older.abi_minor = HONE_ABI_MINOR - 1;
+    hone_err err = {0};
+    CHECK_TRUE(init && init(&older, NULL, &err) == HONE_EUNSUPPORTED);
+    char want[128];
+    snprintf(want, sizeof want, "signsgd needs hone plugin ABI %d.%d, the host has %d.%d", HONE_ABI_MAJOR,
+             HONE_ABI_MINOR, HONE_ABI_MAJOR, HONE_ABI_MINOR - 1);
+    CHECK_CONTAINS(err.msg, want);
+    hone_host other = {.abi_major = HONE_ABI_MAJOR + 1, .abi_minor = 0, .size = 12};
+    hone_err none = {0};
+    CHECK_TRUE(init && init(&other, NULL, &none) == HONE_EUNSUPPORTED && none.msg[0] == '\0');
+    dlclose(h);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/hone-test-XXXXXX";
@@ -370,6 +398,7 @@ int main(void)
     CHECK_RUN(test_lines(tmp));
     CHECK_RUN(test_safetensors(tmp));
     CHECK_RUN(test_rng());
+    CHECK_RUN(test_plugin_define());
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);

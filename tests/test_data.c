@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "collator.h"
 #include "dataset.h"
 #include "err.h"
 #include "options.h"
@@ -75,7 +76,6 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
     hone_dataset d = {0};
     hone_opts *opts = NULL;
     void *state = NULL;
-    const hone_collator_vt *vt = NULL;
     int rc = hone_dataset_load(&d, path, &o, &err);
     const cJSON *cn = cJSON_GetObjectItem(c, "collator");
     const char *cname = cJSON_IsString(cn) ? cn->valuestring
@@ -97,13 +97,12 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
             } else snprintf(text, sizeof text, "%.17g", op->valuedouble);
             hone_node_set_path(given, op->string, text);
         }
-        vt = feat->vtable;
         rc = hone_opts_resolve(&opts, feat->info->options, given, "collator", cname, &err);
         hone_node_free(given);
-        if (!rc) rc = vt->create(&hone_host_table, opts, tok, &state, &err);
+        if (!rc) rc = hone_collator_create(feat->vtable, &hone_host_table, opts, tok, &state, &err);
     }
     hone_collate_stats st = {0};
-    if (!rc) rc = hone_dataset_label(&d, vt, state, hone_tokenizer_eos(tok), &st, &err);
+    if (!rc) rc = hone_dataset_label(&d, feat, state, hone_tokenizer_eos(tok), &st, &err);
     /* TRL 1.x drops what truncation left without a trained token */
     if (!rc && cJSON_IsTrue(cJSON_GetObjectItem(c, "drop_untrained"))) hone_dataset_drop_untrained(&d);
     if (rc) {
@@ -131,7 +130,7 @@ static void run_case(hone_registry *reg, const cJSON *c, const char *tmpdir)
         if (!bad) printf("ok %s: %zu examples, input_ids and labels as TRL (%ld tokens trained, %ld truncated)\n", name,
                          d.n, st.tokens_trained, d.stats.truncated);
     }
-    if (vt) vt->destroy(state);
+    if (feat) hone_collator_destroy(feat->vtable, state);
     hone_opts_free(opts);
     hone_dataset_free(&d);
     hone_tokenizer_free(tok);

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "plugin_check.h"
 #include "registry.h"
 
 static void print_options(const hone_option *defs)
@@ -33,15 +34,34 @@ static void print_options(const hone_option *defs)
     }
 }
 
+/* hone plugins --check FILE.so: one line per step of the conformance round */
+static void print_check(void *ctx, const hone_check_event *ev)
+{
+    (void)ctx;
+    printf("%-4s  %s %s: %s%s%s\n", ev->ok ? "ok" : "FAIL", hone_kind_name(ev->kind), ev->feature, ev->step,
+           ev->detail[0] ? ": " : "", ev->detail);
+}
+
+static int check_plugin(const char *path)
+{
+    hone_err err = {0};
+    hone_check_counts n;
+    if (hone_plugin_check(path, print_check, NULL, &n, &err)) return fail(EXIT_BAD_INPUT, "%s", err.msg);
+    printf("%s: %d feature%s, %d steps passed, %d failed\n", path, n.features, n.features == 1 ? "" : "s", n.passed,
+           n.failed);
+    return n.failed ? EXIT_RUN_FAILED : 0;
+}
+
 int cmd_plugins(int argc, char **argv)
 {
     hone_kind kind = HONE_KIND_COUNT;
-    const char *name = NULL, *pos[2];
+    const char *name = NULL, *pos[2], *check = NULL;
     int npos = 0;
     hone_err err = {0};
-    static const arg_opt none[] = {{0}};
-    if (cli_parse("plugins", argc, argv, none, pos, 2, &npos, &err))
-        return fail(EXIT_BAD_INPUT, "%s\nusage: hone plugins [KIND] [NAME]", err.msg);
+    const arg_opt opts[] = {{.name = "--check", .type = ARG_STRING, .dest = &check}, {0}};
+    if (cli_parse("plugins", argc, argv, opts, pos, 2, &npos, &err))
+        return fail(EXIT_BAD_INPUT, "%s\nusage: hone plugins [KIND] [NAME] | --check FILE.so", err.msg);
+    if (check) return npos ? fail(EXIT_BAD_INPUT, "usage: hone plugins --check FILE.so") : check_plugin(check);
     if (npos >= 1) {
         if (hone_kind_from_name(pos[0], &kind) != 0) {
             if (npos == 2)

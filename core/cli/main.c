@@ -23,7 +23,9 @@ static const struct command {
     {"run", cmd_run,
      "  run SCRIPT.lua [--set key=value ...] [--resume RUN_DIR|latest] [--dry-run]\n"
      "                                   run an experiment (--dry-run: check it and show the plan)\n"},
-    {"plugins", cmd_plugins, "  plugins [KIND] [NAME]            list features, or one feature's options\n"},
+    {"plugins", cmd_plugins,
+     "  plugins [KIND] [NAME]            list features, or one feature's options\n"
+     "  plugins --check FILE.so          run the conformance round on every feature FILE registers\n"},
     {"schedule", cmd_schedule,
      "  schedule NAME --lr LR --steps N [--warmup-ratio R | --warmup-steps W] [--set k=v ...]\n"
      "                                   print \"step,lr\" rows: the lr of each optimizer step\n"},

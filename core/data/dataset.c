@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collator.h"
 #include "err.h"
 #include "lines.h"
 #include "rng.h"
@@ -642,21 +643,16 @@ int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o
     return 0;
 }
 
-int hone_dataset_label(hone_dataset *d, const hone_collator_vt *vt, void *state, int32_t pad_id,
+int hone_dataset_label(hone_dataset *d, const hone_feature *collator, void *state, int32_t pad_id,
                        hone_collate_stats *stats, hone_err *err)
 {
     for (size_t i = 0; i < d->n; i++) {
         hone_example_rec *e = &d->ex[i];
-        int32_t *ids = malloc((size_t)e->n * sizeof *ids), *lab = malloc((size_t)e->n * sizeof *lab), len = 0;
-        if (!ids || !lab) {
-            free(ids), free(lab);
-            return hone_errf(err, HONE_ENOMEM, "out of memory");
-        }
-        hone_example x = {e->ids, e->given_labels ? e->labels : NULL, (size_t)e->n, (size_t)e->prompt_len,
-                          e->has_prompt};
-        hone_batch b = {ids, lab, &len, 0, 0, (size_t)e->n};
-        int rc = vt->collate(state, &b, stats, &x, 1, pad_id, err);
-        free(ids);
+        int32_t *lab = malloc((size_t)e->n * sizeof *lab);
+        if (!lab) return hone_errf(err, HONE_ENOMEM, "out of memory");
+        hone_example x = {.ids = e->ids, .labels = e->given_labels ? e->labels : NULL, .n = (size_t)e->n,
+                          .prompt_len = (size_t)e->prompt_len, .has_prompt = e->has_prompt};
+        int rc = hone_collator_label(collator->vtable, state, &x, lab, pad_id, stats, err);
         if (rc) {
             free(lab);
             return rc;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "hone/plugin.h"
+#include "registry.h"
 #include "tokenizer.h"
 
 typedef struct hone_example_rec {
@@ -66,8 +67,9 @@ typedef struct hone_data_opts {
 
 /* Appends the records of a file. */
 int hone_dataset_load(hone_dataset *d, const char *path, const hone_data_opts *o, hone_err *err);
-/* Labels every example through a collator (a batch of one each); stats accumulate. */
-int hone_dataset_label(hone_dataset *d, const hone_collator_vt *vt, void *state, int32_t pad_id,
+/* Labels every example through a collator (collator.h: any version), in order; stats
+ * accumulate. */
+int hone_dataset_label(hone_dataset *d, const hone_feature *collator, void *state, int32_t pad_id,
                        hone_collate_stats *stats, hone_err *err);
 /* Packs labelled examples into rows of at most max_len tokens, best-fit decreasing (TRL's
  * "bfd"): longest first, each into the fullest row it fits. A row's labels keep each

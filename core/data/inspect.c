@@ -1,4 +1,4 @@
-/* inspect.c — `hone inspect`: collated examples with the trained tokens marked, and the
+/* inspect.c — `hone inspect`: labelled examples with the trained tokens marked, and the
  * numbers that tell a wrong loss mask at a glance (trained fraction, template misses,
  * truncation, lengths, padding waste). The examples are exactly what a run would train:
  * the same preparation (prepare.c), labels from the same collator. */

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "collator.h"
 #include "err.h"
 #include "options.h"
 #include "hone/hone.h"
@@ -61,13 +62,12 @@ static int label_examples(const hone_config *cfg, hone_tokenizer *tok, hone_data
         if (rc) return rc;
         opts = own;
     }
-    const hone_collator_vt *vt = f->vtable;
     void *state = NULL;
-    int rc = vt->create(&hone_host_table, opts, (const hone_tokenizer *)tok, &state, err);
+    int rc = hone_collator_create(f->vtable, &hone_host_table, opts, (const hone_tokenizer *)tok, &state, err);
     if (rc) hone_err_prefix(err, "collator %s: ", f->info->name);
     hone_dataset *sets[2] = {train, eval};
     for (int k = 0; k < 2 && !rc; k++) {
-        rc = hone_dataset_label(sets[k], vt, state, pad, st, err);
+        rc = hone_dataset_label(sets[k], f, state, pad, st, err);
         if (rc) hone_err_prefix(err, "collator %s: ", f->info->name);
     }
     if (!rc && f->info->options && hone_opts_get(opts, "max_missing_fraction") && st->examples) {
@@ -83,7 +83,7 @@ static int label_examples(const hone_config *cfg, hone_tokenizer *tok, hone_data
         for (size_t i = 0; i < sets[k]->n; i++)
             for (int t = 0; t < sets[k]->ex[i].n; t++) trained += sets[k]->ex[i].labels[t] != -100;
     if (!rc && trained == 0) rc = hone_errf(err, HONE_EINVAL, "no token of the data is trained: every label is masked");
-    vt->destroy(state);
+    hone_collator_destroy(f->vtable, state);
     hone_opts_free(own);
     *used = f;
     return rc;

@@ -94,6 +94,8 @@ static void free_strs(char **s, size_t n)
 
 static void cval_clear(hone_cval *c)
 {
+    for (size_t i = 0; i < c->ntensors; i++) free((char *)c->tensors[i].name);
+    free(c->tensors);
     hone_value_clear(&c->v);
     hone_opts_free(c->opts);
     free_strs(c->strs, c->nstrs);
@@ -212,6 +214,125 @@ static int resolve_every(hone_cval *c, const hone_key *k, const hone_node *n, ho
     return 0;
 }
 
+/* a shape: { n } or { rows, cols }, each an integer >= 1 */
+static int tensor_shape(const hone_node *n, const char *path, size_t *rows, size_t *cols, hone_err *err)
+{
+    size_t len = n->type == HONE_NODE_TABLE ? hone_node_array_len(n) : 0;
+    long long d[2] = {1, 1};
+    int ok = n->type == HONE_NODE_TABLE && len == n->nkids && (len == 1 || len == 2);
+    for (size_t i = 0; i < len && ok; i++) {
+        const hone_node *e = hone_node_at(n, (long)i + 1);
+        if (e->type == HONE_NODE_INTEGER) d[i] = e->integer;
+        else if (e->type == HONE_NODE_NUMBER && e->num == (double)(long long)e->num) d[i] = (long long)e->num;
+        else ok = 0;
+        ok = ok && d[i] >= 1 && d[i] <= (1LL << 31);
+    }
+    /* hone_tensor_info is 2-D: an optimizer sees matrices and vectors */
+    if (!ok) return hone_errf(err, HONE_EINVAL, "%s: expected { n } or { rows, cols } with integers >= 1", path);
+    *rows = (size_t)d[0];
+    *cols = (size_t)d[1];
+    return 0;
+}
+
+/* One tensor table { name = "w", shape = { 4, 8 }, decay = true, init = { ... } } into
+ * t (offset set by the caller) and its initial values into *init. */
+static int one_tensor(const hone_node *e, const char *path, hone_tensor_info *t, hone_value *init, hone_err *err)
+{
+    static const hone_option init_def = {.name = "init", .type = HONE_OPT_NUMLIST, .help = "initial values"};
+    const hone_node *name = NULL, *shape = NULL, *decay = NULL, *values = NULL;
+    char sub[320];
+    for (size_t i = 0; i < e->nkids; i++) {
+        const hone_node *kid = e->kids[i];
+        const char *key = kid->key ? kid->key : "";
+        const hone_node **slot = !strcmp(key, "name") ? &name : !strcmp(key, "shape") ? &shape
+                                 : !strcmp(key, "decay") ? &decay : !strcmp(key, "init") ? &values : NULL;
+        if (!slot) {
+            if (!kid->key)
+                return hone_errf(err, HONE_EINVAL, "%s[%ld]: unexpected list entry (a tensor takes name, shape, "
+                                 "decay, init)", path, kid->index);
+            return hone_errf(err, HONE_EINVAL, "%s.%s: unknown key (a tensor takes name, shape, decay, init)", path,
+                             key);
+        }
+        *slot = kid;
+    }
+    if (!name || name->type != HONE_NODE_STRING || !name->str[0])
+        return hone_errf(err, HONE_EINVAL, "%s.name: every tensor needs a name (a non-empty string)", path);
+    if (decay && decay->type != HONE_NODE_BOOL)
+        return hone_errf(err, HONE_EINVAL, "%s.decay: expected true or false, got a %s", path,
+                         hone_node_type_name(decay));
+    if (!values) return hone_errf(err, HONE_EINVAL, "%s.init: missing (the tensor's initial values)", path);
+    snprintf(sub, sizeof sub, "%s.init", path);
+    int rc = hone_value_from_node(init, &init_def, values, sub, err);
+    if (rc) return rc;
+    size_t rows = init->n, cols = 1;
+    snprintf(sub, sizeof sub, "%s.shape", path);
+    if (shape && (rc = tensor_shape(shape, sub, &rows, &cols, err))) return rc;
+    if (rows * cols != init->n)
+        return hone_errf(err, HONE_EINVAL, "%s: shape %zu x %zu has %zu elements, init has %zu", path, rows, cols,
+                         rows * cols, init->n);
+    *t = (hone_tensor_info){.name = hone_strdup(name->str), .numel = init->n, .rows = rows, .cols = cols,
+                            .decay = decay ? decay->boolean : 1};
+    return t->name ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
+}
+
+/* hone.optimize's params: a list of numbers is one tensor named "params" (decay on, as
+ * a weight); a list of tensor tables is several, laid out one after another */
+static int resolve_tensors(hone_cval *c, const hone_key *k, const hone_node *n, hone_err *err)
+{
+    const char *path = k->o.name;
+    size_t len = n->type == HONE_NODE_TABLE ? hone_node_array_len(n) : 0;
+    int named = len > 0 && len == n->nkids && hone_node_at(n, 1)->type == HONE_NODE_TABLE;
+    if (!named) {
+        int rc = hone_value_from_node(&c->v, &k->o, n, path, err);
+        if (rc) return rc;
+        c->tensors = calloc(1, sizeof *c->tensors);
+        if (c->tensors) c->tensors[0] = (hone_tensor_info){.name = hone_strdup("params"), .numel = c->v.n,
+                                                           .rows = c->v.n, .cols = 1, .decay = 1};
+        if (!c->tensors || !c->tensors[0].name) return hone_errf(err, HONE_ENOMEM, "out of memory");
+        c->ntensors = 1;
+        return 0;
+    }
+    c->tensors = calloc(len, sizeof *c->tensors);
+    double *all = NULL;
+    size_t total = 0;
+    int rc = c->tensors ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < len && !rc; i++) {
+        const hone_node *e = hone_node_at(n, (long)i + 1);
+        char sub[300];
+        snprintf(sub, sizeof sub, "%s[%zu]", path, i + 1);
+        if (e->type != HONE_NODE_TABLE) {
+            rc = hone_errf(err, HONE_EINVAL, "%s: expected a tensor { name, shape, decay, init } like %s[1], got a %s",
+                           sub, path, hone_node_type_name(e));
+            break;
+        }
+        hone_value init = {0};
+        rc = one_tensor(e, sub, &c->tensors[i], &init, err);
+        if (!rc) {
+            c->ntensors = i + 1;
+            c->tensors[i].offset = total;
+            for (size_t j = 0; j < i && !rc; j++)
+                if (!strcmp(c->tensors[j].name, c->tensors[i].name))
+                    rc = hone_errf(err, HONE_EINVAL, "%s.name: \"%s\" is %s[%zu]'s name already", sub,
+                                   c->tensors[i].name, path, j + 1);
+        }
+        double *grown = rc ? NULL : realloc(all, (total + init.n + 1) * sizeof *all);
+        if (!rc && !grown) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+        if (!rc) {
+            all = grown;
+            memcpy(all + total, init.list, init.n * sizeof *all);
+            total += init.n;
+        }
+        hone_value_clear(&init);
+    }
+    if (rc) {
+        free(all);
+        return rc;
+    }
+    c->v = (hone_value){.set = 1, .type = HONE_OPT_NUMLIST, .list = all, .n = total};
+    c->named = 1;
+    return 0;
+}
+
 static int resolve_section(hone_config *cfg, const char *parent, const hone_node *t, const hone_registry *reg,
                            hone_err *err);
 
@@ -247,6 +368,7 @@ static int resolve_entry(hone_config *cfg, long idx, const hone_node *kid, const
     case HONE_KEY_FUNCTIONS: return resolve_functions(c, k, kid, err);
     case HONE_KEY_STRLIST: return resolve_strlist(c, k, kid, err);
     case HONE_KEY_EVERY: return resolve_every(c, k, kid, err);
+    case HONE_KEY_TENSORS: return resolve_tensors(c, k, kid, err);
     }
     return 0;
 }
@@ -475,6 +597,7 @@ cJSON *hone_config_json(const hone_config *cfg)
             item = cJSON_CreateArray();
             for (size_t s = 0; s < c->nstrs; s++) cJSON_AddItemToArray(item, cJSON_CreateString(c->strs[s]));
             break;
+        case HONE_KEY_TENSORS: item = hone_value_json(&c->v); break;
         case HONE_KEY_EVERY:
             if (c->every_steps == 0) item = cJSON_CreateString("epoch");
             else {

@@ -24,6 +24,7 @@ typedef enum {
     HONE_KEY_FUNCTIONS,        /* { name = function, ... } */
     HONE_KEY_STRLIST,          /* "a" or { "a", "b" }; o.choices checks each */
     HONE_KEY_EVERY,            /* "epoch" or { steps = N } */
+    HONE_KEY_TENSORS,          /* numbers (one tensor) or { { name, shape, decay, init }, ... } */
 } hone_key_kind;
 
 typedef struct hone_key {
@@ -46,6 +47,9 @@ typedef struct hone_cval {
     int *frefs;
     size_t nf;
     long long every_steps;     /* HONE_KEY_EVERY: 0 = every epoch */
+    hone_tensor_info *tensors; /* HONE_KEY_TENSORS: [ntensors] in order, names owned; */
+    size_t ntensors;           /*   v holds every tensor's initial values, concatenated */
+    int named;                 /*   1: the table form (tensors by name), 0: one list */
 } hone_cval;
 
 typedef struct hone_config {

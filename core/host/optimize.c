@@ -1,11 +1,14 @@
-/* optimize.c — the smallest training loop: objective, schedule, optimizer step. */
+/* optimize.c — the smallest training loop: objective, schedule, optimizer step; and
+ * hone.h's hone_optimize_spec, the same loop from a spec, on the host's objective. */
 #include "optimize.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "err.h"
 #include "schedule.h"
+#include "schema.h"
 
 static int mem_write(void *ctx, const void *data, size_t bytes, hone_err *err)
 {
@@ -50,14 +53,24 @@ int hone_optimize(const hone_optimize_job *job, float *params, size_t n, double 
 {
     const hone_optimizer_vt *ovt = job->optimizer->vtable;
     const char *oname = job->optimizer->info->name;
-    hone_tensor_info tensor = {"params", 0, n, n, 1, 1};
+    hone_tensor_info one = {.name = "params", .offset = 0, .numel = n, .rows = n, .cols = 1, .decay = 1};
+    const hone_tensor_info *tensors = job->ntensors ? job->tensors : &one;
+    size_t ntensors = job->ntensors ? job->ntensors : 1;
+    size_t covered = 0;
+    for (size_t i = 0; i < ntensors; i++) {
+        if (tensors[i].offset != covered || tensors[i].numel != tensors[i].rows * tensors[i].cols)
+            return hone_errf(err, HONE_EINVAL, "tensor %s: offset %zu, %zu x %zu, does not follow the one before",
+                             tensors[i].name, tensors[i].offset, tensors[i].rows, tensors[i].cols);
+        covered += tensors[i].numel;
+    }
+    if (covered != n) return hone_errf(err, HONE_EINVAL, "the tensors cover %zu of %zu parameters", covered, n);
     hone_sched_ctx sctx = {job->steps, job->warmup_steps, job->lr};
     int rc = hone_schedule_check(job->scheduler, job->scheduler_opts, &sctx, err);
     if (rc) return rc;
     float *grads = calloc(n ? n : 1, sizeof *grads);
     if (!grads) return hone_errf(err, HONE_ENOMEM, "out of memory");
     void *state = NULL;
-    rc = ovt->create(&hone_host_table, job->optimizer_opts, &tensor, 1, n, &state, err);
+    rc = ovt->create(&hone_host_table, job->optimizer_opts, tensors, ntensors, n, &state, err);
     if (rc) hone_err_prefix(err, "optimizer %s: create: ", oname);
     for (long s = 0; s < job->steps && rc == 0; s++) {
         rc = job->objective(job->ctx, params, n, &losses[s], grads, err);
@@ -77,7 +90,7 @@ int hone_optimize(const hone_optimize_job *job, float *params, size_t n, double 
             ovt->destroy(state);
             state = NULL;
             if (!rc) {
-                rc = ovt->create(&hone_host_table, job->optimizer_opts, &tensor, 1, n, &state, err);
+                rc = ovt->create(&hone_host_table, job->optimizer_opts, tensors, ntensors, n, &state, err);
                 if (rc) hone_err_prefix(err, "optimizer %s: create: ", oname);
             }
             if (!rc) {
@@ -95,4 +108,66 @@ int hone_optimize(const hone_optimize_job *job, float *params, size_t n, double 
     ovt->destroy(state);
     free(grads);
     return rc;
+}
+
+/* ---- hone_optimize_spec: the spec resolved, the host's objective called ------------- */
+
+typedef struct spec_objective {
+    hone_objective_hook hook;
+    void *ctx;
+    hone_objective_call call;
+} spec_objective;
+
+static int call_hook(void *vctx, const float *params, size_t n, double *loss, float *grads, hone_err *err)
+{
+    spec_objective *o = vctx;
+    o->call.params = params;
+    o->call.n = n;
+    o->call.loss = loss;
+    o->call.grads = grads;
+    return o->hook(o->ctx, &o->call, err);
+}
+
+int hone_optimize_spec(const hone_registry *reg, const hone_node *spec, hone_objective_hook objective, void *ctx,
+                       hone_optimize_result *out, hone_err *err)
+{
+    memset(out, 0, sizeof *out);
+    hone_config *cfg = NULL;
+    int rc = hone_config_resolve(&cfg, hone_optimize_keys, hone_optimize_nkeys, spec, reg, err);
+    if (rc) return rc;
+    const hone_cval *oc = hone_config_cval(cfg, "optimizer"), *sc = hone_config_cval(cfg, "scheduler");
+    const hone_cval *pc = hone_config_cval(cfg, "params");
+    long steps = (long)hone_config_int(cfg, "steps");
+    hone_optimize_job job = {
+        .optimizer = oc->feature, .optimizer_opts = oc->opts,
+        .scheduler = sc->feature, .scheduler_opts = sc->opts,
+        .lr = hone_config_num(cfg, "lr"), .steps = steps,
+        .warmup_steps = hone_warmup_steps(steps, hone_config_num(cfg, "warmup_ratio"),
+                                          (long)hone_config_int(cfg, "warmup_steps")),
+        .resume_at = (long)hone_config_int(cfg, "resume_at"),
+        .tensors = pc->tensors, .ntensors = pc->ntensors,
+        .objective = call_hook,
+    };
+    spec_objective so = {objective, ctx, {.fn = hone_config_function(cfg, "loss"), .tensors = pc->tensors,
+                                          .ntensors = pc->ntensors, .named = pc->named}};
+    job.ctx = &so;
+    *out = (hone_optimize_result){.n = pc->v.n, .tensors = pc->tensors, .ntensors = pc->ntensors,
+                                  .named = pc->named, .steps = steps, .spec = cfg};
+    out->params = malloc((out->n ? out->n : 1) * sizeof *out->params);
+    out->losses = malloc((size_t)steps * sizeof *out->losses);
+    out->lrs = malloc((size_t)steps * sizeof *out->lrs);
+    if (!out->params || !out->losses || !out->lrs) rc = hone_errf(err, HONE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < out->n && !rc; i++) out->params[i] = (float)pc->v.list[i];
+    if (!rc) rc = hone_optimize(&job, out->params, out->n, out->losses, out->lrs, &out->state_bytes, err);
+    if (rc) hone_optimize_result_free(out);
+    return rc;
+}
+
+void hone_optimize_result_free(hone_optimize_result *r)
+{
+    free(r->params);
+    free(r->losses);
+    free(r->lrs);
+    hone_config_free(r->spec);
+    memset(r, 0, sizeof *r);
 }

@@ -22,12 +22,16 @@ typedef struct hone_optimize_job {
     long steps;
     long warmup_steps;
     long resume_at;          /* 0 = never */
+    const hone_tensor_info *tensors;   /* [ntensors] covering [0, n) in order; */
+    size_t ntensors;                   /*   0: one tensor "params" of n, with decay */
     hone_objective_fn objective;
     void *ctx;
 } hone_optimize_job;
 
 /* params: [n] updated in place; losses, lrs: [steps] (the loss before each step, the lr
- * it used); state_bytes: the optimizer's state size */
+ * it used); state_bytes: the optimizer's state size. The optimizer sees job->tensors as
+ * a model's trainable tensors (shapes, decay flags), so tensor-aware optimizers can be
+ * checked on a problem of several. */
 int hone_optimize(const hone_optimize_job *job, float *params, size_t n, double *losses, double *lrs,
                   size_t *state_bytes, hone_err *err);
 

@@ -278,6 +278,11 @@ int hone_options_check_table(const hone_option *defs, hone_err *err)
         if (d->type < HONE_OPT_NUMBER || d->type > HONE_OPT_NUMLIST)
             return hone_errf(err, HONE_EINVAL, "option '%s' has an unknown type %d", d->name, (int)d->type);
         if (!d->help) return hone_errf(err, HONE_EINVAL, "option '%s' has no help line", d->name);
+        /* refused, not ignored: a later minor may give these bits a meaning */
+        unsigned known = HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX | HONE_OPT_MIN_EXCL | HONE_OPT_MAX_EXCL | HONE_OPT_UNSET;
+        if (d->flags & ~known)
+            return hone_errf(err, HONE_EINVAL, "option '%s' sets flag bits 0x%x, which this hone reserves",
+                             d->name, d->flags & ~known);
         hone_value v;
         if (hone_value_default(&v, d) != 0)
             return hone_errf(err, HONE_EINVAL, "option '%s': default \"%s\" is not a number list",

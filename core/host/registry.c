@@ -3,7 +3,9 @@
  * The loader trusts nothing a plugin says: the file may not be a shared object, may lack
  * the entry points, may be built for another ABI, may register a vtable that is malformed
  * or already taken. Each of those is an error naming the file; a failed init drops the
- * features that plugin had registered so far.
+ * features that plugin had registered so far. The version rule is plugin.h's: the same
+ * major, a minor no newer than hone's; vtables of older versions are checked at their
+ * own size (core/host/collator.h calls a version 1 collator).
  */
 #include "registry.h"
 
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collator.h"
 #include "err.h"
 #include "options.h"
 #include "rng.h"
@@ -93,7 +96,9 @@ static int check_vtable(hone_kind kind, const hone_feature_info *info, hone_err 
                          "%s vtable version %u is not one this hone knows (it has %u): rebuild against this hone",
                          kn, info->version, current[kind]);
     size_t need = sizes[kind];
+    /* older versions are read at their own size (plugin.h's version rule) */
     if (kind == HONE_KIND_QUANTIZER && info->version == 1) need = offsetof(hone_quantizer_vt, import_bnb4);
+    if (kind == HONE_KIND_COLLATOR && info->version == 1) need = sizeof(hone_collator_vt_v1);
     if (info->size < need)
         return hone_errf(err, HONE_EINVAL, "%s vtable size %u is smaller than version %u's %zu", kn,
                          info->size, info->version, need);
@@ -110,11 +115,15 @@ static int check_vtable(hone_kind kind, const hone_feature_info *info, hone_err 
         break;
     }
     case HONE_KIND_SCHEDULER: missing = !((const hone_scheduler_vt *)(const void *)info)->factor; break;
-    case HONE_KIND_COLLATOR: {
-        const hone_collator_vt *v = (const void *)info;
-        missing = !v->create || !v->collate || !v->destroy;
+    case HONE_KIND_COLLATOR:
+        if (info->version == 1) {
+            const hone_collator_vt_v1 *v = (const void *)info;
+            missing = !v->create || !v->collate || !v->destroy;
+        } else {
+            const hone_collator_vt *v = (const void *)info;
+            missing = !v->create || !v->label || !v->destroy;
+        }
         break;
-    }
     case HONE_KIND_QUANTIZER: {
         const hone_quantizer_vt *v = (const void *)info;
         missing = !v->create || !v->packed_bytes || !v->quantize || !v->dequantize || !v->destroy;
@@ -271,9 +280,10 @@ int hone_registry_load_file(hone_registry *reg, const char *path, hone_err *err)
     if (!abi || !init) {
         dlclose(h);
         return hone_errf(err, HONE_EINVAL,
-                         "plugin %s: no entry point (%s missing): not a hone plugin, or built without HONE_PLUGIN_ABI",
+                         "plugin %s: no entry point (%s missing): not a hone plugin, or built without HONE_PLUGIN_DEFINE",
                          path, !abi ? "hone_plugin_abi" : "hone_plugin_init");
     }
+    /* plugin.h's version rule: the same major, a minor no newer than ours */
     if (abi[0] != HONE_ABI_MAJOR) {
         uint32_t maj = abi[0], min = abi[1];
         dlclose(h);
@@ -285,7 +295,8 @@ int hone_registry_load_file(hone_registry *reg, const char *path, hone_err *err)
         uint32_t min = abi[1];
         dlclose(h);
         return hone_errf(err, HONE_EINVAL,
-                         "plugin %s: built for hone plugin ABI %u.%u, newer than this hone's %u.%u: upgrade hone",
+                         "plugin %s: built for hone plugin ABI %u.%u, newer than this hone's %u.%u: upgrade hone, "
+                         "or rebuild the plugin against this hone's plugin.h",
                          path, HONE_ABI_MAJOR, min, HONE_ABI_MAJOR, HONE_ABI_MINOR);
     }
     if (reg->nfiles == reg->capfiles) {

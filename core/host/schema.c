@@ -81,7 +81,7 @@ const hone_key hone_experiment_keys[] = {
      0, 0},
 
     PLUGIN("collator", HONE_KIND_COLLATOR, UNSET, NULL,
-           "how examples become batches and loss masks; unset = chosen by record shape"),
+           "which tokens each example trains (its loss mask); unset = chosen by record shape"),
 
     SECTION("train", "the optimisation"),
     NUM("train.epochs", GT0, 3, 0, 0, "passes over the training data (transformers num_train_epochs)"),
@@ -158,7 +158,9 @@ const hone_key hone_optimize_keys[] = {
     INT("steps", MIN_, 100, 1, 0, "optimizer steps"),
     NUM("warmup_ratio", MIN_ | MAX_, 0, 0, 1, "warmup steps = ceil(steps x ratio)"),
     INT("warmup_steps", MIN_, 0, 0, 0, "warmup steps; > 0 overrides warmup_ratio"),
-    {HONE_KEY_VALUE, {"params", HONE_OPT_NUMLIST, 0, 0, NULL, 0, 0, NULL, 0, "initial parameter values"}, 0, 1},
+    {HONE_KEY_TENSORS, {"params", HONE_OPT_NUMLIST, 0, 0, NULL, 0, 0, NULL, 0,
+                        "initial values: a list of numbers (one tensor), or tensors "
+                        "{ { name = \"w\", shape = { rows, cols }, decay = true, init = { ... } }, ... }"}, 0, 1},
     {HONE_KEY_FUNCTION, {"loss", HONE_OPT_STRING, 0, 0, NULL, 0, 0, NULL, 0,
                          "function(params) return loss, gradient end"}, 0, 1},
     INT("resume_at", UNSET | MIN_, 0, 1, 0,

@@ -20,11 +20,6 @@
 #include <unistd.h>
 
 #include "hone/hone.h"
-/* hone.optimize resolves its own key table (below) */
-#include "config.h"
-#include "optimize.h"
-#include "schedule.h"
-#include "schema.h"
 
 struct hone_lua {
     lua_State *L;
@@ -475,33 +470,61 @@ void hone_lua_hooks(hone_lua_run *r, hone_lua *hl, const hone_config *cfg, hone_
 
 /* ---- hone.optimize ---------------------------------------------------------------- */
 
-typedef struct objective_ctx {
-    lua_State *L;
-    int ref;
-} objective_ctx;
-
 typedef struct params_args {
     const float *params;
     size_t n;
+    const hone_tensor_info *tensors;
+    size_t ntensors;
+    int named;
 } params_args;
 
-static void push_params(lua_State *L, const void *arg)
+static void push_floats(lua_State *L, const float *v, size_t n)
 {
-    const params_args *a = arg;
-    lua_createtable(L, (int)a->n, 0);
-    for (size_t i = 0; i < a->n; i++) {
-        lua_pushnumber(L, a->params[i]);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
 }
 
-static int lua_objective(void *vctx, const float *params, size_t n, double *loss, float *grads, hone_err *err)
+/* a list of numbers, or { name = list } for the tensor form (each flat, row-major) */
+static void push_params(lua_State *L, const void *arg)
 {
-    objective_ctx *c = vctx;
-    lua_State *L = c->L;
+    const params_args *a = arg;
+    if (!a->named) {
+        push_floats(L, a->params, a->n);
+        return;
+    }
+    lua_createtable(L, 0, (int)a->ntensors);
+    for (size_t k = 0; k < a->ntensors; k++) {
+        const hone_tensor_info *t = &a->tensors[k];
+        push_floats(L, a->params + t->offset, t->numel);
+        lua_setfield(L, -2, t->name);
+    }
+}
+
+/* the list at the top of the stack into g[n] */
+static int read_gradient(lua_State *L, float *g, size_t n, const char *what, hone_err *err)
+{
+    if (!lua_istable(L, -1) || lua_rawlen(L, -1) != n)
+        return hone_errf(err, HONE_EINVAL, "loss function's %s must be a list of %zu numbers", what, n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        if (!lua_isnumber(L, -1)) rc = hone_errf(err, HONE_EINVAL, "%s[%zu] is not a number", what, i + 1);
+        else g[i] = (float)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    return rc;
+}
+
+/* the spec's loss(p) -> loss, gradient, in the state hone.optimize was called from */
+static int lua_objective(void *ctx, const hone_objective_call *c, hone_err *err)
+{
+    lua_State *L = ctx;
     int top = lua_gettop(L);
-    params_args a = {params, n};
-    lua_call_args call = {c->ref, 1, 2, push_params, &a};
+    params_args a = {c->params, c->n, c->tensors, c->ntensors, c->named};
+    lua_call_args call = {c->fn, 1, 2, push_params, &a};
     if (call_protected(L, &call, 0) != LUA_OK) {
         hone_errf(err, HONE_EINVAL, "loss function: %s", lua_tostring(L, -1));
         lua_settop(L, top);
@@ -511,14 +534,19 @@ static int lua_objective(void *vctx, const float *params, size_t n, double *loss
     if (!lua_isnumber(L, -2)) {
         rc = hone_errf(err, HONE_EINVAL, "loss function must return a number and a gradient table, got %s first",
                        luaL_typename(L, -2));
-    } else if (!lua_istable(L, -1) || lua_rawlen(L, -1) != n) {
-        rc = hone_errf(err, HONE_EINVAL, "loss function's gradient must be a list of %zu numbers", n);
+    } else if (!c->named) {
+        *c->loss = lua_tonumber(L, -2);
+        rc = read_gradient(L, c->grads, c->n, "gradient", err);
+    } else if (!lua_istable(L, -1)) {
+        rc = hone_errf(err, HONE_EINVAL, "loss function's gradient must be a table { name = list }, got %s",
+                       luaL_typename(L, -1));
     } else {
-        *loss = lua_tonumber(L, -2);
-        for (size_t i = 0; i < n && rc == 0; i++) {
-            lua_rawgeti(L, -1, (lua_Integer)i + 1);
-            if (!lua_isnumber(L, -1)) rc = hone_errf(err, HONE_EINVAL, "gradient[%zu] is not a number", i + 1);
-            else grads[i] = (float)lua_tonumber(L, -1);
+        *c->loss = lua_tonumber(L, -2);
+        for (size_t k = 0; k < c->ntensors && rc == 0; k++) {
+            char what[160];
+            snprintf(what, sizeof what, "gradient.%s", c->tensors[k].name);
+            lua_getfield(L, -1, c->tensors[k].name);
+            rc = read_gradient(L, c->grads + c->tensors[k].offset, c->tensors[k].numel, what, err);
             lua_pop(L, 1);
         }
     }
@@ -543,60 +571,41 @@ static void push_doubles(lua_State *L, const double *v, size_t n)
     }
 }
 
+/* the result table, built inside a protected call (it allocates) */
+static void push_optimized(lua_State *L, const void *arg)
+{
+    const hone_optimize_result *r = arg;
+    lua_createtable(L, 0, 4);
+    params_args out = {r->params, r->n, r->tensors, r->ntensors, r->named};
+    push_params(L, &out);
+    lua_setfield(L, -2, "params");
+    push_doubles(L, r->losses, (size_t)r->steps);
+    lua_setfield(L, -2, "losses");
+    push_doubles(L, r->lrs, (size_t)r->steps);
+    lua_setfield(L, -2, "lrs");
+    lua_pushinteger(L, (lua_Integer)r->state_bytes);
+    lua_setfield(L, -2, "state_bytes");
+}
+
 /* hone.optimize { optimizer = ..., scheduler = ..., lr = ..., steps = ..., params = {...},
  *                 loss = function(p) return loss, grad end }
- * -> { params = {...}, losses = {...}, lrs = {...}, state_bytes = N } */
+ * -> { params = {...}, losses = {...}, lrs = {...}, state_bytes = N }
+ * params = { { name = "w", shape = { 4, 8 }, decay = true, init = {...} }, ... } instead
+ * makes several tensors: p, the gradient and the result's params are then { w = {...} } */
 static int l_optimize(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     hone_err err = {0};
     hone_node *root = to_node(L, 1, 0, "", &err);
-    hone_config *cfg = NULL;
-    if (root && hone_config_resolve(&cfg, hone_optimize_keys, hone_optimize_nkeys, root, get_registry(L), &err) == 0) {
-        const hone_cval *oc = hone_config_cval(cfg, "optimizer"), *sc = hone_config_cval(cfg, "scheduler");
-        const hone_value *pv = hone_config_value(cfg, "params");
-        long steps = (long)hone_config_int(cfg, "steps");
-        size_t n = pv->n;
-        hone_optimize_job job = {
-            .optimizer = oc->feature, .optimizer_opts = oc->opts,
-            .scheduler = sc->feature, .scheduler_opts = sc->opts,
-            .lr = hone_config_num(cfg, "lr"), .steps = steps,
-            .warmup_steps = hone_warmup_steps(steps, hone_config_num(cfg, "warmup_ratio"),
-                                              (long)hone_config_int(cfg, "warmup_steps")),
-            .resume_at = (long)hone_config_int(cfg, "resume_at"),
-            .objective = lua_objective,
-        };
-        objective_ctx octx = {L, hone_config_cval(cfg, "loss")->ref};
-        job.ctx = &octx;
-        float *params = malloc((n ? n : 1) * sizeof *params);
-        double *losses = malloc((size_t)steps * sizeof *losses), *lrs = malloc((size_t)steps * sizeof *lrs);
-        size_t state_bytes = 0;
-        int rc = params && losses && lrs ? 0 : hone_errf(&err, HONE_ENOMEM, "out of memory");
-        for (size_t i = 0; i < n && !rc; i++) params[i] = (float)pv->list[i];
-        if (!rc) rc = hone_optimize(&job, params, n, losses, lrs, &state_bytes, &err);
-        if (!rc) {
-            lua_createtable(L, 0, 4);
-            lua_createtable(L, (int)n, 0);
-            for (size_t i = 0; i < n; i++) {
-                lua_pushnumber(L, params[i]);
-                lua_rawseti(L, -2, (lua_Integer)i + 1);
-            }
-            lua_setfield(L, -2, "params");
-            push_doubles(L, losses, (size_t)steps);
-            lua_setfield(L, -2, "losses");
-            push_doubles(L, lrs, (size_t)steps);
-            lua_setfield(L, -2, "lrs");
-            lua_pushinteger(L, (lua_Integer)state_bytes);
-            lua_setfield(L, -2, "state_bytes");
-        }
-        free(params);
-        free(losses);
-        free(lrs);
-        hone_config_free(cfg);
-        hone_node_free(root);
-        if (!rc) return 1;
-    } else {
-        hone_node_free(root);
+    hone_optimize_result r;
+    int rc = root ? hone_optimize_spec(get_registry(L), root, lua_objective, L, &r, &err) : HONE_EINVAL;
+    hone_node_free(root);
+    if (!rc) {
+        lua_call_args build = {LUA_NOREF, 0, 1, push_optimized, &r};
+        int status = call_protected(L, &build, 0);
+        hone_optimize_result_free(&r);
+        if (status == LUA_OK) return 1;
+        return lua_error(L);
     }
     luaL_where(L, 1);
     lua_pushfstring(L, "hone.optimize: %s", err.msg);

@@ -344,7 +344,7 @@ int hone_model_load(hone_model **out, const char *dir, const hone_model_opts *o,
 }
 
 /* random weights for benchmarks: N(0, 0.02)-like uniform noise, norms at 1 */
-static void random_weights(hone_model *m)
+static int random_weights(hone_model *m, hone_err *err)
 {
     const hone_model_config *c = &m->cfg;
     hone_rng rng;
@@ -361,11 +361,19 @@ static void random_weights(hone_model *m)
                     free(buf);
                     buf = malloc(n * sizeof *buf);
                     cap = n;
+                    if (!buf) return hone_errf(err, HONE_ENOMEM, "out of memory for a random weight");
                 }
                 w = buf;
             }
             for (size_t k = 0; k < n; k++) w[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
-            if (m->lora) m->qvt->quantize(m->qstate, m->packed + ln->packed_off, w, (size_t)ln->out, (size_t)ln->in, NULL);
+            /* the ABI gives every call an error to fill: a quantizer may refuse a shape */
+            int rc = m->lora ? m->qvt->quantize(m->qstate, m->packed + ln->packed_off, w, (size_t)ln->out,
+                                                (size_t)ln->in, err)
+                             : 0;
+            if (rc) {
+                free(buf);
+                return hone_err_prefix(err, "quantizing a random weight: ");
+            }
         }
         if (l < c->layers)
             for (int k = 0; k < c->hidden; k++) m->layers[l].ln1_w[k] = m->layers[l].ln2_w[k] = 1.0f;
@@ -376,6 +384,7 @@ static void random_weights(hone_model *m)
         for (size_t k = 0; k < (size_t)c->vocab * c->hidden; k++)
             m->lm_head[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
     for (int k = 0; k < c->hidden; k++) m->norm_w[k] = 1.0f;
+    return 0;
 }
 
 int hone_model_create(hone_model **out, const hone_model_config *cfg, const char *dir, const hone_model_opts *o,
@@ -492,7 +501,7 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
         layout(m, &pb2, &gb2, &fb2, &ab2, &nm2);
         m->ntensors = nm2.n;
         if (!strcmp(dir, "(random weights)")) {
-            random_weights(m);
+            rc = random_weights(m, err);
         } else {
             weights w;
             rc = hone_st_set_open(&w, dir, err);

@@ -1,4 +1,6 @@
-/* collators.c — how tokenized examples become right-padded batches and loss masks.
+/* collators.c — the loss masks of tokenized examples: which tokens a run trains on.
+ * The core calls label once per example at load (plugin.h, collator version 2) and does
+ * the batching and padding itself.
  *
  *   lm               every token trained (TRL's plain-text datasets); pre-tokenized
  *                    records keep their own labels.
@@ -14,16 +16,10 @@
  *   chat             chat records, rendered by the loader through data.chat_template with
  *                    the assistant turns (content and end-of-turn token) as labels;
  *                    all_turns trains every token.
- * Padding: to the longest example of the batch, pad id given by the core (the tokenizer's
- * pad, else EOS); padded positions get label -100, an EOS inside the data keeps its label.
  */
 #include <string.h>
 
 #include "hone/plugin.h"
-
-HONE_PLUGIN_ABI;
-
-static const hone_host *host;
 
 enum { LM, COMPLETION, CHAT };
 
@@ -38,15 +34,15 @@ static void co_destroy(void *state)
 {
     coll *c = state;
     if (!c) return;
-    for (int i = 0; i < c->ntmpl; i++) host->free(c->tmpl[i]);
-    host->free(c);
+    for (int i = 0; i < c->ntmpl; i++) hone_api->free(c->tmpl[i]);
+    hone_api->free(c);
 }
 
 static int add_template(coll *c, int32_t *ids, size_t n)
 {
     for (int i = 0; i < c->ntmpl; i++)
         if (c->tn[i] == n && !memcmp(c->tmpl[i], ids, n * sizeof *ids)) {
-            host->free(ids);
+            hone_api->free(ids);
             return 0;
         }
     c->tmpl[c->ntmpl] = ids;
@@ -56,63 +52,62 @@ static int add_template(coll *c, int32_t *ids, size_t n)
 
 static int template_ids(coll *c, const hone_tokenizer *tok, const char *text, hone_err *err)
 {
-    if (!tok) return host->error(err, HONE_EINVAL, "response_template \"%s\" needs a tokenizer: the model has none (set model.tokenizer)", text);
-    if (host->abi_minor < 1) return host->error(err, HONE_EUNSUPPORTED, "this hone cannot tokenize for plugins");
+    if (!tok) return hone_api->error(err, HONE_EINVAL, "response_template \"%s\" needs a tokenizer: the model has none (set model.tokenizer)", text);
     size_t len = strlen(text), n = 0;
     int32_t *ids = NULL;
-    int rc = host->tok_encode(tok, text, len, 0, &ids, &n, err);
+    int rc = hone_api->tok_encode(tok, text, len, 0, &ids, &n, err);
     if (rc) return rc;
     if (!n) {
-        host->free(ids);
-        return host->error(err, HONE_EINVAL, "response_template \"%s\" tokenizes to nothing", text);
+        hone_api->free(ids);
+        return hone_api->error(err, HONE_EINVAL, "response_template \"%s\" tokenizes to nothing", text);
     }
     add_template(c, ids, n);
     /* in context: after a newline, minus the newline's own tokens */
     char buf[4096];
-    if (len + 2 > sizeof buf) return host->error(err, HONE_EINVAL, "response_template is longer than 4 KB");
+    if (len + 2 > sizeof buf) return hone_api->error(err, HONE_EINVAL, "response_template is longer than 4 KB");
     buf[0] = '\n';
     memcpy(buf + 1, text, len + 1);
     int32_t *nl = NULL, *both = NULL;
     size_t nn = 0, nb = 0;
-    if ((rc = host->tok_encode(tok, buf, 1, 0, &nl, &nn, err))) return rc;
-    if ((rc = host->tok_encode(tok, buf, len + 1, 0, &both, &nb, err))) {
-        host->free(nl);
+    if ((rc = hone_api->tok_encode(tok, buf, 1, 0, &nl, &nn, err))) return rc;
+    if ((rc = hone_api->tok_encode(tok, buf, len + 1, 0, &both, &nb, err))) {
+        hone_api->free(nl);
         return rc;
     }
     if (nb > nn && !memcmp(both, nl, nn * sizeof *nl)) {
         memmove(both, both + nn, (nb - nn) * sizeof *both);
         add_template(c, both, nb - nn);
     } else {
-        host->free(both);   /* the newline merged into the template: no clean cut */
+        hone_api->free(both);   /* the newline merged into the template: no clean cut */
     }
-    host->free(nl);
+    hone_api->free(nl);
     return 0;
 }
 
 static int co_create(int kind, const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
 {
-    coll *c = host->alloc(sizeof *c, 16);
-    if (!c) return host->error(err, HONE_ENOMEM, "out of memory");
+    coll *c = hone_api->alloc(sizeof *c, 16);
+    if (!c) return hone_api->error(err, HONE_ENOMEM, "out of memory");
     memset(c, 0, sizeof *c);
     c->kind = kind;
-    c->all_turns = kind == CHAT && host->opt_bool(o, "all_turns");
+    c->all_turns = kind == CHAT && hone_api->opt_bool(o, "all_turns");
     int rc = 0;
     if (kind == COMPLETION) {
-        int s = host->opt_is_set(o, "response_template"), i = host->opt_is_set(o, "response_template_ids");
-        if (s && i) rc = host->error(err, HONE_EINVAL, "give response_template or response_template_ids, not both");
-        else if (s) rc = template_ids(c, tok, host->opt_string(o, "response_template"), err);
+        int s = hone_api->opt_is_set(o, "response_template"), i = hone_api->opt_is_set(o, "response_template_ids");
+        if (s && i) rc = hone_api->error(err, HONE_EINVAL, "give response_template or response_template_ids, not both");
+        else if (s) rc = template_ids(c, tok, hone_api->opt_string(o, "response_template"), err);
         else if (i) {
             size_t n = 0;
-            const double *v = host->opt_list(o, "response_template_ids", &n);
-            int32_t *ids = host->alloc((n ? n : 1) * sizeof *ids, 16);
-            if (!ids) rc = host->error(err, HONE_ENOMEM, "out of memory");
+            const double *v = hone_api->opt_list(o, "response_template_ids", &n);
+            int32_t *ids = hone_api->alloc((n ? n : 1) * sizeof *ids, 16);
+            if (!ids) rc = hone_api->error(err, HONE_ENOMEM, "out of memory");
             for (size_t k = 0; k < n && !rc; k++) {
                 if (v[k] != (double)(int32_t)v[k] || v[k] < 0)
-                    rc = host->error(err, HONE_EINVAL, "response_template_ids[%zu] = %g is not a token id", k + 1, v[k]);
+                    rc = hone_api->error(err, HONE_EINVAL, "response_template_ids[%zu] = %g is not a token id", k + 1, v[k]);
                 else ids[k] = (int32_t)v[k];
             }
-            if (!rc && !n) rc = host->error(err, HONE_EINVAL, "response_template_ids is empty");
-            if (rc) host->free(ids);
+            if (!rc && !n) rc = hone_api->error(err, HONE_EINVAL, "response_template_ids is empty");
+            if (rc) hone_api->free(ids);
             else add_template(c, ids, n);
         }
     }
@@ -139,115 +134,90 @@ static long last_match(const coll *c, const int32_t *lab, size_t n, size_t *end)
     return best;
 }
 
-static int co_collate(void *state, hone_batch *out, hone_collate_stats *stats, const hone_example *ex, size_t n,
-                      int32_t pad_id, hone_err *err)
+static int co_label(void *state, const hone_example *e, int32_t *lab, hone_collate_stats *stats, hone_err *err)
 {
     coll *c = state;
-    size_t cols = 1;
-    for (size_t i = 0; i < n; i++) cols = ex[i].n > cols ? ex[i].n : cols;
-    if (cols > out->max_cols)
-        return host->error(err, HONE_EINVAL, "an example of %zu tokens does not fit rows of %zu", cols, out->max_cols);
-    out->rows = n;
-    out->cols = cols;
-    for (size_t i = 0; i < n; i++) {
-        int32_t *ids = out->input_ids + i * cols, *lab = out->labels + i * cols;
-        const hone_example *e = &ex[i];
-        for (size_t t = 0; t < cols; t++) {
-            ids[t] = t < e->n ? e->ids[t] : pad_id;
-            lab[t] = t < e->n ? (e->labels ? e->labels[t] : e->ids[t]) : -100;
-        }
-        out->lengths[i] = (int32_t)e->n;
-        if (c->kind == CHAT) {
-            /* the loader marks a chat record's assistant turns as its labels */
-            if (!e->labels)
-                return host->error(err, HONE_EINVAL, "chat: this record has no messages; use the lm or "
+    for (size_t t = 0; t < e->n; t++) lab[t] = e->labels ? e->labels[t] : e->ids[t];
+    if (c->kind == CHAT) {
+        /* the loader marks a chat record's assistant turns as its labels */
+        if (!e->labels)
+            return hone_api->error(err, HONE_EINVAL, "chat: this record has no messages; use the lm or "
                                                      "completion_only collator for text records");
-            if (c->all_turns)
-                for (size_t t = 0; t < e->n; t++) lab[t] = e->ids[t];
-        }
-        if (c->kind == COMPLETION) {
-            size_t masked = 0;
-            if (c->ntmpl) {
-                size_t end = 0;
-                long at = last_match(c, lab, e->n, &end);
-                if (at < 0) {
-                    masked = e->n;
-                    stats->template_missing++;
-                } else {
-                    masked = end;
-                }
-            } else if (e->has_prompt) {
-                masked = e->prompt_len < e->n ? e->prompt_len : e->n;
+        if (c->all_turns)
+            for (size_t t = 0; t < e->n; t++) lab[t] = e->ids[t];
+    }
+    if (c->kind == COMPLETION) {
+        size_t masked = 0;
+        if (c->ntmpl) {
+            size_t end = 0;
+            long at = last_match(c, lab, e->n, &end);
+            if (at < 0) {
+                masked = e->n;
+                stats->template_missing++;
             } else {
-                return host->error(err, HONE_EINVAL,
+                masked = end;
+            }
+        } else if (e->has_prompt) {
+            masked = e->prompt_len < e->n ? e->prompt_len : e->n;
+        } else {
+            return hone_api->error(err, HONE_EINVAL,
                                    "completion_only: this record has no prompt/completion fields and no "
                                    "response_template is set; give one, or use the lm collator");
-            }
-            for (size_t t = 0; t < masked; t++) lab[t] = -100;
         }
-        for (size_t t = 0; t < e->n; t++) stats->tokens_trained += lab[t] != -100;
+        for (size_t t = 0; t < masked; t++) lab[t] = -100;
     }
-    stats->examples += (long)n;
     return 0;
 }
 
-static int create_lm(const hone_host *h, const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
+static int create_lm(const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
 {
-    (void)h;
     return co_create(LM, o, tok, state, err);
 }
 
-static int create_completion(const hone_host *h, const hone_opts *o, const hone_tokenizer *tok, void **state,
-                             hone_err *err)
+static int create_completion(const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
 {
-    (void)h;
     return co_create(COMPLETION, o, tok, state, err);
 }
 
-static int create_chat(const hone_host *h, const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
+static int create_chat(const hone_opts *o, const hone_tokenizer *tok, void **state, hone_err *err)
 {
-    (void)h;
     return co_create(CHAT, o, tok, state, err);
 }
 
 static const hone_option chat_opts[] = {
-    {"all_turns", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0, "train every token, not only the assistant turns"},
-    {0},
+    HONE_OPTION_BOOL("all_turns", 0, "train every token, not only the assistant turns"),
+    HONE_OPTION_END,
 };
 
 static const hone_option completion_opts[] = {
-    {"response_template", HONE_OPT_STRING, HONE_OPT_UNSET, 0, NULL, 0, 0, NULL, 0,
-     "text that starts every response, e.g. \"### Assistant:\"; loss only after its last occurrence"},
-    {"response_template_ids", HONE_OPT_NUMLIST, HONE_OPT_UNSET, 0, NULL, 0, 0, NULL, 0,
-     "the template as token ids, used as given"},
-    {"max_missing_fraction", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX, 0.5, NULL, 0, 1, NULL, 0,
-     "stop before training when more than this fraction of examples lack the template"},
-    {0},
+    HONE_OPTION_STRING_UNSET("response_template", NULL,
+                             "text that starts every response, e.g. \"### Assistant:\"; loss only after its last "
+                             "occurrence"),
+    HONE_OPTION_NUMLIST_UNSET("response_template_ids", 0, HONE_ANY, "the template as token ids, used as given"),
+    HONE_OPTION_NUMBER("max_missing_fraction", 0.5, HONE_IN(0, 1),
+                       "stop before training when more than this fraction of examples lack the template"),
+    HONE_OPTION_END,
 };
 
-static const hone_collator_vt lm_vt = {
-    {HONE_COLLATOR_VERSION, sizeof(hone_collator_vt), "lm", "language modelling: every token trained", NULL},
-    create_lm, co_collate, co_destroy,
-};
+#define COLLATOR(nm, summary, opts, make) \
+    {.info = HONE_COLLATOR_INFO(nm, summary, opts), .create = make, .label = co_label, .destroy = co_destroy}
 
-static const hone_collator_vt completion_vt = {
-    {HONE_COLLATOR_VERSION, sizeof(hone_collator_vt), "completion_only",
-     "loss on the completion only: after the prompt, or after a response template", completion_opts},
-    create_completion, co_collate, co_destroy,
-};
+static const hone_collator_vt lm_vt = COLLATOR("lm", "language modelling: every token trained", NULL, create_lm);
+static const hone_collator_vt completion_vt =
+    COLLATOR("completion_only", "loss on the completion only: after the prompt, or after a response template",
+             completion_opts, create_completion);
+static const hone_collator_vt chat_vt =
+    COLLATOR("chat",
+             "chat records through data.chat_template: loss on the assistant turns (their content and end-of-turn "
+             "token)",
+             chat_opts, create_chat);
 
-static const hone_collator_vt chat_vt = {
-    {HONE_COLLATOR_VERSION, sizeof(hone_collator_vt), "chat",
-     "chat records through data.chat_template: loss on the assistant turns (their content and end-of-turn token)",
-     chat_opts},
-    create_chat, co_collate, co_destroy,
-};
-
-HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+static int register_all(hone_registry *reg, hone_err *err)
 {
-    host = h;
-    int rc = h->register_feature(reg, HONE_KIND_COLLATOR, &lm_vt, err);
-    if (!rc) rc = h->register_feature(reg, HONE_KIND_COLLATOR, &completion_vt, err);
-    if (!rc) rc = h->register_feature(reg, HONE_KIND_COLLATOR, &chat_vt, err);
+    int rc = hone_api->register_feature(reg, HONE_KIND_COLLATOR, &lm_vt, err);
+    if (!rc) rc = hone_api->register_feature(reg, HONE_KIND_COLLATOR, &completion_vt, err);
+    if (!rc) rc = hone_api->register_feature(reg, HONE_KIND_COLLATOR, &chat_vt, err);
     return rc;
 }
+
+HONE_PLUGIN_DEFINE("collators", register_all)

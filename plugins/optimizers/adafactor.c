@@ -43,41 +43,41 @@ static void af_destroy(void *state)
     adafactor *s = state;
     if (!s) return;
     opt_arena_free(&s->arena);
-    opt_host->free(s->t);
-    opt_host->free(s->u);
-    opt_host->free(s->csum);
-    opt_host->free(s->cf);
-    opt_host->free(s);
+    hone_api->free(s->t);
+    hone_api->free(s->u);
+    hone_api->free(s->csum);
+    hone_api->free(s->cf);
+    hone_api->free(s);
 }
 
 static int af_create(const hone_host *h, const hone_opts *o, const hone_tensor_info *t, size_t nt, size_t np,
                      void **state, hone_err *err)
 {
     (void)h, (void)np;
-    adafactor *s = opt_host->alloc(sizeof *s, 16);
-    if (!s) return opt_host->error(err, HONE_ENOMEM, "out of memory");
+    adafactor *s = hone_api->alloc(sizeof *s, 16);
+    if (!s) return hone_api->error(err, HONE_ENOMEM, "out of memory");
     memset(s, 0, sizeof *s);
     size_t ne = 0;
-    const double *eps = opt_host->opt_list(o, "eps", &ne);
+    const double *eps = hone_api->opt_list(o, "eps", &ne);
     s->eps1 = eps[0];
     s->eps2 = eps[1];
-    s->clip = opt_host->opt_number(o, "clip_threshold");
-    s->decay_rate = opt_host->opt_number(o, "decay_rate");
-    s->has_beta1 = opt_host->opt_is_set(o, "beta1");
-    s->beta1 = s->has_beta1 ? opt_host->opt_number(o, "beta1") : 0.0;
-    s->wd = opt_host->opt_number(o, "weight_decay");
-    s->scale_parameter = opt_host->opt_bool(o, "scale_parameter");
-    s->relative_step = opt_host->opt_bool(o, "relative_step");
-    s->warmup_init = opt_host->opt_bool(o, "warmup_init");
+    s->clip = hone_api->opt_number(o, "clip_threshold");
+    s->decay_rate = hone_api->opt_number(o, "decay_rate");
+    s->has_beta1 = hone_api->opt_is_set(o, "beta1");
+    s->beta1 = s->has_beta1 ? hone_api->opt_number(o, "beta1") : 0.0;
+    s->wd = hone_api->opt_number(o, "weight_decay");
+    s->scale_parameter = hone_api->opt_bool(o, "scale_parameter");
+    s->relative_step = hone_api->opt_bool(o, "relative_step");
+    s->warmup_init = hone_api->opt_bool(o, "warmup_init");
     if (s->warmup_init && !s->relative_step) {
-        opt_host->free(s);
-        return opt_host->error(err, HONE_EINVAL, "warmup_init = true requires relative_step = true (as transformers)");
+        hone_api->free(s);
+        return hone_api->error(err, HONE_EINVAL, "warmup_init = true requires relative_step = true (as transformers)");
     }
     s->nt = nt;
-    s->t = opt_host->alloc((nt ? nt : 1) * sizeof *s->t, 16);
+    s->t = hone_api->alloc((nt ? nt : 1) * sizeof *s->t, 16);
     if (!s->t) {
-        opt_host->free(s);
-        return opt_host->error(err, HONE_ENOMEM, "out of memory");
+        hone_api->free(s);
+        return hone_api->error(err, HONE_ENOMEM, "out of memory");
     }
     size_t at = 0;
     for (size_t i = 0; i < nt; i++) {
@@ -89,10 +89,10 @@ static int af_create(const hone_host *h, const hone_opts *o, const hone_tensor_i
     }
     size_t maxc = 1;
     for (size_t i = 0; i < nt; i++) maxc = t[i].cols > maxc ? t[i].cols : maxc;
-    s->u = opt_host->alloc((s->maxn ? s->maxn : 1) * sizeof(float), 64);
-    s->csum = opt_host->alloc(maxc * sizeof(double), 64);
-    s->cf = opt_host->alloc(maxc * sizeof(float), 64);
-    int rc = s->u && s->csum && s->cf ? opt_arena_alloc(&s->arena, at, 0, NULL, err) : opt_host->error(err, HONE_ENOMEM, "out of memory");
+    s->u = hone_api->alloc((s->maxn ? s->maxn : 1) * sizeof(float), 64);
+    s->csum = hone_api->alloc(maxc * sizeof(double), 64);
+    s->cf = hone_api->alloc(maxc * sizeof(float), 64);
+    int rc = s->u && s->csum && s->cf ? opt_arena_alloc(&s->arena, at, 0, NULL, err) : hone_api->error(err, HONE_ENOMEM, "out of memory");
     if (rc) {
         af_destroy(s);
         return rc;
@@ -202,26 +202,29 @@ static size_t af_state_bytes(const void *state)
 }
 
 static const hone_option af_opts[] = {
-    {"eps", HONE_OPT_NUMLIST, HONE_OPT_HAS_MIN, 0, "1e-30,1e-3", 0, 0, NULL, 2,
-     "{regularizer of the squared gradient, floor of the parameter scale}"},
-    {"clip_threshold", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN | HONE_OPT_MIN_EXCL, 1.0, NULL, 0, 0, NULL, 0,
-     "cap on the RMS of the update"},
-    {"decay_rate", HONE_OPT_NUMBER, HONE_OPT_HAS_MAX | HONE_OPT_MAX_EXCL, -0.8, NULL, 0, 0, NULL, 0,
-     "beta2 at step t is 1 - t^decay_rate"},
-    {"beta1", HONE_OPT_NUMBER, HONE_OPT_UNSET | HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX | HONE_OPT_MAX_EXCL, 0, NULL, 0, 1,
-     NULL, 0, "first-moment coefficient; unset = no first moment (transformers' None)"},
-    {"weight_decay", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN, 0.0, NULL, 0, 0, NULL, 0,
-     "weight decay on LoRA matrices and weights (not biases or norms)"},
-    {"scale_parameter", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0,
-     "scale the lr by the parameter's RMS (the Trainer passes false; the class default is true)"},
-    {"relative_step", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0,
-     "use Adafactor's own lr 1/sqrt(t) and ignore the schedule's (the Trainer passes false)"},
-    {"warmup_init", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0, "with relative_step: lr grows as 1e-6*t first"},
-    {0},
+    HONE_OPTION_NUMLIST("eps", "1e-30,1e-3", 2, HONE_GE(0),
+                        "{regularizer of the squared gradient, floor of the parameter scale}"),
+    HONE_OPTION_NUMBER("clip_threshold", 1.0, HONE_GT(0), "cap on the RMS of the update"),
+    HONE_OPTION_NUMBER("decay_rate", -0.8, HONE_LT(0), "beta2 at step t is 1 - t^decay_rate"),
+    HONE_OPTION_NUMBER_UNSET("beta1", HONE_IN_CO(0, 1),
+                             "first-moment coefficient; unset = no first moment (transformers' None)"),
+    HONE_OPTION_NUMBER("weight_decay", 0.0, HONE_GE(0), "weight decay on LoRA matrices and weights (not biases or norms)"),
+    HONE_OPTION_BOOL("scale_parameter", 0,
+                     "scale the lr by the parameter's RMS (the Trainer passes false; the class default is true)"),
+    HONE_OPTION_BOOL("relative_step", 0,
+                     "use Adafactor's own lr 1/sqrt(t) and ignore the schedule's (the Trainer passes false)"),
+    HONE_OPTION_BOOL("warmup_init", 0, "with relative_step: lr grows as 1e-6*t first"),
+    HONE_OPTION_END,
 };
 
 const hone_optimizer_vt opt_adafactor_vt = {
-    {HONE_OPTIMIZER_VERSION, sizeof(hone_optimizer_vt), "adafactor",
-     "transformers' Adafactor: factored second moments for matrices (as the Trainer configures it)", af_opts},
-    af_create, af_step, af_save, af_load, af_state_bytes, af_destroy,
+    .info = HONE_OPTIMIZER_INFO("adafactor",
+                                "transformers' Adafactor: factored second moments for matrices (as the Trainer configures it)",
+                                af_opts),
+    .create = af_create,
+    .step = af_step,
+    .save = af_save,
+    .load = af_load,
+    .state_bytes = af_state_bytes,
+    .destroy = af_destroy,
 };

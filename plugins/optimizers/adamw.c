@@ -53,8 +53,8 @@ static void aw_destroy(void *state)
     adamw *s = state;
     if (!s) return;
     opt_arena_free(&s->arena);
-    opt_host->free(s->t);
-    opt_host->free(s);
+    hone_api->free(s->t);
+    hone_api->free(s);
 }
 
 static void qtab_build(void);
@@ -71,28 +71,28 @@ static size_t slot_bytes(const adamw *s, size_t n, int eight)
 static int create(int kind, int paged, const hone_opts *o, const hone_tensor_info *t, size_t nt, void **state,
                   hone_err *err)
 {
-    adamw *s = opt_host->alloc(sizeof *s, 16);
-    if (!s) return opt_host->error(err, HONE_ENOMEM, "out of memory");
+    adamw *s = hone_api->alloc(sizeof *s, 16);
+    if (!s) return hone_api->error(err, HONE_ENOMEM, "out of memory");
     memset(s, 0, sizeof *s);
     s->kind = kind;
     opt_betas(o, &s->b1, &s->b2);
-    s->eps = opt_host->opt_number(o, "eps");
-    s->wd = opt_host->opt_number(o, "weight_decay");
-    s->amsgrad = kind == TORCH && opt_host->opt_bool(o, "amsgrad");
-    size_t min8 = kind == BNB8 ? (size_t)opt_host->opt_integer(o, "min_8bit_size") : 0;
+    s->eps = hone_api->opt_number(o, "eps");
+    s->wd = hone_api->opt_number(o, "weight_decay");
+    s->amsgrad = kind == TORCH && hone_api->opt_bool(o, "amsgrad");
+    size_t min8 = kind == BNB8 ? (size_t)hone_api->opt_integer(o, "min_8bit_size") : 0;
     if (kind == BNB8) qtab_build();
     s->nt = nt;
-    s->t = opt_host->alloc((nt ? nt : 1) * sizeof *s->t, 16);
+    s->t = hone_api->alloc((nt ? nt : 1) * sizeof *s->t, 16);
     if (!s->t) {
-        opt_host->free(s);
-        return opt_host->error(err, HONE_ENOMEM, "out of memory");
+        hone_api->free(s);
+        return hone_api->error(err, HONE_ENOMEM, "out of memory");
     }
     size_t at = 0;
     for (size_t i = 0; i < nt; i++) {
         s->t[i] = (tslot){t[i].offset, t[i].numel, t[i].decay, kind == BNB8 && t[i].numel >= min8, at};
         at += slot_bytes(s, t[i].numel, s->t[i].eight);
     }
-    const char *dir = paged ? opt_host->opt_string(o, "state_dir") : NULL;
+    const char *dir = paged ? hone_api->opt_string(o, "state_dir") : NULL;
     int rc = opt_arena_alloc(&s->arena, at, paged, dir, err);
     if (rc) {
         aw_destroy(s);
@@ -318,33 +318,34 @@ static int create_bnb8_paged(const hone_host *h, const hone_opts *o, const hone_
     return create(BNB8, 1, o, t, nt, state, err);
 }
 
-#define BETAS(b2def)                                                                                                 \
-    {"betas", HONE_OPT_NUMLIST, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX | HONE_OPT_MAX_EXCL, 0, "0.9," b2def, 0, 1, NULL, \
-     2, "{beta1, beta2}, each in [0, 1) (adam_beta1, adam_beta2)"}
-#define EPS {"eps", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN, 1e-8, NULL, 0, 0, NULL, 0, "added to the denominator (adam_epsilon)"}
+#define BETAS(b2def) \
+    HONE_OPTION_NUMLIST("betas", "0.9," b2def, 2, HONE_IN_CO(0, 1), \
+                        "{beta1, beta2}, each in [0, 1) (adam_beta1, adam_beta2)")
+#define EPS HONE_OPTION_NUMBER("eps", 1e-8, HONE_GE(0), "added to the denominator (adam_epsilon)")
 /* transformers' Trainer passes args.weight_decay (0.0) whatever the class default is */
-#define WD                                                                                                            \
-    {"weight_decay", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN, 0.0, NULL, 0, 0, NULL, 0,                                    \
-     "decoupled weight decay on LoRA matrices and weights (not biases or norms), as the Trainer's weight_decay"}
-#define STATE_DIR                                                                                                     \
-    {"state_dir", HONE_OPT_STRING, HONE_OPT_UNSET, 0, NULL, 0, 0, NULL, 0,                                           \
-     "directory of the file the state is mapped from (default $TMPDIR, else /tmp)"}
-#define MIN8                                                                                                          \
-    {"min_8bit_size", HONE_OPT_INTEGER, HONE_OPT_HAS_MIN, 4096, NULL, 1, 0, NULL, 0,                                 \
-     "tensors with fewer elements keep float32 state (bitsandbytes' min_8bit_size)"}
+#define WD                                                         \
+    HONE_OPTION_NUMBER("weight_decay", 0.0, HONE_GE(0),            \
+                       "decoupled weight decay on LoRA matrices and weights (not biases or norms), " \
+                       "as the Trainer's weight_decay")
+#define STATE_DIR                                                  \
+    HONE_OPTION_STRING_UNSET("state_dir", NULL,                    \
+                             "directory of the file the state is mapped from (default $TMPDIR, else /tmp)")
+#define MIN8                                                       \
+    HONE_OPTION_INTEGER("min_8bit_size", 4096, HONE_GE(1),         \
+                        "tensors with fewer elements keep float32 state (bitsandbytes' min_8bit_size)")
 
 static const hone_option torch_opts[] = {
     BETAS("0.999"), EPS, WD,
-    {"amsgrad", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0, "use the maximum of past second moments (AMSGrad)"},
-    {0},
+    HONE_OPTION_BOOL("amsgrad", 0, "use the maximum of past second moments (AMSGrad)"),
+    HONE_OPTION_END,
 };
-static const hone_option bnb32_paged_opts[] = {BETAS("0.999"), EPS, WD, STATE_DIR, {0}};
-static const hone_option bnb8_opts[] = {BETAS("0.999"), EPS, WD, MIN8, {0}};
-static const hone_option bnb8_paged_opts[] = {BETAS("0.999"), EPS, WD, MIN8, STATE_DIR, {0}};
+static const hone_option bnb32_paged_opts[] = {BETAS("0.999"), EPS, WD, STATE_DIR, HONE_OPTION_END};
+static const hone_option bnb8_opts[] = {BETAS("0.999"), EPS, WD, MIN8, HONE_OPTION_END};
+static const hone_option bnb8_paged_opts[] = {BETAS("0.999"), EPS, WD, MIN8, STATE_DIR, HONE_OPTION_END};
 
-#define VT(name, summary, opts, make)                                                                                \
-    {{HONE_OPTIMIZER_VERSION, sizeof(hone_optimizer_vt), name, summary, opts},                                       \
-     make, aw_step, aw_save, aw_load, aw_state_bytes, aw_destroy}
+#define VT(nm, summary, opts, make)                                                   \
+    {.info = HONE_OPTIMIZER_INFO(nm, summary, opts), .create = make, .step = aw_step, \
+     .save = aw_save, .load = aw_load, .state_bytes = aw_state_bytes, .destroy = aw_destroy}
 
 const hone_optimizer_vt opt_adamw_vt =
     VT("adamw", "torch.optim.AdamW: decoupled decay, bias correction, eps outside the sqrt (8 bytes/param)",

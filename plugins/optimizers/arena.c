@@ -10,17 +10,13 @@
 
 #include "optimizers.h"
 
-HONE_PLUGIN_ABI;
-
-const hone_host *opt_host;
-
 int opt_arena_alloc(opt_arena *a, size_t bytes, int paged, const char *dir, hone_err *err)
 {
     memset(a, 0, sizeof *a);
     size_t n = bytes ? bytes : 64;
     if (!paged) {
-        a->base = opt_host->alloc(n, 64);
-        if (!a->base) return opt_host->error(err, HONE_ENOMEM, "out of memory for %zu bytes of optimizer state", n);
+        a->base = hone_api->alloc(n, 64);
+        if (!a->base) return hone_api->error(err, HONE_ENOMEM, "out of memory for %zu bytes of optimizer state", n);
         memset(a->base, 0, n);
         a->bytes = bytes;
         return 0;
@@ -30,18 +26,18 @@ int opt_arena_alloc(opt_arena *a, size_t bytes, int paged, const char *dir, hone
     char path[4096];
     snprintf(path, sizeof path, "%s/hone-optimizer-state-XXXXXX", dir);
     int fd = mkstemp(path);
-    if (fd < 0) return opt_host->error(err, HONE_EIO, "state_dir %s: cannot create the state file: %s", dir, strerror(errno));
+    if (fd < 0) return hone_api->error(err, HONE_EIO, "state_dir %s: cannot create the state file: %s", dir, strerror(errno));
     unlink(path);   /* the file lives as long as the mapping and never outlives the process */
     if (ftruncate(fd, (off_t)n) != 0) {
         int e = errno;
         close(fd);
-        return opt_host->error(err, HONE_EIO, "state_dir %s: cannot size the state file to %zu bytes: %s", dir, n,
+        return hone_api->error(err, HONE_EIO, "state_dir %s: cannot size the state file to %zu bytes: %s", dir, n,
                                strerror(e));
     }
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int e = errno;
     close(fd);
-    if (p == MAP_FAILED) return opt_host->error(err, HONE_EIO, "state_dir %s: cannot map the state file: %s", dir, strerror(e));
+    if (p == MAP_FAILED) return hone_api->error(err, HONE_EIO, "state_dir %s: cannot map the state file: %s", dir, strerror(e));
     a->base = p;
     a->bytes = bytes;
     a->mapped = 1;
@@ -52,7 +48,7 @@ void opt_arena_free(opt_arena *a)
 {
     if (!a->base) return;
     if (a->mapped) munmap(a->base, a->bytes ? a->bytes : 64);
-    else opt_host->free(a->base);
+    else hone_api->free(a->base);
     a->base = NULL;
 }
 
@@ -72,11 +68,11 @@ int opt_arena_load(opt_arena *a, const char *magic, const char *who, const hone_
     int rc = r->read(r->ctx, got, sizeof got, err);
     if (rc) return rc;
     if (memcmp(got, magic, 8) != 0)
-        return opt_host->error(err, HONE_EINVAL, "the saved state is not %s state (magic %.8s, expected %.8s)", who, got,
+        return hone_api->error(err, HONE_EINVAL, "the saved state is not %s state (magic %.8s, expected %.8s)", who, got,
                                magic);
     if ((rc = r->read(r->ctx, &n, sizeof n, err))) return rc;
     if (n != a->bytes)
-        return opt_host->error(err, HONE_EINVAL,
+        return hone_api->error(err, HONE_EINVAL,
                                "the saved %s state holds %llu bytes; this model and these options need %zu "
                                "(a different model, adapter rank or option)",
                                who, (unsigned long long)n, a->bytes);
@@ -86,21 +82,22 @@ int opt_arena_load(opt_arena *a, const char *magic, const char *who, const hone_
 void opt_betas(const hone_opts *o, double *b1, double *b2)
 {
     size_t n = 0;
-    const double *b = opt_host->opt_list(o, "betas", &n);
+    const double *b = hone_api->opt_list(o, "betas", &n);
     *b1 = b[0];
     *b2 = b[1];
 }
 
-HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+static int register_all(hone_registry *reg, hone_err *err)
 {
-    opt_host = h;
     const hone_optimizer_vt *all[] = {
         &opt_adamw_vt, &opt_adamw_torch_vt, &opt_paged_adamw_32bit_vt, &opt_adamw_8bit_vt, &opt_adamw_bnb_8bit_vt,
         &opt_paged_adamw_8bit_vt, &opt_sgd_vt, &opt_lion_vt, &opt_lion_32bit_vt, &opt_adafactor_vt,
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        int rc = h->register_feature(reg, HONE_KIND_OPTIMIZER, all[i], err);
+        int rc = hone_api->register_feature(reg, HONE_KIND_OPTIMIZER, all[i], err);
         if (rc) return rc;
     }
     return 0;
 }
+
+HONE_PLUGIN_DEFINE("optimizers", register_all)

@@ -1,6 +1,6 @@
-/* optimizers.h — what the built-in optimizer plugin's files share: the host, one state
- * arena per optimizer (optionally file-backed for the paged_* names), and the option
- * readers every optimizer uses.
+/* optimizers.h — what the built-in optimizer plugin's files share: one state arena per
+ * optimizer (optionally file-backed for the paged_* names) and the option readers every
+ * optimizer uses. The host is hone_api (plugin.h), set by arena.c's HONE_PLUGIN_DEFINE.
  *
  * All state of an optimizer lives in one zero-filled arena, so saving it is writing the
  * arena and resuming is reading it back: nothing to re-derive, bit-exact by construction.
@@ -12,8 +12,6 @@
 #include <stdint.h>
 
 #include "hone/plugin.h"
-
-extern const hone_host *opt_host;
 
 typedef struct opt_arena {
     unsigned char *base;

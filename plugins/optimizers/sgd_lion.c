@@ -29,35 +29,35 @@ static void sl_destroy(void *state)
     sgdlion *s = state;
     if (!s) return;
     opt_arena_free(&s->arena);
-    opt_host->free(s->t);
-    opt_host->free(s);
+    hone_api->free(s->t);
+    hone_api->free(s);
 }
 
 static int sl_create(int lion, const hone_opts *o, const hone_tensor_info *t, size_t nt, size_t np, void **state,
                      hone_err *err)
 {
-    sgdlion *s = opt_host->alloc(sizeof *s, 16);
-    if (!s) return opt_host->error(err, HONE_ENOMEM, "out of memory");
+    sgdlion *s = hone_api->alloc(sizeof *s, 16);
+    if (!s) return hone_api->error(err, HONE_ENOMEM, "out of memory");
     memset(s, 0, sizeof *s);
     s->lion = lion;
     s->n = np;
     s->nt = nt;
-    s->wd = opt_host->opt_number(o, "weight_decay");
+    s->wd = hone_api->opt_number(o, "weight_decay");
     if (lion) {
         opt_betas(o, &s->b1, &s->b2);
     } else {
-        s->momentum = opt_host->opt_number(o, "momentum");
-        s->dampening = opt_host->opt_number(o, "dampening");
-        s->nesterov = opt_host->opt_bool(o, "nesterov");
+        s->momentum = hone_api->opt_number(o, "momentum");
+        s->dampening = hone_api->opt_number(o, "dampening");
+        s->nesterov = hone_api->opt_bool(o, "nesterov");
         if (s->nesterov && (s->momentum <= 0 || s->dampening != 0)) {
-            opt_host->free(s);
-            return opt_host->error(err, HONE_EINVAL, "nesterov = true needs momentum > 0 and dampening = 0 (as torch)");
+            hone_api->free(s);
+            return hone_api->error(err, HONE_EINVAL, "nesterov = true needs momentum > 0 and dampening = 0 (as torch)");
         }
     }
-    s->t = opt_host->alloc((nt ? nt : 1) * sizeof *s->t, 16);
+    s->t = hone_api->alloc((nt ? nt : 1) * sizeof *s->t, 16);
     if (!s->t) {
-        opt_host->free(s);
-        return opt_host->error(err, HONE_ENOMEM, "out of memory");
+        hone_api->free(s);
+        return hone_api->error(err, HONE_ENOMEM, "out of memory");
     }
     memcpy(s->t, t, nt * sizeof *t);
     size_t bytes = lion || s->momentum != 0 ? np * sizeof(float) : 0;
@@ -136,40 +136,33 @@ static int create_lion(const hone_host *h, const hone_opts *o, const hone_tensor
     return sl_create(1, o, t, nt, np, state, err);
 }
 
-#define WD                                                                                                            \
-    {"weight_decay", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN, 0.0, NULL, 0, 0, NULL, 0,                                    \
-     "weight decay on LoRA matrices and weights (not biases or norms), as the Trainer's weight_decay"}
+#define WD                                              \
+    HONE_OPTION_NUMBER("weight_decay", 0.0, HONE_GE(0), \
+                       "weight decay on LoRA matrices and weights (not biases or norms), as the Trainer's weight_decay")
 
 static const hone_option sgd_opts[] = {
-    {"momentum", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN, 0.0, NULL, 0, 0, NULL, 0, "momentum factor (0 = plain SGD)"},
-    {"dampening", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX, 0.0, NULL, 0, 1, NULL, 0,
-     "dampening of the momentum's new gradient"},
-    {"nesterov", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0, "Nesterov momentum (needs momentum > 0, dampening 0)"},
+    HONE_OPTION_NUMBER("momentum", 0.0, HONE_GE(0), "momentum factor (0 = plain SGD)"),
+    HONE_OPTION_NUMBER("dampening", 0.0, HONE_IN(0, 1), "dampening of the momentum's new gradient"),
+    HONE_OPTION_BOOL("nesterov", 0, "Nesterov momentum (needs momentum > 0, dampening 0)"),
     WD,
-    {0},
+    HONE_OPTION_END,
 };
 
 static const hone_option lion_opts[] = {
-    {"betas", HONE_OPT_NUMLIST, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX | HONE_OPT_MAX_EXCL, 0, "0.9,0.99", 0, 1, NULL, 2,
-     "{beta1 (the step's interpolation), beta2 (the momentum's)}"},
+    HONE_OPTION_NUMLIST("betas", "0.9,0.99", 2, HONE_IN_CO(0, 1),
+                        "{beta1 (the step's interpolation), beta2 (the momentum's)}"),
     WD,
-    {0},
+    HONE_OPTION_END,
 };
 
-const hone_optimizer_vt opt_sgd_vt = {
-    {HONE_OPTIMIZER_VERSION, sizeof(hone_optimizer_vt), "sgd",
-     "torch.optim.SGD: momentum, dampening, nesterov, weight decay", sgd_opts},
-    create_sgd, sl_step, sl_save, sl_load, sl_state_bytes, sl_destroy,
-};
+#define VT(nm, summary, opts, make)                                                   \
+    {.info = HONE_OPTIMIZER_INFO(nm, summary, opts), .create = make, .step = sl_step, \
+     .save = sl_save, .load = sl_load, .state_bytes = sl_state_bytes, .destroy = sl_destroy}
 
-const hone_optimizer_vt opt_lion_vt = {
-    {HONE_OPTIMIZER_VERSION, sizeof(hone_optimizer_vt), "lion",
-     "Lion (sign of interpolated momentum, decoupled decay) as bitsandbytes' Lion (4 bytes/param)", lion_opts},
-    create_lion, sl_step, sl_save, sl_load, sl_state_bytes, sl_destroy,
-};
-
-const hone_optimizer_vt opt_lion_32bit_vt = {
-    {HONE_OPTIMIZER_VERSION, sizeof(hone_optimizer_vt), "lion_32bit", "the same as lion (transformers' optim name)",
-     lion_opts},
-    create_lion, sl_step, sl_save, sl_load, sl_state_bytes, sl_destroy,
-};
+const hone_optimizer_vt opt_sgd_vt =
+    VT("sgd", "torch.optim.SGD: momentum, dampening, nesterov, weight decay", sgd_opts, create_sgd);
+const hone_optimizer_vt opt_lion_vt =
+    VT("lion", "Lion (sign of interpolated momentum, decoupled decay) as bitsandbytes' Lion (4 bytes/param)",
+       lion_opts, create_lion);
+const hone_optimizer_vt opt_lion_32bit_vt =
+    VT("lion_32bit", "the same as lion (transformers' optim name)", lion_opts, create_lion);

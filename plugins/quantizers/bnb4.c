@@ -28,9 +28,6 @@
 
 #include "../common/bnb_dynamic_maps.h"
 
-HONE_PLUGIN_ABI;
-
-static const hone_host *host;
 
 /* ---- code tables ---------------------------------------------------------------- */
 
@@ -190,34 +187,36 @@ static layout plan(const bnb4 *s, size_t rows, size_t cols)
     return L;
 }
 
-static int bnb4_create(const hone_host *h, const hone_opts *opts, void **state, int fp4, hone_err *err)
+static int bnb4_create(const hone_opts *opts, void **state, int fp4, hone_err *err)
 {
-    long long bs = h->opt_integer(opts, "block_size");
+    long long bs = hone_api->opt_integer(opts, "block_size");
     if (bs != 32 && bs != 64 && bs != 128 && bs != 256 && bs != 512 && bs != 1024 && bs != 2048 && bs != 4096)
-        return h->error(err, HONE_EINVAL, "block_size %lld: must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096", bs);
-    bnb4 *s = h->alloc(sizeof *s, 16);
-    if (!s) return h->error(err, HONE_ENOMEM, "out of memory");
+        return hone_api->error(err, HONE_EINVAL, "block_size %lld: must be one of 32, 64, 128, 256, 512, 1024, 2048, 4096", bs);
+    bnb4 *s = hone_api->alloc(sizeof *s, 16);
+    if (!s) return hone_api->error(err, HONE_ENOMEM, "out of memory");
     s->fp4 = fp4;
     s->t = fp4 ? &fp4_table : &nf4_table;
     s->bs = bs;
-    s->dq = h->opt_bool(opts, "double_quant");
+    s->dq = hone_api->opt_bool(opts, "double_quant");
     *state = s;
     return 0;
 }
 
 static int nf4_create(const hone_host *h, const hone_opts *opts, void **state, hone_err *err)
 {
-    return bnb4_create(h, opts, state, 0, err);
+    (void)h;
+    return bnb4_create(opts, state, 0, err);
 }
 
 static int fp4_create(const hone_host *h, const hone_opts *opts, void **state, hone_err *err)
 {
-    return bnb4_create(h, opts, state, 1, err);
+    (void)h;
+    return bnb4_create(opts, state, 1, err);
 }
 
 static void bnb4_destroy(void *state)
 {
-    if (state) host->free(state);
+    if (state) hone_api->free(state);
 }
 
 static size_t bnb4_packed_bytes(const void *state, size_t rows, size_t cols)
@@ -264,8 +263,8 @@ static int bnb4_quantize(const void *state, void *packed, const float *w, size_t
     layout L = plan(s, rows, cols);
     unsigned char *out = packed;
     memset(out, 0, L.total);
-    float *absmax = s->dq ? host->alloc(L.nb * sizeof(float), 64) : (float *)(out + L.absmax);
-    if (!absmax) return host->error(err, HONE_ENOMEM, "out of memory");
+    float *absmax = s->dq ? hone_api->alloc(L.nb * sizeof(float), 64) : (float *)(out + L.absmax);
+    if (!absmax) return hone_api->error(err, HONE_ENOMEM, "out of memory");
     for (size_t b = 0; b < L.nb; b++) {
         size_t first = b * (size_t)s->bs, count = L.n - first < (size_t)s->bs ? L.n - first : (size_t)s->bs;
         int partial = count < (size_t)s->bs;
@@ -314,7 +313,7 @@ static int bnb4_quantize(const void *state, void *packed, const float *w, size_t
                 out[L.absmax + first + i] = code8(ftz(ftz(absmax[first + i] - offset) * scale));
         }
         memcpy(out + L.offset, &offset, 4);
-        host->free(absmax);
+        hone_api->free(absmax);
     }
     return 0;
 }
@@ -390,18 +389,18 @@ static int bnb4_import(const void *state, void *packed, size_t rows, size_t cols
     layout L = plan(s, rows, cols);
     const char *want = s->fp4 ? "fp4" : "nf4";
     if (!in->quant_type || strcmp(in->quant_type, want) != 0)
-        return host->error(err, HONE_EINVAL, "quant_type \"%s\", but the quantizer is %s", in->quant_type ? in->quant_type : "?",
+        return hone_api->error(err, HONE_EINVAL, "quant_type \"%s\", but the quantizer is %s", in->quant_type ? in->quant_type : "?",
                            want);
     if (in->blocksize != s->bs)
-        return host->error(err, HONE_EINVAL, "blocksize %d, but block_size is %lld", in->blocksize, s->bs);
+        return hone_api->error(err, HONE_EINVAL, "blocksize %d, but block_size is %lld", in->blocksize, s->bs);
     if ((in->nested_absmax != NULL) != s->dq)
-        return host->error(err, HONE_EINVAL, "the checkpoint %s double quantization, but double_quant is %s",
+        return hone_api->error(err, HONE_EINVAL, "the checkpoint %s double quantization, but double_quant is %s",
                            in->nested_absmax ? "uses" : "does not use", s->dq ? "true" : "false");
     if (in->nabsmax != L.nb || in->absmax_u8 != s->dq)
-        return host->error(err, HONE_EINVAL, "%zu absmax values of the wrong type for %zu blocks", in->nabsmax, L.nb);
+        return hone_api->error(err, HONE_EINVAL, "%zu absmax values of the wrong type for %zu blocks", in->nabsmax, L.nb);
     for (int i = 0; i < 16; i++)
         if (in->quant_map[i] != s->t->code[i])
-            return host->error(err, HONE_EUNSUPPORTED, "quant_map[%d] = %g is not bitsandbytes' %s code", i,
+            return hone_api->error(err, HONE_EUNSUPPORTED, "quant_map[%d] = %g is not bitsandbytes' %s code", i,
                                (double)in->quant_map[i], want);
     unsigned char *out = packed;
     memset(out, 0, L.total);
@@ -411,10 +410,10 @@ static int bnb4_import(const void *state, void *packed, size_t rows, size_t cols
         return 0;
     }
     if (in->nested_blocksize != 256)
-        return host->error(err, HONE_EUNSUPPORTED, "nested_blocksize %d (bitsandbytes uses 256)", in->nested_blocksize);
+        return hone_api->error(err, HONE_EUNSUPPORTED, "nested_blocksize %d (bitsandbytes uses 256)", in->nested_blocksize);
     for (int i = 0; i < 256; i++)
         if (in->nested_quant_map[i] != dyn_signed[i])
-            return host->error(err, HONE_EUNSUPPORTED, "nested_quant_map[%d] is not the signed dynamic map", i);
+            return hone_api->error(err, HONE_EUNSUPPORTED, "nested_quant_map[%d] is not the signed dynamic map", i);
     memcpy(out + L.absmax, in->absmax, L.nb);
     memcpy(out + L.nested, in->nested_absmax, 4 * L.nb2);
     memcpy(out + L.offset, &in->nested_offset, 4);
@@ -445,28 +444,25 @@ static int bnb4_export(const void *state, const void *packed, size_t rows, size_
 }
 
 static const hone_option bnb4_opts[] = {
-    {"block_size", HONE_OPT_INTEGER, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX, 64, NULL, 32, 4096, NULL, 0,
-     "elements per absmax block: 32, 64, ..., 4096 (bitsandbytes' default 64)"},
-    {"double_quant", HONE_OPT_BOOL, 0, 0, NULL, 0, 0, NULL, 0,
-     "store the absmax values as 8-bit codes (bnb_4bit_use_double_quant)"},
-    {0},
+    HONE_OPTION_INTEGER("block_size", 64, HONE_IN(32, 4096),
+                        "elements per absmax block: 32, 64, ..., 4096 (bitsandbytes' default 64)"),
+    HONE_OPTION_BOOL("double_quant", 0, "store the absmax values as 8-bit codes (bnb_4bit_use_double_quant)"),
+    HONE_OPTION_END,
 };
 
-static const hone_quantizer_vt nf4_vt = {
-    {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "nf4", "bitsandbytes NF4 (4-bit NormalFloat), bit-exact",
-     bnb4_opts},
-    nf4_create, bnb4_packed_bytes, bnb4_quantize, bnb4_dequantize, bnb4_destroy, bnb4_import, bnb4_export,
-};
+#define BNB4_VT(nm, summary, make)                                                                   \
+    {.info = HONE_QUANTIZER_INFO(nm, summary, bnb4_opts), .create = make, .packed_bytes = bnb4_packed_bytes, \
+     .quantize = bnb4_quantize, .dequantize = bnb4_dequantize, .destroy = bnb4_destroy,              \
+     .import_bnb4 = bnb4_import, .export_bnb4 = bnb4_export}
 
-static const hone_quantizer_vt fp4_vt = {
-    {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "fp4", "bitsandbytes FP4 (e2m1), bit-exact", bnb4_opts},
-    fp4_create, bnb4_packed_bytes, bnb4_quantize, bnb4_dequantize, bnb4_destroy, bnb4_import, bnb4_export,
-};
+static const hone_quantizer_vt nf4_vt = BNB4_VT("nf4", "bitsandbytes NF4 (4-bit NormalFloat), bit-exact", nf4_create);
+static const hone_quantizer_vt fp4_vt = BNB4_VT("fp4", "bitsandbytes FP4 (e2m1), bit-exact", fp4_create);
 
-HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+static int register_bnb4(hone_registry *reg, hone_err *err)
 {
-    host = h;
     tables_init();
-    int rc = h->register_feature(reg, HONE_KIND_QUANTIZER, &nf4_vt, err);
-    return rc ? rc : h->register_feature(reg, HONE_KIND_QUANTIZER, &fp4_vt, err);
+    int rc = hone_api->register_feature(reg, HONE_KIND_QUANTIZER, &nf4_vt, err);
+    return rc ? rc : hone_api->register_feature(reg, HONE_KIND_QUANTIZER, &fp4_vt, err);
 }
+
+HONE_PLUGIN_DEFINE("quantizer_bnb4", register_bnb4)

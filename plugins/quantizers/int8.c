@@ -12,10 +12,6 @@
 
 #include "hone/plugin.h"
 
-HONE_PLUGIN_ABI;
-
-static const hone_host *host;
-
 static size_t scb_at(size_t rows, size_t cols)
 {
     return (rows * cols + 3) & ~(size_t)3;
@@ -69,14 +65,19 @@ static void i8_destroy(void *state)
     (void)state;
 }
 
+/* no options; no bitsandbytes 4-bit form */
 static const hone_quantizer_vt int8_vt = {
-    {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "int8", "LLM.int8() weight storage: row-wise absmax int8",
-     NULL},
-    i8_create, i8_packed_bytes, i8_quantize, i8_dequantize, i8_destroy, NULL, NULL,
+    .info = HONE_QUANTIZER_INFO("int8", "LLM.int8() weight storage: row-wise absmax int8", NULL),
+    .create = i8_create,
+    .packed_bytes = i8_packed_bytes,
+    .quantize = i8_quantize,
+    .dequantize = i8_dequantize,
+    .destroy = i8_destroy,
 };
 
-HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+static int register_int8(hone_registry *reg, hone_err *err)
 {
-    host = h;
-    return h->register_feature(reg, HONE_KIND_QUANTIZER, &int8_vt, err);
+    return hone_api->register_feature(reg, HONE_KIND_QUANTIZER, &int8_vt, err);
 }
+
+HONE_PLUGIN_DEFINE("quantizer_int8", register_int8)

@@ -5,19 +5,16 @@
 
 #include "hone/plugin.h"
 
-HONE_PLUGIN_ABI;
-
 typedef struct none_state {
     int bf16;
 } none_state;
 
-static const hone_host *host;
-
 static int none_create(const hone_host *h, const hone_opts *opts, void **state, hone_err *err)
 {
-    none_state *s = h->alloc(sizeof *s, 16);
-    if (!s) return h->error(err, HONE_ENOMEM, "out of memory");
-    s->bf16 = strcmp(h->opt_string(opts, "dtype"), "bf16") == 0;
+    (void)h;
+    none_state *s = hone_api->alloc(sizeof *s, 16);
+    if (!s) return hone_api->error(err, HONE_ENOMEM, "out of memory");
+    s->bf16 = strcmp(hone_api->opt_string(opts, "dtype"), "bf16") == 0;
     *state = s;
     return 0;
 }
@@ -71,21 +68,27 @@ static void none_dequantize(const void *state, float *out, const void *packed, s
 
 static void none_destroy(void *state)
 {
-    if (state) host->free(state);
+    if (state) hone_api->free(state);
 }
 
 static const hone_option none_opts[] = {
-    {"dtype", HONE_OPT_STRING, 0, 0, "fp32", 0, 0, "fp32|bf16", 0, "storage dtype of the frozen weights"},
-    {0},
+    HONE_OPTION_STRING("dtype", "fp32", "fp32|bf16", "storage dtype of the frozen weights"),
+    HONE_OPTION_END,
 };
 
+/* no bitsandbytes form: import_bnb4 and export_bnb4 stay NULL */
 static const hone_quantizer_vt none_vt = {
-    {HONE_QUANTIZER_VERSION, sizeof(hone_quantizer_vt), "none", "no quantization: fp32 or bf16 storage", none_opts},
-    none_create, none_packed_bytes, none_quantize, none_dequantize, none_destroy, NULL, NULL,
+    .info = HONE_QUANTIZER_INFO("none", "no quantization: fp32 or bf16 storage", none_opts),
+    .create = none_create,
+    .packed_bytes = none_packed_bytes,
+    .quantize = none_quantize,
+    .dequantize = none_dequantize,
+    .destroy = none_destroy,
 };
 
-HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+static int register_none(hone_registry *reg, hone_err *err)
 {
-    host = h;
-    return h->register_feature(reg, HONE_KIND_QUANTIZER, &none_vt, err);
+    return hone_api->register_feature(reg, HONE_KIND_QUANTIZER, &none_vt, err);
 }
+
+HONE_PLUGIN_DEFINE("quantizer_none", register_none)

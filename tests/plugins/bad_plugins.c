@@ -4,11 +4,6 @@
 
 #include "hone/plugin.h"
 
-#ifndef BAD_NO_ENTRY
-HONE_PLUGIN_ABI;
-#endif
-
-static const hone_host *host;
 static hone_registry *saved_reg;
 
 static int noop_create(const hone_host *h, const hone_opts *o, const hone_tensor_info *t, size_t nt, size_t n,
@@ -51,39 +46,44 @@ static void noop_destroy(void *s)
 
 static const hone_option opts[] = {
 #ifdef BAD_OPTION_DEFAULT
-    {"beta", HONE_OPT_NUMBER, HONE_OPT_HAS_MIN | HONE_OPT_HAS_MAX, 2.0, NULL, 0, 1, NULL, 0, "in [0, 1]"},
+    HONE_OPTION_NUMBER("beta", 2.0, HONE_IN(0, 1), "in [0, 1]"),
 #endif
-    {0},
+#ifdef BAD_OPTION_FLAGS
+    /* a flag bit 1.2 reserves */
+    {.name = "beta", .type = HONE_OPT_NUMBER, .flags = 0x40u, .help = "reserved flags"},
+#endif
+    HONE_OPTION_END,
 };
 
 HONE_EXPORT const hone_optimizer_vt bad_vt = {
-    {HONE_OPTIMIZER_VERSION, sizeof(hone_optimizer_vt), BAD_NAME, "a deliberately broken test plugin", opts},
-    noop_create,
-#ifdef BAD_NULL_STEP
-    NULL,
-#else
-    noop_step,
+    .info = HONE_OPTIMIZER_INFO(BAD_NAME, "a deliberately broken test plugin", opts),
+    .create = noop_create,
+#ifndef BAD_NULL_STEP
+    .step = noop_step,
 #endif
-    noop_save, noop_load, NULL, noop_destroy,
+    .save = noop_save,
+    .load = noop_load,
+    .destroy = noop_destroy,
 };
 
 #ifndef BAD_NO_ENTRY
-HONE_EXPORT int hone_plugin_init(const hone_host *h, hone_registry *reg, hone_err *err)
+static int bad_init(hone_registry *reg, hone_err *err)
 {
-    host = h;
     saved_reg = reg;
 #ifdef BAD_INIT_FAILS
-    int rc = h->register_feature(reg, HONE_KIND_OPTIMIZER, &bad_vt, err);
+    int rc = hone_api->register_feature(reg, HONE_KIND_OPTIMIZER, &bad_vt, err);
     if (rc) return rc;
-    return h->error(err, HONE_EINVAL, "deliberate failure: the licence file is missing");
+    return hone_api->error(err, HONE_EINVAL, "deliberate failure: the licence file is missing");
 #else
-    return h->register_feature(reg, HONE_KIND_OPTIMIZER, &bad_vt, err);
+    return hone_api->register_feature(reg, HONE_KIND_OPTIMIZER, &bad_vt, err);
 #endif
 }
+
+HONE_PLUGIN_DEFINE(BAD_NAME, bad_init)
 #else
 HONE_EXPORT int some_other_function(void);
 HONE_EXPORT int some_other_function(void)
 {
-    return (int)strlen(bad_vt.info.name) + (host != NULL) + (saved_reg != NULL);
+    return (int)strlen(bad_vt.info.name) + (saved_reg != NULL);
 }
 #endif

@@ -11,6 +11,7 @@ expect 2 "plugin .*/abimajor.so: built for hone plugin ABI 99.[0-9]+, this hone 
 expect 2 "plugin .*/initfail.so: init failed: deliberate failure: the licence file is missing" -- run "$BAD_DIR/initfail"
 expect 2 "plugin .*/nullstep.so: init failed: optimizer broken leaves a required vtable function NULL" -- run "$BAD_DIR/nullstep"
 expect 2 "plugin .*/badoption.so: init failed: optimizer broken: default of option 'beta' = 2: out of range" -- run "$BAD_DIR/badoption"
+expect 2 "plugin .*/badflags.so: init failed: optimizer broken: option 'beta' sets flag bits 0x40, which this hone reserves" -- run "$BAD_DIR/badflags"
 expect 2 "duplicate optimizer 'dupe': already registered by .*/dup_a/dup_a.so, registered again by .*/dup_a/dup_b.so" -- run "$BAD_DIR/dup_a"
 expect 2 "duplicate optimizer 'signsgd': already registered by .*/plugins/signsgd.so, registered again by .*/dup_builtin.so" -- run "$BAD_DIR/dup_builtin"
 expect 2 "HONE_PLUGIN_PATH entry /no/such/dir: no such file or directory" -- run /no/such/dir

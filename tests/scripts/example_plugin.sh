@@ -23,4 +23,6 @@ export HONE_PLUGIN_PATH="$TMP/myplugins"
 expect 0 "optimizer +signsgd +signsgd.so +example plugin" -- "$prefix/bin/hone" plugins
 expect 0 "weight_decay +number +0 +>= 0 +decoupled weight decay" -- "$prefix/bin/hone" plugins optimizer signsgd
 expect 0 "signsgd: final loss .* resume at 137 is exact; 16 bytes of state" -- "$prefix/bin/hone" run "$HONE_SRC/tests/scripts/signsgd_check.lua"
+# the stranger's conformance round, from the installed hone on the file built out of tree
+expect 0 "signsgd.so: 1 feature, 9 steps passed, 0 failed" -- "$prefix/bin/hone" plugins --check "$TMP/myplugins/signsgd.so"
 finish

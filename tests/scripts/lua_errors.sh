@@ -35,4 +35,16 @@ printf 'local hone = require("hone")\nhone.optimize { optimizer = "signsgd", lr 
 expect 2 "loss function: .*o3.lua:2: boom" -- "$HONE" run o3.lua
 printf 'local hone = require("hone")\nhone.optimize { lr = 0.1, params = {1}, loss = function(p) return 0, {0} end }\n' > o4.lua
 expect 2 "optimizer: missing required key" -- "$HONE" run o4.lua
+# ... and its named tensors
+opt() { printf 'local hone = require("hone")\nhone.optimize { optimizer = "signsgd", lr = 0.1, steps = 1, params = %s, loss = %s }\n' "$1" "$2" > "$3"; }
+opt '{ { name = "w", shape = { 3 }, init = { 1, 2 } } }' 'function(p) return 0, { w = { 0, 0 } } end' t1.lua
+expect 2 "params\[1\]: shape 3 x 1 has 3 elements, init has 2" -- "$HONE" run t1.lua
+opt '{ { name = "w", init = { 1 } }, { name = "w", init = { 2 } } }' 'function(p) return 0, { w = { 0 } } end' t2.lua
+expect 2 "params\[2\].name: \"w\" is params\[1\]'s name already" -- "$HONE" run t2.lua
+opt '{ { name = "w", init = { 1 }, decy = false } }' 'function(p) return 0, { w = { 0 } } end' t3.lua
+expect 2 "params\[1\].decy: unknown key \(a tensor takes name, shape, decay, init\)" -- "$HONE" run t3.lua
+opt '{ { name = "w", init = { 1 } }, { name = "b", shape = { 1, 2 }, init = { 1, 2 } } }' 'function(p) return 0, { w = { 0 } } end' t4.lua
+expect 2 "loss function's gradient.b must be a list of 2 numbers" -- "$HONE" run t4.lua
+opt '{ { name = "w", shape = { 2, 0 }, init = { } } }' 'function(p) return 0, { w = { } } end' t5.lua
+expect 2 "params\[1\].shape: expected \{ n \} or \{ rows, cols \} with integers >= 1" -- "$HONE" run t5.lua
 finish

@@ -262,6 +262,42 @@ int hone_run_inspect(const hone_config *cfg, const hone_hooks *hooks, int nshow,
 int hone_write_report(const char *run_dir, hone_err *err);
 int hone_write_sweep_report(const char *sweep_dir, hone_err *err);
 
+/* ---- hone.optimize: an optimizer plugin on the host's own function ---------------- */
+
+/* What a plugin author checks a new optimizer with: a spec { optimizer, scheduler, lr,
+ * steps, warmup_ratio, warmup_steps, params, loss, resume_at } as hone.optimize takes
+ * it (params: a list of numbers, one tensor with decay; or named tensors { name, shape,
+ * decay, init }), run for `steps` optimizer steps on the function the spec's `loss`
+ * handle names, which the host evaluates. */
+typedef struct hone_objective_call {
+    int fn;                            /* the spec's loss function */
+    const float *params;               /* [n], flat, the tensors one after another */
+    size_t n;
+    const hone_tensor_info *tensors;   /* [ntensors] (plugin.h): names, shapes, offsets */
+    size_t ntensors;
+    int named;                         /* the spec gave named tensors */
+    double *loss;                      /* out */
+    float *grads;                      /* [n] out */
+} hone_objective_call;
+typedef int (*hone_objective_hook)(void *ctx, const hone_objective_call *call, hone_err *err);
+
+typedef struct hone_optimize_result {
+    float *params;                     /* [n] the values after the last step */
+    size_t n;
+    const hone_tensor_info *tensors;   /* [ntensors], as in the calls */
+    size_t ntensors;
+    int named;
+    double *losses, *lrs;              /* [steps]: the loss before each step, the lr it used */
+    long steps;
+    size_t state_bytes;                /* the optimizer's state */
+    hone_config *spec;                 /* owns tensors */
+} hone_optimize_result;
+
+/* Errors name the spec key at fault, or the step and what the optimizer said. */
+int hone_optimize_spec(const hone_registry *reg, const hone_node *spec, hone_objective_hook objective, void *ctx,
+                       hone_optimize_result *out, hone_err *err);
+void hone_optimize_result_free(hone_optimize_result *r);
+
 /* ---- files (what a host needs beside runs: sweeps list and read run directories) */
 
 /* the whole file, NUL-terminated; errors name the path */
