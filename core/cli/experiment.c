@@ -201,14 +201,13 @@ int cli_experiment_load(cli_exp *e, const char *script, const arg_strings *sets,
     if (code) return code;
     if (hone_lua_new(&e->hl, hone_ctx_lua_dir(e->ctx), hone_ctx_registry(e->ctx), &err))
         return fail(EXIT_RUN_FAILED, "%s", err.msg);
-    if (resume) hone_lua_set_global(e->hl, "HONE_RESUME", resume);   /* hone.sweep continues that sweep */
-    if (dry) hone_lua_set_global(e->hl, "HONE_DRY_RUN", "1");         /* hone.sweep shows its plan */
+    hone_lua_set_mode(e->hl, resume, dry);   /* hone.sweep continues that sweep, or shows its plan */
     if (hone_lua_run_file(e->hl, script, &e->root, &err)) return fail(EXIT_BAD_INPUT, "%s", err.msg);
     if (!e->root) {
         /* the script did its work itself (hone.optimize, hone.sweep, ...) and returned nothing */
         e->done = 1;
-        if (resume && hone_lua_global_true(e->hl, "HONE_RESUME_USED")) return 0;
-        if (dry && !sets->n && hone_lua_global_true(e->hl, "HONE_DRY_RUN_USED")) return 0;
+        if (resume && hone_lua_mode_used(e->hl, "resume")) return 0;
+        if (dry && !sets->n && hone_lua_mode_used(e->hl, "dry_run")) return 0;
         if (sets->n || dry || resume)
             return fail(EXIT_BAD_INPUT, "%s: returned no experiment, so --set, --dry-run and --resume have nothing "
                         "to act on", script);

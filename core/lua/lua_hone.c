@@ -25,6 +25,8 @@ struct hone_lua {
     lua_State *L;
     hone_registry *reg;
     char *script;      /* the script hone_lua_run_file ran first: a run's experiment.lua */
+    char *resume;      /* the mode (hone_lua_set_mode) */
+    int dry_run, resume_used, dry_run_used;
 };
 
 static const char REG_KEY = 'r';   /* registry slot holding the hone_registry pointer */
@@ -128,18 +130,49 @@ static hone_node *to_node(lua_State *L, int idx, int depth, const char *path, ho
     return n;
 }
 
-void hone_lua_set_global(hone_lua *hl, const char *name, const char *value)
+void hone_lua_set_mode(hone_lua *hl, const char *resume, int dry_run)
 {
-    lua_pushstring(hl->L, value);
-    lua_setglobal(hl->L, name);
+    free(hl->resume);
+    hl->resume = resume ? strdup(resume) : NULL;
+    hl->dry_run = dry_run;
 }
 
-int hone_lua_global_true(hone_lua *hl, const char *name)
+int hone_lua_mode_used(const hone_lua *hl, const char *what)
 {
-    lua_getglobal(hl->L, name);
-    int t = lua_toboolean(hl->L, -1);
-    lua_pop(hl->L, 1);
-    return t;
+    return !strcmp(what, "resume") ? hl->resume_used : !strcmp(what, "dry_run") ? hl->dry_run_used : 0;
+}
+
+static hone_lua *get_hl(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &HL_KEY);
+    hone_lua *hl = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return hl;
+}
+
+/* core.mode() -> { resume = DIR or nil, dry_run = bool } */
+static int l_mode(lua_State *L)
+{
+    hone_lua *hl = get_hl(L);
+    lua_createtable(L, 0, 2);
+    if (hl->resume) {
+        lua_pushstring(L, hl->resume);
+        lua_setfield(L, -2, "resume");
+    }
+    lua_pushboolean(L, hl->dry_run);
+    lua_setfield(L, -2, "dry_run");
+    return 1;
+}
+
+/* core.used("resume" | "dry_run"): the script acted on that part of the mode */
+static int l_used(lua_State *L)
+{
+    hone_lua *hl = get_hl(L);
+    const char *what = luaL_checkstring(L, 1);
+    if (!strcmp(what, "resume")) hl->resume_used = 1;
+    else if (!strcmp(what, "dry_run")) hl->dry_run_used = 1;
+    else return luaL_error(L, "hone.core.used: \"%s\" is not part of the mode (resume, dry_run)", what);
+    return 0;
 }
 
 /* ---- calls into the script ------------------------------------------------------- */
@@ -690,9 +723,7 @@ static void push_run_results(lua_State *L, const char *dir)
 static int l_train(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &HL_KEY);
-    hone_lua *hl = lua_touserdata(L, -1);
-    lua_pop(L, 1);
+    hone_lua *hl = get_hl(L);
     hone_err err = {0};
     hone_node *root = to_node(L, 1, 0, "", &err);
     hone_config *cfg = NULL;
@@ -825,6 +856,32 @@ static int l_check(lua_State *L)
     return push_result(L, rc, &err);
 }
 
+/* core.resolve(spec): the experiment as a run would see it, every key with its value,
+ * defaults and plugin options included (functions as "<lua function>"); a spec the
+ * schema refuses raises the error hone run would print */
+static void push_resolved(lua_State *L, const void *arg)
+{
+    push_json(L, arg, 0);
+}
+
+static int l_resolve(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    hone_err err = {0};
+    hone_node *root = to_node(L, 1, 0, "", &err);
+    hone_config *cfg = NULL;
+    int rc = root ? hone_experiment_resolve(&cfg, get_registry(L), root, &err) : HONE_EINVAL;
+    hone_node_free(root);
+    cJSON *j = rc ? NULL : hone_config_json(cfg);
+    hone_config_free(cfg);
+    if (!rc && !j) rc = hone_errf(&err, HONE_ENOMEM, "out of memory");
+    if (rc) return luaL_error(L, "hone.resolve: %s", err.msg);
+    lua_call_args build = {LUA_NOREF, 0, 1, push_resolved, j};
+    int status = call_protected(L, &build, 0);
+    cJSON_Delete(j);
+    return status == LUA_OK ? 1 : lua_error(L);
+}
+
 /* core.sweep_report(dir): draws dir/report.html from its summary.csv; nil, message on failure */
 static int l_sweep_report(lua_State *L)
 {
@@ -946,6 +1003,7 @@ static int open_core(lua_State *L)
                                    {"wait", l_wait}, {"ncores", l_ncores}, {"now", l_now},
                                    {"sweep_report", l_sweep_report}, {"check", l_check}, {"mkdirs", l_mkdirs},
                                    {"list", l_list}, {"is_file", l_is_file}, {"read_jsonl", l_read_jsonl},
+                                   {"mode", l_mode}, {"used", l_used}, {"resolve", l_resolve},
                                    {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, hone_version());
@@ -989,6 +1047,7 @@ void hone_lua_free(hone_lua *hl)
     if (!hl) return;
     lua_close(hl->L);
     free(hl->script);
+    free(hl->resume);
     free(hl);
 }
 

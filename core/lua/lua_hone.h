@@ -18,9 +18,12 @@ void hone_lua_free(hone_lua *hl);
  * returned nothing (it did its work itself). Lua errors come back with file and line. */
 int hone_lua_run_file(hone_lua *hl, const char *script, hone_node **result, hone_err *err);
 
-/* a global string for the script (HONE_RESUME for sweeps), and whether a global is true */
-void hone_lua_set_global(hone_lua *hl, const char *name, const char *value);
-int hone_lua_global_true(hone_lua *hl, const char *name);
+/* The mode the command line runs the script in, which a script that does its own work
+ * (hone.sweep) reads with hone.core.mode() and acknowledges with hone.core.used(what):
+ * resume (the directory --resume names, or NULL) and dry_run. */
+void hone_lua_set_mode(hone_lua *hl, const char *resume, int dry_run);
+/* whether the script acted on "resume" / "dry_run" */
+int hone_lua_mode_used(const hone_lua *hl, const char *what);
 
 /* The hooks of a run whose experiment came from this state: the script's functions
  * (eval.metrics, data.chat_function, hooks.on_log on every metrics row, hooks.on_epoch_end)

@@ -24,6 +24,11 @@ end
 -- { params = ..., losses = ..., lrs = ..., state_bytes = ... }.
 hone.optimize = core.optimize
 
+-- hone.resolve(spec) -> the experiment as a run sees it: every key with its value,
+-- defaults and plugin options included (hone.resolve(spec).train.lr); a bad spec raises
+-- the error hone run would print
+hone.resolve = core.resolve
+
 -- hone.plugins("optimizer") -> the registered names of that kind
 hone.plugins = core.plugins
 

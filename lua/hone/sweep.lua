@@ -248,7 +248,8 @@ function M.sweep(hone, s)
     plan[i] = { tag = table.concat(tag, "-"), values = m.values }
   end
   local plan_json = json({ project = project, members = plan, metric = metric, mode = mode })
-  if rawget(_G, "HONE_DRY_RUN") then
+  local run_mode = core.mode()   -- how hone run runs this script: --dry-run, --resume DIR
+  if run_mode.dry_run then
     -- hone run SCRIPT --dry-run: each member's verdict from the schema; nothing is created
     print(("sweep plan: %d members, metric %s (%s)"):format(#plan, metric, mode))
     local bad = 0
@@ -262,17 +263,17 @@ function M.sweep(hone, s)
       print(("  %s-<timestamp>-%s: %s"):format(project, plan[i].tag, ok and "ok" or ("refused: " .. tostring(why))))
     end
     print(("dry run: %d of %d members would be refused; nothing was created"):format(bad, #plan))
-    _G.HONE_DRY_RUN_USED = true
+    core.used("dry_run")
     return setmetatable({ dry_run = true, members = plan, failed = bad }, M.result_mt)
   end
   assert(core.mkdirs(out_dir))
   local sweep_dir
-  local resume = rawget(_G, "HONE_RESUME")   -- hone run SCRIPT --resume SWEEP_DIR
+  local resume = run_mode.resume   -- hone run SCRIPT --resume SWEEP_DIR
   if resume then
     local old = read_file(resume .. "/sweep.json")
     if not old then error(("--resume %s: not a sweep directory (no sweep.json)"):format(resume), 2) end
     if old ~= plan_json then error(("--resume %s: the sweep's plan differs from this script's"):format(resume), 2) end
-    _G.HONE_RESUME_USED = true
+    core.used("resume")
   end
   -- an earlier sweep of the same plan continues (the newest, as names sort by time)
   local parent = resume and resume:match("^(.*)/[^/]+$") or out_dir

@@ -131,4 +131,17 @@ for c in run plugins schedule bench generate tokenize quantize runs report conve
   expect 0 "^  $c( |$)" -- "$HONE" "$c" --help
 done
 expect 2 "unknown command 'nope'" -- "$HONE" nope
+# hone.resolve: a script reads any resolved value, the defaults and plugin options too
+cat > resolve.lua <<'LUA'
+local hone = require("hone")
+local r = hone.resolve { project = "t", model = { path = "m" }, data = { train = "train.jsonl" },
+                         train = { optimizer = { "adamw", weight_decay = 0.1 }, epochs = 2 } }
+print(("resolved: lr %g, r %d, epochs %g, weight_decay %g, betas[2] %g, scheduler %s"):format(r.train.lr, r.lora.r,
+  r.train.epochs, r.train.optimizer.options.weight_decay, r.train.optimizer.options.betas[2], r.train.scheduler.name))
+local ok, msg = pcall(hone.resolve, { project = "t", model = { path = "m" }, data = { train = "train.jsonl" },
+                                      train = { lr = -1 } })
+print("refused: " .. tostring(msg))
+LUA
+expect 0 "resolved: lr 5e-05, r 8, epochs 2, weight_decay 0.1, betas.2. 0.999, scheduler linear" -- "$HONE" run resolve.lua
+expect 0 "refused: hone.resolve: train.lr = -1: out of range, must be > 0" -- "$HONE" run resolve.lua
 finish
