@@ -18,7 +18,7 @@
 #include "hone/hone.h"
 
 typedef struct seen {
-    int steps, evals, checkpoints, epochs, lines, done_line;
+    int steps, evals, checkpoints, epochs, lines, done_line, plugin_lines;
     long last_step;
     int stop_after;          /* on_epoch_end asks to stop after this epoch (0: never) */
     int fail_at;             /* on_checkpoint fails at this checkpoint (0: never) */
@@ -30,6 +30,9 @@ static void on_log(void *ctx, int level, const char *line)
     seen *s = ctx;
     s->lines++;
     if (level == HONE_LOG_INFO && !strncmp(line, "done: ", 6)) s->done_line = 1;
+    /* the test optimizer's host->log lines: step 1 a warning, the rest information */
+    if (!strcmp(line, "logs: step 1")) s->plugin_lines += level == HONE_LOG_WARN;
+    else if (!strncmp(line, "logs: step ", 11)) s->plugin_lines += level == HONE_LOG_INFO;
 }
 
 static int on_step(void *ctx, const hone_run_info *run, const hone_step_info *st, hone_err *err)
@@ -89,7 +92,7 @@ static int set(hone_node *root, const char *path, const char *fmt, const char *a
 }
 
 /* the experiment of train_tiny.sh, built the way --set builds one */
-static hone_config *experiment(hone_ctx *ctx, const char *tmp, const char *src)
+static hone_config *experiment(hone_ctx *ctx, const char *tmp, const char *src, const char *optimizer)
 {
     hone_node *root = hone_node_new(HONE_NODE_TABLE);
     int rc = !root;
@@ -105,6 +108,7 @@ static hone_config *experiment(hone_ctx *ctx, const char *tmp, const char *src)
     rc |= set(root, "train.epochs", "%s", "3");
     rc |= set(root, "train.batch_size", "%s", "8");
     rc |= set(root, "train.log_every", "%s", "2");
+    rc |= set(root, "train.optimizer", "%s", optimizer);
     hone_config *cfg = NULL;
     hone_err err = {0};
     CHECK(!rc, "building the tree");
@@ -157,11 +161,11 @@ int main(void)
 
     hone_ctx *ctx = NULL;
     hone_err err = {0};
-    if (hone_ctx_new(&ctx, NULL, &err)) {
+    if (hone_ctx_new(&ctx, HONE_LOG_PLUGIN, &err)) {
         fprintf(stderr, "FAIL: context: %s\n", err.msg);
         return 1;
     }
-    hone_config *cfg = experiment(ctx, tmp, HONE_SOURCE_DIR);
+    hone_config *cfg = experiment(ctx, tmp, HONE_SOURCE_DIR, "adamw");
     CHECK(cfg && hone_config_num(cfg, "train.lr") == 2e-3 && hone_config_int(cfg, "lora.r") == 4,
           "resolved values read back");
     CHECK(cfg && hone_config_num(cfg, "train.max_grad_norm") == 1.0, "a default is readable");
@@ -187,6 +191,13 @@ int main(void)
     snprintf(sum, sizeof sum, "%s/../../summary.json", failing.first_ckpt);
     CHECK(hone_read_file(sum, &text, NULL, &err) == 0 && strstr(text, "\"failed\""), "summary says failed");
     free(text);
+
+    /* a plugin's host->log lines reach the run's log hook, at their level */
+    hone_config_free(cfg);
+    cfg = experiment(ctx, tmp, HONE_SOURCE_DIR, "logs");
+    seen talk = {0};
+    if (cfg && run(cfg, &talk, tmp, &err)) CHECK(0, "run with the logging optimizer: %s", err.msg);
+    CHECK(talk.plugin_lines == 21, "%d of the optimizer's 21 lines reached on_log at their level", talk.plugin_lines);
 
     hone_config_free(cfg);
     hone_ctx_free(ctx);

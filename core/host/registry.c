@@ -166,13 +166,27 @@ static int host_register(hone_registry *reg, hone_kind kind, const void *vtable,
 
 /* ---- the host table ------------------------------------------------------------ */
 
+/* where plugins' host->log lines go: a run's log hook while it runs, else stderr */
+static const hone_hooks *log_sink;
+
+void hone_host_log_to(const hone_hooks *hooks)
+{
+    log_sink = hooks && hooks->on_log ? hooks : NULL;
+}
+
 static void host_log(int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs(level >= HONE_LOG_WARN ? "hone: warning: " : "hone: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    if (log_sink) {
+        char line[1024];
+        vsnprintf(line, sizeof line, fmt, ap);
+        log_sink->on_log(log_sink->ctx, level >= HONE_LOG_WARN ? HONE_LOG_WARN : HONE_LOG_INFO, line);
+    } else {
+        fputs(level >= HONE_LOG_WARN ? "hone: warning: " : "hone: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
     va_end(ap);
 }
 

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "hone/plugin.h"
+#include "hone/hone.h"
 
 typedef struct hone_feature {
     hone_kind kind;
@@ -40,5 +40,8 @@ void hone_registry_names(const hone_registry *reg, hone_kind kind, char *buf, si
 const char *hone_kind_name(hone_kind kind);
 
 extern const hone_host hone_host_table;
+/* plugins' host->log lines to hooks->on_log (a run sets it for its duration; NULL:
+ * stderr, "hone: ..."); one run at a time per process, as runs are */
+void hone_host_log_to(const hone_hooks *hooks);
 
 #endif

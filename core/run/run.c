@@ -230,9 +230,13 @@ int hone_run_train(const hone_config *cfg, const hone_hooks *hooks, const char *
     *interrupted = 0;
     int rc = hone_run_check(cfg, err);
     if (rc) return rc;
+    hone_host_log_to(hooks);   /* a plugin's log lines are the run's too */
     set_threads(cfg);
     hone_prepared prep;
-    if ((rc = hone_data_prepare(&prep, cfg, hooks, err))) return rc;
+    if ((rc = hone_data_prepare(&prep, cfg, hooks, err))) {
+        hone_host_log_to(NULL);
+        return rc;
+    }
     int max_len = (int)hone_config_int(cfg, "data.max_seq_length");
     hone_data_log_summary(&prep, max_len, hooks);   /* before packing replaces the examples by rows */
     double pack_eff = 0;
@@ -307,6 +311,7 @@ int hone_run_train(const hone_config *cfg, const hone_hooks *hooks, const char *
     ((const hone_optimizer_vt *)r.optimizer->vtable)->destroy(r.ostate);
     hone_model_free(r.m);
     hone_prepared_free(&prep);
+    hone_host_log_to(NULL);
     return rc;
 }
 
