@@ -1,4 +1,5 @@
-/* lua_hone.c — embedding Lua 5.4: running scripts and the C side of `require("hone")`.
+/* lua_hone.c — embedding Lua 5.4: running scripts and the C side of `require("hone")`,
+ * written over hone.h alone, like any other host (tests/tools/include_graph.c keeps it so).
  *
  * Rule for every C function Lua calls: check arguments and convert them before allocating
  * anything, and release what was allocated before raising a Lua error, because a Lua

@@ -1,4 +1,4 @@
-/* lua_hone.h — the Lua boundary: the only part of the core that includes lua.h.
+/* lua_hone.h — the Lua boundary: the only part of the tree that includes lua.h.
  *
  * It runs experiment scripts with `require("hone")` available, turns what they return into
  * a hone_node tree, and implements the C half of the hone module (hone.optimize, ...).

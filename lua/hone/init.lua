@@ -1,7 +1,7 @@
 -- hone — the Lua side of `require("hone")`.
 --
 -- Experiment scripts build a spec with hone.experiment and return it; `hone run`
--- validates it against the schema (core/schema.c) and runs it. The C half of the module
+-- validates it against the schema (core/host/schema.c) and runs it. The C half of the module
 -- (hone.core) holds what needs the registry: hone.optimize and hone.plugins.
 local core = require("hone.core")
 
