@@ -155,6 +155,20 @@ static int finish_tokenizer_config(cJSON *c, const hone_gguf *g, const char *out
     return rc;
 }
 
+/* an added_tokens entry as tokenizers writes it: matched whole, before the model */
+static void add_token(cJSON *added, uint64_t id, const char *content, int special)
+{
+    cJSON *a = cJSON_CreateObject();
+    cJSON_AddNumberToObject(a, "id", (double)id);
+    cJSON_AddStringToObject(a, "content", content);
+    cJSON_AddBoolToObject(a, "single_word", 0);
+    cJSON_AddBoolToObject(a, "lstrip", 0);
+    cJSON_AddBoolToObject(a, "rstrip", 0);
+    cJSON_AddBoolToObject(a, "normalized", 0);
+    cJSON_AddBoolToObject(a, "special", special);
+    cJSON_AddItemToArray(added, a);
+}
+
 static int write_tokenizer(const hone_gguf *g, const char *out_dir, long long ctx, hone_err *err)
 {
     const hone_gguf_kv *tok = hone_gguf_kv_find(g, "tokenizer.ggml.tokens");
@@ -180,15 +194,7 @@ static int write_tokenizer(const hone_gguf *g, const char *out_dir, long long ct
     for (uint64_t i = 0; i < tok->n; i++) {
         int t = typ ? (int)typ->nums[i] : 1;
         if (t != 3 && t != 4) continue;   /* control and user-defined tokens match before BPE */
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddNumberToObject(a, "id", (double)i);
-        cJSON_AddStringToObject(a, "content", tok->strs[i]);
-        cJSON_AddBoolToObject(a, "single_word", 0);
-        cJSON_AddBoolToObject(a, "lstrip", 0);
-        cJSON_AddBoolToObject(a, "rstrip", 0);
-        cJSON_AddBoolToObject(a, "normalized", 0);
-        cJSON_AddBoolToObject(a, "special", t == 3);
-        cJSON_AddItemToArray(added, a);
+        add_token(added, i, tok->strs[i], t == 3);
     }
     cJSON_AddNullToObject(j, "normalizer");
     cJSON_AddItemToObject(j, "pre_tokenizer", pt);
@@ -362,15 +368,7 @@ static int write_tokenizer_spm(const hone_gguf *g, const char *out_dir, long lon
     cJSON *added = cJSON_AddArrayToObject(j, "added_tokens");
     for (size_t i = 0; i < n; i++) {
         if (!typ || (int)typ->nums[i] != 3) continue;   /* control tokens */
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddNumberToObject(a, "id", (double)i);
-        cJSON_AddStringToObject(a, "content", tok->strs[i]);
-        cJSON_AddBoolToObject(a, "single_word", 0);
-        cJSON_AddBoolToObject(a, "lstrip", 0);
-        cJSON_AddBoolToObject(a, "rstrip", 0);
-        cJSON_AddBoolToObject(a, "normalized", 0);
-        cJSON_AddBoolToObject(a, "special", 1);
-        cJSON_AddItemToArray(added, a);
+        add_token(added, i, tok->strs[i], 1);
     }
     cJSON *norm = cJSON_AddObjectToObject(j, "normalizer"), *nl = cJSON_CreateArray();
     cJSON_AddStringToObject(norm, "type", "Sequence");
