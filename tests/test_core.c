@@ -2,12 +2,14 @@
  * resolution, schema validation messages, run names, the line reader, the RNG, and the
  * plugin side of the version rule (HONE_PLUGIN_DEFINE's own check). */
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
 
+#include "backend.h"
 #include "check.h"
 #include "config.h"
 #include "err.h"
@@ -385,6 +387,25 @@ static void test_plugin_define(void)
     dlclose(h);
 }
 
+/* the CPU backend's table is complete: the model calls every entry without a check */
+static void test_backend_table(void)
+{
+    const hone_backend *be = hone_backend_cpu();
+    CHECK_TRUE(be && be->ops && !strcmp(be->ops->name, "cpu"));
+    /* after the name, the table is function pointers only */
+    typedef void (*fn)(void);
+    const fn *f = (const fn *)((const char *)be->ops + offsetof(hone_backend_ops, alloc));
+    size_t n = (sizeof(hone_backend_ops) - offsetof(hone_backend_ops, alloc)) / sizeof(fn);
+    for (size_t i = 0; i < n; i++) CHECK(f[i] != NULL, "backend cpu: entry %zu of %zu is NULL", i, n);
+    const hone_backend *named = NULL;
+    hone_err err = {0};
+    CHECK_TRUE(hone_backend_for("auto", &named, &err) == 0 && named == be);
+    CHECK_TRUE(hone_backend_for("cuda", &named, &err) == HONE_EUNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "the CUDA backend is not built yet");
+    CHECK_TRUE(hone_backend_for("tpu", &named, &err) == HONE_EINVAL);
+    CHECK_CONTAINS(err.msg, "device = \"tpu\": not a device hone knows");
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/hone-test-XXXXXX";
@@ -399,6 +420,7 @@ int main(void)
     CHECK_RUN(test_safetensors(tmp));
     CHECK_RUN(test_rng());
     CHECK_RUN(test_plugin_define());
+    CHECK_RUN(test_backend_table());
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);

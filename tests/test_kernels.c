@@ -301,10 +301,41 @@ static void test_generation(void)
     float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *full = zeros(nq), *att = zeros((size_t)H * T * T);
     float *cached = zeros(nq), *scores = zeros((size_t)T);
     op_attention_forward(full, att, q, k, v, NULL, 1, T, H, KVH, hd);
-    const float *kseq[7], *vseq[7];
-    for (int t = 0; t < T; t++) kseq[t] = k, vseq[t] = v;
-    op_attention_cached(cached, scores, q, kseq, vseq, pos, T, H, KVH, hd);
+    /* one sequence's cache [2, 1, T, kd], written row by row as generation writes it */
+    int seq[7] = {0}, kd = KVH * hd;
+    float *cache = zeros(2 * nk);
+    for (int t = 0; t < T; t++) op_kv_write(cache, k + (size_t)t * kd, v + (size_t)t * kd, seq, pos + t, 1, 1, T, kd);
+    CHECK(!memcmp(cache, k, nk * sizeof(float)) && !memcmp(cache + nk, v, nk * sizeof(float)),
+          "kv_write: the cache holds the keys, then the values, by position");
+    op_attention_cached(cached, scores, q, cache, seq, pos, T, 1, T, H, KVH, hd);
     close_to_max("attention_cached vs forward", cached, full, nq, 1e-6);
+}
+
+/* ---- greedy decoding and clipping ------------------------------------------------- */
+static void test_argmax_norm(void)
+{
+    /* the first maximum, as torch.argmax; NaN-free rows */
+    float x[12] = {1, 3, 3, 2, -1, -5, -1, -9, 0, 0, 0, 0};
+    int32_t got[3];
+    op_argmax(got, x, 3, 4);
+    CHECK(got[0] == 1 && got[1] == 0 && got[2] == 0, "argmax: %d %d %d, want 1 0 0", got[0], got[1], got[2]);
+    /* ATen's 8-lane norm: against the same lanes written out here, bit for bit */
+    size_t n = 37;
+    float *g = rnd(n, 3), acc[8] = {0};
+    size_t d = 0;
+    for (; d + 8 <= n; d += 8)
+        for (int j = 0; j < 8; j++) acc[j] = fmaf(g[d + j], g[d + j], acc[j]);
+    float s = acc[0];
+    for (int j = 1; j < 8; j++) s = s + acc[j];
+    for (; d < n; d++) s = fmaf(g[d], g[d], s);
+    float want = sqrtf(s), norm = op_norm2(g, n);
+    check_equal_f32("norm2 (8 lanes, then the tail)", &norm, &want, 1);
+    double ref = 0;
+    for (size_t i = 0; i < n; i++) ref += (double)g[i] * g[i];
+    CHECK(fabs(norm - sqrt(ref)) <= 1e-6 * sqrt(ref), "norm2 %.9g vs %.9g in double", norm, sqrt(ref));
+    float h[3] = {1.5f, -2.0f, 0.25f}, hw[3] = {0.75f, -1.0f, 0.125f};
+    op_scale(h, 0.5f, 3);
+    check_equal_f32("scale", h, hw, 3);
 }
 
 int main(void)
@@ -318,6 +349,7 @@ int main(void)
     CHECK_RUN(test_cross_entropy());
     CHECK_RUN(test_dropout());
     CHECK_RUN(test_generation());
+    CHECK_RUN(test_argmax_norm());
     for (int i = 0; i < nowned; i++) free(owned[i]);
     return check_summary("kernels");
 }

@@ -112,7 +112,7 @@ static int run_steps(runner *r, float *p, float *g, long from, long to, hone_err
 {
     for (long s = from; s <= to; s++) {
         make_grads(g, s);
-        hone_clip_grad_norm(g, tinfo, NT, r->clip);
+        hone_clip_grad_norm(hone_backend_cpu(), g, tinfo, NT, r->clip);
         double lr = r->lr0 * (1.0 - (double)(s - 1) / 40.0);
         int rc = r->vt->step(r->state, p, g, lr, s, err);
         if (rc) return rc;

@@ -16,7 +16,7 @@
 
 #include "err.h"
 #include "model.h"
-#include "ops.h"
+#include "backend.h"
 #include "rng.h"
 #include "tokenizer.h"
 #include "util.h"
@@ -62,7 +62,7 @@ static double sgemm_rate(int n)
     double best = 0;
     for (int k = 0; k < 4; k++) {
         double t = now();
-        op_matmul_forward(c, a, b, n, n, n, n, 1.0f, 0.0f);
+        be_matmul_forward(hone_backend_cpu(), c, a, b, n, n, n, n, 1.0f, 0.0f);
         t = now() - t;
         double g = 2.0 * n * n * (double)n / t / 1e9;
         if (k > 0 && g > best) best = g;   /* the first warms up */
@@ -96,7 +96,7 @@ static double step_flops(const hone_bench_opts *o)
 int hone_bench_run(const hone_bench_opts *o, hone_err *err)
 {
     int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    op_set_threads(threads);
+    be_set_threads(hone_backend_cpu(), threads);
     const hone_model_config *c = &o->cfg;
     printf("hone bench: hidden %d, %d layers, %d heads / %d KV heads (head_dim %d), intermediate %d, vocab %d\n",
            c->hidden, c->layers, c->heads, c->kv_heads, c->head_dim, c->inter, c->vocab);
@@ -246,7 +246,7 @@ int hone_bench_tokenizer(const char *tok_path, const char *text_path, int thread
 
 int hone_bench_quant(const hone_feature *q, const hone_opts *qopts, int threads, hone_err *err)
 {
-    op_set_threads(threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    be_set_threads(hone_backend_cpu(), threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
     const hone_quantizer_vt *vt = q->vtable;
     void *st = NULL;
     int rc = vt->create(&hone_host_table, qopts, &st, err);
@@ -283,11 +283,11 @@ int hone_bench_quant(const hone_feature *q, const hone_opts *qopts, int threads,
             double best_f = 1e30, best_q = 1e30;
             for (int rep = 0; rep < 5; rep++) {
                 double a = now();
-                op_matmul_forward(out, x, w, N, IC, OC, OC, 1.0f, 0.0f);
+                be_matmul_forward(hone_backend_cpu(), out, x, w, N, IC, OC, OC, 1.0f, 0.0f);
                 double b = now();
                 for (int r0 = 0; r0 < OC; r0 += tile) {
                     vt->dequantize(st, tilebuf, packed, (size_t)OC, (size_t)IC, (size_t)r0, (size_t)tile);
-                    op_matmul_forward(out + r0, x, tilebuf, N, IC, tile, OC, 1.0f, 0.0f);
+                    be_matmul_forward(hone_backend_cpu(), out + r0, x, tilebuf, N, IC, tile, OC, 1.0f, 0.0f);
                 }
                 double c = now();
                 if (rep > 0) {   /* the first round warms up */

@@ -7,15 +7,16 @@
 
 #include "err.h"
 #include "model_impl.h"
-#include "ops.h"
+#include "backend.h"
 
 typedef struct gen {
     hone_model *m;
-    float **kc, **vc;        /* [layers]: [nseq, maxlen, KVH*hd] */
-    int maxlen;
-    const float **kp, **vp;  /* per row: its sequence's cache for the current layer */
-    int *pos, *seq;          /* per row */
-    float *scores;
+    float *cache;            /* backend: [layers, 2, nseq, maxlen, KVH*hd], one buffer */
+    int nseq, maxlen;
+    int *pos, *seq;          /* host, per row */
+    float *scores;           /* backend: [maxlen] */
+    float *logits;           /* host: [rows, V] for sampling (NULL: greedy, argmax on the backend) */
+    int32_t *best;           /* host: [rows] the argmax of each row */
 } gen;
 
 /* Runs rows (seq[i], pos[i], ids[i]) through the layers, writing their K and V into the
@@ -28,36 +29,32 @@ static void infer_rows(gen *g, const int32_t *ids, int N)
     size_t kd = (size_t)KVH * hd;
     layer *S = &m->layers[0];   /* layer 0's activation buffers serve as scratch */
     float *h = m->res, *hn = m->res + (size_t)m->Bcap * m->Tcap * C;
-    op_embedding_forward(h, ids, m->embed, N, C);
+    be_upload(m->be, m->ids, ids, (size_t)N * sizeof *ids);
+    be_embedding_forward(m->be, h, m->ids, m->embed, N, C);
     for (int l = 0; l < c->layers; l++) {
         layer *L = &m->layers[l];
-        op_rmsnorm_forward(S->ln1, S->rstd1, h, L->ln1_w, N, C, c->rms_eps);
+        be_rmsnorm_forward(m->be, S->ln1, S->rstd1, h, L->ln1_w, N, C, c->rms_eps);
         hone_linear_forward(m, &L->lin[HONE_Q_PROJ], S->q, S->ln1, N, 0);
         hone_linear_forward(m, &L->lin[HONE_K_PROJ], S->k, S->ln1, N, 0);
         hone_linear_forward(m, &L->lin[HONE_V_PROJ], S->v, S->ln1, N, 0);
-        op_rope_at(S->q, g->pos, m->inv_freq, N, H, hd);
-        op_rope_at(S->k, g->pos, m->inv_freq, N, KVH, hd);
-        for (int i = 0; i < N; i++) {
-            size_t at = ((size_t)g->seq[i] * g->maxlen + g->pos[i]) * kd;
-            memcpy(g->kc[l] + at, S->k + (size_t)i * kd, kd * sizeof(float));
-            memcpy(g->vc[l] + at, S->v + (size_t)i * kd, kd * sizeof(float));
-            g->kp[i] = g->kc[l] + (size_t)g->seq[i] * g->maxlen * kd;
-            g->vp[i] = g->vc[l] + (size_t)g->seq[i] * g->maxlen * kd;
-        }
-        op_attention_cached(S->ao, g->scores, S->q, g->kp, g->vp, g->pos, N, H, KVH, hd);
+        be_rope_at(m->be, S->q, g->pos, m->inv_freq, N, H, hd);
+        be_rope_at(m->be, S->k, g->pos, m->inv_freq, N, KVH, hd);
+        float *cache = g->cache + (size_t)l * 2 * g->nseq * g->maxlen * kd;
+        be_kv_write(m->be, cache, S->k, S->v, g->seq, g->pos, N, g->nseq, g->maxlen, (int)kd);
+        be_attention_cached(m->be, S->ao, g->scores, S->q, cache, g->seq, g->pos, N, g->nseq, g->maxlen, H, KVH, hd);
         hone_linear_forward(m, &L->lin[HONE_O_PROJ], S->mid, S->ao, N, 0);
-        op_axpy(S->mid, h, 1.0f, (size_t)N * C);
-        op_rmsnorm_forward(S->ln2, S->rstd2, S->mid, L->ln2_w, N, C, c->rms_eps);
+        be_axpy(m->be, S->mid, h, 1.0f, (size_t)N * C);
+        be_rmsnorm_forward(m->be, S->ln2, S->rstd2, S->mid, L->ln2_w, N, C, c->rms_eps);
         hone_linear_forward(m, &L->lin[HONE_GATE_PROJ], S->gate, S->ln2, N, 0);
         hone_linear_forward(m, &L->lin[HONE_UP_PROJ], S->up, S->ln2, N, 0);
-        op_swiglu_forward(S->sw, S->gate, S->up, N, c->inter);
+        be_swiglu_forward(m->be, S->sw, S->gate, S->up, N, c->inter);
         hone_linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, S->sw, N, 0);
-        op_axpy(hn, S->mid, 1.0f, (size_t)N * C);
+        be_axpy(m->be, hn, S->mid, 1.0f, (size_t)N * C);
         float *t = h;
         h = hn;
         hn = t;
     }
-    op_rmsnorm_forward(m->lnf, m->rstdf, h, m->norm_w, N, C, c->rms_eps);
+    be_rmsnorm_forward(m->be, m->lnf, m->rstdf, h, m->norm_w, N, C, c->rms_eps);
 }
 
 typedef struct cand {
@@ -71,15 +68,9 @@ static int cmp_cand(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : ((const cand *)a)->id - ((const cand *)b)->id;
 }
 
-/* one token from a row of logits */
+/* one token from a row of logits (host), by temperature, top-k and top-p */
 static int32_t sample(const float *logits, int V, const hone_gen_opts *o, hone_rng *rng, cand *buf)
 {
-    if (o->temperature <= 0) {   /* greedy: the first maximum, as torch.argmax */
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (logits[j] > logits[best]) best = j;
-        return best;
-    }
     for (int j = 0; j < V; j++) buf[j] = (cand){logits[j] / (float)o->temperature, j};
     qsort(buf, (size_t)V, sizeof *buf, cmp_cand);
     int n = o->top_k > 0 && o->top_k < V ? o->top_k : V;
@@ -105,6 +96,15 @@ static int32_t sample(const float *logits, int V, const hone_gen_opts *o, hone_r
     return buf[n - 1].id;
 }
 
+/* row i's token: the argmax the backend took (greedy), or sampled from its logits */
+static int32_t next_token(gen *g, int i, int V, const hone_gen_opts *o, hone_rng *rng, cand *buf)
+{
+    if (!g->logits) return g->best[i];
+    hone_model *m = g->m;
+    be_download(m->be, g->logits, m->logits + (size_t)i * V, (size_t)V * sizeof *g->logits);
+    return sample(g->logits, V, o, rng, buf);
+}
+
 int hone_model_generate_batch(const hone_model *m, int maxlen)
 {
     const hone_model_config *c = &m->cfg;
@@ -128,29 +128,25 @@ int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int 
                                  prompts[s][t]);
         longest = lens[s] > longest ? lens[s] : longest;
     }
-    gen g = {m, NULL, NULL, longest + o->max_new_tokens, NULL, NULL, NULL, NULL, NULL};
+    gen g = {.m = m, .nseq = nseq, .maxlen = longest + o->max_new_tokens};
     if (g.maxlen > c->max_pos)
         return hone_errf(err, HONE_EINVAL, "generate: %d prompt + %d new tokens exceed max_position_embeddings %d",
                          longest, o->max_new_tokens, c->max_pos);
     size_t per = (size_t)nseq * g.maxlen * c->kv_heads * c->head_dim;
-    g.kc = calloc((size_t)c->layers, sizeof *g.kc);
-    g.vc = calloc((size_t)c->layers, sizeof *g.vc);
-    g.kp = calloc((size_t)cap, sizeof *g.kp);
-    g.vp = calloc((size_t)cap, sizeof *g.vp);
+    g.cache = be_alloc(m->be, (size_t)c->layers * 2 * per * sizeof(float));
+    g.scores = be_alloc(m->be, (size_t)g.maxlen * sizeof *g.scores);
     g.pos = calloc((size_t)cap, sizeof *g.pos);
     g.seq = calloc((size_t)cap, sizeof *g.seq);
-    g.scores = malloc((size_t)g.maxlen * sizeof *g.scores);
+    g.best = malloc((size_t)cap * sizeof *g.best);
+    int greedy = o->temperature <= 0;
+    g.logits = greedy ? NULL : malloc((size_t)V * sizeof *g.logits);
     int32_t *ids = malloc((size_t)cap * sizeof *ids), *next = malloc((size_t)nseq * sizeof *next);
     int *done = calloc((size_t)nseq, sizeof *done);
-    cand *buf = malloc((size_t)V * sizeof *buf);
-    int rc = g.kc && g.vc && g.kp && g.vp && g.pos && g.seq && g.scores && ids && next && done && buf
+    cand *buf = greedy ? NULL : malloc((size_t)V * sizeof *buf);
+    int rc = g.pos && g.seq && g.best && (greedy || (g.logits && buf)) && ids && next && done
                  ? 0 : hone_errf(err, HONE_ENOMEM, "out of memory");
-    for (int l = 0; l < c->layers && !rc; l++) {
-        g.kc[l] = malloc(per * sizeof(float));
-        g.vc[l] = malloc(per * sizeof(float));
-        if (!g.kc[l] || !g.vc[l]) rc = hone_errf(err, HONE_ENOMEM, "out of memory for the KV cache (%zu MB)",
-                                                 per * 8 * (size_t)c->layers >> 20);
-    }
+    if (!rc && (!g.cache || !g.scores))
+        rc = hone_errf(err, HONE_ENOMEM, "out of memory for the KV cache (%zu MB)", per * 8 * (size_t)c->layers >> 20);
     hone_rng rng;
     hone_rng_seed(&rng, o->seed);
     int was_eval = m->eval;
@@ -169,14 +165,15 @@ int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int 
         infer_rows(&g, ids, n);
         for (int i = 0; i < n; i++)   /* the last rows to the front of lnf, in order (nlast <= i) */
             if (g.pos[i] == lens[g.seq[i]] - 1) {
-                if (nlast != i) memcpy(m->lnf + (size_t)nlast * c->hidden, m->lnf + (size_t)i * c->hidden,
-                                       (size_t)c->hidden * sizeof(float));
+                if (nlast != i) be_copy(m->be, m->lnf + (size_t)nlast * c->hidden, m->lnf + (size_t)i * c->hidden,
+                                        (size_t)c->hidden * sizeof(float));
                 g.seq[nlast++] = g.seq[i];
             }
-        op_matmul_forward(m->logits, m->lnf, m->lm_head, nlast, c->hidden, V, V, 1.0f, 0.0f);
+        be_matmul_forward(m->be, m->logits, m->lnf, m->lm_head, nlast, c->hidden, V, V, 1.0f, 0.0f);
+        if (greedy) be_argmax(m->be, g.best, m->logits, nlast, V);
         for (int i = 0; i < nlast; i++) {
             int q = g.seq[i];
-            next[q] = sample(m->logits + (size_t)i * V, V, o, &rng, buf);
+            next[q] = next_token(&g, i, V, o, &rng, buf);
             out[q][0] = next[q];
             out_len[q] = 1;
             for (int e = 0; e < o->neos; e++) done[q] |= next[q] == o->eos[e];
@@ -195,18 +192,20 @@ int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int 
         }
         if (n == 0) break;
         infer_rows(&g, ids, n);
-        op_matmul_forward(m->logits, m->lnf, m->lm_head, n, c->hidden, V, V, 1.0f, 0.0f);
+        be_matmul_forward(m->be, m->logits, m->lnf, m->lm_head, n, c->hidden, V, V, 1.0f, 0.0f);
+        if (greedy) be_argmax(m->be, g.best, m->logits, n, V);
         for (int i = 0; i < n; i++) {
             int s = g.seq[i];
-            next[s] = sample(m->logits + (size_t)i * V, V, o, &rng, buf);
+            next[s] = next_token(&g, i, V, o, &rng, buf);
             out[s][out_len[s]++] = next[s];
             for (int e = 0; e < o->neos; e++) done[s] |= next[s] == o->eos[e];
             if (!done[s] && o->stop) done[s] = o->stop(o->stop_ctx, s, out[s], out_len[s]);
         }
     }
-    for (int l = 0; g.kc && l < c->layers; l++) free(g.kc[l]);
-    for (int l = 0; g.vc && l < c->layers; l++) free(g.vc[l]);
-    free(g.kc), free(g.vc), free(g.kp), free(g.vp), free(g.pos), free(g.seq), free(g.scores);
+    if (!rc) rc = be_sync(m->be, err);
+    be_free(m->be, g.cache);
+    be_free(m->be, g.scores);
+    free(g.pos), free(g.seq), free(g.best), free(g.logits);
     free(ids), free(next), free(done), free(buf);
     m->B = 0;   /* the activations no longer hold a training forward */
     m->eval = was_eval;

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "err.h"
-#include "ops.h"
+#include "backend.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "util.h"
@@ -215,7 +215,7 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
         L->q = take(ab, N * qd);
         L->k = take(ab, N * kd);
         L->v = take(ab, N * kd);
-        L->att = take(ab, (size_t)m->Bcap * c->heads * m->Tcap * m->Tcap);
+        L->att = take(ab, be_att_floats(m->be, m->Bcap, m->Tcap, c->heads));
         L->ao = take(ab, N * qd);
         L->mid = take(ab, N * C);
         L->ln2 = take(ab, N * C);
@@ -228,7 +228,6 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
     m->rstdf = take(ab, N);
     m->logits = take(ab, N * V);
     m->targets = (int32_t *)take(ab, N);
-    m->sel = (int32_t *)take(ab, N);
     m->lnf_sel = m->labelled_logits ? take(ab, N * C) : NULL;
     m->ids = (int32_t *)take(ab, N);
     m->doc_start = (int32_t *)take(ab, N);
@@ -259,6 +258,11 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
 
 /* ---- loading ---------------------------------------------------------------------- */
 
+const hone_backend *hone_model_backend(const hone_model *m)
+{
+    return m->be;
+}
+
 const hone_model_config *hone_model_cfg(const hone_model *m)
 {
     return &m->cfg;
@@ -268,12 +272,13 @@ void hone_model_free(hone_model *m)
 {
     if (!m) return;
     if (m->qvt) m->qvt->destroy(m->qstate);
-    free(m->params);
-    free(m->grads);
-    free(m->frozen);
-    free(m->acts);
-    free(m->packed);
-    free(m->masks);
+    be_free(m->be, m->params);
+    be_free(m->be, m->grads);
+    be_free(m->be, m->frozen);
+    be_free(m->be, m->acts);
+    be_free(m->be, m->packed);
+    be_free(m->be, m->masks);
+    free(m->sel);
     free(m->tinfo);
     free(m->names);
     free(m->layers);
@@ -286,6 +291,12 @@ static void *alloc_floats(size_t n)
     if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) return NULL;
     memset(p, 0, (n ? n : 1) * sizeof(float));
     return p;
+}
+
+/* one allocation per role, from the backend */
+static float *backend_floats(const hone_model *m, size_t n)
+{
+    return be_alloc(m->be, (n ? n : 1) * sizeof(float));
 }
 
 static int load_weights(hone_model *m, const weights *w, hone_err *err)
@@ -393,6 +404,7 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
     hone_model *m = calloc(1, sizeof *m);
     if (!m) return hone_errf(err, HONE_ENOMEM, "out of memory");
     m->cfg = *cfg;
+    m->be = o->backend ? o->backend : hone_backend_cpu();
     int rc = 0;
     const hone_model_config *c = &m->cfg;
     if (!dir) dir = "(random weights)";
@@ -458,8 +470,8 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
             }
         m->npacked = off;
         if (!rc) {
-            m->packed = aligned_alloc(64, (off + 63) & ~(size_t)63);
-            m->masks = masks ? malloc(masks) : NULL;
+            m->packed = be_alloc(m->be, (off + 63) & ~(size_t)63);
+            m->masks = masks ? be_alloc(m->be, masks) : NULL;
             if (!m->packed || (masks && !m->masks)) rc = hone_errf(err, HONE_ENOMEM, "out of memory for the base model");
             size_t mo = 0;
             for (int l = 0; l < c->layers && !rc; l++)
@@ -486,13 +498,14 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
         m->nparams = pb.used;
         m->nfrozen = fb.used;
         m->nacts = ab.used;
-        m->params = alloc_floats(pb.used);
-        m->grads = alloc_floats(gb.used);
-        m->frozen = alloc_floats(fb.used);
-        m->acts = alloc_floats(ab.used);
+        m->params = backend_floats(m, pb.used);
+        m->grads = backend_floats(m, gb.used);
+        m->frozen = backend_floats(m, fb.used);
+        m->acts = backend_floats(m, ab.used);
+        m->sel = malloc(2 * (size_t)m->Bcap * m->Tcap * sizeof *m->sel);   /* host: sel, then targets */
         m->tinfo = calloc(nm.n ? nm.n : 1, sizeof *m->tinfo);
         m->names = malloc(nm.used ? nm.used : 1);
-        if (!m->params || !m->grads || !m->frozen || !m->acts || !m->tinfo || !m->names)
+        if (!m->params || !m->grads || !m->frozen || !m->acts || !m->sel || !m->tinfo || !m->names)
             rc = hone_errf(err, HONE_ENOMEM, "out of memory for %zu activations", ab.used);
     }
     if (!rc) {
@@ -527,7 +540,7 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
         return rc;
     }
     hone_rope_inv_freq(c, m->inv_freq);
-    op_rope_tables(m->cos_t, m->sin_t, m->inv_freq, m->Tcap, c->head_dim);
+    be_rope_tables(m->be, m->cos_t, m->sin_t, m->inv_freq, m->Tcap, c->head_dim);
     *out = m;
     return 0;
 }
@@ -554,8 +567,8 @@ static void base_product(hone_model *m, const linear *ln, float *out, const floa
             m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
             w = m->tile;
         }
-        if (backward) op_matmul_backward_input(out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
-        else op_matmul_forward(out + r0, in, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
+        if (backward) be_matmul_backward_input(m->be, out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+        else be_matmul_forward(m->be, out + r0, in, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
     }
 }
 
@@ -566,40 +579,40 @@ static const float *lora_input(hone_model *m, const linear *ln, const float *x, 
     size_t n = (size_t)N * ln->in;
     float inv = 1.0f / (1.0f - m->dropout);
     if (draw)
-        for (size_t i = 0; i < n; i++) ln->keep[i] = hone_rng_uniform(&m->rng) >= m->dropout;
-    op_dropout_forward(m->tmp, x, ln->keep, inv, n);
+        be_dropout_mask(m->be, ln->keep, n, m->dropout, &m->rng);
+    be_dropout_forward(m->be, m->tmp, x, ln->keep, inv, n);
     return m->tmp;
 }
 
 void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw)
 {
     base_product(m, ln, y, x, N, 0);
-    if (ln->bias) op_bias_forward(y, ln->bias, N, ln->out);
+    if (ln->bias) be_bias_forward(m->be, y, ln->bias, N, ln->out);
     if (ln->A) {
         const float *xd = lora_input(m, ln, x, N, draw);
-        op_matmul_forward(ln->xa, xd, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
-        op_matmul_forward(y, ln->xa, ln->B, N, m->r, ln->out, ln->out, m->scale, 1.0f);
+        be_matmul_forward(m->be, ln->xa, xd, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
+        be_matmul_forward(m->be, y, ln->xa, ln->B, N, m->r, ln->out, ln->out, m->scale, 1.0f);
     }
 }
 
 /* dx[N, in] += the input gradient; parameter gradients += */
 static void linear_backward(hone_model *m, linear *ln, float *dx, const float *dy, const float *x, int N)
 {
-    if (ln->dw) op_matmul_backward_weight(ln->dw, dy, x, N, ln->in, ln->out, ln->out, 1.0f);
-    if (ln->dbias) op_bias_backward(ln->dbias, dy, N, ln->out);
+    if (ln->dw) be_matmul_backward_weight(m->be, ln->dw, dy, x, N, ln->in, ln->out, ln->out, 1.0f);
+    if (ln->dbias) be_bias_backward(m->be, ln->dbias, dy, N, ln->out);
     base_product(m, ln, dx, dy, N, 1);
     if (ln->A) {
-        op_matmul_backward_weight(ln->dB, dy, ln->xa, N, m->r, ln->out, ln->out, m->scale);
-        op_matmul_backward_input(m->dxa, dy, ln->B, N, m->r, ln->out, ln->out, m->scale, 0.0f);
+        be_matmul_backward_weight(m->be, ln->dB, dy, ln->xa, N, m->r, ln->out, ln->out, m->scale);
+        be_matmul_backward_input(m->be, m->dxa, dy, ln->B, N, m->r, ln->out, ln->out, m->scale, 0.0f);
         const float *xd = lora_input(m, ln, x, N, 0);
-        op_matmul_backward_weight(ln->dA, m->dxa, xd, N, ln->in, m->r, m->r, 1.0f);
+        be_matmul_backward_weight(m->be, ln->dA, m->dxa, xd, N, ln->in, m->r, m->r, 1.0f);
         if (!ln->keep || m->eval) {
-            op_matmul_backward_input(dx, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 1.0f);
+            be_matmul_backward_input(m->be, dx, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 1.0f);
         } else {
             float inv = 1.0f / (1.0f - m->dropout);
-            op_matmul_backward_input(m->tmp, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
+            be_matmul_backward_input(m->be, m->tmp, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
             size_t n = (size_t)N * ln->in;
-            op_dropout_backward(dx, m->tmp, ln->keep, inv, n);
+            be_dropout_backward(m->be, dx, m->tmp, ln->keep, inv, n);
         }
     }
 }
@@ -612,22 +625,22 @@ static void layer_forward(hone_model *m, int l, int B, int T, int draw)
     int N = B * T, C = c->hidden, H = c->heads, KVH = c->kv_heads, hd = c->head_dim;
     layer *L = &m->layers[l];
     float *h = m->res + (size_t)l * m->Bcap * m->Tcap * C, *hn = h + (size_t)m->Bcap * m->Tcap * C;
-    op_rmsnorm_forward(L->ln1, L->rstd1, h, L->ln1_w, N, C, c->rms_eps);
+    be_rmsnorm_forward(m->be, L->ln1, L->rstd1, h, L->ln1_w, N, C, c->rms_eps);
     hone_linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, N, draw);
     hone_linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, N, draw);
     hone_linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, N, draw);
     const int32_t *start = m->packed_rows ? m->doc_start : NULL;
-    op_rope_forward(L->q, m->cos_t, m->sin_t, start, B, T, H, hd);
-    op_rope_forward(L->k, m->cos_t, m->sin_t, start, B, T, KVH, hd);
-    op_attention_forward(L->ao, L->att, L->q, L->k, L->v, start, B, T, H, KVH, hd);
+    be_rope_forward(m->be, L->q, m->cos_t, m->sin_t, start, B, T, H, hd);
+    be_rope_forward(m->be, L->k, m->cos_t, m->sin_t, start, B, T, KVH, hd);
+    be_attention_forward(m->be, L->ao, L->att, L->q, L->k, L->v, start, B, T, H, KVH, hd);
     hone_linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N, draw);
-    op_axpy(L->mid, h, 1.0f, (size_t)N * C);
-    op_rmsnorm_forward(L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
+    be_axpy(m->be, L->mid, h, 1.0f, (size_t)N * C);
+    be_rmsnorm_forward(m->be, L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
     hone_linear_forward(m, &L->lin[HONE_GATE_PROJ], L->gate, L->ln2, N, draw);
     hone_linear_forward(m, &L->lin[HONE_UP_PROJ], L->up, L->ln2, N, draw);
-    op_swiglu_forward(L->sw, L->gate, L->up, N, c->inter);
+    be_swiglu_forward(m->be, L->sw, L->gate, L->up, N, c->inter);
     hone_linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, L->sw, N, draw);
-    op_axpy(hn, L->mid, 1.0f, (size_t)N * C);
+    be_axpy(m->be, hn, L->mid, 1.0f, (size_t)N * C);
 }
 
 void hone_shift_labels(int32_t *targets, const int32_t *labels, int B, int T)
@@ -652,7 +665,7 @@ int hone_model_set_documents(hone_model *m, const int32_t *start, int B, int T, 
             if (s < 0 || s > t || (s != t && s != prev))
                 return hone_errf(err, HONE_EINVAL, "document starts: row %d position %d has start %d", b, t, s);
         }
-    memcpy(m->doc_start, start, (size_t)B * T * sizeof *start);
+    be_upload(m->be, m->doc_start, start, (size_t)B * T * sizeof *start);
     m->packed_rows = 1;
     return 0;
 }
@@ -670,45 +683,43 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
                              c->vocab);
     m->B = B;
     m->T = T;
-    memcpy(m->ids, ids, (size_t)N * sizeof *ids);
+    be_upload(m->be, m->ids, ids, (size_t)N * sizeof *ids);
     /* rope tables are per position; a shorter T uses the first rows, which needs the
      * [T, hd/2] layout to be position-major, as it is */
-    op_embedding_forward(m->res, ids, m->embed, N, C);
+    be_embedding_forward(m->be, m->res, m->ids, m->embed, N, C);
     if (m->neftune_alpha > 0 && !m->eval) {
         /* NEFTune as transformers' hook: U(-mag, mag) on every element of the embedding
          * output, mag = alpha / sqrt(T * C) with T the padded length; the noise adds, so
          * the backward is unchanged */
         float mag = m->neftune_alpha / sqrtf((float)T * (float)C);
-        for (size_t i = 0; i < (size_t)N * C; i++)
-            m->res[i] += (float)(2.0 * hone_rng_uniform(&m->neft_rng) - 1.0) * mag;
+        be_uniform_noise(m->be, m->res, (size_t)N * C, mag, &m->neft_rng);
     }
     for (int l = 0; l < c->layers; l++) layer_forward(m, l, B, T, 1);
     float *hl = m->res + (size_t)c->layers * m->Bcap * m->Tcap * C;
-    op_rmsnorm_forward(m->lnf, m->rstdf, hl, m->norm_w, N, C, c->rms_eps);
+    be_rmsnorm_forward(m->be, m->lnf, m->rstdf, hl, m->norm_w, N, C, c->rms_eps);
     m->nsel = 0;
     if (!targets || !m->labelled_logits)
-        op_matmul_forward(m->logits, m->lnf, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
+        be_matmul_forward(m->be, m->logits, m->lnf, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
     if (!targets) return 0;
     long n = 0;
+    int32_t *tsel = m->sel + N;   /* host: the selected rows' targets */
     for (int i = 0; i < N; i++) {
         if (targets[i] >= c->vocab || targets[i] < -100 || (targets[i] < 0 && targets[i] != -100))
             return hone_errf(err, HONE_EINVAL, "label %d at position %d is outside the vocabulary (%d) and not -100",
                              targets[i], i, c->vocab);
-        m->targets[i] = targets[i];
-        if (targets[i] >= 0) m->sel[n++] = i;
+        if (targets[i] >= 0) tsel[n] = targets[i], m->sel[n++] = i;
     }
     int rows = N;
+    if (!m->labelled_logits) be_upload(m->be, m->targets, targets, (size_t)N * sizeof *targets);
     if (m->labelled_logits) {
         /* unlabelled positions add nothing to the loss or the gradients: skip their logits */
-        for (long k = 0; k < n; k++) {
-            memcpy(m->lnf_sel + (size_t)k * C, m->lnf + (size_t)m->sel[k] * C, (size_t)C * sizeof(float));
-            m->targets[k] = targets[m->sel[k]];
-        }
+        be_gather_rows(m->be, m->lnf_sel, m->lnf, m->sel, (int)n, C);
+        be_upload(m->be, m->targets, tsel, (size_t)n * sizeof *tsel);
         rows = m->nsel = (int)n;
-        if (rows) op_matmul_forward(m->logits, m->lnf_sel, m->lm_head, rows, C, c->vocab, c->vocab, 1.0f, 0.0f);
+        if (rows) be_matmul_forward(m->be, m->logits, m->lnf_sel, m->lm_head, rows, C, c->vocab, c->vocab, 1.0f, 0.0f);
     }
     /* the per-position losses go to dres, free until backward */
-    *loss_sum = op_cross_entropy_forward(m->dres, m->logits, m->targets, rows, c->vocab);
+    *loss_sum = be_cross_entropy_forward(m->be, m->dres, m->logits, m->targets, rows, c->vocab);
     *count = n;
     return 0;
 }
@@ -734,52 +745,51 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
     if (m->labelled_logits) {
         /* the labelled rows only; the others' gradient at the final norm is zero */
         int ns = m->nsel;
-        memset(m->dln, 0, NC * sizeof(float));
-        if (ns) op_cross_entropy_backward(m->logits, m->logits, m->targets, ns, c->vocab, scale);
+        be_zero(m->be, m->dln, NC * sizeof(float));
+        if (ns) be_cross_entropy_backward(m->be, m->logits, m->logits, m->targets, ns, c->vocab, scale);
         if (ns && m->dlm_head)
-            op_matmul_backward_weight(m->dlm_head, m->logits, m->lnf_sel, ns, C, c->vocab, c->vocab, 1.0f);
-        if (ns) op_matmul_backward_input(m->lnf_sel, m->logits, m->lm_head, ns, C, c->vocab, c->vocab, 1.0f, 0.0f);
-        for (int k = 0; k < ns; k++)
-            memcpy(m->dln + (size_t)m->sel[k] * C, m->lnf_sel + (size_t)k * C, (size_t)C * sizeof(float));
+            be_matmul_backward_weight(m->be, m->dlm_head, m->logits, m->lnf_sel, ns, C, c->vocab, c->vocab, 1.0f);
+        if (ns) be_matmul_backward_input(m->be, m->lnf_sel, m->logits, m->lm_head, ns, C, c->vocab, c->vocab, 1.0f, 0.0f);
+        be_scatter_rows(m->be, m->dln, m->lnf_sel, m->sel, ns, C);
     } else {
-        op_cross_entropy_backward(m->logits, m->logits, m->targets, N, c->vocab, scale);
-        if (m->dlm_head) op_matmul_backward_weight(m->dlm_head, m->logits, m->lnf, N, C, c->vocab, c->vocab, 1.0f);
-        op_matmul_backward_input(m->dln, m->logits, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
+        be_cross_entropy_backward(m->be, m->logits, m->logits, m->targets, N, c->vocab, scale);
+        if (m->dlm_head) be_matmul_backward_weight(m->be, m->dlm_head, m->logits, m->lnf, N, C, c->vocab, c->vocab, 1.0f);
+        be_matmul_backward_input(m->be, m->dln, m->logits, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
     }
-    memset(m->dres, 0, NC * sizeof(float));
+    be_zero(m->be, m->dres, NC * sizeof(float));
     float *hl = m->res + (size_t)c->layers * stride;
-    op_rmsnorm_backward(m->dres, m->dnorm_w, m->dln, hl, m->norm_w, m->rstdf, N, C);
+    be_rmsnorm_backward(m->be, m->dres, m->dnorm_w, m->dln, hl, m->norm_w, m->rstdf, N, C);
     for (int l = c->layers - 1; l >= 0; l--) {
         layer *L = &m->layers[l];
         float *h = m->res + (size_t)l * stride;
         if (m->ckpt) layer_forward(m, l, B, T, 0);   /* the layer's activations again, from its input */
         /* MLP: dres is the gradient at the layer output = at mid (residual) and at down's output */
-        memset(m->dsw, 0, (size_t)N * c->inter * sizeof(float));
+        be_zero(m->be, m->dsw, (size_t)N * c->inter * sizeof(float));
         linear_backward(m, &L->lin[HONE_DOWN_PROJ], m->dsw, m->dres, L->sw, N);
-        op_swiglu_backward(m->dgate, m->dup, m->dsw, L->gate, L->up, N, c->inter);
-        memset(m->dln, 0, NC * sizeof(float));
+        be_swiglu_backward(m->be, m->dgate, m->dup, m->dsw, L->gate, L->up, N, c->inter);
+        be_zero(m->be, m->dln, NC * sizeof(float));
         linear_backward(m, &L->lin[HONE_GATE_PROJ], m->dln, m->dgate, L->ln2, N);
         linear_backward(m, &L->lin[HONE_UP_PROJ], m->dln, m->dup, L->ln2, N);
-        op_rmsnorm_backward(m->dres, L->dln2_w, m->dln, L->mid, L->ln2_w, L->rstd2, N, C);
+        be_rmsnorm_backward(m->be, m->dres, L->dln2_w, m->dln, L->mid, L->ln2_w, L->rstd2, N, C);
         /* attention: dres is now the gradient at mid = h + o(ao) */
-        memset(m->dao, 0, (size_t)N * H * hd * sizeof(float));
+        be_zero(m->be, m->dao, (size_t)N * H * hd * sizeof(float));
         linear_backward(m, &L->lin[HONE_O_PROJ], m->dao, m->dres, L->ao, N);
-        op_attention_backward(m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
-        op_rope_backward(m->dq, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, H, hd);
-        op_rope_backward(m->dk, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, KVH, hd);
-        memset(m->dln, 0, NC * sizeof(float));
+        be_attention_backward(m->be, m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
+        be_rope_backward(m->be, m->dq, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, H, hd);
+        be_rope_backward(m->be, m->dk, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, KVH, hd);
+        be_zero(m->be, m->dln, NC * sizeof(float));
         linear_backward(m, &L->lin[HONE_Q_PROJ], m->dln, m->dq, L->ln1, N);
         linear_backward(m, &L->lin[HONE_K_PROJ], m->dln, m->dk, L->ln1, N);
         linear_backward(m, &L->lin[HONE_V_PROJ], m->dln, m->dv, L->ln1, N);
-        op_rmsnorm_backward(m->dres, L->dln1_w, m->dln, h, L->ln1_w, L->rstd1, N, C);
+        be_rmsnorm_backward(m->be, m->dres, L->dln1_w, m->dln, h, L->ln1_w, L->rstd1, N, C);
     }
-    if (m->dembed) op_embedding_backward(m->dembed, m->dres, m->ids, N, C);
+    if (m->dembed) be_embedding_backward(m->be, m->dembed, m->dres, m->ids, N, C);
     return 0;
 }
 
 void hone_model_zero_grad(hone_model *m)
 {
-    memset(m->grads, 0, m->nparams * sizeof(float));
+    be_zero(m->be, m->grads, m->nparams * sizeof(float));
 }
 
 float *hone_model_params(hone_model *m, size_t *n)

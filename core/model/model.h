@@ -19,7 +19,10 @@ enum { HONE_Q_PROJ = 0, HONE_K_PROJ, HONE_V_PROJ, HONE_O_PROJ, HONE_GATE_PROJ, H
        HONE_NLINEAR };
 extern const char *const hone_linear_names[HONE_NLINEAR];   /* "q_proj", ... */
 
+typedef struct hone_backend hone_backend;
+
 typedef struct hone_model_opts {
+    const hone_backend *backend;     /* where it computes (NULL: the CPU) */
     const hone_feature *quantizer;   /* how frozen linears are stored */
     const hone_opts *quantizer_opts;
     int lora;                        /* 0 = full fine-tuning (every weight trains) */
@@ -38,6 +41,9 @@ typedef struct hone_model_opts {
 } hone_model_opts;
 
 typedef struct hone_model hone_model;
+
+/* the backend a model computes on (clipping and optimizers reach its memory through it) */
+const hone_backend *hone_model_backend(const hone_model *m);
 
 int hone_model_load(hone_model **out, const char *dir, const hone_model_opts *o, hone_err *err);
 /* the same from a config already read; dir NULL = random weights (benchmarks) */

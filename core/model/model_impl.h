@@ -3,6 +3,7 @@
 #ifndef HONE_MODEL_IMPL_H
 #define HONE_MODEL_IMPL_H
 
+#include "backend.h"
 #include "model.h"
 #include "rng.h"
 
@@ -31,6 +32,7 @@ typedef struct layer {
 
 struct hone_model {
     hone_model_config cfg;
+    const hone_backend *be;                   /* every op and every arena byte goes through it */
     int lora, r, rslora;
     int ckpt;                                 /* gradient checkpointing: one layer's activations */
     int eval;                                 /* no dropout (evaluation, generation) */
@@ -64,7 +66,7 @@ struct hone_model {
      * positions that have a label (completion-only training masks most of them); the
      * logits and targets then hold those nsel rows, lnf_sel their final-norm rows */
     int labelled_logits, nsel;
-    int32_t *sel;
+    int32_t *sel;                             /* host: [2, Bcap * Tcap] the selected rows, their targets */
     float *lnf_sel;
     int32_t *doc_start;                       /* [B, T] where each position's document begins */
     int packed_rows;                          /* doc_start applies to the next forward */

@@ -4,23 +4,11 @@
  * order, the tail added one by one, sqrt), the global norm the same over the stacked
  * norms, coef = (1 / (norm + 1e-6)) * max_norm (Tensor.__rtruediv__ is a reciprocal and a
  * product) clamped to 1, and every gradient times coef. The 8 lanes are AVX2's; torch on
- * an AVX-512 build, or on a GPU, rounds differently in the last bits. */
+ * an AVX-512 build, or on a GPU, rounds differently in the last bits. The per-tensor norm
+ * is the backend's (op_norm2 on the CPU); the stacking is here. */
 #include "clip.h"
 
 #include <math.h>
-
-static float lane_sum(const float acc[8]);
-
-static float norm2_like_aten(const float *x, size_t n)
-{
-    float acc[8] = {0};
-    size_t d = 0;
-    for (; d + 8 <= n; d += 8)
-        for (int j = 0; j < 8; j++) acc[j] = fmaf(x[d + j], x[d + j], acc[j]);
-    float s = lane_sum(acc);
-    for (; d < n; d++) s = fmaf(x[d], x[d], s);
-    return sqrtf(s);
-}
 
 static float lane_sum(const float acc[8])
 {
@@ -29,14 +17,15 @@ static float lane_sum(const float acc[8])
     return s;
 }
 
-double hone_clip_grad_norm(float *grads, const hone_tensor_info *t, size_t nt, double max_norm)
+double hone_clip_grad_norm(const hone_backend *be, float *grads, const hone_tensor_info *t, size_t nt,
+                           double max_norm)
 {
     /* the per-tensor norms reduce the same way: whole chunks of 8 lane-wise, then the
      * lanes, then the rest in order */
     float acc[8] = {0}, s = 0;
     size_t full = nt - nt % 8;
     for (size_t k = 0; k < nt; k++) {
-        float nk = norm2_like_aten(grads + t[k].offset, t[k].numel);
+        float nk = be_norm2(be, grads + t[k].offset, t[k].numel);   /* on the backend, to the host */
         if (k < full) {
             acc[k % 8] = fmaf(nk, nk, acc[k % 8]);
             continue;
@@ -49,10 +38,7 @@ double hone_clip_grad_norm(float *grads, const hone_tensor_info *t, size_t nt, d
     if (max_norm > 0) {
         float coef = (1.0f / (total + 1e-6f)) * (float)max_norm;
         if (coef < 1.0f)
-            for (size_t k = 0; k < nt; k++) {
-                float *g = grads + t[k].offset;
-                for (size_t i = 0; i < t[k].numel; i++) g[i] *= coef;
-            }
+            for (size_t k = 0; k < nt; k++) be_scale(be, grads + t[k].offset, coef, t[k].numel);
     }
     return total;
 }

@@ -73,7 +73,8 @@ static int update(train_run *r, double loss, double *norm, double *lr, hone_err 
 {
     const hone_optimizer_vt *ovt = r->optimizer->vtable;
     long limit = (long)hone_config_int(r->cfg, "train.nonfinite_limit");
-    *norm = hone_clip_grad_norm(r->grads, r->tinfo, r->ntensors, hone_config_num(r->cfg, "train.max_grad_norm"));
+    *norm = hone_clip_grad_norm(hone_model_backend(r->m), r->grads, r->tinfo, r->ntensors,
+                                hone_config_num(r->cfg, "train.max_grad_norm"));
     *lr = hone_schedule_lr(r->scheduler, r->sched_opts, &r->sctx, r->pos.step);
     int rc = 0;
     if (!isfinite(loss) || !isfinite(*norm)) {

@@ -17,7 +17,7 @@
 #include "err.h"
 #include "hone/hone.h"
 #include "model_config.h"
-#include "ops.h"
+#include "backend.h"
 #include "order.h"
 #include "prepare.h"
 #include "report.h"
@@ -64,10 +64,14 @@ static hone_model_opts model_opts(const hone_config *cfg, int batch, int seq, in
     };
 }
 
-static void set_threads(const hone_config *cfg)
+/* the experiment's backend, with its thread budget set */
+static int backend(const hone_config *cfg, const hone_backend **be, hone_err *err)
 {
+    int rc = hone_backend_for(hone_config_str(cfg, "device"), be, err);
+    if (rc) return rc;
     long threads = (long)hone_config_int(cfg, "threads");
-    op_set_threads(threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    be_set_threads(*be, threads > 0 ? (int)threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    return 0;
 }
 
 static int longest_example(const hone_dataset *d, int at_least)
@@ -78,8 +82,8 @@ static int longest_example(const hone_dataset *d, int at_least)
 
 int hone_run_check(const hone_config *cfg, hone_err *err)
 {
-    if (!strcmp(hone_config_str(cfg, "device"), "cuda"))
-        return hone_errf(err, HONE_EUNSUPPORTED, "device = \"cuda\": the CUDA backend is not built yet; use \"cpu\"");
+    const hone_backend *be;
+    if (hone_backend_for(hone_config_str(cfg, "device"), &be, err)) return err->code;
     if (!strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16"))
         return hone_errf(err, HONE_EUNSUPPORTED, "model.compute_dtype = \"bf16\": the CPU computes in fp32");
     hone_model_config mc;
@@ -231,7 +235,8 @@ int hone_run_train(const hone_config *cfg, const hone_hooks *hooks, const char *
     int rc = hone_run_check(cfg, err);
     if (rc) return rc;
     hone_host_log_to(hooks);   /* a plugin's log lines are the run's too */
-    set_threads(cfg);
+    const hone_backend *be;
+    if ((rc = backend(cfg, &be, err))) return rc;
     hone_prepared prep;
     if ((rc = hone_data_prepare(&prep, cfg, hooks, err))) {
         hone_host_log_to(NULL);
@@ -259,6 +264,7 @@ int hone_run_train(const hone_config *cfg, const hone_hooks *hooks, const char *
     const hone_cval *es = hone_config_cval(cfg, "eval.early_stopping");
     if (es && es->enabled) r.ectx.threshold = hone_config_num(cfg, "eval.early_stopping.threshold");
     hone_model_opts mo = model_opts(cfg, r.bs, longest, 1);
+    mo.backend = be;
     char ckpt[4600] = "", path[4200];
     if (!rc && resume) rc = newest_checkpoint(run_dir, ckpt, sizeof ckpt, err);
     int summarize = !rc;   /* from here on, summary.json says how the run ended */
@@ -318,9 +324,11 @@ int hone_run_train(const hone_config *cfg, const hone_hooks *hooks, const char *
 int hone_run_eval(const hone_config *cfg, const hone_hooks *hooks, const char *ckpt, const char *out_path,
                   hone_err *err)
 {
-    set_threads(cfg);
+    const hone_backend *be;
+    int rc = backend(cfg, &be, err);
+    if (rc) return rc;
     hone_prepared prep;
-    int rc = hone_data_prepare(&prep, cfg, hooks, err);
+    rc = hone_data_prepare(&prep, cfg, hooks, err);
     if (rc) return rc;
     hone_dataset *ev = prep.eval.n ? &prep.eval : &prep.train;
     if (!prep.eval.n) hone_logf(hooks, HONE_LOG_INFO, "eval: the experiment has no eval split; evaluating on data.train");
@@ -330,6 +338,7 @@ int hone_run_eval(const hone_config *cfg, const hone_hooks *hooks, const char *c
     snprintf(probe, sizeof probe, "%s/adapter_config.json", ckpt);
     if (lora && !hone_is_file(probe)) rc = hone_errf(err, HONE_EINVAL, "%s: no adapter_config.json (not a LoRA adapter)", ckpt);
     hone_model_opts mo = model_opts(cfg, bs, longest, 0);
+    mo.backend = be;
     hone_model *m = NULL;
     if (!rc) rc = hone_model_load(&m, lora ? hone_config_str(cfg, "model.path") : ckpt, &mo, err);
     if (!rc && lora) rc = hone_model_load_adapter(m, ckpt, err);

@@ -195,16 +195,29 @@ void op_rope_at(float *x, const int *pos, const float *inv_freq, int N, int H, i
         }
 }
 
-void op_attention_cached(float *out, float *scores, const float *q, const float *const *kseq,
-                         const float *const *vseq, const int *pos, int N, int H, int KVH, int hd)
+void op_kv_write(float *cache, const float *k, const float *v, const int *seq, const int *pos, int N, int nseq,
+                 int maxlen, int kd)
+{
+    float *vc = cache + (size_t)nseq * maxlen * kd;
+    for (int i = 0; i < N; i++) {
+        size_t at = ((size_t)seq[i] * maxlen + pos[i]) * kd;
+        memcpy(cache + at, k + (size_t)i * kd, (size_t)kd * sizeof(float));
+        memcpy(vc + at, v + (size_t)i * kd, (size_t)kd * sizeof(float));
+    }
+}
+
+void op_attention_cached(float *out, float *scores, const float *q, const float *cache, const int *seq,
+                         const int *pos, int N, int nseq, int maxlen, int H, int KVH, int hd)
 {
     int group = H / KVH;
     float scale = (float)(1.0 / sqrt((double)hd));
     size_t ks = (size_t)KVH * hd;
+    const float *vcache = cache + (size_t)nseq * maxlen * ks;
     for (int n = 0; n < N; n++)
         for (int h = 0; h < H; h++) {
             const float *qh = q + ((size_t)n * H + h) * hd;
-            const float *kb = kseq[n] + (size_t)(h / group) * hd, *vb = vseq[n] + (size_t)(h / group) * hd;
+            size_t row0 = (size_t)seq[n] * maxlen * ks + (size_t)(h / group) * hd;
+            const float *kb = cache + row0, *vb = vcache + row0;
             int P = pos[n] + 1;
             float mx = -INFINITY;
             for (int j = 0; j < P; j++) {
@@ -224,6 +237,40 @@ void op_attention_cached(float *out, float *scores, const float *q, const float 
                 for (int i = 0; i < hd; i++) o[i] += p * vj[i];
             }
         }
+}
+
+void op_argmax(int32_t *out, const float *x, int N, int V)
+{
+    for (int i = 0; i < N; i++) {
+        const float *r = x + (size_t)i * V;
+        int best = 0;
+        for (int j = 1; j < V; j++)
+            if (r[j] > r[best]) best = j;
+        out[i] = best;
+    }
+}
+
+static float lane_sum8(const float acc[8])
+{
+    float s = acc[0];
+    for (int j = 1; j < 8; j++) s = s + acc[j];
+    return s;
+}
+
+float op_norm2(const float *x, size_t n)
+{
+    float acc[8] = {0};
+    size_t d = 0;
+    for (; d + 8 <= n; d += 8)
+        for (int j = 0; j < 8; j++) acc[j] = fmaf(x[d + j], x[d + j], acc[j]);
+    float s = lane_sum8(acc);
+    for (; d < n; d++) s = fmaf(x[d], x[d], s);
+    return sqrtf(s);
+}
+
+void op_scale(float *x, float s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,

@@ -67,11 +67,23 @@ void op_attention_forward(float *out, float *att, const float *q, const float *k
 void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd);
 
-/* Attention of N single tokens against their sequences' KV caches (generation): token i
- * sits at position pos[i] and attends to rows 0..pos[i] of kseq[i], vseq[i].
- * out, q: [N, H*hd]  kseq[i], vseq[i]: [>= pos[i] + 1, KVH*hd]  scores: [max pos + 1] scratch */
-void op_attention_cached(float *out, float *scores, const float *q, const float *const *kseq,
-                         const float *const *vseq, const int *pos, int N, int H, int KVH, int hd);
+/* The KV cache of generation: cache [2, nseq, maxlen, kd] (keys, then values; kd =
+ * KVH*hd). kv_write puts row i's k and v at (seq[i], pos[i]).  k, v: [N, kd] */
+void op_kv_write(float *cache, const float *k, const float *v, const int *seq, const int *pos, int N, int nseq,
+                 int maxlen, int kd);
+/* Attention of N single tokens against their sequences' cached keys and values: token i
+ * sits at position pos[i] of sequence seq[i] and attends to its rows 0..pos[i].
+ * out, q: [N, H*hd]  cache: as above  scores: [max pos + 1] scratch */
+void op_attention_cached(float *out, float *scores, const float *q, const float *cache, const int *seq,
+                         const int *pos, int N, int nseq, int maxlen, int H, int KVH, int hd);
+
+/* out[i] = the first index of row i's maximum (torch.argmax).  x: [N, V] */
+void op_argmax(int32_t *out, const float *x, int N, int V);
+/* ATen's vectorized last-dim 2-norm of x[n] on an AVX2 build: 8 float lanes of fused
+ * multiply-adds, the lanes summed in order, the tail added one by one, sqrt */
+float op_norm2(const float *x, size_t n);
+/* x *= s   (n elements) */
+void op_scale(float *x, float s, size_t n);
 
 /* SwiGLU: out = silu(gate) * up.  out, gate, up: [N, C] */
 void op_swiglu_forward(float *out, const float *gate, const float *up, int N, int C);

@@ -6,7 +6,7 @@
  *   - a cycle between folders (core/model uses core/data and core/data core/model);
  *   - an include a folder's rule forbids: plugins/ see only hone/plugin.h and
  *     plugins/common/, core/lua/ only hone/hone.h, hone/plugin.h and its own header,
- *     kernels/ only their own folder.
+ *     kernels/ only their own folder, and kernels/cpu/ops.h only core/backend/.
  * Usage: include_graph ROOT [DIR ...] (default DIRs: core kernels plugins). Exit 0 when
  * the graph is clean, 1 with every finding printed. */
 #define _DEFAULT_SOURCE   /* scandir, alphasort */
@@ -186,6 +186,9 @@ static void rules(void)
                 why = "the Lua binding is written over hone/hone.h and hone/plugin.h only";
             else if (starts(f->path, "kernels/") && t >= 0 && strcmp(files[t].dir, f->dir))
                 why = "kernels know nothing of hone beyond their folder";
+            else if (!strcmp(to, "kernels/cpu/ops.h") && !starts(f->path, "core/backend/") &&
+                     !starts(f->path, "kernels/"))
+                why = "the CPU kernels are reached through the backend table (core/backend/) only";
             if (why) {
                 printf("%s includes \"%s\": %s\n", f->path, f->inc[k], why);
                 findings++;
