@@ -360,6 +360,29 @@ static void test_rng(void)
     CHECK_TRUE(hone_rng_u64(&a) != hone_rng_u64(&b));
     double u = hone_rng_uniform(&a);
     CHECK_TRUE(u >= 0 && u < 1);
+    /* Philox4x32-10: Random123's known answers (tests/kat_vectors, the three
+     * "philox4x32 10" lines: counter, key, result) */
+    static const uint32_t kat[3][10] = {
+        {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e, 0xa20bc7c6,
+         0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb, 0x5001e420,
+         0x24126ea1},
+    };
+    for (int v = 0; v < 3; v++) {
+        uint32_t out[4];
+        hone_philox4x32(out, kat[v], kat[v] + 4);
+        CHECK(!memcmp(out, kat[v] + 6, sizeof out), "philox4x32-10 vector %d: %08x %08x %08x %08x", v + 1, out[0],
+              out[1], out[2], out[3]);
+    }
+    /* a stream's draws are its blocks' words in order, whatever the starting index */
+    float run[11], one;
+    hone_philox_uniforms(run, 11, 7, 1, 5);
+    for (int i = 0; i < 11; i++) {
+        one = hone_philox_uniform(7, 1, 5 + (uint64_t)i);
+        CHECK(one == run[i] && one >= 0 && one < 1, "philox draw %d: %a vs %a", i, (double)one, (double)run[i]);
+    }
+    CHECK_TRUE(hone_philox_uniform(7, 1, 0) != hone_philox_uniform(7, 2, 0));
 }
 
 /* HONE_PLUGIN_DEFINE's init refuses a host older than its header by itself (for a host

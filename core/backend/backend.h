@@ -80,10 +80,13 @@ typedef struct hone_backend_ops {
                                    int V, float scale);
     void (*dropout_forward)(void *ctx, float *out, const float *x, const uint8_t *keep, float scale, size_t n);
     void (*dropout_backward)(void *ctx, float *dx, const float *dout, const uint8_t *keep, float scale, size_t n);
-    /* keep[i] = (the stream's next uniform >= p), n draws in order */
-    void (*dropout_mask)(void *ctx, uint8_t *keep, size_t n, float p, hone_rng *stream);
-    /* x[i] += U(-mag, mag) from the stream, n draws in order (NEFTune) */
-    void (*uniform_noise)(void *ctx, float *x, size_t n, float mag, hone_rng *stream);
+    /* Counter-based draws (Philox4x32-10, rng.h), so every backend draws the same: draw
+     * index0 + i of stream `stream` under `seed` decides element i.
+     * keep[i] = (draw >= p) (dropout); x[i] += (2 draw - 1) mag (NEFTune) */
+    void (*dropout_mask)(void *ctx, uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream,
+                         uint64_t index0);
+    void (*uniform_noise)(void *ctx, float *x, size_t n, float mag, uint64_t seed, uint64_t stream,
+                          uint64_t index0);
 
     /* generation: the KV cache is one buffer [2, nseq, maxlen, KVH * hd] per layer */
     void (*kv_write)(void *ctx, float *cache, const float *k, const float *v, const int *seq, const int *pos, int N,

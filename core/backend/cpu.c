@@ -60,16 +60,30 @@ static void cpu_set_threads(void *ctx, int n)
     op_set_threads(n);
 }
 
-static void cpu_dropout_mask(void *ctx, uint8_t *keep, size_t n, float p, hone_rng *stream)
+enum { DRAWS = 256 };   /* draws made a chunk at a time, on the stack */
+
+static void cpu_dropout_mask(void *ctx, uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream,
+                             uint64_t index0)
 {
     (void)ctx;
-    for (size_t i = 0; i < n; i++) keep[i] = hone_rng_uniform(stream) >= p;
+    float u[DRAWS];
+    for (size_t i0 = 0; i0 < n; i0 += DRAWS) {
+        size_t m = n - i0 < DRAWS ? n - i0 : DRAWS;
+        hone_philox_uniforms(u, m, seed, stream, index0 + i0);
+        for (size_t i = 0; i < m; i++) keep[i0 + i] = u[i] >= p;
+    }
 }
 
-static void cpu_uniform_noise(void *ctx, float *x, size_t n, float mag, hone_rng *stream)
+static void cpu_uniform_noise(void *ctx, float *x, size_t n, float mag, uint64_t seed, uint64_t stream,
+                              uint64_t index0)
 {
     (void)ctx;
-    for (size_t i = 0; i < n; i++) x[i] += (float)(2.0 * hone_rng_uniform(stream) - 1.0) * mag;
+    float u[DRAWS];
+    for (size_t i0 = 0; i0 < n; i0 += DRAWS) {
+        size_t m = n - i0 < DRAWS ? n - i0 : DRAWS;
+        hone_philox_uniforms(u, m, seed, stream, index0 + i0);
+        for (size_t i = 0; i < m; i++) x[i0 + i] += (2.0f * u[i] - 1.0f) * mag;
+    }
 }
 
 static size_t cpu_att_floats(void *ctx, int B, int T, int H)

@@ -451,7 +451,7 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
     hone_rng_seed(&m->rng, o->seed);
     m->neftune_alpha = (float)o->neftune_alpha;
     m->labelled_logits = o->labelled_logits;
-    hone_rng_seed(&m->neft_rng, o->seed ^ 0x6e656674756e65ull);
+    m->seed = o->seed;
     if (m->lora) {
         m->qvt = o->quantizer->vtable;
         rc = m->qvt->create(&hone_host_table, o->quantizer_opts, &m->qstate, err);
@@ -578,8 +578,10 @@ static const float *lora_input(hone_model *m, const linear *ln, const float *x, 
     if (!ln->keep || m->eval) return x;
     size_t n = (size_t)N * ln->in;
     float inv = 1.0f / (1.0f - m->dropout);
-    if (draw)
-        be_dropout_mask(m->be, ln->keep, n, m->dropout, &m->rng);
+    if (draw) {
+        be_dropout_mask(m->be, ln->keep, n, m->dropout, m->seed, HONE_STREAM_DROPOUT, m->draws[0]);
+        m->draws[0] += n;
+    }
     be_dropout_forward(m->be, m->tmp, x, ln->keep, inv, n);
     return m->tmp;
 }
@@ -692,7 +694,8 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
          * output, mag = alpha / sqrt(T * C) with T the padded length; the noise adds, so
          * the backward is unchanged */
         float mag = m->neftune_alpha / sqrtf((float)T * (float)C);
-        be_uniform_noise(m->be, m->res, (size_t)N * C, mag, &m->neft_rng);
+        be_uniform_noise(m->be, m->res, (size_t)N * C, mag, m->seed, HONE_STREAM_NEFTUNE, m->draws[1]);
+        m->draws[1] += (size_t)N * C;
     }
     for (int l = 0; l < c->layers; l++) layer_forward(m, l, B, T, 1);
     float *hl = m->res + (size_t)c->layers * m->Bcap * m->Tcap * C;
@@ -831,16 +834,16 @@ void hone_model_memory(const hone_model *m, size_t *params, size_t *frozen, size
     *acts = m->nacts * sizeof(float);
 }
 
-void hone_model_get_rng(const hone_model *m, hone_rng out[2])
+void hone_model_get_draws(const hone_model *m, uint64_t out[2])
 {
-    out[0] = m->rng;
-    out[1] = m->neft_rng;
+    out[0] = m->draws[0];
+    out[1] = m->draws[1];
 }
 
-void hone_model_set_rng(hone_model *m, const hone_rng in[2])
+void hone_model_set_draws(hone_model *m, const uint64_t in[2])
 {
-    m->rng = in[0];
-    m->neft_rng = in[1];
+    m->draws[0] = in[0];
+    m->draws[1] = in[1];
 }
 
 void hone_model_set_eval(hone_model *m, int eval)

@@ -70,9 +70,10 @@ void hone_model_zero_grad(hone_model *m);
 int hone_model_set_documents(hone_model *m, const int32_t *start, int B, int T, hone_err *err);
 /* eval = 1: no dropout (as model.eval() in torch); 0: training (the default) */
 void hone_model_set_eval(hone_model *m, int eval);
-/* the random streams of dropout and NEFTune, for checkpoints: [0] dropout, [1] NEFTune */
-void hone_model_get_rng(const hone_model *m, hone_rng out[2]);
-void hone_model_set_rng(hone_model *m, const hone_rng in[2]);
+/* where the counter-based streams of dropout [0] and NEFTune [1] stand (draws made so
+ * far), for checkpoints: a resumed run continues both exactly */
+void hone_model_get_draws(const hone_model *m, uint64_t out[2]);
+void hone_model_set_draws(hone_model *m, const uint64_t in[2]);
 /* [B, T, vocab] of the last forward; with labelled_logits and targets, [labelled positions, vocab] */
 const float *hone_model_logits(const hone_model *m);
 /* [B, T, hidden] of the last forward: the input of the first layer (the embeddings, with

@@ -12,6 +12,9 @@
  * for every tile, which costs more than the dequantization itself. */
 #define TILE_FLOATS (64u << 20)
 
+/* the Philox streams (rng.h) under the model's seed */
+enum { HONE_STREAM_DROPOUT = 1, HONE_STREAM_NEFTUNE = 2 };
+
 typedef struct linear {
     int in, out, id;
     int targeted;            /* has a LoRA adapter */
@@ -42,9 +45,10 @@ struct hone_model {
     int Bcap, Tcap, B, T;
     const hone_quantizer_vt *qvt;
     void *qstate;
-    hone_rng rng;
+    hone_rng rng;                             /* the LoRA init */
     float neftune_alpha;                      /* > 0: NEFTune noise on the embeddings in training */
-    hone_rng neft_rng;
+    uint64_t seed;                            /* dropout and NEFTune: Philox streams under it */
+    uint64_t draws[2];                        /* draws made so far: dropout, NEFTune (resume keeps them) */
 
     float *embed, *dembed, *lm_head, *dlm_head, *norm_w, *dnorm_w;
     layer *layers;

@@ -22,8 +22,10 @@
 #include "safetensors.h"
 #include "util.h"
 
-/* HONESTA1 states (before wall_s) still load, with no time carried over */
-static const char state_magic[8] = "HONESTA2", state_magic_v1[8] = "HONESTA1";
+/* HONESTA3: the dropout and NEFTune streams as counters. HONESTA2 kept xoshiro states
+ * there and HONESTA1 had no wall_s: both still load where the run draws nothing random
+ * (no dropout, no NEFTune), and are refused where it does, as the masks would differ */
+static const char state_magic[8] = "HONESTA3", state_magic_v2[8] = "HONESTA2", state_magic_v1[8] = "HONESTA1";
 
 int write_json_file(const char *path, cJSON *j, hone_err *err)
 {
@@ -165,7 +167,8 @@ int newest_checkpoint(const char *run_dir, char *out, size_t n, hone_err *err)
     return 0;
 }
 
-int read_state(const char *ckpt, train_pos *pos, const hone_optimizer_vt *ovt, void *ostate, hone_err *err)
+int read_state(const char *ckpt, train_pos *pos, const hone_optimizer_vt *ovt, void *ostate, int draws,
+               hone_err *err)
 {
     char path[4300];
     snprintf(path, sizeof path, "%s/state.zst", ckpt);
@@ -185,11 +188,17 @@ int read_state(const char *ckpt, train_pos *pos, const hone_optimizer_vt *ovt, v
     mb.len = ZSTD_isError(got) ? 0 : got;
     hone_reader r = hone_membuf_reader(&mb);
     char magic[8];
-    int v1 = 0;
+    int v1 = 0, v2 = 0;
     if (ZSTD_isError(got) || got != raw || r.read(r.ctx, magic, 8, err) ||
-        (memcmp(magic, state_magic, 8) && !(v1 = !memcmp(magic, state_magic_v1, 8))) ||
+        (memcmp(magic, state_magic, 8) && !(v2 = !memcmp(magic, state_magic_v2, 8)) &&
+         !(v1 = !memcmp(magic, state_magic_v1, 8))) ||
         r.read(r.ctx, pos, v1 ? offsetof(train_pos, wall_s) : sizeof *pos, err))
         rc = hone_errf(err, HONE_EINVAL, "%s: not a hone training state (or damaged)", path);
+    if (!rc && (v1 || v2) && draws)
+        rc = hone_errf(err, HONE_EUNSUPPORTED, "%s: written by a hone whose dropout and NEFTune streams were not yet "
+                       "counter-based (%.8s): this run draws them, and would continue with other masks; resume it "
+                       "with the hone that wrote it, or start again", path, magic);
+    if (v1 || v2) memset(pos->draws, 0, sizeof pos->draws), memset(pos->spare, 0, sizeof pos->spare);
     if (v1) pos->wall_s = NAN;   /* unknown: the run's figures then cover this process only */
     if (!rc && (rc = ovt->load(ostate, &r, err))) hone_err_prefix(err, "%s: optimizer state: ", path);
     free(mb.data);

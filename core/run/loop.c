@@ -149,7 +149,7 @@ static void progress(const train_run *r, double ep)
 /* checkpoints/<name> from where the run stands, best and pruning after it, its hook */
 static int checkpoint(train_run *r, const char *name, const ckpt_meta *meta, int improved, hone_err *err)
 {
-    hone_model_get_rng(r->m, r->pos.rng);
+    hone_model_get_draws(r->m, r->pos.draws);
     r->pos.wall_s = r->wall0 + hone_now() - r->t0;
     int rc = state_blob(&r->blob, &r->pos, r->optimizer->vtable, r->ostate, err);
     if (!rc) rc = save_checkpoint(r->m, r->cfg, r->run_dir, name, meta, &r->blob, err);

@@ -284,8 +284,9 @@ int hone_run_train(const hone_config *cfg, const hone_hooks *hooks, const char *
     if (!strcmp(hone_config_str(cfg, "data.padding"), "max_length")) r.b.pad_to = max_len;
     if (!rc) log_setup(&r, &prep.mc, &mo, docs, pack_eff);
     snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
-    if (!rc && resume && !(rc = read_state(ckpt, &r.pos, r.optimizer->vtable, r.ostate, err))) {
-        hone_model_set_rng(r.m, r.pos.rng);
+    int draws = (mo.lora && mo.dropout > 0) || mo.neftune_alpha > 0;
+    if (!rc && resume && !(rc = read_state(ckpt, &r.pos, r.optimizer->vtable, r.ostate, draws, err))) {
+        hone_model_set_draws(r.m, r.pos.draws);
         truncate_metrics(path, (long)r.pos.step, hooks);
         hone_logf(hooks, HONE_LOG_INFO, "resuming from %s: step %lld, epoch %lld%s", ckpt, (long long)r.pos.step,
                   (long long)r.pos.epoch + 1, r.pos.window ? " (mid-epoch)" : "");

@@ -64,7 +64,8 @@ typedef struct train_pos {
     int64_t tokens, nonfinite, best_epoch, stale;
     char best_name[64];      /* the best checkpoint so far ("" before the first evaluation) */
     double best, last_loss, last_eval;
-    hone_rng rng[2];         /* dropout, NEFTune */
+    uint64_t draws[2];       /* where the dropout and NEFTune streams stand (HONESTA3) */
+    uint64_t spare[6];       /* the bytes HONESTA2 kept xoshiro states in: the layout stays */
     double wall_s;           /* seconds of training so far, over every process that resumed the run */
 } train_pos;
 
@@ -133,7 +134,10 @@ int state_blob(hone_membuf *mb, const train_pos *pos, const hone_optimizer_vt *o
 int save_checkpoint(hone_model *m, const hone_config *cfg, const char *run_dir, const char *name,
                     const ckpt_meta *meta, const hone_membuf *blob, hone_err *err);
 int newest_checkpoint(const char *run_dir, char *out, size_t n, hone_err *err);
-int read_state(const char *ckpt, train_pos *pos, const hone_optimizer_vt *ovt, void *ostate, hone_err *err);
+/* draws: the run uses dropout or NEFTune (a state from before the counter-based streams
+ * is then refused) */
+int read_state(const char *ckpt, train_pos *pos, const hone_optimizer_vt *ovt, void *ostate, int draws,
+               hone_err *err);
 /* metrics.jsonl keeps its rows up to step (a failure is a warning) */
 void truncate_metrics(const char *path, long step, const hone_hooks *hooks);
 /* save.keep: the newest `keep` stay, and the best */
