@@ -37,6 +37,8 @@ typedef struct hone_backend_ops {
     void (*scatter_rows)(void *ctx, float *dst, const float *src, const int32_t *rows, int n, int C);
     int (*sync)(void *ctx, hone_err *err);
     void (*set_threads)(void *ctx, int n);
+    /* what it runs on, for the line a run starts with ("cpu: amx_bf16 ...") */
+    void (*describe)(void *ctx, char *buf, size_t n);
 
     /* linear algebra */
     void (*matmul_forward)(void *ctx, float *out, const float *x, const float *w, int N, int IC, int OC, int ldo,
@@ -106,10 +108,13 @@ typedef struct hone_backend {
     void *ctx;
 } hone_backend;
 
-/* the CPU backend (kernels/cpu): one per process, always available */
+/* the CPU backend (kernels/cpu): one per process, always available, at the instruction
+ * set hone_backend_for chose (AVX2 until it runs) */
 const hone_backend *hone_backend_cpu(void);
-/* the backend named by the experiment's `device` ("cpu", "cuda", "auto"); an error names
- * what is missing */
+/* The backend named by the experiment's `device` ("cpu", "cuda", "auto"); an error names
+ * what is missing. The CPU's instruction set is chosen here, once: the best the machine
+ * and OS allow, capped by HONE_CPU_ISA (avx2, avx512, avx512_bf16, amx_bf16) so a lower
+ * path can be run on a machine that has a higher one. */
 int hone_backend_for(const char *device, const hone_backend **out, hone_err *err);
 
 /* ---- the wrappers the model is written with ------------------------------------------ */
@@ -126,6 +131,7 @@ static inline void be_free(const hone_backend *be, void *p) { be->ops->free(be->
 #define be_scatter_rows(be, ...) BE(be, scatter_rows, __VA_ARGS__)
 #define be_sync(be, ...) BE(be, sync, __VA_ARGS__)
 #define be_set_threads(be, ...) BE(be, set_threads, __VA_ARGS__)
+#define be_describe(be, ...) BE(be, describe, __VA_ARGS__)
 #define be_matmul_forward(be, ...) BE(be, matmul_forward, __VA_ARGS__)
 #define be_matmul_backward_input(be, ...) BE(be, matmul_backward_input, __VA_ARGS__)
 #define be_matmul_backward_weight(be, ...) BE(be, matmul_backward_weight, __VA_ARGS__)

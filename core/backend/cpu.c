@@ -1,11 +1,13 @@
 /* cpu.c — the CPU backend: the table of backend.h over kernels/cpu (the only file of the
  * core that includes ops.h). Memory is host memory, so upload, download and copy are
  * memcpy; ops run at once, so sync has nothing to report. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 #include "err.h"
+#include "isa.h"
 #include "ops.h"
 #include "rng.h"
 
@@ -61,6 +63,15 @@ static void cpu_set_threads(void *ctx, int n)
 }
 
 enum { DRAWS = 256 };   /* draws made a chunk at a time, on the stack */
+
+static void cpu_describe(void *ctx, char *buf, size_t n)
+{
+    (void)ctx;
+    op_isa isa = op_isa_current(), top = op_isa_machine();
+    snprintf(buf, n, "cpu: %s%s%s%s; matrix products through OpenBLAS in fp32", op_isa_name(isa),
+             isa < top ? " (HONE_CPU_ISA caps this machine's " : "", isa < top ? op_isa_name(top) : "",
+             isa < top ? ")" : "");
+}
 
 static void cpu_dropout_mask(void *ctx, uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream,
                              uint64_t index0)
@@ -165,7 +176,7 @@ static const hone_backend_ops cpu_ops = {
     .name = "cpu",
     .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy, .copy = cpu_copy,
     .zero = cpu_zero, .gather_rows = cpu_gather_rows, .scatter_rows = cpu_scatter_rows, .sync = cpu_sync,
-    .set_threads = cpu_set_threads,
+    .set_threads = cpu_set_threads, .describe = cpu_describe,
     .matmul_forward = cpu_matmul_forward, .matmul_backward_input = cpu_matmul_backward_input,
     .matmul_backward_weight = cpu_matmul_backward_weight, .bias_forward = cpu_bias_forward,
     .bias_backward = cpu_bias_backward, .axpy = cpu_axpy,
@@ -188,10 +199,28 @@ const hone_backend *hone_backend_cpu(void)
     return &cpu_backend;
 }
 
+/* HONE_CPU_ISA, or 0 (no cap) */
+static int isa_cap(op_isa *cap, hone_err *err)
+{
+    const char *s = getenv("HONE_CPU_ISA");
+    *cap = 0;
+    if (!s || !*s) return 0;
+    for (op_isa i = OP_ISA_AVX2; i <= OP_ISA_AMX_BF16; i++)
+        if (!strcmp(s, op_isa_name(i))) {
+            *cap = i;
+            return 0;
+        }
+    return hone_errf(err, HONE_EINVAL, "HONE_CPU_ISA=%s: expected avx2, avx512, avx512_bf16 or amx_bf16", s);
+}
+
 int hone_backend_for(const char *device, const hone_backend **out, hone_err *err)
 {
     *out = NULL;
     if (!device || !strcmp(device, "cpu") || !strcmp(device, "auto")) {
+        op_isa cap;
+        int rc = isa_cap(&cap, err);
+        if (rc) return rc;
+        op_isa_init(cap);
         *out = &cpu_backend;
         return 0;
     }

@@ -109,6 +109,9 @@ static void log_setup(const train_run *r, const hone_model_config *mc, const hon
     const hone_hooks *h = r->hooks;
     const hone_optimizer_vt *ovt = r->optimizer->vtable;
     size_t sb = ovt->state_bytes ? ovt->state_bytes(r->ostate) : 0;
+    char be[160];
+    be_describe(hone_model_backend(r->m), be, sizeof be);
+    hone_logf(h, HONE_LOG_INFO, "backend %s", be);
     hone_logf(h, HONE_LOG_INFO, "model %s: %d layers, hidden %d, vocab %d; %s, %zu trainable parameters",
               hone_config_str(cfg, "model.path"), mc->layers, mc->hidden, mc->vocab,
               mo->lora ? "LoRA" : "full fine-tuning", nparams);

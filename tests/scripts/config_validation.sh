@@ -144,4 +144,7 @@ print("refused: " .. tostring(msg))
 LUA
 expect 0 "resolved: lr 5e-05, r 8, epochs 2, weight_decay 0.1, betas.2. 0.999, scheduler linear" -- "$HONE" run resolve.lua
 expect 0 "refused: hone.resolve: train.lr = -1: out of range, must be > 0" -- "$HONE" run resolve.lua
+# the CPU's instruction set: chosen at run start and shown; HONE_CPU_ISA caps it, and a
+# level it does not know is refused by name before anything runs
+expect 2 "HONE_CPU_ISA=sse: expected avx2, avx512, avx512_bf16 or amx_bf16" -- env HONE_CPU_ISA=sse "$HONE" run ok.lua --dry-run
 finish

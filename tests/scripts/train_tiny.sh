@@ -24,6 +24,7 @@ return hone.experiment {
 }
 LUA
 expect 0 "done: 16 steps" -- "$HONE" run exp.lua
+expect 0 "backend cpu: avx2[ ;]" -- env HONE_CPU_ISA=avx2 "$HONE" run exp.lua --set train.max_steps=1
 run=$(ls -d runs/tiny-* | head -1)
 first=$(grep -m1 '"loss"' "$run/metrics.jsonl" | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
 last=$(grep '"loss"' "$run/metrics.jsonl" | tail -1 | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
