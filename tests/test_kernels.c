@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "isa.h"
 #include "ops.h"
 
 static unsigned long long seed = 88172645463325252ULL;
@@ -338,8 +339,88 @@ static void test_argmax_norm(void)
     check_equal_f32("scale", h, hw, 3);
 }
 
-int main(void)
+/* ---- bf16 products (gemm_bf16.c) ---------------------------------------------------- */
+
+static float bf16_round(float x)
 {
+    uint16_t b;
+    op_to_bf16(&b, &x, 1);
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* got against the product of the bf16-rounded operands in double: fp32 accumulation
+ * leaves at most a few units of fp32 rounding of sum |a b| per element */
+static void bf16_case(int N, int IC, int OC, float alpha, float beta)
+{
+    float *x = rnd((size_t)N * IC, 1), *w = rnd((size_t)OC * IC, 1), *y = rnd((size_t)N * OC, 1);
+    float *y0 = keep(malloc((size_t)N * OC * sizeof(float))), *dx = rnd((size_t)N * IC, 1);
+    float *dx0 = keep(malloc((size_t)N * IC * sizeof(float)));
+    memcpy(y0, y, (size_t)N * OC * sizeof(float));
+    memcpy(dx0, dx, (size_t)N * IC * sizeof(float));
+    int rc = op_matmul_bf16_forward(y, x, w, N, IC, OC, OC, alpha, beta) ||
+             op_matmul_bf16_backward_input(dx, y0, w, N, IC, OC, OC, alpha, beta);
+    if (!CHECK(rc == 0, "bf16 %dx%dx%d: the product did not run", N, IC, OC)) return;
+    double worst = 0, worst_dx = 0;
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0, a = 0;
+            for (int k = 0; k < IC; k++) {
+                double p = (double)bf16_round(x[(size_t)i * IC + k]) * bf16_round(w[(size_t)o * IC + k]);
+                s += p, a += fabs(p);
+            }
+            double want = alpha * s + beta * y0[(size_t)i * OC + o];
+            double err = fabs(y[(size_t)i * OC + o] - want) / (a * fabs(alpha) + fabs(beta * y0[(size_t)i * OC + o]) + 1e-30);
+            worst = err > worst ? err : worst;
+        }
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < IC; k++) {
+            double s = 0, a = 0;
+            for (int o = 0; o < OC; o++) {
+                double p = (double)bf16_round(y0[(size_t)i * OC + o]) * bf16_round(w[(size_t)o * IC + k]);
+                s += p, a += fabs(p);
+            }
+            double want = alpha * s + beta * dx0[(size_t)i * IC + k];
+            double err = fabs(dx[(size_t)i * IC + k] - want) / (a * fabs(alpha) + fabs(beta * dx0[(size_t)i * IC + k]) + 1e-30);
+            worst_dx = err > worst_dx ? err : worst_dx;
+        }
+    /* 2^-24 per rounding: a sum of K products rounds at most ~K times, far less in practice */
+    CHECK(worst < 64 * 0x1p-24 && worst_dx < 64 * 0x1p-24,
+          "bf16 %dx%dx%d alpha %g beta %g: error %.3g (forward) %.3g (input gradient) of sum |ab|", N, IC, OC,
+          (double)alpha, (double)beta, worst, worst_dx);
+    printf("bf16 %4dx%4dx%4d alpha %g beta %g: max error %.2e / %.2e of sum |ab| (fp32 rounding 6e-8)\n", N, IC, OC,
+           (double)alpha, (double)beta, worst, worst_dx);
+}
+
+static int test_bf16(void)
+{
+    op_isa isa = op_isa_init(0);
+    if (!op_bf16_available()) {
+        check_skip("bf16 products: this CPU has %s, and they need AVX-512", op_isa_name(isa));
+        return 0;
+    }
+    printf("bf16 products on %s\n", op_isa_name(isa));
+    bf16_case(37, 45, 29, 1.0f, 0.0f);      /* odd sizes: every tail */
+    bf16_case(64, 128, 96, 0.5f, 1.0f);     /* alpha and an accumulating beta, as LoRA's second product */
+    bf16_case(17, 1024, 16, 1.0f, 0.0f);    /* a LoRA-like thin output */
+    /* round to nearest even, and NaN stays NaN */
+    float v[4] = {1.0f + 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-16f, -3.0f, NAN};
+    uint16_t b[4];
+    op_to_bf16(b, v, 4);
+    CHECK(b[0] == 0x3f80 && b[1] == 0x3f81 && b[2] == 0xc040 && (b[3] & 0x7fc0) == 0x7fc0,
+          "to_bf16: %04x %04x %04x %04x", b[0], b[1], b[2], b[3]);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "bf16")) {   /* its own ctest entry: skipped where the CPU cannot */
+        CHECK_RUN(test_bf16());
+        for (int i = 0; i < nowned; i++) free(owned[i]);
+        return check_summary("kernels bf16");
+    }
     CHECK_RUN(test_rmsnorm());
     CHECK_RUN(test_matmul());
     CHECK_RUN(test_embedding());

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "check.h"
 #include "err.h"
 #include "model.h"
@@ -296,6 +297,69 @@ static void check_checkpointing(const hone_registry *reg)
     hone_opts_free(qopts);
 }
 
+/* model.compute_dtype = "bf16": the base's and lm_head's products in bf16 with fp32
+ * accumulation give the fp32 loss and LoRA gradients within bf16's rounding (2^-8 of
+ * each operand), on the NF4 fixture as QLoRA runs it */
+static int check_bf16(const hone_registry *reg)
+{
+    const hone_backend *be = NULL;
+    hone_err err = {0};
+    if (hone_backend_for("cpu", &be, &err) || !be_has_bf16(be)) {
+        check_skip("bf16: this CPU has no bf16 products (they need AVX-512)");
+        return 0;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/models/llama-nf4", HONE_SOURCE_DIR);
+    const hone_feature *nf4 = hone_registry_find(reg, HONE_KIND_QUANTIZER, "nf4");
+    hone_node *qn = hone_node_new(HONE_NODE_TABLE);
+    hone_node_set_path(qn, "double_quant", "true");
+    hone_opts *qopts = NULL;
+    hone_opts_resolve(&qopts, nf4->info->options, qn, "q", "quantizer nf4", &err);
+    hone_node_free(qn);
+    int32_t ids[24], targets[24];
+    for (int i = 0; i < 24; i++) ids[i] = (i * 7) % 96, targets[i] = i % 12 == 11 ? -100 : ((i + 1) * 7) % 96;
+    double loss[2] = {0};
+    float *g[2] = {0};
+    size_t n[2] = {0};
+    for (int bf = 0; bf <= 1; bf++) {
+        hone_model_opts o = {.backend = be, .quantizer = nf4, .quantizer_opts = qopts, .lora = 1, .r = 4, .alpha = 8,
+                             .targets = 0x7f, .seed = 9, .batch = 2, .seq = 12, .compute_bf16 = bf};
+        hone_model *m = NULL;
+        long c;
+        if (hone_model_load(&m, dir, &o, &err) || hone_model_forward(m, ids, targets, 2, 12, &loss[bf], &c, &err) ||
+            hone_model_backward(m, 1.0f / c, &err)) {
+            CHECK(0, "bf16 %d: %s", bf, err.msg);
+            hone_model_free(m);
+            continue;
+        }
+        loss[bf] /= c;
+        float *gr = hone_model_grads(m, &n[bf]);
+        g[bf] = malloc(n[bf] * sizeof(float));
+        memcpy(g[bf], gr, n[bf] * sizeof(float));
+        hone_model_free(m);
+    }
+    if (g[0] && g[1] && n[0] == n[1]) {
+        double dot = 0, a = 0, b = 0, diff = 0;
+        for (size_t i = 0; i < n[0]; i++) {
+            dot += (double)g[0][i] * g[1][i], a += (double)g[0][i] * g[0][i], b += (double)g[1][i] * g[1][i];
+            diff += ((double)g[0][i] - g[1][i]) * ((double)g[0][i] - g[1][i]);
+        }
+        double rel = sqrt(diff / a), lrel = fabs(loss[1] - loss[0]) / loss[0];
+        CHECK(lrel < 4e-3 && rel < 2e-2 && dot / sqrt(a * b) > 0.9995,
+              "bf16 vs fp32: loss %.7f / %.7f (rel %.2e), LoRA gradients rel %.2e, cosine %.6f", loss[0], loss[1], lrel,
+              rel, dot / sqrt(a * b));
+        printf("bf16 vs fp32 (NF4 base): loss %.7f / %.7f (rel %.2e), LoRA gradients rel %.2e, cosine %.6f\n", loss[0],
+               loss[1], lrel, rel, dot / sqrt(a * b));
+        CHECK(lrel > 0, "bf16: the products must not be fp32 ones (the loss is bit-identical)");
+    } else {
+        CHECK(0, "bf16: gradients of both runs, of one size");
+    }
+    free(g[0]);
+    free(g[1]);
+    hone_opts_free(qopts);
+    return 1;
+}
+
 /* a checkpoint split into shards with model.safetensors.index.json loads the same */
 static void check_sharded(const hone_registry *reg, const char *tmp)
 {
@@ -561,7 +625,7 @@ static void check_packing(const hone_registry *reg)
     hone_opts_free(qopts);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     char tmp[] = "/tmp/hone-model-XXXXXX";
     if (!mkdtemp(tmp)) return 1;
@@ -570,6 +634,12 @@ int main(void)
     if (hone_registry_load_dir(reg, HONE_BUILD_DIR "/plugins", &err)) {
         printf("%s\n", err.msg);
         return 1;
+    }
+    if (argc > 1 && !strcmp(argv[1], "bf16")) {   /* its own ctest entry: skipped where the CPU cannot */
+        CHECK_RUN(check_bf16(reg));
+        hone_registry_free(reg);
+        rmdir(tmp);
+        return check_summary("model bf16");
     }
     const fixture cases[] = {
         {"llama", 4, 0, 8, 0x7f, 1, NULL},

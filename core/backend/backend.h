@@ -47,6 +47,14 @@ typedef struct hone_backend_ops {
                                   int ldd, float alpha, float beta);
     void (*matmul_backward_weight)(void *ctx, float *dw, const float *dout, const float *x, int N, int IC, int OC,
                                    int ldd, float alpha);
+    /* the same two products in bf16 with fp32 accumulation (model.compute_dtype = "bf16"):
+     * fp32 in and out, the operands rounded to bf16 on the way; has_bf16 says whether this
+     * backend can (a failure shows at sync) */
+    int (*has_bf16)(void *ctx);
+    void (*matmul_bf16_forward)(void *ctx, float *out, const float *x, const float *w, int N, int IC, int OC, int ldo,
+                                float alpha, float beta);
+    void (*matmul_bf16_backward_input)(void *ctx, float *dx, const float *dout, const float *w, int N, int IC,
+                                       int OC, int ldd, float alpha, float beta);
     void (*bias_forward)(void *ctx, float *out, const float *bias, int N, int C);
     void (*bias_backward)(void *ctx, float *dbias, const float *dout, int N, int C);
     void (*axpy)(void *ctx, float *out, const float *x, float alpha, size_t n);
@@ -135,6 +143,9 @@ static inline void be_free(const hone_backend *be, void *p) { be->ops->free(be->
 #define be_matmul_forward(be, ...) BE(be, matmul_forward, __VA_ARGS__)
 #define be_matmul_backward_input(be, ...) BE(be, matmul_backward_input, __VA_ARGS__)
 #define be_matmul_backward_weight(be, ...) BE(be, matmul_backward_weight, __VA_ARGS__)
+#define be_has_bf16(be) ((be)->ops->has_bf16((be)->ctx))
+#define be_matmul_bf16_forward(be, ...) BE(be, matmul_bf16_forward, __VA_ARGS__)
+#define be_matmul_bf16_backward_input(be, ...) BE(be, matmul_bf16_backward_input, __VA_ARGS__)
 #define be_bias_forward(be, ...) BE(be, bias_forward, __VA_ARGS__)
 #define be_bias_backward(be, ...) BE(be, bias_backward, __VA_ARGS__)
 #define be_axpy(be, ...) BE(be, axpy, __VA_ARGS__)

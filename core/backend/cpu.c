@@ -50,10 +50,37 @@ static void cpu_scatter_rows(void *ctx, float *dst, const float *src, const int3
     for (int k = 0; k < n; k++) memcpy(dst + (size_t)rows[k] * C, src + (size_t)k * C, (size_t)C * sizeof(float));
 }
 
+/* the first failure since the last sync (ops run at once; only the bf16 products can fail) */
+static const char *failed;
+
 static int cpu_sync(void *ctx, hone_err *err)
 {
-    (void)ctx, (void)err;
-    return 0;
+    (void)ctx;
+    const char *why = failed;
+    failed = NULL;
+    return why ? hone_errf(err, HONE_ENOMEM, "cpu backend: %s", why) : 0;
+}
+
+static int cpu_has_bf16(void *ctx)
+{
+    (void)ctx;
+    return op_bf16_available();
+}
+
+static void cpu_matmul_bf16_forward(void *ctx, float *out, const float *x, const float *w, int N, int IC, int OC,
+                                    int ldo, float alpha, float beta)
+{
+    (void)ctx;
+    if (op_matmul_bf16_forward(out, x, w, N, IC, OC, ldo, alpha, beta) && !failed)
+        failed = "a bf16 product could not run (oneDNN refused it, or out of memory)";
+}
+
+static void cpu_matmul_bf16_backward_input(void *ctx, float *dx, const float *dout, const float *w, int N, int IC,
+                                           int OC, int ldd, float alpha, float beta)
+{
+    (void)ctx;
+    if (op_matmul_bf16_backward_input(dx, dout, w, N, IC, OC, ldd, alpha, beta) && !failed)
+        failed = "a bf16 product could not run (oneDNN refused it, or out of memory)";
 }
 
 static void cpu_set_threads(void *ctx, int n)
@@ -68,9 +95,11 @@ static void cpu_describe(void *ctx, char *buf, size_t n)
 {
     (void)ctx;
     op_isa isa = op_isa_current(), top = op_isa_machine();
-    snprintf(buf, n, "cpu: %s%s%s%s; matrix products through OpenBLAS in fp32", op_isa_name(isa),
+    snprintf(buf, n, "cpu: %s%s%s%s; fp32 products through OpenBLAS%s", op_isa_name(isa),
              isa < top ? " (HONE_CPU_ISA caps this machine's " : "", isa < top ? op_isa_name(top) : "",
-             isa < top ? ")" : "");
+             isa < top ? ")" : "", !op_bf16_available() ? ""
+                                   : isa >= OP_ISA_AMX_BF16 ? ", bf16 ones through oneDNN on AMX tiles"
+                                                            : ", bf16 ones through oneDNN");
 }
 
 static void cpu_dropout_mask(void *ctx, uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream,
@@ -178,7 +207,8 @@ static const hone_backend_ops cpu_ops = {
     .zero = cpu_zero, .gather_rows = cpu_gather_rows, .scatter_rows = cpu_scatter_rows, .sync = cpu_sync,
     .set_threads = cpu_set_threads, .describe = cpu_describe,
     .matmul_forward = cpu_matmul_forward, .matmul_backward_input = cpu_matmul_backward_input,
-    .matmul_backward_weight = cpu_matmul_backward_weight, .bias_forward = cpu_bias_forward,
+    .matmul_backward_weight = cpu_matmul_backward_weight, .has_bf16 = cpu_has_bf16,
+    .matmul_bf16_forward = cpu_matmul_bf16_forward, .matmul_bf16_backward_input = cpu_matmul_bf16_backward_input, .bias_forward = cpu_bias_forward,
     .bias_backward = cpu_bias_backward, .axpy = cpu_axpy,
     .embedding_forward = cpu_embedding_forward, .embedding_backward = cpu_embedding_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward, .rmsnorm_backward = cpu_rmsnorm_backward,

@@ -96,20 +96,29 @@ static double step_flops(const hone_bench_opts *o)
 int hone_bench_run(const hone_bench_opts *o, hone_err *err)
 {
     int threads = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    be_set_threads(hone_backend_cpu(), threads);
+    const hone_backend *be;
+    int rc = hone_backend_for("cpu", &be, err);   /* the instruction set, HONE_CPU_ISA applied */
+    if (rc) return rc;
+    if (o->bf16 && !be_has_bf16(be))
+        return hone_errf(err, HONE_EUNSUPPORTED, "--dtype bf16: this CPU's bf16 products need AVX-512");
+    be_set_threads(be, threads);
     const hone_model_config *c = &o->cfg;
+    char desc[160];
+    be_describe(be, desc, sizeof desc);
     printf("hone bench: hidden %d, %d layers, %d heads / %d KV heads (head_dim %d), intermediate %d, vocab %d\n",
            c->hidden, c->layers, c->heads, c->kv_heads, c->head_dim, c->inter, c->vocab);
-    printf("            batch %d x seq %d, %s, %d threads, random weights\n", o->batch, o->seq,
-           o->full ? "full fine-tuning" : "LoRA on all seven linears", threads);
+    printf("            batch %d x seq %d, %s, %d threads, random weights, %s products\n", o->batch, o->seq,
+           o->full ? "full fine-tuning" : "LoRA on all seven linears", threads, o->bf16 ? "bf16" : "fp32");
+    printf("backend %s\n", desc);
     double peak = sgemm_rate(2048);
     printf("sgemm 2048^3 (OpenBLAS, same process): %.1f GFLOP/s\n", peak);
     hone_model_opts mo = {.quantizer = o->quantizer, .quantizer_opts = o->quantizer_opts, .lora = !o->full, .r = o->r,
                           .alpha = 2.0 * o->r, .targets = 0x7f, .seed = 1, .batch = o->batch, .seq = o->seq,
-                          .gradient_checkpointing = o->checkpointing, .labelled_logits = 1};
+                          .gradient_checkpointing = o->checkpointing, .labelled_logits = 1,
+                          .backend = be, .compute_bf16 = o->bf16};
     hone_model *m = NULL;
     double t = now();
-    int rc = hone_model_create(&m, c, NULL, &mo, err);
+    rc = hone_model_create(&m, c, NULL, &mo, err);
     if (rc) return rc;
     size_t pb, fb, qb, ab;
     hone_model_memory(m, &pb, &fb, &qb, &ab);

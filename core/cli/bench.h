@@ -9,6 +9,7 @@
 typedef struct hone_bench_opts {
     hone_model_config cfg;
     int batch, seq, steps, r, threads, full, checkpointing;
+    int bf16;                       /* --dtype bf16: the base's and lm_head's products in bf16 */
     const hone_feature *quantizer;
     const hone_opts *quantizer_opts;
 } hone_bench_opts;

@@ -2,6 +2,7 @@
  * sgemm ceiling, and the tokenizer, quantizer and optimizer benchmarks. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench.h"
 #include "cli.h"
@@ -57,7 +58,7 @@ int cmd_bench(int argc, char **argv)
     hone_bench_opts o;
     hone_bench_defaults(&o);
     hone_err err = {0};
-    const char *tok = NULL, *text = NULL, *quant = NULL, *model_config = NULL;
+    const char *tok = NULL, *text = NULL, *quant = NULL, *model_config = NULL, *dtype = "fp32";
     int dq = 0, optim = 0, npos = 0, have_threads = 0;
     long long params = 16 << 20, batch = o.batch, seq = o.seq, steps = o.steps, r = o.r, threads = 1;
     const arg_opt opts[] = {
@@ -69,6 +70,7 @@ int cmd_bench(int argc, char **argv)
         {.name = "--threads", .type = ARG_INT, .dest = &threads, .min = 1, .max = 1 << 20, .given = &have_threads},
         {.name = "--full", .type = ARG_FLAG, .dest = &o.full},
         {.name = "--checkpointing", .type = ARG_FLAG, .dest = &o.checkpointing},
+        {.name = "--dtype", .type = ARG_STRING, .dest = &dtype, .choices = "fp32|bf16"},
         {.name = "--tokenizer", .type = ARG_STRING, .dest = &tok},
         {.name = "--text", .type = ARG_STRING, .dest = &text},
         {.name = "--quant", .type = ARG_STRING, .dest = &quant},
@@ -101,5 +103,6 @@ int cmd_bench(int argc, char **argv)
     }
     o.batch = (int)batch, o.seq = (int)seq, o.steps = (int)steps, o.r = (int)r;
     if (have_threads) o.threads = (int)threads;
+    o.bf16 = !strcmp(dtype, "bf16");
     return bench_model(&o);
 }

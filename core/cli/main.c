@@ -31,7 +31,8 @@ static const struct command {
      "                                   print \"step,lr\" rows: the lr of each optimizer step\n"},
     {"bench", cmd_bench,
      "  bench [--model-config JSON] [--batch B] [--seq T] [--steps N] [--r R] [--threads N] [--full]\n"
-     "        [--checkpointing]       | bench --tokenizer PATH --text FILE [--threads N]\n"
+     "        [--checkpointing] [--dtype fp32|bf16]\n"
+     "                                | bench --tokenizer PATH --text FILE [--threads N]\n"
      "                                | bench --quant nf4|fp4|none [--double-quant]\n"
      "                                | bench --optimizers [--params N]\n"
      "                                   training throughput against the sgemm ceiling\n"},

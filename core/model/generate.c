@@ -169,7 +169,7 @@ int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int 
                                         (size_t)c->hidden * sizeof(float));
                 g.seq[nlast++] = g.seq[i];
             }
-        be_matmul_forward(m->be, m->logits, m->lnf, m->lm_head, nlast, c->hidden, V, V, 1.0f, 0.0f);
+        hone_head_forward(m, m->logits, m->lnf, nlast);
         if (greedy) be_argmax(m->be, g.best, m->logits, nlast, V);
         for (int i = 0; i < nlast; i++) {
             int q = g.seq[i];
@@ -192,7 +192,7 @@ int hone_model_generate(hone_model *m, const int32_t *const *prompts, const int 
         }
         if (n == 0) break;
         infer_rows(&g, ids, n);
-        be_matmul_forward(m->be, m->logits, m->lnf, m->lm_head, n, c->hidden, V, V, 1.0f, 0.0f);
+        hone_head_forward(m, m->logits, m->lnf, n);
         if (greedy) be_argmax(m->be, g.best, m->logits, n, V);
         for (int i = 0; i < n; i++) {
             int s = g.seq[i];

@@ -405,11 +405,15 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
     if (!m) return hone_errf(err, HONE_ENOMEM, "out of memory");
     m->cfg = *cfg;
     m->be = o->backend ? o->backend : hone_backend_cpu();
+    m->bf16 = o->compute_bf16;
     int rc = 0;
     const hone_model_config *c = &m->cfg;
     if (!dir) dir = "(random weights)";
     if (!rc && (o->batch < 1 || o->seq < 1))
         rc = hone_errf(err, HONE_EINVAL, "model: batch and sequence capacity must be >= 1");
+    if (!rc && m->bf16 && !be_has_bf16(m->be))
+        rc = hone_errf(err, HONE_EUNSUPPORTED, "model.compute_dtype = \"bf16\": the %s backend has no bf16 products "
+                       "here (the CPU's need AVX-512)", m->be->ops->name);
     if (!rc && o->seq > c->max_pos)
         rc = hone_errf(err, HONE_EINVAL, "data.max_seq_length %d exceeds the model's max_position_embeddings %d", o->seq,
                        c->max_pos);
@@ -567,7 +571,9 @@ static void base_product(hone_model *m, const linear *ln, float *out, const floa
             m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
             w = m->tile;
         }
-        if (backward) be_matmul_backward_input(m->be, out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+        if (backward && m->bf16) be_matmul_bf16_backward_input(m->be, out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+        else if (backward) be_matmul_backward_input(m->be, out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+        else if (m->bf16) be_matmul_bf16_forward(m->be, out + r0, in, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
         else be_matmul_forward(m->be, out + r0, in, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
     }
 }
@@ -584,6 +590,22 @@ static const float *lora_input(hone_model *m, const linear *ln, const float *x, 
     }
     be_dropout_forward(m->be, m->tmp, x, ln->keep, inv, n);
     return m->tmp;
+}
+
+void hone_head_forward(hone_model *m, float *logits, const float *x, int rows)
+{
+    const hone_model_config *c = &m->cfg;
+    if (m->bf16) be_matmul_bf16_forward(m->be, logits, x, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
+    else be_matmul_forward(m->be, logits, x, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
+}
+
+/* dx[rows, hidden] = dlogits lm_head */
+static void head_backward_input(hone_model *m, float *dx, const float *dlogits, int rows)
+{
+    const hone_model_config *c = &m->cfg;
+    if (m->bf16)
+        be_matmul_bf16_backward_input(m->be, dx, dlogits, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
+    else be_matmul_backward_input(m->be, dx, dlogits, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
 }
 
 void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw)
@@ -702,8 +724,8 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
     be_rmsnorm_forward(m->be, m->lnf, m->rstdf, hl, m->norm_w, N, C, c->rms_eps);
     m->nsel = 0;
     if (!targets || !m->labelled_logits)
-        be_matmul_forward(m->be, m->logits, m->lnf, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
-    if (!targets) return 0;
+        hone_head_forward(m, m->logits, m->lnf, N);
+    if (!targets) return be_sync(m->be, err);
     long n = 0;
     int32_t *tsel = m->sel + N;   /* host: the selected rows' targets */
     for (int i = 0; i < N; i++) {
@@ -719,12 +741,12 @@ int hone_model_forward(hone_model *m, const int32_t *ids, const int32_t *targets
         be_gather_rows(m->be, m->lnf_sel, m->lnf, m->sel, (int)n, C);
         be_upload(m->be, m->targets, tsel, (size_t)n * sizeof *tsel);
         rows = m->nsel = (int)n;
-        if (rows) be_matmul_forward(m->be, m->logits, m->lnf_sel, m->lm_head, rows, C, c->vocab, c->vocab, 1.0f, 0.0f);
+        if (rows) hone_head_forward(m, m->logits, m->lnf_sel, rows);
     }
     /* the per-position losses go to dres, free until backward */
     *loss_sum = be_cross_entropy_forward(m->be, m->dres, m->logits, m->targets, rows, c->vocab);
     *count = n;
-    return 0;
+    return be_sync(m->be, err);   /* the first op that failed, if one did */
 }
 
 const float *hone_model_logits(const hone_model *m)
@@ -752,12 +774,12 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         if (ns) be_cross_entropy_backward(m->be, m->logits, m->logits, m->targets, ns, c->vocab, scale);
         if (ns && m->dlm_head)
             be_matmul_backward_weight(m->be, m->dlm_head, m->logits, m->lnf_sel, ns, C, c->vocab, c->vocab, 1.0f);
-        if (ns) be_matmul_backward_input(m->be, m->lnf_sel, m->logits, m->lm_head, ns, C, c->vocab, c->vocab, 1.0f, 0.0f);
+        if (ns) head_backward_input(m, m->lnf_sel, m->logits, ns);
         be_scatter_rows(m->be, m->dln, m->lnf_sel, m->sel, ns, C);
     } else {
         be_cross_entropy_backward(m->be, m->logits, m->logits, m->targets, N, c->vocab, scale);
         if (m->dlm_head) be_matmul_backward_weight(m->be, m->dlm_head, m->logits, m->lnf, N, C, c->vocab, c->vocab, 1.0f);
-        be_matmul_backward_input(m->be, m->dln, m->logits, m->lm_head, N, C, c->vocab, c->vocab, 1.0f, 0.0f);
+        head_backward_input(m, m->dln, m->logits, N);
     }
     be_zero(m->be, m->dres, NC * sizeof(float));
     float *hl = m->res + (size_t)c->layers * stride;
@@ -787,7 +809,7 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         be_rmsnorm_backward(m->be, m->dres, L->dln1_w, m->dln, h, L->ln1_w, L->rstd1, N, C);
     }
     if (m->dembed) be_embedding_backward(m->be, m->dembed, m->dres, m->ids, N, C);
-    return 0;
+    return be_sync(m->be, err);
 }
 
 void hone_model_zero_grad(hone_model *m)

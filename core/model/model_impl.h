@@ -39,6 +39,7 @@ struct hone_model {
     int lora, r, rslora;
     int ckpt;                                 /* gradient checkpointing: one layer's activations */
     int eval;                                 /* no dropout (evaluation, generation) */
+    int bf16;                                 /* the base's and lm_head's products in bf16 */
     size_t acts_alt;                          /* activation floats with ckpt flipped (for the report) */
     double alpha, dropout_opt;
     float scale, dropout;
@@ -79,6 +80,8 @@ struct hone_model {
     float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *datt, *dxa, *tmp, *tile;
 };
 
+/* logits[rows, vocab] = x[rows, hidden] lm_head^T, in the model's compute dtype */
+void hone_head_forward(hone_model *m, float *logits, const float *x, int rows);
 /* y[N, out] = the linear (base, bias, LoRA) of x[N, in]; draw: new dropout masks */
 void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw);
 

@@ -60,6 +60,7 @@ static hone_model_opts model_opts(const hone_config *cfg, int batch, int seq, in
         .gradient_checkpointing = training && hone_config_bool(cfg, "model.gradient_checkpointing"),
         .neftune_alpha = training && hone_config_is_set(cfg, "train.neftune_noise_alpha")
                              ? hone_config_num(cfg, "train.neftune_noise_alpha") : 0,
+        .compute_bf16 = !strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16"),
         .labelled_logits = 1,
     };
 }
@@ -84,8 +85,10 @@ int hone_run_check(const hone_config *cfg, hone_err *err)
 {
     const hone_backend *be;
     if (hone_backend_for(hone_config_str(cfg, "device"), &be, err)) return err->code;
-    if (!strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16"))
-        return hone_errf(err, HONE_EUNSUPPORTED, "model.compute_dtype = \"bf16\": the CPU computes in fp32");
+    if (!strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16") && !be_has_bf16(be))
+        return hone_errf(err, HONE_EUNSUPPORTED, "model.compute_dtype = \"bf16\": the %s backend has no bf16 "
+                         "products here (the CPU's need AVX-512%s)", be->ops->name,
+                         getenv("HONE_CPU_ISA") ? "; HONE_CPU_ISA may cap it" : "");
     hone_model_config mc;
     if (hone_model_config_load(&mc, hone_config_str(cfg, "model.path"), err)) return hone_err_prefix(err, "model.path: ");
     if (!strcmp(hone_config_str(cfg, "eval.best.mode"), "max") && !strcmp(hone_config_str(cfg, "eval.best.metric"), "eval_loss"))

@@ -102,8 +102,21 @@ void op_dropout_forward(float *out, const float *x, const uint8_t *keep, float s
 /* dx += dout * (keep * scale).  dx, dout: [n]  keep: [n] of 0/1 */
 void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float scale, size_t n);
 
-/* the thread budget of the matrix products (OpenBLAS) */
+/* the thread budget of the matrix products (OpenBLAS, and oneDNN's OpenMP) */
 void op_set_threads(int n);
+
+/* bf16 products with fp32 accumulation (gemm_bf16.c, through oneDNN): the fp32 operands
+ * rounded to bf16 (nearest even), the product in fp32, alpha and beta as the fp32 ops.
+ * Available from AVX-512 on (AMX where the CPU has it); 0, or -1 when the product could
+ * not run (no such ISA, out of memory). */
+int op_bf16_available(void);
+int op_matmul_bf16_forward(float *out, const float *x, const float *w, int N, int IC, int OC, int ldo, float alpha,
+                           float beta);
+int op_matmul_bf16_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int ldd,
+                                  float alpha, float beta);
+/* fp32 -> bf16 bits, round to nearest even (a NaN stays NaN) */
+void op_to_bf16(uint16_t *out, const float *x, size_t n);
+void op_bf16_set_threads(int n);
 
 /* out += alpha * x   (n elements) */
 void op_axpy(float *out, const float *x, float alpha, size_t n);

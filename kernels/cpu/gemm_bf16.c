@@ -1,0 +1,165 @@
+/* gemm_bf16.c — bf16 matrix products with fp32 accumulation (model.compute_dtype =
+ * "bf16", as bitsandbytes' bnb_4bit_compute_dtype = bfloat16): the fp32 operands are
+ * rounded to bf16 (nearest even), multiplied by oneDNN's matmul (AMX tiles where the CPU
+ * has them, else AVX512-BF16), and the product lands in fp32 with alpha and beta applied
+ * by the primitive itself. A primitive is made once per shape and kept: making one costs
+ * about as much as a small product.
+ *
+ * The operands' bf16 copies live in two scratch buffers grown to the largest product and
+ * kept, so the step loop allocates nothing after its first step. One thread at a time
+ * (the model's). */
+#define _DEFAULT_SOURCE   /* posix_memalign */
+#include "ops.h"
+
+#include <math.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "isa.h"
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+static int broken;                       /* oneDNN could not start: every call reports it */
+
+/* the cached primitives: one per (shape, transposition, strides, alpha, beta) */
+typedef struct prim {
+    int M, N, K, ldb_t, ldc;             /* ldb_t: B given as [N, K] (forward) or [K, N] */
+    float alpha, beta;
+    dnnl_primitive_t p;
+    dnnl_memory_desc_t a, b, c;
+} prim;
+enum { MAX_PRIMS = 64 };
+static prim prims[MAX_PRIMS];
+static int nprims;
+
+static uint16_t *scratch_a, *scratch_b;
+static size_t cap_a, cap_b;
+
+int op_bf16_available(void)
+{
+    return op_isa_current() >= OP_ISA_AVX512 && !broken;
+}
+
+static int start(void)
+{
+    if (engine || broken) return !broken;
+    /* the same level the rest of the kernels chose (HONE_CPU_ISA applies here too) */
+    dnnl_cpu_isa_t cap = op_isa_current() >= OP_ISA_AMX_BF16 ? dnnl_cpu_isa_avx512_core_amx
+                         : op_isa_current() >= OP_ISA_AVX512_BF16 ? dnnl_cpu_isa_avx512_core_bf16
+                                                                   : dnnl_cpu_isa_avx512_core;
+    dnnl_set_max_cpu_isa(cap);
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) {
+        broken = 1;
+        return 0;
+    }
+    return 1;
+}
+
+void op_bf16_set_threads(int n)
+{
+    omp_set_num_threads(n > 0 ? n : 1);
+}
+
+/* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN */
+void op_to_bf16(uint16_t *out, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        if ((u & 0x7fffffffu) > 0x7f800000u) out[i] = (uint16_t)((u >> 16) | 0x40);
+        else out[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+}
+
+static uint16_t *grow(uint16_t **buf, size_t *cap, size_t n)
+{
+    if (n <= *cap) return *buf;
+    uint16_t *p = NULL;
+    if (posix_memalign((void **)&p, 64, n * sizeof *p) != 0) return NULL;
+    free(*buf);
+    *buf = p;
+    *cap = n;
+    return p;
+}
+
+/* C[M, N] (row stride ldc) = alpha A[M, K] B + beta C, with B [N, K] when b_nk, else [K, N] */
+static const prim *get_prim(int M, int N, int K, int b_nk, int ldc, float alpha, float beta)
+{
+    for (int i = 0; i < nprims; i++) {
+        const prim *q = &prims[i];
+        if (q->M == M && q->N == N && q->K == K && q->ldb_t == b_nk && q->ldc == ldc && q->alpha == alpha &&
+            q->beta == beta)
+            return q;
+    }
+    if (nprims == MAX_PRIMS) {   /* a run's shapes are few; a bench of many recycles the oldest */
+        dnnl_primitive_destroy(prims[0].p);
+        memmove(prims, prims + 1, (MAX_PRIMS - 1) * sizeof *prims);
+        nprims--;
+    }
+    prim *q = &prims[nprims];
+    *q = (prim){.M = M, .N = N, .K = K, .ldb_t = b_nk, .ldc = ldc, .alpha = alpha, .beta = beta};
+    dnnl_dims_t da = {M, K}, sa = {K, 1}, db = {K, N}, dc = {M, N}, sc = {ldc, 1};
+    dnnl_dims_t sb_nk = {1, K}, sb_kn = {N, 1};   /* B [N, K] row-major is [K, N] with strides {1, K} */
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_matmul_desc_t md;
+    int ok = dnnl_memory_desc_init_by_strides(&q->a, 2, da, dnnl_bf16, sa) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&q->b, 2, db, dnnl_bf16, b_nk ? sb_nk : sb_kn) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&q->c, 2, dc, dnnl_f32, sc) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &q->a, &q->b, NULL, &q->c) == dnnl_success &&
+             dnnl_primitive_attr_create(&attr) == dnnl_success;
+    if (ok && alpha != 1.0f) ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) == dnnl_success;
+    if (ok && beta != 0.0f)
+        ok = dnnl_post_ops_create(&po) == dnnl_success && dnnl_post_ops_append_sum_v2(po, beta, dnnl_f32) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) == dnnl_success &&
+         dnnl_primitive_create(&q->p, pd) == dnnl_success;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) return NULL;
+    nprims++;
+    return q;
+}
+
+/* runs the product on bf16 copies (A's rows lda apart, copied dense); 0, or -1 when
+ * oneDNN refused (out of memory, no ISA) */
+static int run(float *c, const float *a, int lda, const float *b, int M, int N, int K, int b_nk, int ldc, float alpha,
+               float beta)
+{
+    if (!start()) return -1;
+    size_t na = (size_t)M * K, nb = (size_t)K * N;
+    uint16_t *a16 = grow(&scratch_a, &cap_a, na), *b16 = grow(&scratch_b, &cap_b, nb);
+    const prim *q = a16 && b16 ? get_prim(M, N, K, b_nk, ldc, alpha, beta) : NULL;
+    if (!q) return -1;
+    for (int i = 0; i < M; i++) op_to_bf16(a16 + (size_t)i * K, a + (size_t)i * lda, (size_t)K);
+    op_to_bf16(b16, b, nb);
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    int ok = dnnl_memory_create(&ma, &q->a, engine, a16) == dnnl_success &&
+             dnnl_memory_create(&mb, &q->b, engine, b16) == dnnl_success &&
+             dnnl_memory_create(&mc, &q->c, engine, c) == dnnl_success;
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+    ok = ok && dnnl_primitive_execute(q->p, stream, 3, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    return ok ? 0 : -1;
+}
+
+int op_matmul_bf16_forward(float *out, const float *x, const float *w, int N, int IC, int OC, int ldo, float alpha,
+                           float beta)
+{
+    return run(out, x, IC, w, N, OC, IC, 1, ldo, alpha, beta);
+}
+
+int op_matmul_bf16_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int ldd,
+                                  float alpha, float beta)
+{
+    /* dx [N, IC] = dout [N, OC] W [OC, IC]; dout's rows are ldd apart (a column tile of a
+     * wider output) */
+    return run(dx, dout, ldd, w, N, IC, OC, 0, IC, alpha, beta);
+}
