@@ -405,10 +405,28 @@ static int test_bf16(void)
     bf16_case(37, 45, 29, 1.0f, 0.0f);      /* odd sizes: every tail */
     bf16_case(64, 128, 96, 0.5f, 1.0f);     /* alpha and an accumulating beta, as LoRA's second product */
     bf16_case(17, 1024, 16, 1.0f, 0.0f);    /* a LoRA-like thin output */
+    /* the attention with bf16 products against the fp32 one: within bf16's rounding of
+     * the operands (2^-8 relative), relative to each output's largest value */
+    int B = 2, T = 23, H = 4, KVH = 2, hd = 16;
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KVH * hd, na = (size_t)B * H * T * T;
+    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *dout = rnd(nq, 1);
+    float *o32 = zeros(nq), *o16 = zeros(nq), *a32 = zeros(na), *a16 = zeros(na), *scr = zeros((size_t)T * T);
+    float *dq32 = zeros(nq), *dk32 = zeros(nk), *dv32 = zeros(nk), *dq16 = zeros(nq), *dk16 = zeros(nk),
+          *dv16 = zeros(nk);
+    op_attention_forward(o32, a32, q, k, v, NULL, B, T, H, KVH, hd);
+    int rc = op_attention_bf16_forward(o16, a16, q, k, v, NULL, B, T, H, KVH, hd);
+    op_attention_backward(dq32, dk32, dv32, scr, dout, a32, q, k, v, B, T, H, KVH, hd);
+    rc |= op_attention_bf16_backward(dq16, dk16, dv16, scr, dout, a16, q, k, v, B, T, H, KVH, hd);
+    CHECK(rc == 0, "bf16 attention: a product did not run");
+    check_close("bf16 attention out", o16, o32, nq, 2e-2 * check_max_abs(o32, nq), 0);
+    check_close("bf16 attention dq", dq16, dq32, nq, 2e-2 * check_max_abs(dq32, nq), 0);
+    check_close("bf16 attention dk", dk16, dk32, nk, 2e-2 * check_max_abs(dk32, nk), 0);
+    check_close("bf16 attention dv", dv16, dv32, nk, 2e-2 * check_max_abs(dv32, nk), 0);
+    printf("bf16 attention vs fp32: max |diff| / max |fp32| of dv %.2e\n", check_last()->max_abs / check_max_abs(dv32, nk));
     /* round to nearest even, and NaN stays NaN */
-    float v[4] = {1.0f + 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-16f, -3.0f, NAN};
+    float r[4] = {1.0f + 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-16f, -3.0f, NAN};
     uint16_t b[4];
-    op_to_bf16(b, v, 4);
+    op_to_bf16(b, r, 4);
     CHECK(b[0] == 0x3f80 && b[1] == 0x3f81 && b[2] == 0xc040 && (b[3] & 0x7fc0) == 0x7fc0,
           "to_bf16: %04x %04x %04x %04x", b[0], b[1], b[2], b[3]);
     return 1;

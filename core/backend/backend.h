@@ -55,6 +55,12 @@ typedef struct hone_backend_ops {
                                 float alpha, float beta);
     void (*matmul_bf16_backward_input)(void *ctx, float *dx, const float *dout, const float *w, int N, int IC,
                                        int OC, int ldd, float alpha, float beta);
+    /* the attention with its products in bf16 (the softmax and its backward in fp32) */
+    void (*attention_bf16_forward)(void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
+                                   const int32_t *start, int B, int T, int H, int KVH, int hd);
+    void (*attention_bf16_backward)(void *ctx, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                    const float *att, const float *q, const float *k, const float *v, int B, int T,
+                                    int H, int KVH, int hd);
     void (*bias_forward)(void *ctx, float *out, const float *bias, int N, int C);
     void (*bias_backward)(void *ctx, float *dbias, const float *dout, int N, int C);
     void (*axpy)(void *ctx, float *out, const float *x, float alpha, size_t n);
@@ -146,6 +152,8 @@ static inline void be_free(const hone_backend *be, void *p) { be->ops->free(be->
 #define be_has_bf16(be) ((be)->ops->has_bf16((be)->ctx))
 #define be_matmul_bf16_forward(be, ...) BE(be, matmul_bf16_forward, __VA_ARGS__)
 #define be_matmul_bf16_backward_input(be, ...) BE(be, matmul_bf16_backward_input, __VA_ARGS__)
+#define be_attention_bf16_forward(be, ...) BE(be, attention_bf16_forward, __VA_ARGS__)
+#define be_attention_bf16_backward(be, ...) BE(be, attention_bf16_backward, __VA_ARGS__)
 #define be_bias_forward(be, ...) BE(be, bias_forward, __VA_ARGS__)
 #define be_bias_backward(be, ...) BE(be, bias_backward, __VA_ARGS__)
 #define be_axpy(be, ...) BE(be, axpy, __VA_ARGS__)

@@ -75,6 +75,23 @@ static void cpu_matmul_bf16_forward(void *ctx, float *out, const float *x, const
         failed = "a bf16 product could not run (oneDNN refused it, or out of memory)";
 }
 
+static void cpu_attention_bf16_forward(void *ctx, float *out, float *att, const float *q, const float *k,
+                                       const float *v, const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    (void)ctx;
+    if (op_attention_bf16_forward(out, att, q, k, v, start, B, T, H, KVH, hd) && !failed)
+        failed = "a bf16 attention product could not run (oneDNN refused it, or out of memory)";
+}
+
+static void cpu_attention_bf16_backward(void *ctx, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                        const float *att, const float *q, const float *k, const float *v, int B,
+                                        int T, int H, int KVH, int hd)
+{
+    (void)ctx;
+    if (op_attention_bf16_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd) && !failed)
+        failed = "a bf16 attention product could not run (oneDNN refused it, or out of memory)";
+}
+
 static void cpu_matmul_bf16_backward_input(void *ctx, float *dx, const float *dout, const float *w, int N, int IC,
                                            int OC, int ldd, float alpha, float beta)
 {
@@ -208,7 +225,8 @@ static const hone_backend_ops cpu_ops = {
     .set_threads = cpu_set_threads, .describe = cpu_describe,
     .matmul_forward = cpu_matmul_forward, .matmul_backward_input = cpu_matmul_backward_input,
     .matmul_backward_weight = cpu_matmul_backward_weight, .has_bf16 = cpu_has_bf16,
-    .matmul_bf16_forward = cpu_matmul_bf16_forward, .matmul_bf16_backward_input = cpu_matmul_bf16_backward_input, .bias_forward = cpu_bias_forward,
+    .matmul_bf16_forward = cpu_matmul_bf16_forward, .matmul_bf16_backward_input = cpu_matmul_bf16_backward_input,
+    .attention_bf16_forward = cpu_attention_bf16_forward, .attention_bf16_backward = cpu_attention_bf16_backward, .bias_forward = cpu_bias_forward,
     .bias_backward = cpu_bias_backward, .axpy = cpu_axpy,
     .embedding_forward = cpu_embedding_forward, .embedding_backward = cpu_embedding_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward, .rmsnorm_backward = cpu_rmsnorm_backward,

@@ -656,7 +656,8 @@ static void layer_forward(hone_model *m, int l, int B, int T, int draw)
     const int32_t *start = m->packed_rows ? m->doc_start : NULL;
     be_rope_forward(m->be, L->q, m->cos_t, m->sin_t, start, B, T, H, hd);
     be_rope_forward(m->be, L->k, m->cos_t, m->sin_t, start, B, T, KVH, hd);
-    be_attention_forward(m->be, L->ao, L->att, L->q, L->k, L->v, start, B, T, H, KVH, hd);
+    if (m->bf16) be_attention_bf16_forward(m->be, L->ao, L->att, L->q, L->k, L->v, start, B, T, H, KVH, hd);
+    else be_attention_forward(m->be, L->ao, L->att, L->q, L->k, L->v, start, B, T, H, KVH, hd);
     hone_linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N, draw);
     be_axpy(m->be, L->mid, h, 1.0f, (size_t)N * C);
     be_rmsnorm_forward(m->be, L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
@@ -799,7 +800,10 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         /* attention: dres is now the gradient at mid = h + o(ao) */
         be_zero(m->be, m->dao, (size_t)N * H * hd * sizeof(float));
         linear_backward(m, &L->lin[HONE_O_PROJ], m->dao, m->dres, L->ao, N);
-        be_attention_backward(m->be, m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
+        if (m->bf16)
+            be_attention_bf16_backward(m->be, m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H,
+                                       KVH, hd);
+        else be_attention_backward(m->be, m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H, KVH, hd);
         be_rope_backward(m->be, m->dq, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, H, hd);
         be_rope_backward(m->be, m->dk, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, KVH, hd);
         be_zero(m->be, m->dln, NC * sizeof(float));

@@ -35,9 +35,10 @@ typedef struct hone_model_opts {
     int batch, seq;                  /* activation capacity */
     int gradient_checkpointing;      /* keep layer inputs only; recompute each layer in backward */
     double neftune_alpha;            /* > 0: NEFTune (transformers' neftune_noise_alpha) */
-    int compute_bf16;                /* the frozen base's and lm_head's products in bf16 with fp32
-                                      * accumulation (bnb_4bit_compute_dtype = bfloat16); LoRA,
-                                      * norms, attention and the optimizer stay fp32 */
+    int compute_bf16;                /* the frozen base's, lm_head's and the attention's products in
+                                      * bf16 with fp32 accumulation (bnb_4bit_compute_dtype =
+                                      * bfloat16, SDPA under autocast); LoRA, norms, the softmax and
+                                      * the optimizer stay fp32 */
     int labelled_logits;             /* forwards with targets compute logits only where a label is;
                                       * hone_model_logits then has those rows (training: same loss
                                       * and gradients, less lm_head work) */

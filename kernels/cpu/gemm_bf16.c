@@ -23,14 +23,14 @@ static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static int broken;                       /* oneDNN could not start: every call reports it */
 
-/* the cached primitives: one per (shape, transposition, strides, alpha, beta) */
+/* the cached primitives: one per (transpositions, shape, output stride, alpha, beta) */
 typedef struct prim {
-    int M, N, K, ldb_t, ldc;             /* ldb_t: B given as [N, K] (forward) or [K, N] */
+    int ta, tb, M, N, K, ldc;
     float alpha, beta;
     dnnl_primitive_t p;
     dnnl_memory_desc_t a, b, c;
 } prim;
-enum { MAX_PRIMS = 64 };
+enum { MAX_PRIMS = 96 };
 static prim prims[MAX_PRIMS];
 static int nprims;
 
@@ -85,12 +85,17 @@ static uint16_t *grow(uint16_t **buf, size_t *cap, size_t n)
     return p;
 }
 
-/* C[M, N] (row stride ldc) = alpha A[M, K] B + beta C, with B [N, K] when b_nk, else [K, N] */
-static const prim *get_prim(int M, int N, int K, int b_nk, int ldc, float alpha, float beta)
+/* a stored rows x cols operand, rows ld apart, into dense bf16 */
+static void to_dense(uint16_t *out, const float *x, int rows, int cols, int ld)
+{
+    for (int i = 0; i < rows; i++) op_to_bf16(out + (size_t)i * cols, x + (size_t)i * ld, (size_t)cols);
+}
+
+static const prim *get_prim(int ta, int tb, int M, int N, int K, int ldc, float alpha, float beta)
 {
     for (int i = 0; i < nprims; i++) {
         const prim *q = &prims[i];
-        if (q->M == M && q->N == N && q->K == K && q->ldb_t == b_nk && q->ldc == ldc && q->alpha == alpha &&
+        if (q->ta == ta && q->tb == tb && q->M == M && q->N == N && q->K == K && q->ldc == ldc && q->alpha == alpha &&
             q->beta == beta)
             return q;
     }
@@ -100,15 +105,16 @@ static const prim *get_prim(int M, int N, int K, int b_nk, int ldc, float alpha,
         nprims--;
     }
     prim *q = &prims[nprims];
-    *q = (prim){.M = M, .N = N, .K = K, .ldb_t = b_nk, .ldc = ldc, .alpha = alpha, .beta = beta};
-    dnnl_dims_t da = {M, K}, sa = {K, 1}, db = {K, N}, dc = {M, N}, sc = {ldc, 1};
-    dnnl_dims_t sb_nk = {1, K}, sb_kn = {N, 1};   /* B [N, K] row-major is [K, N] with strides {1, K} */
+    *q = (prim){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .ldc = ldc, .alpha = alpha, .beta = beta};
+    /* the dense copies: A [M, K] stored [K, M] when ta; B [K, N] stored [N, K] when tb */
+    dnnl_dims_t da = {M, K}, db = {K, N}, dc = {M, N}, sc = {ldc, 1};
+    dnnl_dims_t sa = {ta ? 1 : K, ta ? M : 1}, sb = {tb ? 1 : N, tb ? K : 1};
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_matmul_desc_t md;
     int ok = dnnl_memory_desc_init_by_strides(&q->a, 2, da, dnnl_bf16, sa) == dnnl_success &&
-             dnnl_memory_desc_init_by_strides(&q->b, 2, db, dnnl_bf16, b_nk ? sb_nk : sb_kn) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&q->b, 2, db, dnnl_bf16, sb) == dnnl_success &&
              dnnl_memory_desc_init_by_strides(&q->c, 2, dc, dnnl_f32, sc) == dnnl_success &&
              dnnl_matmul_desc_init(&md, &q->a, &q->b, NULL, &q->c) == dnnl_success &&
              dnnl_primitive_attr_create(&attr) == dnnl_success;
@@ -126,22 +132,20 @@ static const prim *get_prim(int M, int N, int K, int b_nk, int ldc, float alpha,
     return q;
 }
 
-/* runs the product on bf16 copies (A's rows lda apart, copied dense); 0, or -1 when
- * oneDNN refused (out of memory, no ISA) */
-static int run(float *c, const float *a, int lda, const float *b, int M, int N, int K, int b_nk, int ldc, float alpha,
-               float beta)
+int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc)
 {
     if (!start()) return -1;
     size_t na = (size_t)M * K, nb = (size_t)K * N;
     uint16_t *a16 = grow(&scratch_a, &cap_a, na), *b16 = grow(&scratch_b, &cap_b, nb);
-    const prim *q = a16 && b16 ? get_prim(M, N, K, b_nk, ldc, alpha, beta) : NULL;
+    const prim *q = a16 && b16 ? get_prim(ta, tb, M, N, K, ldc, alpha, beta) : NULL;
     if (!q) return -1;
-    for (int i = 0; i < M; i++) op_to_bf16(a16 + (size_t)i * K, a + (size_t)i * lda, (size_t)K);
-    op_to_bf16(b16, b, nb);
+    to_dense(a16, A, ta ? K : M, ta ? M : K, lda);
+    to_dense(b16, B, tb ? N : K, tb ? K : N, ldb);
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
     int ok = dnnl_memory_create(&ma, &q->a, engine, a16) == dnnl_success &&
              dnnl_memory_create(&mb, &q->b, engine, b16) == dnnl_success &&
-             dnnl_memory_create(&mc, &q->c, engine, c) == dnnl_success;
+             dnnl_memory_create(&mc, &q->c, engine, C) == dnnl_success;
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
     ok = ok && dnnl_primitive_execute(q->p, stream, 3, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
     if (ma) dnnl_memory_destroy(ma);
@@ -153,7 +157,7 @@ static int run(float *c, const float *a, int lda, const float *b, int M, int N, 
 int op_matmul_bf16_forward(float *out, const float *x, const float *w, int N, int IC, int OC, int ldo, float alpha,
                            float beta)
 {
-    return run(out, x, IC, w, N, OC, IC, 1, ldo, alpha, beta);
+    return op_gemm_bf16(0, 1, N, OC, IC, alpha, x, IC, w, IC, beta, out, ldo);
 }
 
 int op_matmul_bf16_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int ldd,
@@ -161,5 +165,5 @@ int op_matmul_bf16_backward_input(float *dx, const float *dout, const float *w, 
 {
     /* dx [N, IC] = dout [N, OC] W [OC, IC]; dout's rows are ldd apart (a column tile of a
      * wider output) */
-    return run(dx, dout, ldd, w, N, IC, OC, 0, IC, alpha, beta);
+    return op_gemm_bf16(0, 0, N, IC, OC, alpha, dout, ldd, w, IC, beta, dx, IC);
 }

@@ -273,9 +273,23 @@ void op_scale(float *x, float s, size_t n)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
-void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                          const int32_t *start, int B, int T, int H, int KVH, int hd)
+/* the attention's products: sgemm's arguments, row-major; fp32 through OpenBLAS, or bf16
+ * (op_gemm_bf16); 0, or -1 when a product could not run */
+typedef int (*gemm_fn)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                       int ldb, float beta, float *C, int ldc);
+
+static int gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc)
 {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+    return 0;
+}
+
+static int attention_forward(gemm_fn gemm, float *out, float *att, const float *q, const float *k, const float *v,
+                             const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    int rc = 0;
     int group = H / KVH;
     float scale = (float)(1.0 / sqrt((double)hd));
     size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
@@ -285,7 +299,7 @@ void op_attention_forward(float *out, float *att, const float *q, const float *k
             const float *kg = k + (size_t)b * T * ks + (size_t)(h / group) * hd;
             const float *vg = v + (size_t)b * T * ks + (size_t)(h / group) * hd;
             float *P = att + ((size_t)b * H + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qh, (int)qs, kg, (int)ks, 0.0f, P, T);
+            rc |= gemm(0, 1, T, T, hd, scale, qh, (int)qs, kg, (int)ks, 0.0f, P, T);
             for (int i = 0; i < T; i++) {
                 float *row = P + (size_t)i * T;
                 int j0 = start ? start[(size_t)b * T + i] : 0;   /* a packed row: this document only */
@@ -297,14 +311,29 @@ void op_attention_forward(float *out, float *att, const float *q, const float *k
                 for (int j = j0; j <= i; j++) row[j] *= inv;
                 for (int j = i + 1; j < T; j++) row[j] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, vg, (int)ks, 0.0f,
-                        out + (size_t)b * T * qs + (size_t)h * hd, (int)qs);
+            rc |= gemm(0, 0, T, hd, T, 1.0f, P, T, vg, (int)ks, 0.0f, out + (size_t)b * T * qs + (size_t)h * hd,
+                       (int)qs);
         }
+    return rc;
 }
 
-void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                           const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd)
+void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
+    attention_forward(gemm_f32, out, att, q, k, v, start, B, T, H, KVH, hd);
+}
+
+int op_attention_bf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                              const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    return attention_forward(op_gemm_bf16, out, att, q, k, v, start, B, T, H, KVH, hd);
+}
+
+static int attention_backward(gemm_fn gemm, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                              const float *att, const float *q, const float *k, const float *v, int B, int T, int H,
+                              int KVH, int hd)
+{
+    int rc = 0;
     int group = H / KVH;
     float scale = (float)(1.0 / sqrt((double)hd));
     size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
@@ -316,10 +345,8 @@ void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
             const float *P = att + ((size_t)b * H + h) * T * T;
             float *dP = scratch;
             /* dP = dO V^T;  dV += P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dout + qo, (int)qs, v + ko, (int)ks,
-                        0.0f, dP, T);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dout + qo, (int)qs, 1.0f,
-                        dv + ko, (int)ks);
+            rc |= gemm(0, 1, T, T, hd, 1.0f, dout + qo, (int)qs, v + ko, (int)ks, 0.0f, dP, T);
+            rc |= gemm(1, 0, T, hd, T, 1.0f, P, T, dout + qo, (int)qs, 1.0f, dv + ko, (int)ks);
             /* softmax backward: dS = P * (dP - rowsum(P * dP)) */
             for (int i = 0; i < T; i++) {
                 const float *p = P + (size_t)i * T;
@@ -330,11 +357,22 @@ void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
                 for (int j = i + 1; j < T; j++) d[j] = 0.0f;
             }
             /* dQ = scale dS K;  dK += scale dS^T Q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dP, T, k + ko, (int)ks, 0.0f,
-                        dq + qo, (int)qs);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dP, T, q + qo, (int)qs, 1.0f,
-                        dk + ko, (int)ks);
+            rc |= gemm(0, 0, T, hd, T, scale, dP, T, k + ko, (int)ks, 0.0f, dq + qo, (int)qs);
+            rc |= gemm(1, 0, T, hd, T, scale, dP, T, q + qo, (int)qs, 1.0f, dk + ko, (int)ks);
         }
+    return rc;
+}
+
+void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd)
+{
+    attention_backward(gemm_f32, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
+}
+
+int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                               const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd)
+{
+    return attention_backward(op_gemm_bf16, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
 }
 
 void op_swiglu_forward(float *out, const float *gate, const float *up, int N, int C)

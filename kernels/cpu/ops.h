@@ -114,6 +114,15 @@ int op_matmul_bf16_forward(float *out, const float *x, const float *w, int N, in
                            float beta);
 int op_matmul_bf16_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int ldd,
                                   float alpha, float beta);
+/* C = alpha op(A) op(B) + beta C in bf16 with fp32 accumulation, sgemm's arguments
+ * (row-major; ta: A stored [K, M], tb: B stored [N, K]) */
+int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+/* the attention with its four products per head in bf16 (softmax and its backward in fp32) */
+int op_attention_bf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                              const int32_t *start, int B, int T, int H, int KVH, int hd);
+int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                               const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd);
 /* fp32 -> bf16 bits, round to nearest even (a NaN stays NaN) */
 void op_to_bf16(uint16_t *out, const float *x, size_t n);
 void op_bf16_set_threads(int n);
