@@ -339,6 +339,50 @@ static void test_argmax_norm(void)
     check_equal_f32("scale", h, hw, 3);
 }
 
+/* ---- threads: the same bits on one thread and on three ------------------------------ */
+static void test_threads(void)
+{
+    int N = 300, C = 257, V = 1001, B = 3, T = 100, H = 4, hd = 16;   /* above PAR_MIN, odd sizes */
+    size_t nc = (size_t)N * C, nv = (size_t)N * V;
+    float *x = rnd(nc, 1), *w = rnd((size_t)C, 1), *dy = rnd(nc, 1), *g = rnd(nc, 2), *u = rnd(nc, 1);
+    float *logits = rnd(nv, 3), *rope_x = rnd((size_t)B * T * H * hd, 1);
+    int32_t *tg = keep(malloc((size_t)N * sizeof *tg));
+    uint8_t *km = keep(malloc(nc));
+    for (int i = 0; i < N; i++) tg[i] = i % 7 == 3 ? -100 : (i * 37) % V;
+    for (size_t i = 0; i < nc; i++) km[i] = (uint8_t)(i % 3 != 0);
+    float cos_t[100 * 8], sin_t[100 * 8], inv[8];
+    for (int i = 0; i < 8; i++) inv[i] = 1.0f / powf(10000.0f, (float)(2 * i) / 16);
+    op_rope_tables(cos_t, sin_t, inv, T, hd);
+    float *out[2][9];
+    double loss[2];
+    for (int r = 0; r < 2; r++) {
+        op_set_threads(r ? 3 : 1);
+        for (int k = 0; k < 9; k++) out[r][k] = zeros(k == 3 || k == 4 ? nv : k == 8 ? (size_t)B * T * H * hd : nc);
+        float rstd[300];
+        op_rmsnorm_forward(out[r][0], rstd, x, w, N, C, 1e-5f);
+        float *dw = zeros((size_t)C);
+        op_rmsnorm_backward(out[r][1], dw, dy, x, w, rstd, N, C);
+        memcpy(out[r][2], dw, (size_t)C * sizeof(float));
+        loss[r] = op_cross_entropy_forward(out[r][3], logits, tg, N, V);
+        op_cross_entropy_backward(out[r][4], logits, tg, N, V, 0.01f);
+        op_swiglu_forward(out[r][5], g, u, N, C);
+        op_swiglu_backward(out[r][6], out[r][7], dy, g, u, N, C);
+        op_dropout_backward(out[r][7], dy, km, 1.25f, nc);
+        memcpy(out[r][8], rope_x, (size_t)B * T * H * hd * sizeof(float));
+        op_rope_forward(out[r][8], cos_t, sin_t, NULL, B, T, H, hd);
+    }
+    op_set_threads(1);
+    static const char *names[9] = {"rmsnorm", "rmsnorm dx", "rmsnorm dw", "ce losses", "ce dlogits", "swiglu",
+                                   "swiglu dgate", "swiglu dup + dropout", "rope"};
+    for (int k = 0; k < 9; k++) {
+        size_t n = k == 2 ? (size_t)C : k == 3 || k == 4 ? nv : k == 8 ? (size_t)B * T * H * hd : nc;
+        char what[64];
+        snprintf(what, sizeof what, "%s: 1 thread vs 3", names[k]);
+        check_equal_f32(what, out[1][k], out[0][k], n);
+    }
+    CHECK(loss[0] == loss[1], "cross-entropy sum: %.17g on 1 thread, %.17g on 3", loss[0], loss[1]);
+}
+
 /* ---- bf16 products (gemm_bf16.c) ---------------------------------------------------- */
 
 static float bf16_round(float x)
@@ -449,6 +493,7 @@ int main(int argc, char **argv)
     CHECK_RUN(test_dropout());
     CHECK_RUN(test_generation());
     CHECK_RUN(test_argmax_norm());
+    CHECK_RUN(test_threads());
     for (int i = 0; i < nowned; i++) free(owned[i]);
     return check_summary("kernels");
 }

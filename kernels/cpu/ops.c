@@ -2,13 +2,22 @@
  * threads inside it); the elementwise kernels here are written for the compiler to
  * vectorise (AVX2/FMA), and accumulate reductions in double where rounding matters.
  * exp is an 8-lane AVX2 polynomial (torch's CPU kernels use a vectorised exp too): libm's
- * scalar calls made softmax, SwiGLU and the cross-entropy a tenth of a training step. */
+ * scalar calls made softmax, SwiGLU and the cross-entropy a tenth of a training step.
+ * The row-wise and elementwise kernels run on the thread budget through OpenMP (the same
+ * runtime as oneDNN's, so the two never oversubscribe), splitting only work that does
+ * not share a sum: every element computes as on one thread, and a sum across rows (a
+ * norm's weight gradient, the loss) still adds in row order, so the results are the
+ * same bits whatever the thread count. */
 #include "ops.h"
 
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* below this many elements a kernel stays on one thread: waking others costs more */
+#define PAR_MIN 32768
 
 /* e^x for 8 lanes, Cephes' expf: x = n ln2 + r with |r| <= ln2/2 in two parts, a degree-5
  * polynomial for e^r, 2^n through the exponent bits; within 2 ulp of the exact value, 0 below
@@ -101,6 +110,7 @@ void op_bias_backward(float *dbias, const float *dout, int N, int C)
 
 void op_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C)
 {
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, table + (size_t)ids[n] * C, (size_t)C * sizeof(float));
 }
 
@@ -111,6 +121,7 @@ void op_embedding_backward(float *dtable, const float *dout, const int32_t *ids,
 
 void op_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
 {
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -125,6 +136,7 @@ void op_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w,
 void op_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                          const float *rstd, int N, int C)
 {
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * C, *dy = dout + (size_t)n * C;
         float *dxr = dx + (size_t)n * C;
@@ -133,8 +145,12 @@ void op_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x
         for (int c = 0; c < C; c++) dot += (double)w[c] * dy[c] * xr[c];
         float k = (float)(dot * r * r * r / C);
         for (int c = 0; c < C; c++) dxr[c] += r * w[c] * dy[c] - k * xr[c];
-        if (dw)
-            for (int c = 0; c < C; c++) dw[c] += dy[c] * xr[c] * r;
+    }
+    /* the weight's gradient sums over rows: in row order, on one thread */
+    for (int n = 0; dw && n < N; n++) {
+        const float *xr = x + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float r = rstd[n];
+        for (int c = 0; c < C; c++) dw[c] += dy[c] * xr[c] * r;
     }
 }
 
@@ -153,6 +169,7 @@ static void rope(float *x, const float *cos_t, const float *sin_t, const int32_t
                  float dir)
 {
     int half = hd / 2;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * H * hd >= PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int pos = start ? t - start[(size_t)b * T + t] : t;   /* packed rows restart per document */
@@ -377,10 +394,11 @@ int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, 
 
 void op_swiglu_forward(float *out, const float *gate, const float *up, int N, int C)
 {
-    size_t n = (size_t)N * C, i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 g = _mm256_loadu_ps(gate + i);
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid8(g)), _mm256_loadu_ps(up + i)));
+    size_t n = (size_t)N * C, i = n - n % 8;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t j = 0; j < n / 8; j++) {
+        __m256 g = _mm256_loadu_ps(gate + 8 * j);
+        _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(_mm256_mul_ps(g, sigmoid8(g)), _mm256_loadu_ps(up + 8 * j)));
     }
     if (i < n) {
         float gb[8] = {0}, ub[8] = {0};
@@ -404,8 +422,9 @@ static inline void swiglu_back8(float *dgate, float *dup, const float *dout, con
 
 void op_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int N, int C)
 {
-    size_t n = (size_t)N * C, i = 0;
-    for (; i + 8 <= n; i += 8) swiglu_back8(dgate + i, dup + i, dout + i, gate + i, up + i);
+    size_t n = (size_t)N * C, i = n - n % 8;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t j = 0; j < n / 8; j++) swiglu_back8(dgate + 8 * j, dup + 8 * j, dout + 8 * j, gate + 8 * j, up + 8 * j);
     if (i < n) {   /* the tail through the same lanes */
         size_t k = n - i;
         float gb[8] = {0}, ub[8] = {0}, db[8] = {0}, gg[8], gu[8];
@@ -438,24 +457,37 @@ static double logsumexp(const float *row, int V)
     return mx + log(exp_sub(NULL, row, V, mx));
 }
 
+/* the rows' losses in double, for the sum in row order (grown, never shrunk) */
+static double *ce_rows;
+static size_t ce_cap;
+
 double op_cross_entropy_forward(float *losses, const float *logits, const int32_t *targets, int N, int V)
 {
-    double total = 0;
-    for (int n = 0; n < N; n++) {
-        if (targets[n] < 0) {
-            losses[n] = 0;
-            continue;
-        }
-        const float *row = logits + (size_t)n * V;
-        double l = logsumexp(row, V) - row[targets[n]];
-        losses[n] = (float)l;
-        total += l;
+    if ((size_t)N > ce_cap) {
+        double *p = realloc(ce_rows, (size_t)N * sizeof *p);
+        if (p) ce_rows = p, ce_cap = (size_t)N;
     }
+    int have = (size_t)N <= ce_cap;   /* out of memory: one thread, summing as it goes, as before */
+    double total = 0;
+#pragma omp parallel for schedule(static) if (have && (size_t)N * V >= PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        double l = 0;
+        if (targets[n] >= 0) {
+            const float *row = logits + (size_t)n * V;
+            l = logsumexp(row, V) - row[targets[n]];
+        }
+        losses[n] = (float)l;
+        if (have) ce_rows[n] = l;
+        else if (targets[n] >= 0) total += l;
+    }
+    for (int n = 0; have && n < N; n++)
+        if (targets[n] >= 0) total += ce_rows[n];
     return total;
 }
 
 void op_cross_entropy_backward(float *dlogits, const float *logits, const int32_t *targets, int N, int V, float scale)
 {
+#pragma omp parallel for schedule(static) if ((size_t)N * V >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *row = logits + (size_t)n * V;
         float *d = dlogits + (size_t)n * V;
@@ -473,11 +505,13 @@ void op_cross_entropy_backward(float *dlogits, const float *logits, const int32_
 
 void op_dropout_forward(float *out, const float *x, const uint8_t *keep, float scale, size_t n)
 {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = x[i] * ((float)keep[i] * scale);
 }
 
 void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float scale, size_t n)
 {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) dx[i] += dout[i] * ((float)keep[i] * scale);
 }
 
