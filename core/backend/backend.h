@@ -24,6 +24,7 @@
 
 typedef struct hone_backend_ops {
     const char *name;                    /* "cpu" */
+    int host_memory;                     /* its memory is the host's: a loader may write it in place */
 
     /* memory */
     void *(*alloc)(void *ctx, size_t bytes);   /* zeroed, 64-byte aligned; NULL when out of memory */

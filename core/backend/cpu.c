@@ -219,7 +219,7 @@ static float cpu_norm2(void *ctx, const float *x, size_t n)
 }
 
 static const hone_backend_ops cpu_ops = {
-    .name = "cpu",
+    .name = "cpu", .host_memory = 1,
     .alloc = cpu_alloc, .free = cpu_free, .upload = cpu_copy, .download = cpu_copy, .copy = cpu_copy,
     .zero = cpu_zero, .gather_rows = cpu_gather_rows, .scatter_rows = cpu_scatter_rows, .sync = cpu_sync,
     .set_threads = cpu_set_threads, .describe = cpu_describe,

@@ -299,51 +299,127 @@ static float *backend_floats(const hone_model *m, size_t n)
     return be_alloc(m->be, (n ? n : 1) * sizeof(float));
 }
 
+/* Host memory the weights pass through on their way into the backend's: where its
+ * memory is the host's (the CPU), the host writes in place and staging holds only what
+ * must be made before it is stored (a linear in fp32 for the quantizer); on a device,
+ * every tensor is made here and uploaded. One fp32 buffer and one for a packed linear,
+ * each sized to the largest tensor that passes through it. */
+typedef struct staging {
+    float *f;
+    unsigned char *packed;
+} staging;
+
+static int staging_new(staging *s, const hone_model *m, hone_err *err)
+{
+    const hone_model_config *c = &m->cfg;
+    int host = m->be->ops->host_memory;
+    size_t floats = host ? 1 : (size_t)c->vocab * c->hidden, bytes = 1;
+    for (int l = 0; l < c->layers; l++)
+        for (int i = 0; i < HONE_NLINEAR; i++) {
+            const linear *ln = &m->layers[l].lin[i];
+            size_t n = (size_t)ln->out * ln->in;
+            if ((m->lora || !host) && n > floats) floats = n;
+            if (!host && (size_t)m->r * ln->in > floats) floats = (size_t)m->r * ln->in;
+            if (m->lora && !host) {
+                size_t pb = m->qvt->packed_bytes(m->qstate, (size_t)ln->out, (size_t)ln->in);
+                if (pb > bytes) bytes = pb;
+            }
+        }
+    s->f = alloc_floats(floats);
+    s->packed = m->lora && !host ? malloc(bytes) : NULL;
+    if (!s->f || (m->lora && !host && !s->packed)) {
+        free(s->f), free(s->packed);
+        return hone_errf(err, HONE_ENOMEM, "out of memory for the weights' staging (%zu floats)", floats);
+    }
+    return 0;
+}
+
+static void staging_free(staging *s)
+{
+    free(s->f);
+    free(s->packed);
+}
+
+/* where the host writes floats meant for the backend's dst: dst itself, or staging */
+static float *fill_at(const hone_model *m, const staging *s, float *dst)
+{
+    return m->be->ops->host_memory ? dst : s->f;
+}
+
+/* the n floats written at fill_at(dst) into dst */
+static void commit(hone_model *m, const staging *s, float *dst, size_t n)
+{
+    if (!m->be->ops->host_memory) be_upload(m->be, dst, s->f, n * sizeof(float));
+}
+
+/* where a linear's packed form is made, and its upload */
+static unsigned char *packed_at(const hone_model *m, const staging *s, const linear *ln)
+{
+    return m->be->ops->host_memory ? m->packed + ln->packed_off : s->packed;
+}
+
+static void commit_packed(hone_model *m, const staging *s, const linear *ln)
+{
+    if (m->be->ops->host_memory) return;
+    size_t pb = m->qvt->packed_bytes(m->qstate, (size_t)ln->out, (size_t)ln->in);
+    be_upload(m->be, m->packed + ln->packed_off, s->packed, pb);
+}
+
+/* a tensor of the checkpoint into the backend's dst */
+static int load_tensor(hone_model *m, staging *s, const weights *w, const char *name, int d0, int d1, float *dst,
+                       hone_err *err)
+{
+    int rc = read_tensor(w, name, d0, d1, fill_at(m, s, dst), err);
+    if (!rc) commit(m, s, dst, (size_t)d0 * (d1 ? d1 : 1));
+    return rc;
+}
+
 static int load_weights(hone_model *m, const weights *w, hone_err *err)
 {
     const hone_model_config *c = &m->cfg;
     char name[256];
-    int rc = read_tensor(w, "model.embed_tokens.weight", c->vocab, c->hidden, m->embed, err);
-    if (!rc && !c->tied) rc = read_tensor(w, "lm_head.weight", c->vocab, c->hidden, m->lm_head, err);
-    if (!rc) rc = read_tensor(w, "model.norm.weight", c->hidden, 0, m->norm_w, err);
-    size_t biggest = 0;
-    for (int i = 0; i < HONE_NLINEAR; i++)
-        if ((size_t)lin_in(c, i) * lin_out(c, i) > biggest) biggest = (size_t)lin_in(c, i) * lin_out(c, i);
+    staging s;
+    int rc = staging_new(&s, m, err);
+    if (rc) return rc;
+    rc = load_tensor(m, &s, w, "model.embed_tokens.weight", c->vocab, c->hidden, m->embed, err);
+    if (!rc && !c->tied) rc = load_tensor(m, &s, w, "lm_head.weight", c->vocab, c->hidden, m->lm_head, err);
+    if (!rc) rc = load_tensor(m, &s, w, "model.norm.weight", c->hidden, 0, m->norm_w, err);
     /* one linear at a time through fp32, then into the quantizer: peak = one weight */
-    float *buf = m->lora ? alloc_floats(biggest) : NULL;
-    if (m->lora && !buf) return hone_errf(err, HONE_ENOMEM, "out of memory");
     for (int l = 0; l < c->layers && !rc; l++) {
         layer *L = &m->layers[l];
         snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", l);
-        rc = read_tensor(w, name, c->hidden, 0, L->ln1_w, err);
+        rc = load_tensor(m, &s, w, name, c->hidden, 0, L->ln1_w, err);
         snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", l);
-        if (!rc) rc = read_tensor(w, name, c->hidden, 0, L->ln2_w, err);
+        if (!rc) rc = load_tensor(m, &s, w, name, c->hidden, 0, L->ln2_w, err);
         for (int i = 0; i < HONE_NLINEAR && !rc; i++) {
             linear *ln = &L->lin[i];
             snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, lin_group(i), hone_linear_names[i]);
             if (!m->lora) {
-                rc = read_tensor(w, name, ln->out, ln->in, ln->w, err);
+                rc = load_tensor(m, &s, w, name, ln->out, ln->in, ln->w, err);
             } else if (c->prequant[0]) {
                 /* a bitsandbytes checkpoint: the codes go in as they are */
                 hone_bnb4 parts;
                 rc = hone_bnb4_read(&parts, weights_lookup, (void *)w, name, (size_t)ln->out, (size_t)ln->in, err);
-                if (!rc) rc = m->qvt->import_bnb4(m->qstate, m->packed + ln->packed_off, (size_t)ln->out, (size_t)ln->in,
-                                                  &parts, err);
+                if (!rc)
+                    rc = m->qvt->import_bnb4(m->qstate, packed_at(m, &s, ln), (size_t)ln->out, (size_t)ln->in, &parts,
+                                             err);
                 if (rc) hone_err_prefix(err, "%s: %s: ", w->dir, name);
+                else commit_packed(m, &s, ln);
             } else {
-                rc = read_tensor(w, name, ln->out, ln->in, buf, err);
+                rc = read_tensor(w, name, ln->out, ln->in, s.f, err);
                 if (!rc) {
-                    rc = m->qvt->quantize(m->qstate, m->packed + ln->packed_off, buf, (size_t)ln->out, (size_t)ln->in, err);
+                    rc = m->qvt->quantize(m->qstate, packed_at(m, &s, ln), s.f, (size_t)ln->out, (size_t)ln->in, err);
                     if (rc) hone_err_prefix(err, "quantizing %s: ", name);
+                    else commit_packed(m, &s, ln);
                 }
             }
             if (!rc && ln->bias) {
                 snprintf(name, sizeof name, "model.layers.%d.%s.%s.bias", l, lin_group(i), hone_linear_names[i]);
-                rc = read_tensor(w, name, ln->out, 0, ln->bias, err);
+                rc = load_tensor(m, &s, w, name, ln->out, 0, ln->bias, err);
             }
         }
     }
-    free(buf);
+    staging_free(&s);
     return rc;
 }
 
@@ -360,42 +436,38 @@ static int random_weights(hone_model *m, hone_err *err)
     const hone_model_config *c = &m->cfg;
     hone_rng rng;
     hone_rng_seed(&rng, 12345);
-    float *buf = NULL;
-    size_t cap = 0;
-    for (int l = 0; l <= c->layers; l++) {
-        for (int i = 0; i < (l < c->layers ? HONE_NLINEAR : 0); i++) {
+    staging s;
+    int rc = staging_new(&s, m, err);
+    if (rc) return rc;
+    for (int l = 0; l <= c->layers && !rc; l++) {
+        for (int i = 0; i < (l < c->layers ? HONE_NLINEAR : 0) && !rc; i++) {
             linear *ln = &m->layers[l].lin[i];
             size_t n = (size_t)ln->out * ln->in;
-            float *w = ln->w;
-            if (m->lora) {
-                if (n > cap) {
-                    free(buf);
-                    buf = malloc(n * sizeof *buf);
-                    cap = n;
-                    if (!buf) return hone_errf(err, HONE_ENOMEM, "out of memory for a random weight");
-                }
-                w = buf;
-            }
+            float *w = m->lora ? s.f : fill_at(m, &s, ln->w);
             for (size_t k = 0; k < n; k++) w[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
             /* the ABI gives every call an error to fill: a quantizer may refuse a shape */
-            int rc = m->lora ? m->qvt->quantize(m->qstate, m->packed + ln->packed_off, w, (size_t)ln->out,
-                                                (size_t)ln->in, err)
-                             : 0;
-            if (rc) {
-                free(buf);
-                return hone_err_prefix(err, "quantizing a random weight: ");
-            }
+            if (!m->lora) commit(m, &s, ln->w, n);
+            else if ((rc = m->qvt->quantize(m->qstate, packed_at(m, &s, ln), w, (size_t)ln->out, (size_t)ln->in, err)))
+                hone_err_prefix(err, "quantizing a random weight: ");
+            else commit_packed(m, &s, ln);
         }
-        if (l < c->layers)
-            for (int k = 0; k < c->hidden; k++) m->layers[l].ln1_w[k] = m->layers[l].ln2_w[k] = 1.0f;
+        for (int j = 0; j < 2 && l < c->layers && !rc; j++) {
+            float *nw = j ? m->layers[l].ln2_w : m->layers[l].ln1_w, *at = fill_at(m, &s, nw);
+            for (int k = 0; k < c->hidden; k++) at[k] = 1.0f;
+            commit(m, &s, nw, (size_t)c->hidden);
+        }
     }
-    free(buf);
-    for (size_t k = 0; k < (size_t)c->vocab * c->hidden; k++) m->embed[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
-    if (!c->tied)
-        for (size_t k = 0; k < (size_t)c->vocab * c->hidden; k++)
-            m->lm_head[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
-    for (int k = 0; k < c->hidden; k++) m->norm_w[k] = 1.0f;
-    return 0;
+    size_t ve = (size_t)c->vocab * c->hidden;
+    for (int j = 0; j < (c->tied ? 1 : 2) && !rc; j++) {
+        float *dst = j ? m->lm_head : m->embed, *at = fill_at(m, &s, dst);
+        for (size_t k = 0; k < ve; k++) at[k] = (float)(hone_rng_uniform(&rng) - 0.5) * 0.07f;
+        commit(m, &s, dst, ve);
+    }
+    float *nf = fill_at(m, &s, m->norm_w);
+    for (int k = 0; k < c->hidden && !rc; k++) nf[k] = 1.0f;
+    if (!rc) commit(m, &s, m->norm_w, (size_t)c->hidden);
+    staging_free(&s);
+    return rc;
 }
 
 int hone_model_create(hone_model **out, const hone_model_config *cfg, const char *dir, const hone_model_opts *o,
@@ -528,6 +600,8 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
             }
         }
     }
+    staging s = {0};
+    if (!rc && m->lora) rc = staging_new(&s, m, err);
     if (!rc && m->lora) {
         /* PEFT's init: A ~ kaiming_uniform(a = sqrt 5) = U(-1/sqrt(in), 1/sqrt(in)), B = 0 */
         for (int l = 0; l < c->layers; l++)
@@ -535,9 +609,12 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
                 linear *ln = &m->layers[l].lin[i];
                 if (!ln->A) continue;
                 float bound = 1.0f / sqrtf((float)ln->in);
-                for (size_t k = 0; k < (size_t)m->r * ln->in; k++)
-                    ln->A[k] = (float)(2.0 * hone_rng_uniform(&m->rng) - 1.0) * bound;
+                size_t n = (size_t)m->r * ln->in;
+                float *at = fill_at(m, &s, ln->A);
+                for (size_t k = 0; k < n; k++) at[k] = (float)(2.0 * hone_rng_uniform(&m->rng) - 1.0) * bound;
+                commit(m, &s, ln->A, n);
             }
+        staging_free(&s);
     }
     if (rc) {
         hone_model_free(m);
