@@ -459,6 +459,10 @@ static int normalize1(const tok_stage *st, const char *s, size_t n, tok_buf *out
     case N_NFD:
     case N_NFKC:
     case N_NFKD: {
+        /* no ASCII character decomposes or composes, so ASCII text is its own normal form */
+        size_t k = 0;
+        while (k < n && !((unsigned char)s[k] & 0x80)) k++;
+        if (k == n) return tok_buf_add(out, s, n);
         int opt = UTF8PROC_STABLE | (st->type == N_NFC || st->type == N_NFKC ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
                   (st->type >= N_NFKC ? UTF8PROC_COMPAT : 0);
         utf8proc_uint8_t *dst = NULL;
