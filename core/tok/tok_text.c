@@ -459,6 +459,10 @@ static int normalize1(const tok_stage *st, const char *s, size_t n, tok_buf *out
     case N_NFD:
     case N_NFKC:
     case N_NFKD: {
+        /* no ASCII character decomposes or composes, so ASCII text is its own normal form */
+        size_t k = 0;
+        while (k < n && !((unsigned char)s[k] & 0x80)) k++;
+        if (k == n) return tok_buf_add(out, s, n);
         int opt = UTF8PROC_STABLE | (st->type == N_NFC || st->type == N_NFKC ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) |
                   (st->type >= N_NFKC ? UTF8PROC_COMPAT : 0);
         utf8proc_uint8_t *dst = NULL;
@@ -546,15 +550,21 @@ static int bytelevel(const tok_stage *st, tok_plist *in, tok_plist *out)
         rc = split_pieces(src, &split, &st->pat, SPLIT_ISOLATED, 0);
         src = &split;
     }
-    /* every byte to its stand-in character */
+    /* every byte to its stand-in character (one or two bytes of UTF-8: all are < U+0800),
+     * written straight into out's text: this runs once per input byte */
     for (size_t i = 0; i < src->n && !rc; i++) {
         const unsigned char *s = (const unsigned char *)src->text.s + src->p[i].off;
-        b.n = 0;
-        for (size_t k = 0; k < src->p[i].n && !rc; k++) {
-            char c[4];
-            rc = tok_buf_add(&b, c, (size_t)tok_utf8_put(c, tok_byte_to_cp[s[k]]));
+        size_t n = src->p[i].n, at = out->text.n;
+        if ((rc = tok_plist_add(out, "", 0, src->p[i].at_start)) || (rc = tok_buf_reserve(&out->text, 2 * n))) break;
+        char *o = out->text.s + at;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t cp = tok_byte_to_cp[s[k]];
+            if (cp < 0x80) *o++ = (char)cp;
+            else *o++ = (char)(0xc0 | (cp >> 6)), *o++ = (char)(0x80 | (cp & 0x3f));
         }
-        if (!rc) rc = tok_plist_add(out, b.s ? b.s : "", b.n, src->p[i].at_start);
+        out->text.n = (size_t)(o - out->text.s);
+        out->text.s[out->text.n] = '\0';
+        out->p[out->n - 1].n = out->text.n - at;
     }
     free(b.s);
     tok_plist_free(&mid);

@@ -94,6 +94,10 @@ char *tok_utf8_repair(const char *in, size_t n, size_t *out_n)
     if (!out) return NULL;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
+        if (s[i] < 0x80) {   /* ASCII, most of most text, without the decoder's call */
+            out[o++] = (char)s[i++];
+            continue;
+        }
         uint32_t cp;
         int len = tok_utf8_next(s + i, n - i, &cp);
         if (len > 0) {
@@ -130,17 +134,23 @@ int tok_is_alnum(uint32_t cp)
     return (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) || tok_is_numeric(cp);
 }
 
-int tok_buf_add(tok_buf *b, const char *s, size_t n)
+int tok_buf_reserve(tok_buf *b, size_t extra)
 {
-    if (b->n + n + 1 > b->cap) {
+    if (b->n + extra + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1) cap *= 2;
+        while (cap < b->n + extra + 1) cap *= 2;
         char *p = realloc(b->s, cap);
         if (!p) return -1;
         b->s = p;
         b->cap = cap;
     }
-    memcpy(b->s + b->n, s, n);
+    return 0;
+}
+
+int tok_buf_add(tok_buf *b, const char *s, size_t n)
+{
+    if (tok_buf_reserve(b, n)) return -1;
+    if (n) memcpy(b->s + b->n, s, n);
     b->n += n;
     b->s[b->n] = '\0';
     return 0;

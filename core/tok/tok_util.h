@@ -28,6 +28,7 @@ typedef struct tok_buf {
 
 int tok_buf_add(tok_buf *b, const char *s, size_t n);   /* 0 ok, -1 out of memory */
 int tok_buf_addc(tok_buf *b, char c);
+int tok_buf_reserve(tok_buf *b, size_t extra);   /* room for extra more bytes and a NUL */
 
 typedef struct tok_ids {
     int32_t *v;

@@ -38,6 +38,21 @@ typedef struct dec {
     int scheme;       /* Metaspace: 2 = never */
 } dec;
 
+/* A byte trie over one set of added tokens (matched in raw or in normalized text): the
+ * leftmost-longest search walks it from each position instead of comparing every token
+ * there, which with Llama 3's 256 added tokens was most of the encoding time. */
+typedef struct trie_node {
+    int32_t child, sibling;   /* first child, next sibling; -1: none */
+    int32_t tok;              /* index in added[] of the first token ending here; -1: none */
+    unsigned char byte;
+} trie_node;
+
+typedef struct added_trie {
+    int32_t root[256];        /* the node after a first byte; -1 where no token starts so */
+    trie_node *v;
+    size_t n, cap;
+} added_trie;
+
 struct hone_tokenizer {
     char *path;
     uint64_t digest;  /* FNV-1a of tokenizer.json and tokenizer_config.json: what built it */
@@ -46,6 +61,7 @@ struct hone_tokenizer {
     int has_norm, has_pre;
     added_tok *added;
     size_t nadded;
+    added_trie trie[2];   /* [normalized]: the tokens of each set */
     int32_t *tpl;     /* single template: ids, with -1 where the sequence goes */
     size_t ntpl;
     dec decoder;
@@ -309,6 +325,8 @@ void hone_tokenizer_free(hone_tokenizer *t)
     if (t->has_pre) tok_stage_free(&t->pre);
     for (size_t i = 0; i < t->nadded; i++) free(t->added[i].content), free(t->added[i].original);
     free(t->added);
+    free(t->trie[0].v);
+    free(t->trie[1].v);
     free(t->tpl);
     if (t->has_decoder) dec_free(&t->decoder);
     tok_plist_free(&t->a);
@@ -363,6 +381,52 @@ static int parse_added(hone_tokenizer *t, const cJSON *list, const char *path, h
         a->orig_n = strlen(c->valuestring);
         if (!a->content || !a->original) return hone_errf(err, HONE_ENOMEM, "out of memory");
         if (a->id + 1 > t->nvocab) t->nvocab = a->id + 1;
+    }
+    return 0;
+}
+
+static int32_t trie_add_node(added_trie *tr, unsigned char byte)
+{
+    if (tr->n == tr->cap) {
+        size_t cap = tr->cap ? tr->cap * 2 : 256;
+        trie_node *v = realloc(tr->v, cap * sizeof *v);
+        if (!v) return -1;
+        tr->v = v;
+        tr->cap = cap;
+    }
+    tr->v[tr->n] = (trie_node){.child = -1, .sibling = -1, .tok = -1, .byte = byte};
+    return (int32_t)tr->n++;
+}
+
+/* the child of node (the root where node < 0) by byte, made if missing; -1: out of memory */
+static int32_t trie_step(added_trie *tr, int32_t node, unsigned char byte)
+{
+    if (node < 0) {
+        if (tr->root[byte] < 0) tr->root[byte] = trie_add_node(tr, byte);
+        return tr->root[byte];
+    }
+    int32_t last = -1;
+    for (int32_t c = tr->v[node].child; c >= 0; last = c, c = tr->v[c].sibling)
+        if (tr->v[c].byte == byte) return c;
+    int32_t k = trie_add_node(tr, byte);
+    if (k >= 0) *(last < 0 ? &tr->v[node].child : &tr->v[last].sibling) = k;
+    return k;
+}
+
+static int build_tries(hone_tokenizer *t, hone_err *err)
+{
+    for (int set = 0; set < 2; set++) {
+        memset(t->trie[set].root, 0xff, sizeof t->trie[set].root);
+        for (size_t i = 0; i < t->nadded; i++) {
+            const added_tok *a = &t->added[i];
+            if (a->normalized != set || !a->n) continue;   /* an empty token never matches */
+            int32_t node = -1;
+            for (size_t k = 0; k < a->n; k++)
+                if ((node = trie_step(&t->trie[set], node, (unsigned char)a->content[k])) < 0)
+                    return hone_errf(err, HONE_ENOMEM, "out of memory");
+            /* the first of equal contents wins, as in the list */
+            if (t->trie[set].v[node].tok < 0) t->trie[set].v[node].tok = (int32_t)i;
+        }
     }
     return 0;
 }
@@ -541,6 +605,7 @@ static int load_json(hone_tokenizer *t, const cJSON *j, const char *file, hone_e
         rc = tok_pretokenizer_parse(&t->pre, pre, jp, err);
     }
     if (!rc) rc = parse_added(t, cJSON_GetObjectItemCaseSensitive(j, "added_tokens"), file, err);
+    if (!rc) rc = build_tries(t, err);
     if (!rc) rc = parse_post(t, cJSON_GetObjectItemCaseSensitive(j, "post_processor"), file, err);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "decoder");
     if (!rc && d && !cJSON_IsNull(d)) {
@@ -666,17 +731,25 @@ static int is_word_char(uint32_t cp)
 }
 
 
-/* tokenizers' AddedVocabulary::find_matches over one set (normalized or not) */
+/* tokenizers' AddedVocabulary::find_matches over one set (normalized or not): at each
+ * position the longest token starting there (the first listed among equal ones) */
 static int split_added(const hone_tokenizer *t, const char *s, size_t n, int normalized, tok_spans *out)
 {
     out->n = 0;
     size_t start_offset = 0;
+    const added_trie *tr = &t->trie[normalized];
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
+        while (i < n && tr->root[u[i]] < 0) i++;   /* most bytes start no token */
+        if (i == n) break;
         const added_tok *best = NULL;
-        for (size_t k = 0; k < t->nadded; k++) {
-            const added_tok *a = &t->added[k];
-            if (a->normalized != normalized || a->n > n - i || (best && a->n <= best->n)) continue;
-            if (!memcmp(s + i, a->content, a->n)) best = a;
+        size_t k = i;
+        for (int32_t node = tr->root[u[k++]]; node >= 0; k++) {
+            if (tr->v[node].tok >= 0) best = &t->added[tr->v[node].tok];
+            if (k == n) break;
+            int32_t c = tr->v[node].child;
+            while (c >= 0 && tr->v[c].byte != u[k]) c = tr->v[c].sibling;
+            node = c;
         }
         if (!best) {
             i++;
