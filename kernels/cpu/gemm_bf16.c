@@ -35,7 +35,8 @@ static prim prims[MAX_PRIMS];
 static int nprims;
 
 static uint16_t *scratch_a, *scratch_b;
-static size_t cap_a, cap_b;
+static float *scratch_c;
+static size_t cap_a, cap_b, cap_c;
 
 int op_bf16_available(void)
 {
@@ -88,7 +89,35 @@ static uint16_t *grow(uint16_t **buf, size_t *cap, size_t n)
 /* a stored rows x cols operand, rows ld apart, into dense bf16 */
 static void to_dense(uint16_t *out, const float *x, int rows, int cols, int ld)
 {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols >= 65536)
     for (int i = 0; i < rows; i++) op_to_bf16(out + (size_t)i * cols, x + (size_t)i * ld, (size_t)cols);
+}
+
+/* A stored [K, M] (rows ld apart) into dense bf16 [M, K]: oneDNN 2.6's fast matmuls take
+ * the source row-major only (a transposed one falls to its reference code) */
+static void to_dense_t(uint16_t *out, const float *x, int K, int M, int ld)
+{
+    /* in 16 x 16 blocks, so both sides stay in cache lines */
+#pragma omp parallel for schedule(static) if ((size_t)K * M >= 65536)
+    for (int i0 = 0; i0 < M; i0 += 16)
+        for (int k0 = 0; k0 < K; k0 += 16) {
+            float blk[16][16];
+            int mi = M - i0 < 16 ? M - i0 : 16, mk = K - k0 < 16 ? K - k0 : 16;
+            for (int k = 0; k < mk; k++)
+                for (int i = 0; i < mi; i++) blk[i][k] = x[(size_t)(k0 + k) * ld + i0 + i];
+            for (int i = 0; i < mi; i++) op_to_bf16(out + (size_t)(i0 + i) * K + k0, blk[i], (size_t)mk);
+        }
+}
+
+static float *grow_f(float **buf, size_t *cap, size_t n)
+{
+    if (n <= *cap) return *buf;
+    float *p = NULL;
+    if (posix_memalign((void **)&p, 64, n * sizeof *p) != 0) return NULL;
+    free(*buf);
+    *buf = p;
+    *cap = n;
+    return p;
 }
 
 static const prim *get_prim(int ta, int tb, int M, int N, int K, int ldc, float alpha, float beta)
@@ -106,9 +135,10 @@ static const prim *get_prim(int ta, int tb, int M, int N, int K, int ldc, float 
     }
     prim *q = &prims[nprims];
     *q = (prim){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .ldc = ldc, .alpha = alpha, .beta = beta};
-    /* the dense copies: A [M, K] stored [K, M] when ta; B [K, N] stored [N, K] when tb */
+    /* the dense copies: A [M, K] row-major (transposed on the way when ta), B [K, N] stored
+     * [N, K] when tb, C [M, N] with rows ldc apart */
     dnnl_dims_t da = {M, K}, db = {K, N}, dc = {M, N}, sc = {ldc, 1};
-    dnnl_dims_t sa = {ta ? 1 : K, ta ? M : 1}, sb = {tb ? 1 : N, tb ? K : 1};
+    dnnl_dims_t sa = {K, 1}, sb = {tb ? 1 : N, tb ? K : 1};
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
@@ -138,19 +168,27 @@ int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *
     if (!start()) return -1;
     size_t na = (size_t)M * K, nb = (size_t)K * N;
     uint16_t *a16 = grow(&scratch_a, &cap_a, na), *b16 = grow(&scratch_b, &cap_b, nb);
-    const prim *q = a16 && b16 ? get_prim(ta, tb, M, N, K, ldc, alpha, beta) : NULL;
+    /* a strided output (a head's columns of a wider one) goes through a dense one: the
+     * fast matmuls take dense outputs */
+    float *c = ldc == N ? C : grow_f(&scratch_c, &cap_c, (size_t)M * N);
+    const prim *q = a16 && b16 && c ? get_prim(ta, tb, M, N, K, N, alpha, beta) : NULL;
     if (!q) return -1;
-    to_dense(a16, A, ta ? K : M, ta ? M : K, lda);
+    if (ta) to_dense_t(a16, A, K, M, lda);
+    else to_dense(a16, A, M, K, lda);
     to_dense(b16, B, tb ? N : K, tb ? K : N, ldb);
+    if (c != C && beta != 0.0f)
+        for (int i = 0; i < M; i++) memcpy(c + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *c);
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
     int ok = dnnl_memory_create(&ma, &q->a, engine, a16) == dnnl_success &&
              dnnl_memory_create(&mb, &q->b, engine, b16) == dnnl_success &&
-             dnnl_memory_create(&mc, &q->c, engine, C) == dnnl_success;
+             dnnl_memory_create(&mc, &q->c, engine, c) == dnnl_success;
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
     ok = ok && dnnl_primitive_execute(q->p, stream, 3, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
+    if (ok && c != C)
+        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, c + (size_t)i * N, (size_t)N * sizeof *c);
     return ok ? 0 : -1;
 }
 
