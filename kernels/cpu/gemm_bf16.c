@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static int broken;                       /* oneDNN could not start: every call reports it */
+static void give_budget(void);
 
 /* the cached primitives: one per (transpositions, shape, output stride, alpha, beta) */
 typedef struct prim {
@@ -54,14 +56,32 @@ static int start(void)
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) {
         broken = 1;
+        engine = NULL;
         return 0;
     }
+    give_budget();
     return 1;
+}
+
+/* The thread budget goes to one pool at a time. A team that has worked spins a while
+ * before it sleeps, and so do OpenBLAS's threads: two pools on the same cores take turns
+ * stealing them (the pricer's fp32 run took 3x as long). Until a bf16 product runs, the
+ * budget is OpenBLAS's and the OpenMP kernels stay on one thread; from then on it is
+ * OpenMP's (oneDNN and the elementwise kernels), and OpenBLAS, left with LoRA's thin
+ * products, gets one. */
+static int budget = 1;
+
+static void give_budget(void)
+{
+    int n = budget > 0 ? budget : 1;
+    openblas_set_num_threads(engine ? 1 : n);
+    omp_set_num_threads(engine ? n : 1);
 }
 
 void op_bf16_set_threads(int n)
 {
-    omp_set_num_threads(n > 0 ? n : 1);
+    budget = n;
+    give_budget();
 }
 
 /* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN */

@@ -517,8 +517,7 @@ void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, floa
 
 void op_set_threads(int n)
 {
-    openblas_set_num_threads(n);
-    op_bf16_set_threads(n);   /* the same budget: only one of the two runs at a time */
+    op_bf16_set_threads(n);   /* who gets the budget depends on whether bf16 products run */
 }
 
 void op_axpy(float *out, const float *x, float alpha, size_t n)
