@@ -467,6 +467,25 @@ static int test_bf16(void)
     check_close("bf16 attention dk", dk16, dk32, nk, 2e-2 * check_max_abs(dk32, nk), 0);
     check_close("bf16 attention dv", dv16, dv32, nk, 2e-2 * check_max_abs(dv32, nk), 0);
     printf("bf16 attention vs fp32: max |diff| / max |fp32| of dv %.2e\n", check_last()->max_abs / check_max_abs(dv32, nk));
+    /* the 16-lane conversion gives the scalar rounding's bits: ties, odd and even, NaN,
+     * infinities, subnormals, and a tail */
+    enum { NV = 67 };
+    float vin[NV];
+    uint16_t vout[NV], sout[NV];
+    for (int i = 0; i < NV; i++) {
+        uint32_t u = 0x3f800000u + (uint32_t)i * 0x8000u + (i % 3 ? 0x8000u : 0x7fffu);   /* near the ties */
+        if (i == 5) u = 0x7fc00001u;                                                        /* NaN */
+        if (i == 6) u = 0xff800000u;                                                        /* -inf */
+        if (i == 7) u = 0x00000801u;                                                        /* subnormal */
+        if (i == 8) u = 0x7f7fffffu;                                                        /* FLT_MAX: to inf */
+        memcpy(&vin[i], &u, 4);
+    }
+    op_to_bf16(vout, vin, NV);
+    op_isa saved = op_isa_current();
+    op_isa_init(OP_ISA_AVX2);   /* the scalar path */
+    op_to_bf16(sout, vin, NV);
+    op_isa_init(saved);
+    CHECK(!memcmp(vout, sout, sizeof vout), "to_bf16: the 16-lane conversion differs from the scalar one");
     /* round to nearest even, and NaN stays NaN */
     float r[4] = {1.0f + 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-16f, -3.0f, NAN};
     uint16_t b[4];
