@@ -4,6 +4,7 @@
  * The generation kernels (RoPE at explicit positions, attention against a KV cache) are
  * checked against the training kernels they must agree with. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,7 +357,15 @@ static void test_threads(void)
     float *out[2][9];
     double loss[2];
     for (int r = 0; r < 2; r++) {
-        op_set_threads(r ? 3 : 1);
+        /* the OpenMP pool itself: the budget goes to it only once bf16 products run */
+        omp_set_num_threads(r ? 3 : 1);
+        int team = 0;
+#pragma omp parallel
+        {
+#pragma omp single
+            team = omp_get_num_threads();
+        }
+        CHECK(team == (r ? 3 : 1), "threads: the pool has %d threads, wanted %d", team, r ? 3 : 1);
         for (int k = 0; k < 9; k++) out[r][k] = zeros(k == 3 || k == 4 ? nv : k == 8 ? (size_t)B * T * H * hd : nc);
         float rstd[300];
         op_rmsnorm_forward(out[r][0], rstd, x, w, N, C, 1e-5f);
@@ -371,7 +380,7 @@ static void test_threads(void)
         memcpy(out[r][8], rope_x, (size_t)B * T * H * hd * sizeof(float));
         op_rope_forward(out[r][8], cos_t, sin_t, NULL, B, T, H, hd);
     }
-    op_set_threads(1);
+    omp_set_num_threads(1);
     static const char *names[9] = {"rmsnorm", "rmsnorm dx", "rmsnorm dw", "ce losses", "ce dlogits", "swiglu",
                                    "swiglu dgate", "swiglu dup + dropout", "rope"};
     for (int k = 0; k < 9; k++) {
