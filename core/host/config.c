@@ -493,15 +493,6 @@ int hone_config_function(const hone_config *cfg, const char *path)
     return c ? c->ref : HONE_NOREF;
 }
 
-size_t hone_config_functions(const hone_config *cfg, const char *path, const char *const **names,
-                             const int **refs)
-{
-    const hone_cval *c = hone_config_cval(cfg, path);
-    *names = c ? (const char *const *)c->fnames : NULL;
-    *refs = c ? c->frefs : NULL;
-    return c ? c->nf : 0;
-}
-
 const hone_value *hone_config_value(const hone_config *cfg, const char *path)
 {
     const hone_cval *c = hone_config_cval(cfg, path);

@@ -106,10 +106,8 @@ long long hone_config_int(const hone_config *cfg, const char *path);
 int hone_config_bool(const hone_config *cfg, const char *path);
 const char *hone_config_str(const hone_config *cfg, const char *path);   /* NULL if unset */
 int hone_config_is_set(const hone_config *cfg, const char *path);
-/* a function key's handle (HONE_NOREF when unset), and a function table's entries */
+/* a function key's handle (HONE_NOREF when unset) */
 int hone_config_function(const hone_config *cfg, const char *path);
-size_t hone_config_functions(const hone_config *cfg, const char *path, const char *const **names,
-                             const int **refs);
 /* every key, nested as a script writes it; functions appear as "<lua function>" */
 struct cJSON;
 struct cJSON *hone_config_json(const hone_config *cfg);
