@@ -26,12 +26,12 @@ static dnnl_stream_t stream;
 static int broken;                       /* oneDNN could not start: every call reports it */
 static void give_budget(void);
 
-/* the cached primitives: one per (transpositions, shape, output stride, alpha, beta) */
+/* the cached primitives: one per (transpositions, shape, alpha, beta); every operand dense */
 typedef struct prim {
-    int ta, tb, M, N, K, ldc;
+    int ta, tb, M, N, K;
     float alpha, beta;
     dnnl_primitive_t p;
-    dnnl_memory_desc_t a, b, c;
+    dnnl_memory_t a, b, c;               /* made once; each call points them at its buffers */
 } prim;
 enum { MAX_PRIMS = 96 };
 static prim prims[MAX_PRIMS];
@@ -160,33 +160,44 @@ static float *grow_f(float **buf, size_t *cap, size_t n)
     return p;
 }
 
-static const prim *get_prim(int ta, int tb, int M, int N, int K, int ldc, float alpha, float beta)
+static void prim_free(prim *q)
+{
+    if (q->a) dnnl_memory_destroy(q->a);
+    if (q->b) dnnl_memory_destroy(q->b);
+    if (q->c) dnnl_memory_destroy(q->c);
+    if (q->p) dnnl_primitive_destroy(q->p);
+}
+
+static const prim *get_prim(int ta, int tb, int M, int N, int K, float alpha, float beta)
 {
     for (int i = 0; i < nprims; i++) {
         const prim *q = &prims[i];
-        if (q->ta == ta && q->tb == tb && q->M == M && q->N == N && q->K == K && q->ldc == ldc && q->alpha == alpha &&
-            q->beta == beta)
+        if (q->ta == ta && q->tb == tb && q->M == M && q->N == N && q->K == K && q->alpha == alpha && q->beta == beta)
             return q;
     }
     if (nprims == MAX_PRIMS) {   /* a run's shapes are few; a bench of many recycles the oldest */
-        dnnl_primitive_destroy(prims[0].p);
+        prim_free(&prims[0]);
         memmove(prims, prims + 1, (MAX_PRIMS - 1) * sizeof *prims);
         nprims--;
     }
     prim *q = &prims[nprims];
-    *q = (prim){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .ldc = ldc, .alpha = alpha, .beta = beta};
+    *q = (prim){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta};
     /* the dense copies: A [M, K] row-major (transposed on the way when ta), B [K, N] stored
-     * [N, K] when tb, C [M, N] with rows ldc apart */
-    dnnl_dims_t da = {M, K}, db = {K, N}, dc = {M, N}, sc = {ldc, 1};
+     * [N, K] when tb, C [M, N] */
+    dnnl_memory_desc_t ma, mb, mc;
+    dnnl_dims_t da = {M, K}, db = {K, N}, dc = {M, N}, sc = {N, 1};
     dnnl_dims_t sa = {K, 1}, sb = {tb ? 1 : N, tb ? K : 1};
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_matmul_desc_t md;
-    int ok = dnnl_memory_desc_init_by_strides(&q->a, 2, da, dnnl_bf16, sa) == dnnl_success &&
-             dnnl_memory_desc_init_by_strides(&q->b, 2, db, dnnl_bf16, sb) == dnnl_success &&
-             dnnl_memory_desc_init_by_strides(&q->c, 2, dc, dnnl_f32, sc) == dnnl_success &&
-             dnnl_matmul_desc_init(&md, &q->a, &q->b, NULL, &q->c) == dnnl_success &&
+    int ok = dnnl_memory_desc_init_by_strides(&ma, 2, da, dnnl_bf16, sa) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&mb, 2, db, dnnl_bf16, sb) == dnnl_success &&
+             dnnl_memory_desc_init_by_strides(&mc, 2, dc, dnnl_f32, sc) == dnnl_success &&
+             dnnl_memory_create(&q->a, &ma, engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&q->b, &mb, engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_memory_create(&q->c, &mc, engine, DNNL_MEMORY_NONE) == dnnl_success &&
+             dnnl_matmul_desc_init(&md, &ma, &mb, NULL, &mc) == dnnl_success &&
              dnnl_primitive_attr_create(&attr) == dnnl_success;
     if (ok && alpha != 1.0f) ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) == dnnl_success;
     if (ok && beta != 0.0f)
@@ -197,7 +208,10 @@ static const prim *get_prim(int ta, int tb, int M, int N, int K, int ldc, float 
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
-    if (!ok) return NULL;
+    if (!ok) {
+        prim_free(q);
+        return NULL;
+    }
     nprims++;
     return q;
 }
@@ -211,22 +225,18 @@ int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *
     /* a strided output (a head's columns of a wider one) goes through a dense one: the
      * fast matmuls take dense outputs */
     float *c = ldc == N ? C : grow_f(&scratch_c, &cap_c, (size_t)M * N);
-    const prim *q = a16 && b16 && c ? get_prim(ta, tb, M, N, K, N, alpha, beta) : NULL;
+    const prim *q = a16 && b16 && c ? get_prim(ta, tb, M, N, K, alpha, beta) : NULL;
     if (!q) return -1;
     if (ta) to_dense_t(a16, A, K, M, lda);
     else to_dense(a16, A, M, K, lda);
     to_dense(b16, B, tb ? N : K, tb ? K : N, ldb);
     if (c != C && beta != 0.0f)
         for (int i = 0; i < M; i++) memcpy(c + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *c);
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
-    int ok = dnnl_memory_create(&ma, &q->a, engine, a16) == dnnl_success &&
-             dnnl_memory_create(&mb, &q->b, engine, b16) == dnnl_success &&
-             dnnl_memory_create(&mc, &q->c, engine, c) == dnnl_success;
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+    int ok = dnnl_memory_set_data_handle(q->a, a16) == dnnl_success &&
+             dnnl_memory_set_data_handle(q->b, b16) == dnnl_success &&
+             dnnl_memory_set_data_handle(q->c, c) == dnnl_success;
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, q->a}, {DNNL_ARG_WEIGHTS, q->b}, {DNNL_ARG_DST, q->c}};
     ok = ok && dnnl_primitive_execute(q->p, stream, 3, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
-    if (ma) dnnl_memory_destroy(ma);
-    if (mb) dnnl_memory_destroy(mb);
-    if (mc) dnnl_memory_destroy(mc);
     if (ok && c != C)
         for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, c + (size_t)i * N, (size_t)N * sizeof *c);
     return ok ? 0 : -1;
