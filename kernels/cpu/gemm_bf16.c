@@ -79,7 +79,7 @@ static void give_budget(void)
     omp_set_num_threads(engine ? n : 1);
 }
 
-void op_bf16_set_threads(int n)
+void op_set_threads(int n)
 {
     budget = n;
     give_budget();

@@ -515,10 +515,6 @@ void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, floa
     for (size_t i = 0; i < n; i++) dx[i] += dout[i] * ((float)keep[i] * scale);
 }
 
-void op_set_threads(int n)
-{
-    op_bf16_set_threads(n);   /* who gets the budget depends on whether bf16 products run */
-}
 
 void op_axpy(float *out, const float *x, float alpha, size_t n)
 {

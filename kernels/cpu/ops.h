@@ -102,7 +102,8 @@ void op_dropout_forward(float *out, const float *x, const uint8_t *keep, float s
 /* dx += dout * (keep * scale).  dx, dout: [n]  keep: [n] of 0/1 */
 void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float scale, size_t n);
 
-/* the thread budget of the matrix products (OpenBLAS, and oneDNN's OpenMP) */
+/* the thread budget: OpenBLAS's until a bf16 product runs, OpenMP's (oneDNN and the
+ * elementwise kernels) from then on (gemm_bf16.c says why) */
 void op_set_threads(int n);
 
 /* bf16 products with fp32 accumulation (gemm_bf16.c, through oneDNN): the fp32 operands
@@ -125,7 +126,6 @@ int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, 
                                const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd);
 /* fp32 -> bf16 bits, round to nearest even (a NaN stays NaN) */
 void op_to_bf16(uint16_t *out, const float *x, size_t n);
-void op_bf16_set_threads(int n);
 
 /* out += alpha * x   (n elements) */
 void op_axpy(float *out, const float *x, float alpha, size_t n);
