@@ -404,6 +404,26 @@ static float bf16_round(float x)
     return f;
 }
 
+/* max over C [M, N] of |got - (alpha A B + beta c0)| / (sum |a b| + |beta c0|), the
+ * product of the bf16-rounded operands in double; A [M, K] dense, B(k, n) = b[k * bk + n * bn] */
+static double bf16_worst(const float *got, const float *c0, const float *A, const float *b, int M, int N, int K,
+                         int bk, int bn, float alpha, float beta)
+{
+    double worst = 0;
+    for (int i = 0; i < M; i++)
+        for (int n = 0; n < N; n++) {
+            double s = 0, a = 0;
+            for (int k = 0; k < K; k++) {
+                double p = (double)bf16_round(A[(size_t)i * K + k]) * bf16_round(b[(size_t)k * bk + (size_t)n * bn]);
+                s += p, a += fabs(p);
+            }
+            double c = c0[(size_t)i * N + n], want = alpha * s + beta * c;
+            double err = fabs(got[(size_t)i * N + n] - want) / (a * fabs(alpha) + fabs(beta * c) + 1e-30);
+            worst = err > worst ? err : worst;
+        }
+    return worst;
+}
+
 /* got against the product of the bf16-rounded operands in double: fp32 accumulation
  * leaves at most a few units of fp32 rounding of sum |a b| per element */
 static void bf16_case(int N, int IC, int OC, float alpha, float beta)
@@ -416,29 +436,9 @@ static void bf16_case(int N, int IC, int OC, float alpha, float beta)
     int rc = op_matmul_bf16_forward(y, x, w, N, IC, OC, OC, alpha, beta) ||
              op_matmul_bf16_backward_input(dx, y0, w, N, IC, OC, OC, alpha, beta);
     if (!CHECK(rc == 0, "bf16 %dx%dx%d: the product did not run", N, IC, OC)) return;
-    double worst = 0, worst_dx = 0;
-    for (int i = 0; i < N; i++)
-        for (int o = 0; o < OC; o++) {
-            double s = 0, a = 0;
-            for (int k = 0; k < IC; k++) {
-                double p = (double)bf16_round(x[(size_t)i * IC + k]) * bf16_round(w[(size_t)o * IC + k]);
-                s += p, a += fabs(p);
-            }
-            double want = alpha * s + beta * y0[(size_t)i * OC + o];
-            double err = fabs(y[(size_t)i * OC + o] - want) / (a * fabs(alpha) + fabs(beta * y0[(size_t)i * OC + o]) + 1e-30);
-            worst = err > worst ? err : worst;
-        }
-    for (int i = 0; i < N; i++)
-        for (int k = 0; k < IC; k++) {
-            double s = 0, a = 0;
-            for (int o = 0; o < OC; o++) {
-                double p = (double)bf16_round(y0[(size_t)i * OC + o]) * bf16_round(w[(size_t)o * IC + k]);
-                s += p, a += fabs(p);
-            }
-            double want = alpha * s + beta * dx0[(size_t)i * IC + k];
-            double err = fabs(dx[(size_t)i * IC + k] - want) / (a * fabs(alpha) + fabs(beta * dx0[(size_t)i * IC + k]) + 1e-30);
-            worst_dx = err > worst_dx ? err : worst_dx;
-        }
+    /* forward: A = x [N, IC], B(k, o) = w[o][k]; input gradient: A = y0 [N, OC], B(o, k) = w[o][k] */
+    double worst = bf16_worst(y, y0, x, w, N, OC, IC, 1, IC, alpha, beta);
+    double worst_dx = bf16_worst(dx, dx0, y0, w, N, IC, OC, IC, 1, alpha, beta);
     /* 2^-24 per rounding: a sum of K products rounds at most ~K times, far less in practice */
     CHECK(worst < 64 * 0x1p-24 && worst_dx < 64 * 0x1p-24,
           "bf16 %dx%dx%d alpha %g beta %g: error %.3g (forward) %.3g (input gradient) of sum |ab|", N, IC, OC,
