@@ -738,10 +738,14 @@ static int l_train(lua_State *L)
     int log_ref = LUA_NOREF;
     if (lua_istable(L, 2)) {
         lua_getfield(L, 2, "dir");
-        ro.dir = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+        ro.dir = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!rc && !ro.dir && !lua_isnil(L, -1))
+            rc = hone_errf(&err, HONE_EINVAL, "opts.dir must be a directory path, got %s", luaL_typename(L, -1));
         lua_getfield(L, 2, "resume");
         ro.resume = ro.dir && lua_toboolean(L, -1);
         lua_getfield(L, 2, "log");
+        if (!rc && !lua_isnil(L, -1) && !lua_isfunction(L, -1))
+            rc = hone_errf(&err, HONE_EINVAL, "opts.log must be a function(level, line), got %s", luaL_typename(L, -1));
         if (lua_isfunction(L, -1)) log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         else lua_pop(L, 1);
         lua_pop(L, 2);   /* ro.dir stays valid: the string lives in the opts table */

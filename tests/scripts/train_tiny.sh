@@ -125,6 +125,7 @@ assert(third.status == "completed" and third.dir:match("chain/chain%-"), third.s
 -- a log function that raises stops the run at its next hook, with a checkpoint
 local bad = hone.train(spec, { log = function() error("log sink gone") end })
 print("failing log: " .. bad.status .. " " .. tostring(bad.error))
+print("log not a function: " .. select(2, pcall(hone.train, spec, { log = "stdout" })))
 LUA
 expect 0 "chained: chain-[0-9_.-]+ best epoch-[12] [0-9.]+ -> chain-[0-9_.-]+ completed, 7 steps" -- "$HONE" run chain.lua
 expect 0 "bad spec: .*data.train: missing required key" -- "$HONE" run chain.lua
@@ -134,6 +135,7 @@ n=$(grep -c "^plan: [0-9]* optimizer steps" chain.out)
 [ "$n" = 2 ] && echo "ok: the captured run printed nothing (2 of 3 runs on stdout)" \
   || { echo "FAIL: plan lines on stdout: $n, wanted 2"; fails=$((fails+1)); }
 expect 0 "failing log: failed log: .*log sink gone" -- "$HONE" run chain.lua
+expect 0 "log not a function: .*hone.train: opts.log must be a function\(level, line\), got string" -- "$HONE" run chain.lua
 # save.keep keeps the newest and the best; best/ points at the best epoch
 expect 0 "done: 16 steps" -- "$HONE" run exp.lua --set output_dir=keep --set save.keep=1
 kdir=$(ls -d keep/tiny-*)
