@@ -27,6 +27,9 @@ import os
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+# one writer of expected-*.json for both scripts
+from make_tokenizer_fixtures import write_expected
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "tokenizers")
 PIP_DIR = os.environ.get("HONE_LLAMA3_DIR", os.path.expanduser("~/.cache/hone-llama3"))
@@ -78,25 +81,6 @@ def synth(texts):
     j = json.loads(tok.to_str())
     j["model"]["ignore_merges"] = True
     return Tokenizer.from_str(json.dumps(j))
-
-
-def decode(tok, ids, skip):
-    try:
-        return tok.decode(ids, skip_special_tokens=skip)
-    except BaseException:
-        return None
-
-
-def write_expected(name, tok, texts):
-    rows = []
-    for s in texts:
-        ids = tok.encode(s, add_special_tokens=True).ids
-        plain = tok.encode(s, add_special_tokens=False).ids
-        rows.append({"ids": ids, "ids_plain": plain, "decoded": decode(tok, plain, False),
-                     "decoded_skip": decode(tok, ids, True)})
-    with open(os.path.join(OUT, "expected-%s.json" % name), "w") as f:
-        json.dump(rows, f, ensure_ascii=False, separators=(",", ":"))
-    print(name, sum(len(r["ids"]) for r in rows), "ids")
 
 
 def main():
