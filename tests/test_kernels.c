@@ -405,16 +405,18 @@ static float bf16_round(float x)
 }
 
 /* max over C [M, N] of |got - (alpha A B + beta c0)| / (sum |a b| + |beta c0|), the
- * product of the bf16-rounded operands in double; A [M, K] dense, B(k, n) = b[k * bk + n * bn] */
+ * product of the bf16-rounded operands in double; A(i, k) = A[i * ai + k * ak],
+ * B(k, n) = b[k * bk + n * bn] */
 static double bf16_worst(const float *got, const float *c0, const float *A, const float *b, int M, int N, int K,
-                         int bk, int bn, float alpha, float beta)
+                         int ai, int ak, int bk, int bn, float alpha, float beta)
 {
     double worst = 0;
     for (int i = 0; i < M; i++)
         for (int n = 0; n < N; n++) {
             double s = 0, a = 0;
             for (int k = 0; k < K; k++) {
-                double p = (double)bf16_round(A[(size_t)i * K + k]) * bf16_round(b[(size_t)k * bk + (size_t)n * bn]);
+                double p = (double)bf16_round(A[(size_t)i * ai + (size_t)k * ak]) *
+                           bf16_round(b[(size_t)k * bk + (size_t)n * bn]);
                 s += p, a += fabs(p);
             }
             double c = c0[(size_t)i * N + n], want = alpha * s + beta * c;
@@ -424,6 +426,13 @@ static double bf16_worst(const float *got, const float *c0, const float *A, cons
     return worst;
 }
 
+static uint16_t *as_bf16(const float *x, size_t n)
+{
+    uint16_t *b = keep(malloc(n * sizeof *b));
+    op_to_bf16(b, x, n);
+    return b;
+}
+
 /* got against the product of the bf16-rounded operands in double: fp32 accumulation
  * leaves at most a few units of fp32 rounding of sum |a b| per element */
 static void bf16_case(int N, int IC, int OC, float alpha, float beta)
@@ -431,20 +440,26 @@ static void bf16_case(int N, int IC, int OC, float alpha, float beta)
     float *x = rnd((size_t)N * IC, 1), *w = rnd((size_t)OC * IC, 1), *y = rnd((size_t)N * OC, 1);
     float *y0 = keep(malloc((size_t)N * OC * sizeof(float))), *dx = rnd((size_t)N * IC, 1);
     float *dx0 = keep(malloc((size_t)N * IC * sizeof(float)));
+    float *dw = rnd((size_t)OC * IC, 1), *dw0 = keep(malloc((size_t)OC * IC * sizeof(float)));
     memcpy(y0, y, (size_t)N * OC * sizeof(float));
     memcpy(dx0, dx, (size_t)N * IC * sizeof(float));
-    int rc = op_matmul_bf16_forward(y, x, w, N, IC, OC, OC, alpha, beta) ||
-             op_matmul_bf16_backward_input(dx, y0, w, N, IC, OC, OC, alpha, beta);
+    memcpy(dw0, dw, (size_t)OC * IC * sizeof(float));
+    uint16_t *x16 = as_bf16(x, (size_t)N * IC), *w16 = as_bf16(w, (size_t)OC * IC), *y16 = as_bf16(y0, (size_t)N * OC);
+    int rc = op_matmul_bf16_forward(y, x16, w16, N, IC, OC, OC, alpha, beta) ||
+             op_matmul_bf16_backward_input(dx, y16, w16, N, IC, OC, OC, alpha, beta) ||
+             op_matmul_bf16_backward_weight(dw, y16, x16, N, IC, OC, alpha);
     if (!CHECK(rc == 0, "bf16 %dx%dx%d: the product did not run", N, IC, OC)) return;
-    /* forward: A = x [N, IC], B(k, o) = w[o][k]; input gradient: A = y0 [N, OC], B(o, k) = w[o][k] */
-    double worst = bf16_worst(y, y0, x, w, N, OC, IC, 1, IC, alpha, beta);
-    double worst_dx = bf16_worst(dx, dx0, y0, w, N, IC, OC, IC, 1, alpha, beta);
+    /* forward: A = x [N, IC], B(k, o) = w[o][k]; input gradient: A = y0 [N, OC], B(o, k) =
+     * w[o][k]; weight gradient: A(o, n) = y0[n][o], B(n, i) = x[n][i], accumulated */
+    double worst = bf16_worst(y, y0, x, w, N, OC, IC, IC, 1, 1, IC, alpha, beta);
+    double worst_dx = bf16_worst(dx, dx0, y0, w, N, IC, OC, OC, 1, IC, 1, alpha, beta);
+    double worst_dw = bf16_worst(dw, dw0, y0, x, OC, IC, N, 1, OC, IC, 1, alpha, 1.0f);
     /* 2^-24 per rounding: a sum of K products rounds at most ~K times, far less in practice */
-    CHECK(worst < 64 * 0x1p-24 && worst_dx < 64 * 0x1p-24,
-          "bf16 %dx%dx%d alpha %g beta %g: error %.3g (forward) %.3g (input gradient) of sum |ab|", N, IC, OC,
-          (double)alpha, (double)beta, worst, worst_dx);
-    printf("bf16 %4dx%4dx%4d alpha %g beta %g: max error %.2e / %.2e of sum |ab| (fp32 rounding 6e-8)\n", N, IC, OC,
-           (double)alpha, (double)beta, worst, worst_dx);
+    CHECK(worst < 64 * 0x1p-24 && worst_dx < 64 * 0x1p-24 && worst_dw < 64 * 0x1p-24,
+          "bf16 %dx%dx%d alpha %g beta %g: error %.3g (forward) %.3g (input gradient) %.3g (weight gradient) of "
+          "sum |ab|", N, IC, OC, (double)alpha, (double)beta, worst, worst_dx, worst_dw);
+    printf("bf16 %4dx%4dx%4d alpha %g beta %g: max error %.2e / %.2e / %.2e of sum |ab| (fp32 rounding 6e-8)\n", N,
+           IC, OC, (double)alpha, (double)beta, worst, worst_dx, worst_dw);
 }
 
 static int test_bf16(void)
@@ -457,7 +472,8 @@ static int test_bf16(void)
     printf("bf16 products on %s\n", op_isa_name(isa));
     bf16_case(37, 45, 29, 1.0f, 0.0f);      /* odd sizes: every tail */
     bf16_case(64, 128, 96, 0.5f, 1.0f);     /* alpha and an accumulating beta, as LoRA's second product */
-    bf16_case(17, 1024, 16, 1.0f, 0.0f);    /* a LoRA-like thin output */
+    bf16_case(17, 1024, 16, 1.0f, 0.0f);    /* a LoRA-like thin output (lora_A) */
+    bf16_case(33, 16, 300, 2.0f, 1.0f);     /* a thin input (lora_B): its weight gradient goes transposed */
     /* the attention with bf16 products against the fp32 one: within bf16's rounding of
      * the operands (2^-8 relative), relative to each output's largest value */
     int B = 2, T = 23, H = 4, KVH = 2, hd = 16;

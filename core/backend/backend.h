@@ -48,14 +48,18 @@ typedef struct hone_backend_ops {
                                   int ldd, float alpha, float beta);
     void (*matmul_backward_weight)(void *ctx, float *dw, const float *dout, const float *x, int N, int IC, int OC,
                                    int ldd, float alpha);
-    /* the same two products in bf16 with fp32 accumulation (model.compute_dtype = "bf16"):
-     * fp32 in and out, the operands rounded to bf16 on the way; has_bf16 says whether this
+    /* model.compute_dtype = "bf16": operands rounded to bf16 once (to_bf16: nearest even,
+     * a NaN stays NaN), then the three products above over them with fp32 accumulation
+     * and output, dense operands (dout: rows ldd apart); has_bf16 says whether this
      * backend can (a failure shows at sync) */
     int (*has_bf16)(void *ctx);
-    void (*matmul_bf16_forward)(void *ctx, float *out, const float *x, const float *w, int N, int IC, int OC, int ldo,
-                                float alpha, float beta);
-    void (*matmul_bf16_backward_input)(void *ctx, float *dx, const float *dout, const float *w, int N, int IC,
+    void (*to_bf16)(void *ctx, uint16_t *out, const float *x, size_t n);
+    void (*matmul_bf16_forward)(void *ctx, float *out, const uint16_t *x, const uint16_t *w, int N, int IC, int OC,
+                                int ldo, float alpha, float beta);
+    void (*matmul_bf16_backward_input)(void *ctx, float *dx, const uint16_t *dout, const uint16_t *w, int N, int IC,
                                        int OC, int ldd, float alpha, float beta);
+    void (*matmul_bf16_backward_weight)(void *ctx, float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC,
+                                        int OC, float alpha);
     /* the attention with its products in bf16 (the softmax and its backward in fp32) */
     void (*attention_bf16_forward)(void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
                                    const int32_t *start, int B, int T, int H, int KVH, int hd);
@@ -153,6 +157,8 @@ static inline void be_free(const hone_backend *be, void *p) { be->ops->free(be->
 #define be_has_bf16(be) ((be)->ops->has_bf16((be)->ctx))
 #define be_matmul_bf16_forward(be, ...) BE(be, matmul_bf16_forward, __VA_ARGS__)
 #define be_matmul_bf16_backward_input(be, ...) BE(be, matmul_bf16_backward_input, __VA_ARGS__)
+#define be_matmul_bf16_backward_weight(be, ...) BE(be, matmul_bf16_backward_weight, __VA_ARGS__)
+#define be_to_bf16(be, ...) BE(be, to_bf16, __VA_ARGS__)
 #define be_attention_bf16_forward(be, ...) BE(be, attention_bf16_forward, __VA_ARGS__)
 #define be_attention_bf16_backward(be, ...) BE(be, attention_bf16_backward, __VA_ARGS__)
 #define be_bias_forward(be, ...) BE(be, bias_forward, __VA_ARGS__)

@@ -67,8 +67,8 @@ static int cpu_has_bf16(void *ctx)
     return op_bf16_available();
 }
 
-static void cpu_matmul_bf16_forward(void *ctx, float *out, const float *x, const float *w, int N, int IC, int OC,
-                                    int ldo, float alpha, float beta)
+static void cpu_matmul_bf16_forward(void *ctx, float *out, const uint16_t *x, const uint16_t *w, int N, int IC,
+                                    int OC, int ldo, float alpha, float beta)
 {
     (void)ctx;
     if (op_matmul_bf16_forward(out, x, w, N, IC, OC, ldo, alpha, beta) && !failed)
@@ -92,11 +92,19 @@ static void cpu_attention_bf16_backward(void *ctx, float *dq, float *dk, float *
         failed = "a bf16 attention product could not run (oneDNN refused it, or out of memory)";
 }
 
-static void cpu_matmul_bf16_backward_input(void *ctx, float *dx, const float *dout, const float *w, int N, int IC,
-                                           int OC, int ldd, float alpha, float beta)
+static void cpu_matmul_bf16_backward_input(void *ctx, float *dx, const uint16_t *dout, const uint16_t *w, int N,
+                                           int IC, int OC, int ldd, float alpha, float beta)
 {
     (void)ctx;
     if (op_matmul_bf16_backward_input(dx, dout, w, N, IC, OC, ldd, alpha, beta) && !failed)
+        failed = "a bf16 product could not run (oneDNN refused it, or out of memory)";
+}
+
+static void cpu_matmul_bf16_backward_weight(void *ctx, float *dw, const uint16_t *dout, const uint16_t *x, int N,
+                                            int IC, int OC, float alpha)
+{
+    (void)ctx;
+    if (op_matmul_bf16_backward_weight(dw, dout, x, N, IC, OC, alpha) && !failed)
         failed = "a bf16 product could not run (oneDNN refused it, or out of memory)";
 }
 
@@ -203,6 +211,7 @@ FWD(attention_cached, (void *ctx, float *out, float *scores, const float *q, con
     (out, scores, q, cache, seq, pos, N, nseq, maxlen, H, KVH, hd))
 FWD(argmax, (void *ctx, int32_t *out, const float *x, int N, int V), (out, x, N, V))
 FWD(scale, (void *ctx, float *x, float s, size_t n), (x, s, n))
+FWD(to_bf16, (void *ctx, uint16_t *out, const float *x, size_t n), (out, x, n))
 #undef FWD
 
 static double cpu_cross_entropy_forward(void *ctx, float *losses, const float *logits, const int32_t *targets, int N,
@@ -225,8 +234,11 @@ static const hone_backend_ops cpu_ops = {
     .set_threads = cpu_set_threads, .describe = cpu_describe,
     .matmul_forward = cpu_matmul_forward, .matmul_backward_input = cpu_matmul_backward_input,
     .matmul_backward_weight = cpu_matmul_backward_weight, .has_bf16 = cpu_has_bf16,
-    .matmul_bf16_forward = cpu_matmul_bf16_forward, .matmul_bf16_backward_input = cpu_matmul_bf16_backward_input,
-    .attention_bf16_forward = cpu_attention_bf16_forward, .attention_bf16_backward = cpu_attention_bf16_backward, .bias_forward = cpu_bias_forward,
+    .to_bf16 = cpu_to_bf16, .matmul_bf16_forward = cpu_matmul_bf16_forward,
+    .matmul_bf16_backward_input = cpu_matmul_bf16_backward_input,
+    .matmul_bf16_backward_weight = cpu_matmul_bf16_backward_weight,
+    .attention_bf16_forward = cpu_attention_bf16_forward, .attention_bf16_backward = cpu_attention_bf16_backward,
+    .bias_forward = cpu_bias_forward,
     .bias_backward = cpu_bias_backward, .axpy = cpu_axpy,
     .embedding_forward = cpu_embedding_forward, .embedding_backward = cpu_embedding_backward,
     .rmsnorm_forward = cpu_rmsnorm_forward, .rmsnorm_backward = cpu_rmsnorm_backward,

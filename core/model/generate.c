@@ -34,21 +34,21 @@ static void infer_rows(gen *g, const int32_t *ids, int N)
     for (int l = 0; l < c->layers; l++) {
         layer *L = &m->layers[l];
         be_rmsnorm_forward(m->be, S->ln1, S->rstd1, h, L->ln1_w, N, C, c->rms_eps);
-        hone_linear_forward(m, &L->lin[HONE_Q_PROJ], S->q, S->ln1, N, 0);
-        hone_linear_forward(m, &L->lin[HONE_K_PROJ], S->k, S->ln1, N, 0);
-        hone_linear_forward(m, &L->lin[HONE_V_PROJ], S->v, S->ln1, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_Q_PROJ], S->q, S->ln1, NULL, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_K_PROJ], S->k, S->ln1, NULL, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_V_PROJ], S->v, S->ln1, NULL, N, 0);
         be_rope_at(m->be, S->q, g->pos, m->inv_freq, N, H, hd);
         be_rope_at(m->be, S->k, g->pos, m->inv_freq, N, KVH, hd);
         float *cache = g->cache + (size_t)l * 2 * g->nseq * g->maxlen * kd;
         be_kv_write(m->be, cache, S->k, S->v, g->seq, g->pos, N, g->nseq, g->maxlen, (int)kd);
         be_attention_cached(m->be, S->ao, g->scores, S->q, cache, g->seq, g->pos, N, g->nseq, g->maxlen, H, KVH, hd);
-        hone_linear_forward(m, &L->lin[HONE_O_PROJ], S->mid, S->ao, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_O_PROJ], S->mid, S->ao, NULL, N, 0);
         be_axpy(m->be, S->mid, h, 1.0f, (size_t)N * C);
         be_rmsnorm_forward(m->be, S->ln2, S->rstd2, S->mid, L->ln2_w, N, C, c->rms_eps);
-        hone_linear_forward(m, &L->lin[HONE_GATE_PROJ], S->gate, S->ln2, N, 0);
-        hone_linear_forward(m, &L->lin[HONE_UP_PROJ], S->up, S->ln2, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_GATE_PROJ], S->gate, S->ln2, NULL, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_UP_PROJ], S->up, S->ln2, NULL, N, 0);
         be_swiglu_forward(m->be, S->sw, S->gate, S->up, N, c->inter);
-        hone_linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, S->sw, N, 0);
+        hone_linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, S->sw, NULL, N, 0);
         be_axpy(m->be, hn, S->mid, 1.0f, (size_t)N * C);
         float *t = h;
         h = hn;

@@ -254,6 +254,17 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
         if (sz > biggest) biggest = sz;
     }
     m->tile = take(ab, m->lora ? (biggest < TILE_FLOATS ? biggest : TILE_FLOATS) : 1);
+    /* bf16 operands: two halves to a float */
+    size_t b16 = m->bf16 ? 1 : 0, r = (size_t)(m->r > 0 ? m->r : 1);
+    m->x16 = (uint16_t *)take(ab, b16 * N * widest / 2 + 1);
+    m->xd16 = (uint16_t *)take(ab, (m->dropout > 0 ? b16 : 0) * N * widest / 2 + 1);
+    m->n16 = N * widest > V ? N * widest : V;   /* and a row of logits, for the head's backward */
+    m->dy16 = (uint16_t *)take(ab, b16 * m->n16 / 2 + 1);
+    m->w16 = (uint16_t *)take(ab, b16 * (biggest < TILE_FLOATS ? biggest : TILE_FLOATS) / 2 + 1);
+    m->a16 = (uint16_t *)take(ab, b16 * r * widest / 2 + 1);
+    m->b16 = (uint16_t *)take(ab, b16 * r * widest / 2 + 1);
+    m->xa16 = (uint16_t *)take(ab, b16 * N * r / 2 + 1);
+    m->dxa16 = (uint16_t *)take(ab, b16 * N * r / 2 + 1);
 }
 
 /* ---- loading ---------------------------------------------------------------------- */
@@ -276,6 +287,7 @@ void hone_model_free(hone_model *m)
     be_free(m->be, m->grads);
     be_free(m->be, m->frozen);
     be_free(m->be, m->acts);
+    if (m->head16) be_free(m->be, m->head16);
     be_free(m->be, m->packed);
     be_free(m->be, m->masks);
     free(m->sel);
@@ -578,10 +590,13 @@ int hone_model_create(hone_model **out, const hone_model_config *cfg, const char
         m->grads = backend_floats(m, gb.used);
         m->frozen = backend_floats(m, fb.used);
         m->acts = backend_floats(m, ab.used);
+        /* bf16 runs: lm_head's bf16 copy, a frozen weight of its own */
+        if (m->bf16) m->head16 = be_alloc(m->be, (size_t)c->vocab * c->hidden * sizeof(uint16_t));
         m->sel = malloc(2 * (size_t)m->Bcap * m->Tcap * sizeof *m->sel);   /* host: sel, then targets */
         m->tinfo = calloc(nm.n ? nm.n : 1, sizeof *m->tinfo);
         m->names = malloc(nm.used ? nm.used : 1);
-        if (!m->params || !m->grads || !m->frozen || !m->acts || !m->sel || !m->tinfo || !m->names)
+        if (!m->params || !m->grads || !m->frozen || !m->acts || !m->sel || !m->tinfo || !m->names ||
+            (m->bf16 && !m->head16))
             rc = hone_errf(err, HONE_ENOMEM, "out of memory for %zu activations", ab.used);
     }
     if (!rc) {
@@ -635,23 +650,37 @@ static int tile_rows(const linear *ln)
     return rows >= (size_t)ln->out ? ln->out : (int)(rows ? rows : 1);
 }
 
-/* The frozen weight's product, dequantized up to TILE_FLOATS at a time:
+/* x[n] rounded to bf16 into buf, for the products that read it (bf16 runs) */
+static const uint16_t *to16(hone_model *m, uint16_t *buf, const float *x, size_t n)
+{
+    be_to_bf16(m->be, buf, x, n);
+    return buf;
+}
+
+/* The frozen weight's product, dequantized (and in bf16 runs rounded) up to TILE_FLOATS
+ * at a time; in16 is `in` in bf16 (bf16 runs):
  * forward: y[N, out] = x W^T;  backward: dx[N, in] += dy W */
-static void base_product(hone_model *m, const linear *ln, float *out, const float *in, int N, int backward)
+static void base_product(hone_model *m, const linear *ln, float *out, const float *in, const uint16_t *in16, int N,
+                         int backward)
 {
     const void *packed = m->lora ? m->packed + ln->packed_off : NULL;
-    int rows = m->lora ? tile_rows(ln) : ln->out;
+    int rows = m->lora || m->bf16 ? tile_rows(ln) : ln->out;
     for (int r0 = 0; r0 < ln->out; r0 += rows) {
         int nr = ln->out - r0 < rows ? ln->out - r0 : rows;
-        const float *w = ln->w;
+        const float *w = ln->w ? ln->w + (size_t)r0 * ln->in : NULL;
         if (m->lora) {
             m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
             w = m->tile;
         }
-        if (backward && m->bf16) be_matmul_bf16_backward_input(m->be, out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
-        else if (backward) be_matmul_backward_input(m->be, out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
-        else if (m->bf16) be_matmul_bf16_forward(m->be, out + r0, in, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
-        else be_matmul_forward(m->be, out + r0, in, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
+        if (m->bf16) {
+            const uint16_t *w16 = to16(m, m->w16, w, (size_t)nr * ln->in);
+            if (backward) be_matmul_bf16_backward_input(m->be, out, in16 + r0, w16, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+            else be_matmul_bf16_forward(m->be, out + r0, in16, w16, N, ln->in, nr, ln->out, 1.0f, 0.0f);
+        } else if (backward) {
+            be_matmul_backward_input(m->be, out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+        } else {
+            be_matmul_forward(m->be, out + r0, in, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
+        }
     }
 }
 
@@ -669,53 +698,122 @@ static const float *lora_input(hone_model *m, const linear *ln, const float *x, 
     return m->tmp;
 }
 
+/* lm_head in bf16: the frozen one's copy is made at its first use; a trained one is
+ * rounded again at every use */
+static const uint16_t *head16(hone_model *m)
+{
+    const hone_model_config *c = &m->cfg;
+    if (!m->head16_made) be_to_bf16(m->be, m->head16, m->lm_head, (size_t)c->vocab * c->hidden);
+    m->head16_made = !m->dlm_head;
+    return m->head16;
+}
+
 void hone_head_forward(hone_model *m, float *logits, const float *x, int rows)
 {
     const hone_model_config *c = &m->cfg;
-    if (m->bf16) be_matmul_bf16_forward(m->be, logits, x, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
-    else be_matmul_forward(m->be, logits, x, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
+    if (m->bf16) {
+        const uint16_t *x16 = to16(m, m->x16, x, (size_t)rows * c->hidden);
+        be_matmul_bf16_forward(m->be, logits, x16, head16(m), rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
+    } else {
+        be_matmul_forward(m->be, logits, x, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
+    }
 }
 
 /* dx[rows, hidden] = dlogits lm_head */
 static void head_backward_input(hone_model *m, float *dx, const float *dlogits, int rows)
 {
     const hone_model_config *c = &m->cfg;
-    if (m->bf16)
-        be_matmul_bf16_backward_input(m->be, dx, dlogits, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
-    else be_matmul_backward_input(m->be, dx, dlogits, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
-}
-
-void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw)
-{
-    base_product(m, ln, y, x, N, 0);
-    if (ln->bias) be_bias_forward(m->be, y, ln->bias, N, ln->out);
-    if (ln->A) {
-        const float *xd = lora_input(m, ln, x, N, draw);
-        be_matmul_forward(m->be, ln->xa, xd, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
-        be_matmul_forward(m->be, y, ln->xa, ln->B, N, m->r, ln->out, ln->out, m->scale, 1.0f);
+    if (m->bf16) {
+        /* the logits' gradient, [rows, vocab], rounded and multiplied a block of rows at a
+         * time through dy16 (a whole one in bf16 would be a second logits buffer) */
+        size_t V = (size_t)c->vocab;
+        int per = (int)(m->n16 / V);
+        const uint16_t *w16 = head16(m);
+        for (int r0 = 0; r0 < rows; r0 += per) {
+            int nr = rows - r0 < per ? rows - r0 : per;
+            const uint16_t *d16 = to16(m, m->dy16, dlogits + (size_t)r0 * V, (size_t)nr * V);
+            be_matmul_bf16_backward_input(m->be, dx + (size_t)r0 * c->hidden, d16, w16, nr, c->hidden, c->vocab,
+                                          c->vocab, 1.0f, 0.0f);
+        }
+    } else {
+        be_matmul_backward_input(m->be, dx, dlogits, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
     }
 }
 
-/* dx[N, in] += the input gradient; parameter gradients += */
-static void linear_backward(hone_model *m, linear *ln, float *dx, const float *dy, const float *x, int N)
+void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, const uint16_t *x16, int N, int draw)
+{
+    if (m->bf16 && !x16) x16 = to16(m, m->x16, x, (size_t)N * ln->in);
+    base_product(m, ln, y, x, x16, N, 0);
+    if (ln->bias) be_bias_forward(m->be, y, ln->bias, N, ln->out);
+    if (!ln->A) return;
+    const float *xd = lora_input(m, ln, x, N, draw);
+    if (m->bf16) {
+        /* as torch's autocast runs PEFT's lora_A and lora_B: bf16 products, fp32 weights */
+        const uint16_t *xd16 = xd == x ? x16 : to16(m, m->xd16, xd, (size_t)N * ln->in);
+        be_matmul_bf16_forward(m->be, ln->xa, xd16, to16(m, m->a16, ln->A, (size_t)m->r * ln->in), N, ln->in, m->r,
+                               m->r, 1.0f, 0.0f);
+        be_matmul_bf16_forward(m->be, y, to16(m, m->xa16, ln->xa, (size_t)N * m->r),
+                               to16(m, m->b16, ln->B, (size_t)ln->out * m->r), N, m->r, ln->out, ln->out, m->scale,
+                               1.0f);
+        return;
+    }
+    be_matmul_forward(m->be, ln->xa, xd, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
+    be_matmul_forward(m->be, y, ln->xa, ln->B, N, m->r, ln->out, ln->out, m->scale, 1.0f);
+}
+
+/* the LoRA side's backward in bf16: dy16 is dy, x16 the layer's input in bf16 */
+static void lora_backward_bf16(hone_model *m, linear *ln, float *dx, const uint16_t *dy16, const float *x,
+                               const uint16_t *x16, int N)
+{
+    int r = m->r;
+    be_matmul_bf16_backward_weight(m->be, ln->dB, dy16, to16(m, m->xa16, ln->xa, (size_t)N * r), N, r, ln->out,
+                                   m->scale);
+    const uint16_t *b16 = to16(m, m->b16, ln->B, (size_t)ln->out * r);
+    be_matmul_bf16_backward_input(m->be, m->dxa, dy16, b16, N, r, ln->out, ln->out, m->scale, 0.0f);
+    const uint16_t *dxa16 = to16(m, m->dxa16, m->dxa, (size_t)N * r);
+    const float *xd = lora_input(m, ln, x, N, 0);
+    const uint16_t *xd16 = xd == x ? x16 : to16(m, m->xd16, xd, (size_t)N * ln->in);
+    be_matmul_bf16_backward_weight(m->be, ln->dA, dxa16, xd16, N, ln->in, r, 1.0f);
+    const uint16_t *a16 = to16(m, m->a16, ln->A, (size_t)r * ln->in);
+    if (!ln->keep || m->eval) {
+        be_matmul_bf16_backward_input(m->be, dx, dxa16, a16, N, ln->in, r, r, 1.0f, 1.0f);
+    } else {
+        be_matmul_bf16_backward_input(m->be, m->tmp, dxa16, a16, N, ln->in, r, r, 1.0f, 0.0f);
+        be_dropout_backward(m->be, dx, m->tmp, ln->keep, 1.0f / (1.0f - m->dropout), (size_t)N * ln->in);
+    }
+}
+
+/* dx[N, in] += the input gradient; parameter gradients +=. x16: x in bf16 (bf16 runs) */
+static void linear_backward(hone_model *m, linear *ln, float *dx, const float *dy, const float *x,
+                            const uint16_t *x16, int N)
 {
     if (ln->dw) be_matmul_backward_weight(m->be, ln->dw, dy, x, N, ln->in, ln->out, ln->out, 1.0f);
     if (ln->dbias) be_bias_backward(m->be, ln->dbias, dy, N, ln->out);
-    base_product(m, ln, dx, dy, N, 1);
-    if (ln->A) {
-        be_matmul_backward_weight(m->be, ln->dB, dy, ln->xa, N, m->r, ln->out, ln->out, m->scale);
-        be_matmul_backward_input(m->be, m->dxa, dy, ln->B, N, m->r, ln->out, ln->out, m->scale, 0.0f);
-        const float *xd = lora_input(m, ln, x, N, 0);
-        be_matmul_backward_weight(m->be, ln->dA, m->dxa, xd, N, ln->in, m->r, m->r, 1.0f);
-        if (!ln->keep || m->eval) {
-            be_matmul_backward_input(m->be, dx, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 1.0f);
-        } else {
-            float inv = 1.0f / (1.0f - m->dropout);
-            be_matmul_backward_input(m->be, m->tmp, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
-            size_t n = (size_t)N * ln->in;
-            be_dropout_backward(m->be, dx, m->tmp, ln->keep, inv, n);
-        }
+    const uint16_t *dy16 = m->bf16 ? to16(m, m->dy16, dy, (size_t)N * ln->out) : NULL;
+    base_product(m, ln, dx, dy, dy16, N, 1);
+    if (!ln->A) return;
+    if (m->bf16) {
+        lora_backward_bf16(m, ln, dx, dy16, x, x16, N);
+        return;
     }
+    be_matmul_backward_weight(m->be, ln->dB, dy, ln->xa, N, m->r, ln->out, ln->out, m->scale);
+    be_matmul_backward_input(m->be, m->dxa, dy, ln->B, N, m->r, ln->out, ln->out, m->scale, 0.0f);
+    const float *xd = lora_input(m, ln, x, N, 0);
+    be_matmul_backward_weight(m->be, ln->dA, m->dxa, xd, N, ln->in, m->r, m->r, 1.0f);
+    if (!ln->keep || m->eval) {
+        be_matmul_backward_input(m->be, dx, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 1.0f);
+    } else {
+        float inv = 1.0f / (1.0f - m->dropout);
+        be_matmul_backward_input(m->be, m->tmp, m->dxa, ln->A, N, ln->in, m->r, m->r, 1.0f, 0.0f);
+        size_t n = (size_t)N * ln->in;
+        be_dropout_backward(m->be, dx, m->tmp, ln->keep, inv, n);
+    }
+}
+
+/* a shared input rounded to bf16 once for the linears that read it (NULL in fp32 runs) */
+static const uint16_t *input16(hone_model *m, const float *x, size_t n)
+{
+    return m->bf16 ? to16(m, m->x16, x, n) : NULL;
 }
 
 /* one decoder layer from res[l] into res[l + 1]; draw = 0 recomputes with the dropout
@@ -727,21 +825,23 @@ static void layer_forward(hone_model *m, int l, int B, int T, int draw)
     layer *L = &m->layers[l];
     float *h = m->res + (size_t)l * m->Bcap * m->Tcap * C, *hn = h + (size_t)m->Bcap * m->Tcap * C;
     be_rmsnorm_forward(m->be, L->ln1, L->rstd1, h, L->ln1_w, N, C, c->rms_eps);
-    hone_linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, N, draw);
-    hone_linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, N, draw);
-    hone_linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, N, draw);
+    const uint16_t *x16 = input16(m, L->ln1, (size_t)N * C);
+    hone_linear_forward(m, &L->lin[HONE_Q_PROJ], L->q, L->ln1, x16, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_K_PROJ], L->k, L->ln1, x16, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_V_PROJ], L->v, L->ln1, x16, N, draw);
     const int32_t *start = m->packed_rows ? m->doc_start : NULL;
     be_rope_forward(m->be, L->q, m->cos_t, m->sin_t, start, B, T, H, hd);
     be_rope_forward(m->be, L->k, m->cos_t, m->sin_t, start, B, T, KVH, hd);
     if (m->bf16) be_attention_bf16_forward(m->be, L->ao, L->att, L->q, L->k, L->v, start, B, T, H, KVH, hd);
     else be_attention_forward(m->be, L->ao, L->att, L->q, L->k, L->v, start, B, T, H, KVH, hd);
-    hone_linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_O_PROJ], L->mid, L->ao, NULL, N, draw);
     be_axpy(m->be, L->mid, h, 1.0f, (size_t)N * C);
     be_rmsnorm_forward(m->be, L->ln2, L->rstd2, L->mid, L->ln2_w, N, C, c->rms_eps);
-    hone_linear_forward(m, &L->lin[HONE_GATE_PROJ], L->gate, L->ln2, N, draw);
-    hone_linear_forward(m, &L->lin[HONE_UP_PROJ], L->up, L->ln2, N, draw);
+    x16 = input16(m, L->ln2, (size_t)N * C);
+    hone_linear_forward(m, &L->lin[HONE_GATE_PROJ], L->gate, L->ln2, x16, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_UP_PROJ], L->up, L->ln2, x16, N, draw);
     be_swiglu_forward(m->be, L->sw, L->gate, L->up, N, c->inter);
-    hone_linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, L->sw, N, draw);
+    hone_linear_forward(m, &L->lin[HONE_DOWN_PROJ], hn, L->sw, NULL, N, draw);
     be_axpy(m->be, hn, L->mid, 1.0f, (size_t)N * C);
 }
 
@@ -868,15 +968,18 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         if (m->ckpt) layer_forward(m, l, B, T, 0);   /* the layer's activations again, from its input */
         /* MLP: dres is the gradient at the layer output = at mid (residual) and at down's output */
         be_zero(m->be, m->dsw, (size_t)N * c->inter * sizeof(float));
-        linear_backward(m, &L->lin[HONE_DOWN_PROJ], m->dsw, m->dres, L->sw, N);
+        const uint16_t *x16 = L->lin[HONE_DOWN_PROJ].A ? input16(m, L->sw, (size_t)N * c->inter) : NULL;
+        linear_backward(m, &L->lin[HONE_DOWN_PROJ], m->dsw, m->dres, L->sw, x16, N);
         be_swiglu_backward(m->be, m->dgate, m->dup, m->dsw, L->gate, L->up, N, c->inter);
         be_zero(m->be, m->dln, NC * sizeof(float));
-        linear_backward(m, &L->lin[HONE_GATE_PROJ], m->dln, m->dgate, L->ln2, N);
-        linear_backward(m, &L->lin[HONE_UP_PROJ], m->dln, m->dup, L->ln2, N);
+        x16 = input16(m, L->ln2, NC);
+        linear_backward(m, &L->lin[HONE_GATE_PROJ], m->dln, m->dgate, L->ln2, x16, N);
+        linear_backward(m, &L->lin[HONE_UP_PROJ], m->dln, m->dup, L->ln2, x16, N);
         be_rmsnorm_backward(m->be, m->dres, L->dln2_w, m->dln, L->mid, L->ln2_w, L->rstd2, N, C);
         /* attention: dres is now the gradient at mid = h + o(ao) */
         be_zero(m->be, m->dao, (size_t)N * H * hd * sizeof(float));
-        linear_backward(m, &L->lin[HONE_O_PROJ], m->dao, m->dres, L->ao, N);
+        x16 = L->lin[HONE_O_PROJ].A ? input16(m, L->ao, (size_t)N * H * hd) : NULL;
+        linear_backward(m, &L->lin[HONE_O_PROJ], m->dao, m->dres, L->ao, x16, N);
         if (m->bf16)
             be_attention_bf16_backward(m->be, m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H,
                                        KVH, hd);
@@ -884,9 +987,10 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         be_rope_backward(m->be, m->dq, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, H, hd);
         be_rope_backward(m->be, m->dk, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, KVH, hd);
         be_zero(m->be, m->dln, NC * sizeof(float));
-        linear_backward(m, &L->lin[HONE_Q_PROJ], m->dln, m->dq, L->ln1, N);
-        linear_backward(m, &L->lin[HONE_K_PROJ], m->dln, m->dk, L->ln1, N);
-        linear_backward(m, &L->lin[HONE_V_PROJ], m->dln, m->dv, L->ln1, N);
+        x16 = input16(m, L->ln1, NC);
+        linear_backward(m, &L->lin[HONE_Q_PROJ], m->dln, m->dq, L->ln1, x16, N);
+        linear_backward(m, &L->lin[HONE_K_PROJ], m->dln, m->dk, L->ln1, x16, N);
+        linear_backward(m, &L->lin[HONE_V_PROJ], m->dln, m->dv, L->ln1, x16, N);
         be_rmsnorm_backward(m->be, m->dres, L->dln1_w, m->dln, h, L->ln1_w, L->rstd1, N, C);
     }
     if (m->dembed) be_embedding_backward(m->be, m->dembed, m->dres, m->ids, N, C);

@@ -78,11 +78,19 @@ struct hone_model {
     float *inv_freq, *cos_t, *sin_t;
     /* scratch for backward and tiles */
     float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *datt, *dxa, *tmp, *tile;
+    /* bf16 runs: each operand rounded once for the products that read it; an input
+     * [N, widest] (xd16 through LoRA's dropout), an output gradient, a frozen tile, the
+     * LoRA side's small operands; head16 lm_head's copy when it is frozen (made once) */
+    uint16_t *x16, *xd16, *dy16, *w16, *a16, *b16, *xa16, *dxa16, *head16;
+    size_t n16;                               /* dy16's length */
+    int head16_made;
 };
 
 /* logits[rows, vocab] = x[rows, hidden] lm_head^T, in the model's compute dtype */
 void hone_head_forward(hone_model *m, float *logits, const float *x, int rows);
-/* y[N, out] = the linear (base, bias, LoRA) of x[N, in]; draw: new dropout masks */
-void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, int N, int draw);
+/* y[N, out] = the linear (base, bias, LoRA) of x[N, in]; draw: new dropout masks. In a
+ * bf16 run x16 is x rounded to bf16 (the caller's, for linears that share an input), or
+ * NULL to round it here. */
+void hone_linear_forward(hone_model *m, linear *ln, float *y, const float *x, const uint16_t *x16, int N, int draw);
 
 #endif

@@ -5,7 +5,9 @@
  * by the primitive itself. A primitive is made once per shape and kept: making one costs
  * about as much as a small product.
  *
- * The operands' bf16 copies live in two scratch buffers grown to the largest product and
+ * The model hands most products their operands in bf16 already (an activation rounded
+ * once serves every product that reads it; op_to_bf16); the attention's fp32 operands
+ * are rounded here. Copies live in scratch buffers grown to the largest product and
  * kept, so the step loop allocates nothing after its first step. One thread at a time
  * (the model's). */
 #define _DEFAULT_SOURCE   /* posix_memalign */
@@ -38,8 +40,8 @@ static prim prims[MAX_PRIMS];
 static int nprims;
 
 static uint16_t *scratch_a, *scratch_b;
-static float *scratch_c;
-static size_t cap_a, cap_b, cap_c;
+static float *scratch_c, *scratch_w;
+static size_t cap_a, cap_b, cap_c, cap_w;
 
 int op_bf16_available(void)
 {
@@ -103,7 +105,7 @@ __attribute__((target("avx512f"))) static size_t to_bf16_16(uint16_t *out, const
 }
 
 /* fp32 -> bf16, round to nearest even; a NaN stays a (quiet) NaN */
-void op_to_bf16(uint16_t *out, const float *x, size_t n)
+static void to_bf16_run(uint16_t *out, const float *x, size_t n)
 {
     size_t done = op_isa_current() >= OP_ISA_AVX512 ? to_bf16_16(out, x, n) : 0;
     out += done, x += done, n -= done;
@@ -112,6 +114,19 @@ void op_to_bf16(uint16_t *out, const float *x, size_t n)
         memcpy(&u, &x[i], 4);
         if ((u & 0x7fffffffu) > 0x7f800000u) out[i] = (uint16_t)((u >> 16) | 0x40);
         else out[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+}
+
+/* on the thread budget in chunks of 64k (each element rounds alone: any split gives the
+ * same bits) */
+void op_to_bf16(uint16_t *out, const float *x, size_t n)
+{
+    enum { CHUNK = 65536 };
+    size_t chunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (size_t c = 0; c < chunks; c++) {
+        size_t i = c * CHUNK;
+        to_bf16_run(out + i, x + i, n - i < CHUNK ? n - i : CHUNK);
     }
 }
 
@@ -130,7 +145,7 @@ static uint16_t *grow(uint16_t **buf, size_t *cap, size_t n)
 static void to_dense(uint16_t *out, const float *x, int rows, int cols, int ld)
 {
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols >= 65536)
-    for (int i = 0; i < rows; i++) op_to_bf16(out + (size_t)i * cols, x + (size_t)i * ld, (size_t)cols);
+    for (int i = 0; i < rows; i++) to_bf16_run(out + (size_t)i * cols, x + (size_t)i * ld, (size_t)cols);
 }
 
 /* A stored [K, M] (rows ld apart) into dense bf16 [M, K]: oneDNN 2.6's fast matmuls take
@@ -145,7 +160,7 @@ static void to_dense_t(uint16_t *out, const float *x, int K, int M, int ld)
             int mi = M - i0 < 16 ? M - i0 : 16, mk = K - k0 < 16 ? K - k0 : 16;
             for (int k = 0; k < mk; k++)
                 for (int i = 0; i < mi; i++) blk[i][k] = x[(size_t)(k0 + k) * ld + i0 + i];
-            for (int i = 0; i < mi; i++) op_to_bf16(out + (size_t)(i0 + i) * K + k0, blk[i], (size_t)mk);
+            for (int i = 0; i < mi; i++) to_bf16_run(out + (size_t)(i0 + i) * K + k0, blk[i], (size_t)mk);
         }
 }
 
@@ -216,24 +231,21 @@ static const prim *get_prim(int ta, int tb, int M, int N, int K, float alpha, fl
     return q;
 }
 
-int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                 float beta, float *C, int ldc)
+/* C [M, N] (rows ldc apart) = alpha A B + beta C over dense bf16 operands: A [M, K]
+ * row-major, B [K, N] or, when tb, stored [N, K] */
+static int gemm16(int tb, int M, int N, int K, float alpha, const uint16_t *A, const uint16_t *B, float beta, float *C,
+                  int ldc)
 {
     if (!start()) return -1;
-    size_t na = (size_t)M * K, nb = (size_t)K * N;
-    uint16_t *a16 = grow(&scratch_a, &cap_a, na), *b16 = grow(&scratch_b, &cap_b, nb);
     /* a strided output (a head's columns of a wider one) goes through a dense one: the
      * fast matmuls take dense outputs */
     float *c = ldc == N ? C : grow_f(&scratch_c, &cap_c, (size_t)M * N);
-    const prim *q = a16 && b16 && c ? get_prim(ta, tb, M, N, K, alpha, beta) : NULL;
+    const prim *q = c ? get_prim(0, tb, M, N, K, alpha, beta) : NULL;
     if (!q) return -1;
-    if (ta) to_dense_t(a16, A, K, M, lda);
-    else to_dense(a16, A, M, K, lda);
-    to_dense(b16, B, tb ? N : K, tb ? K : N, ldb);
     if (c != C && beta != 0.0f)
         for (int i = 0; i < M; i++) memcpy(c + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *c);
-    int ok = dnnl_memory_set_data_handle(q->a, a16) == dnnl_success &&
-             dnnl_memory_set_data_handle(q->b, b16) == dnnl_success &&
+    int ok = dnnl_memory_set_data_handle(q->a, (void *)A) == dnnl_success &&
+             dnnl_memory_set_data_handle(q->b, (void *)B) == dnnl_success &&
              dnnl_memory_set_data_handle(q->c, c) == dnnl_success;
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, q->a}, {DNNL_ARG_WEIGHTS, q->b}, {DNNL_ARG_DST, q->c}};
     ok = ok && dnnl_primitive_execute(q->p, stream, 3, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success;
@@ -242,16 +254,69 @@ int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *
     return ok ? 0 : -1;
 }
 
-int op_matmul_bf16_forward(float *out, const float *x, const float *w, int N, int IC, int OC, int ldo, float alpha,
-                           float beta)
+int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc)
 {
-    return op_gemm_bf16(0, 1, N, OC, IC, alpha, x, IC, w, IC, beta, out, ldo);
+    if (!start()) return -1;
+    uint16_t *a16 = grow(&scratch_a, &cap_a, (size_t)M * K), *b16 = grow(&scratch_b, &cap_b, (size_t)K * N);
+    if (!a16 || !b16) return -1;
+    if (ta) to_dense_t(a16, A, K, M, lda);
+    else to_dense(a16, A, M, K, lda);
+    to_dense(b16, B, tb ? N : K, tb ? K : N, ldb);
+    return gemm16(tb, M, N, K, alpha, a16, b16, beta, C, ldc);
 }
 
-int op_matmul_bf16_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int ldd,
+/* out [cols, rows] = the transpose of x [rows, cols], bf16 (16 x 16 blocks) */
+static void transpose16(uint16_t *out, const uint16_t *x, int rows, int cols)
+{
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols >= 65536)
+    for (int c0 = 0; c0 < cols; c0 += 16)
+        for (int r0 = 0; r0 < rows; r0 += 16) {
+            int mc = cols - c0 < 16 ? cols - c0 : 16, mr = rows - r0 < 16 ? rows - r0 : 16;
+            for (int c = 0; c < mc; c++)
+                for (int r = 0; r < mr; r++) out[(size_t)(c0 + c) * rows + r0 + r] = x[(size_t)(r0 + r) * cols + c0 + c];
+        }
+}
+
+int op_matmul_bf16_forward(float *out, const uint16_t *x, const uint16_t *w, int N, int IC, int OC, int ldo,
+                           float alpha, float beta)
+{
+    return gemm16(1, N, OC, IC, alpha, x, w, beta, out, ldo);
+}
+
+int op_matmul_bf16_backward_input(float *dx, const uint16_t *dout, const uint16_t *w, int N, int IC, int OC, int ldd,
                                   float alpha, float beta)
 {
-    /* dx [N, IC] = dout [N, OC] W [OC, IC]; dout's rows are ldd apart (a column tile of a
-     * wider output) */
-    return op_gemm_bf16(0, 0, N, IC, OC, alpha, dout, ldd, w, IC, beta, dx, IC);
+    /* dx [N, IC] = dout [N, OC] W [OC, IC]; dout's rows are ldd apart when it is a column
+     * tile of a wider output: made dense first (oneDNN's fast source is dense) */
+    if (ldd != OC) {
+        uint16_t *d = grow(&scratch_a, &cap_a, (size_t)N * OC);
+        if (!d) return -1;
+        for (int i = 0; i < N; i++) memcpy(d + (size_t)i * OC, dout + (size_t)i * ldd, (size_t)OC * sizeof *d);
+        dout = d;
+    }
+    return gemm16(0, N, IC, OC, alpha, dout, w, beta, dx, IC);
+}
+
+int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC, int OC,
+                                   float alpha)
+{
+    /* dw [OC, IC] += alpha dout^T x. The source must be row-major, so one operand is
+     * transposed: the thinner one (LoRA's r side), so the copy stays small */
+    if (OC <= IC) {
+        uint16_t *dt = grow(&scratch_a, &cap_a, (size_t)N * OC);
+        if (!dt) return -1;
+        transpose16(dt, dout, N, OC);
+        return gemm16(0, OC, IC, N, alpha, dt, x, 1.0f, dw, IC);
+    }
+    /* dw^T [IC, OC] = x^T dout, then added in transposed */
+    uint16_t *xt = grow(&scratch_a, &cap_a, (size_t)N * IC);
+    float *s = grow_f(&scratch_w, &cap_w, (size_t)IC * OC);
+    if (!xt || !s) return -1;
+    transpose16(xt, x, N, IC);
+    if (gemm16(0, IC, OC, N, alpha, xt, dout, 0.0f, s, OC)) return -1;
+#pragma omp parallel for schedule(static) if ((size_t)IC * OC >= 65536)
+    for (int o = 0; o < OC; o++)
+        for (int i = 0; i < IC; i++) dw[(size_t)o * IC + i] += s[(size_t)i * OC + o];
+    return 0;
 }

@@ -106,15 +106,17 @@ void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, floa
  * elementwise kernels) from then on (gemm_bf16.c says why) */
 void op_set_threads(int n);
 
-/* bf16 products with fp32 accumulation (gemm_bf16.c, through oneDNN): the fp32 operands
- * rounded to bf16 (nearest even), the product in fp32, alpha and beta as the fp32 ops.
- * Available from AVX-512 on (AMX where the CPU has it); 0, or -1 when the product could
- * not run (no such ISA, out of memory). */
+/* bf16 products with fp32 accumulation (gemm_bf16.c, through oneDNN) over operands
+ * already rounded to bf16 (op_to_bf16), dense, with the shapes and alpha / beta of the
+ * fp32 ops above (backward_weight accumulates). Available from AVX-512 on (AMX where the
+ * CPU has it); 0, or -1 when the product could not run (no such ISA, out of memory). */
 int op_bf16_available(void);
-int op_matmul_bf16_forward(float *out, const float *x, const float *w, int N, int IC, int OC, int ldo, float alpha,
-                           float beta);
-int op_matmul_bf16_backward_input(float *dx, const float *dout, const float *w, int N, int IC, int OC, int ldd,
+int op_matmul_bf16_forward(float *out, const uint16_t *x, const uint16_t *w, int N, int IC, int OC, int ldo,
+                           float alpha, float beta);
+int op_matmul_bf16_backward_input(float *dx, const uint16_t *dout, const uint16_t *w, int N, int IC, int OC, int ldd,
                                   float alpha, float beta);
+int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC, int OC,
+                                   float alpha);
 /* C = alpha op(A) op(B) + beta C in bf16 with fp32 accumulation, sgemm's arguments
  * (row-major; ta: A stored [K, M], tb: B stored [N, K]) */
 int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
