@@ -462,6 +462,34 @@ static void bf16_case(int N, int IC, int OC, float alpha, float beta)
            IC, OC, (double)alpha, (double)beta, worst, worst_dx, worst_dw);
 }
 
+static void bf16_attention(int B, int T, int H, int KVH, int hd, int packed)
+{
+    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KVH * hd, na = (size_t)B * H * T * T;
+    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *dout = rnd(nq, 1);
+    float *o32 = zeros(nq), *o16 = zeros(nq), *a32 = zeros(na), *a16 = zeros(na), *scr = zeros((size_t)T * T);
+    float *dq32 = zeros(nq), *dk32 = zeros(nk), *dv32 = zeros(nk), *dq16 = zeros(nq), *dk16 = zeros(nk),
+          *dv16 = zeros(nk);
+    int32_t *start = NULL;
+    if (packed) {   /* documents of 1, 13, 29 and the rest in each row */
+        start = keep(malloc((size_t)B * T * sizeof *start));
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) start[(size_t)b * T + t] = t < 1 ? 0 : t < 14 ? 1 : t < 43 ? 14 : 43;
+    }
+    op_attention_forward(o32, a32, q, k, v, start, B, T, H, KVH, hd);
+    int rc = op_attention_bf16_forward(o16, a16, q, k, v, start, B, T, H, KVH, hd);
+    op_attention_backward(dq32, dk32, dv32, scr, dout, a32, q, k, v, B, T, H, KVH, hd);
+    rc |= op_attention_bf16_backward(dq16, dk16, dv16, scr, dout, a16, q, k, v, B, T, H, KVH, hd);
+    CHECK(rc == 0, "bf16 attention: a product did not run");
+    check_close("bf16 attention probabilities", a16, a32, na, 2e-2, 0);
+    check_close("bf16 attention out", o16, o32, nq, 2e-2 * check_max_abs(o32, nq), 0);
+    check_close("bf16 attention dq", dq16, dq32, nq, 2e-2 * check_max_abs(dq32, nq), 0);
+    check_close("bf16 attention dk", dk16, dk32, nk, 2e-2 * check_max_abs(dk32, nk), 0);
+    check_close("bf16 attention dv", dv16, dv32, nk, 2e-2 * check_max_abs(dv32, nk), 0);
+    printf("bf16 attention (%s) B %d T %d H %d/%d hd %d%s vs fp32: max |diff| / max |fp32| of dv %.2e\n",
+           op_isa_name(op_isa_current()), B, T, H, KVH, hd,
+           packed ? " packed" : "", check_last()->max_abs / check_max_abs(dv32, nk));
+}
+
 static int test_bf16(void)
 {
     op_isa isa = op_isa_init(0);
@@ -475,23 +503,16 @@ static int test_bf16(void)
     bf16_case(17, 1024, 16, 1.0f, 0.0f);    /* a LoRA-like thin output (lora_A) */
     bf16_case(33, 16, 300, 2.0f, 1.0f);     /* a thin input (lora_B): its weight gradient goes transposed */
     /* the attention with bf16 products against the fp32 one: within bf16's rounding of
-     * the operands (2^-8 relative), relative to each output's largest value */
-    int B = 2, T = 23, H = 4, KVH = 2, hd = 16;
-    size_t nq = (size_t)B * T * H * hd, nk = (size_t)B * T * KVH * hd, na = (size_t)B * H * T * T;
-    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *dout = rnd(nq, 1);
-    float *o32 = zeros(nq), *o16 = zeros(nq), *a32 = zeros(na), *a16 = zeros(na), *scr = zeros((size_t)T * T);
-    float *dq32 = zeros(nq), *dk32 = zeros(nk), *dv32 = zeros(nk), *dq16 = zeros(nq), *dk16 = zeros(nk),
-          *dv16 = zeros(nk);
-    op_attention_forward(o32, a32, q, k, v, NULL, B, T, H, KVH, hd);
-    int rc = op_attention_bf16_forward(o16, a16, q, k, v, NULL, B, T, H, KVH, hd);
-    op_attention_backward(dq32, dk32, dv32, scr, dout, a32, q, k, v, B, T, H, KVH, hd);
-    rc |= op_attention_bf16_backward(dq16, dk16, dv16, scr, dout, a16, q, k, v, B, T, H, KVH, hd);
-    CHECK(rc == 0, "bf16 attention: a product did not run");
-    check_close("bf16 attention out", o16, o32, nq, 2e-2 * check_max_abs(o32, nq), 0);
-    check_close("bf16 attention dq", dq16, dq32, nq, 2e-2 * check_max_abs(dq32, nq), 0);
-    check_close("bf16 attention dk", dk16, dk32, nk, 2e-2 * check_max_abs(dk32, nk), 0);
-    check_close("bf16 attention dv", dv16, dv32, nk, 2e-2 * check_max_abs(dv32, nk), 0);
-    printf("bf16 attention vs fp32: max |diff| / max |fp32| of dv %.2e\n", check_last()->max_abs / check_max_abs(dv32, nk));
+     * the operands (2^-8 relative), relative to each output's largest value; one block
+     * of rows, then several with tails, a head size off the vector width and packed
+     * documents */
+    bf16_attention(2, 23, 4, 2, 16, 0);
+    bf16_attention(2, 70, 6, 2, 24, 1);
+    if (isa >= OP_ISA_AVX512_BF16) {   /* and the oneDNN path of AVX-512 machines without BF16 */
+        op_isa_init(OP_ISA_AVX512);
+        bf16_attention(2, 70, 6, 2, 24, 1);
+        op_isa_init(0);
+    }
     /* the 16-lane conversion gives the scalar rounding's bits: ties, odd and even, NaN,
      * infinities, subnormals, and a tail */
     enum { NV = 67 };

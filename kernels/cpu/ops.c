@@ -9,6 +9,7 @@
  * norm's weight gradient, the loss) still adds in row order, so the results are the
  * same bits whatever the thread count. */
 #include "ops.h"
+#include "isa.h"
 
 #include <cblas.h>
 #include <immintrin.h>
@@ -343,6 +344,8 @@ void op_attention_forward(float *out, float *att, const float *q, const float *k
 int op_attention_bf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
+    if (op_isa_current() >= OP_ISA_AVX512_BF16)
+        return op_attention_dpbf16_forward(out, att, q, k, v, start, B, T, H, KVH, hd);
     return attention_forward(op_gemm_bf16, out, att, q, k, v, start, B, T, H, KVH, hd);
 }
 
@@ -389,6 +392,8 @@ void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
 int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                                const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd)
 {
+    if (op_isa_current() >= OP_ISA_AVX512_BF16)
+        return op_attention_dpbf16_backward(dq, dk, dv, dout, att, q, k, v, B, T, H, KVH, hd);
     return attention_backward(op_gemm_bf16, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
 }
 

@@ -126,6 +126,11 @@ int op_attention_bf16_forward(float *out, float *att, const float *q, const floa
                               const int32_t *start, int B, int T, int H, int KVH, int hd);
 int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                                const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd);
+/* the same on AVX512-BF16 (attention_bf16.c): heads on threads, causal blocks only */
+int op_attention_dpbf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                                const int32_t *start, int B, int T, int H, int KVH, int hd);
+int op_attention_dpbf16_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+                                 const float *k, const float *v, int B, int T, int H, int KVH, int hd);
 /* fp32 -> bf16 bits, round to nearest even (a NaN stays NaN) */
 void op_to_bf16(uint16_t *out, const float *x, size_t n);
 
