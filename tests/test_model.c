@@ -14,6 +14,7 @@
 #include "options.h"
 #include "hone/hone.h"
 #include "registry.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "util.h"
 
@@ -300,6 +301,42 @@ static void check_checkpointing(const hone_registry *reg)
 /* model.compute_dtype = "bf16": the base's and lm_head's products in bf16 with fp32
  * accumulation give the fp32 loss and LoRA gradients within bf16's rounding (2^-8 of
  * each operand), on the NF4 fixture as QLoRA runs it */
+/* The backend's dropout masks and NEFTune noise are the reference stream's draws
+ * (rng.c's Philox, one at a time), from any starting index, on every instruction set
+ * this machine has (the 16-lane path and the scalar one), a counter crossing 2^32 too */
+static void check_draws(void)
+{
+    const hone_backend *be = NULL;
+    hone_err err = {0};
+    if (!CHECK(hone_backend_for("cpu", &be, &err) == 0, "%s", err.msg)) return;
+    enum { N = 70001 };
+    uint8_t *keep = malloc(N);
+    float *x = calloc(N, sizeof *x);
+    if (!CHECK(keep && x, "out of memory")) return;
+    const uint64_t starts[] = {0, 3, 5, (1ull << 34) - 37};
+    for (int isa = 0; isa < 2; isa++) {
+        if (isa) setenv("HONE_CPU_ISA", "avx2", 1);
+        CHECK(hone_backend_for("cpu", &be, &err) == 0, "%s", err.msg);
+        for (size_t s = 0; s < sizeof starts / sizeof *starts; s++) {
+            uint64_t i0 = starts[s];
+            memset(x, 0, N * sizeof *x);
+            be_dropout_mask(be, keep, N, 0.3f, 11, 1, i0);
+            be_uniform_noise(be, x, N, 0.5f, 11, 2, i0);
+            int bad = -1;
+            for (int i = 0; i < N && bad < 0; i++) {
+                float u = hone_philox_uniform(11, 1, i0 + (uint64_t)i), v = hone_philox_uniform(11, 2, i0 + (uint64_t)i);
+                if (keep[i] != (u >= 0.3f) || x[i] != (2.0f * v - 1.0f) * 0.5f) bad = i;
+            }
+            CHECK(bad < 0, "draws from %llu (%s): element %d differs from the reference stream", (unsigned long long)i0,
+                  isa ? "avx2" : "best", bad);
+        }
+    }
+    unsetenv("HONE_CPU_ISA");
+    CHECK(hone_backend_for("cpu", &be, &err) == 0, "%s", err.msg);
+    free(keep);
+    free(x);
+}
+
 static int check_bf16(const hone_registry *reg)
 {
     const hone_backend *be = NULL;
@@ -656,6 +693,7 @@ int main(int argc, char **argv)
     CHECK_RUN(check_packing(reg));
     CHECK_RUN(check_sharded(reg, tmp));
     CHECK_RUN(check_rope_linear());
+    check_draws();
     CHECK_RUN(check_prequant(reg));
     hone_registry_free(reg);
     char cmd[300];

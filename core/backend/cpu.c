@@ -9,7 +9,6 @@
 #include "err.h"
 #include "isa.h"
 #include "ops.h"
-#include "rng.h"
 
 static void *cpu_alloc(void *ctx, size_t bytes)
 {
@@ -114,8 +113,6 @@ static void cpu_set_threads(void *ctx, int n)
     op_set_threads(n);
 }
 
-enum { DRAWS = 256 };   /* draws made a chunk at a time, on the stack */
-
 static void cpu_describe(void *ctx, char *buf, size_t n)
 {
     (void)ctx;
@@ -125,30 +122,6 @@ static void cpu_describe(void *ctx, char *buf, size_t n)
              isa < top ? ")" : "", !op_bf16_available() ? ""
                                    : isa >= OP_ISA_AMX_BF16 ? ", bf16 ones through oneDNN on AMX tiles"
                                                             : ", bf16 ones through oneDNN");
-}
-
-static void cpu_dropout_mask(void *ctx, uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream,
-                             uint64_t index0)
-{
-    (void)ctx;
-    float u[DRAWS];
-    for (size_t i0 = 0; i0 < n; i0 += DRAWS) {
-        size_t m = n - i0 < DRAWS ? n - i0 : DRAWS;
-        hone_philox_uniforms(u, m, seed, stream, index0 + i0);
-        for (size_t i = 0; i < m; i++) keep[i0 + i] = u[i] >= p;
-    }
-}
-
-static void cpu_uniform_noise(void *ctx, float *x, size_t n, float mag, uint64_t seed, uint64_t stream,
-                              uint64_t index0)
-{
-    (void)ctx;
-    float u[DRAWS];
-    for (size_t i0 = 0; i0 < n; i0 += DRAWS) {
-        size_t m = n - i0 < DRAWS ? n - i0 : DRAWS;
-        hone_philox_uniforms(u, m, seed, stream, index0 + i0);
-        for (size_t i = 0; i < m; i++) x[i0 + i] += (2.0f * u[i] - 1.0f) * mag;
-    }
 }
 
 static size_t cpu_att_floats(void *ctx, int B, int T, int H)
@@ -212,6 +185,10 @@ FWD(attention_cached, (void *ctx, float *out, float *scores, const float *q, con
 FWD(argmax, (void *ctx, int32_t *out, const float *x, int N, int V), (out, x, N, V))
 FWD(scale, (void *ctx, float *x, float s, size_t n), (x, s, n))
 FWD(to_bf16, (void *ctx, uint16_t *out, const float *x, size_t n), (out, x, n))
+FWD(dropout_mask, (void *ctx, uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream, uint64_t index0),
+    (keep, n, p, seed, stream, index0))
+FWD(uniform_noise, (void *ctx, float *x, size_t n, float mag, uint64_t seed, uint64_t stream, uint64_t index0),
+    (x, n, mag, seed, stream, index0))
 #undef FWD
 
 static double cpu_cross_entropy_forward(void *ctx, float *losses, const float *logits, const int32_t *targets, int N,

@@ -81,14 +81,3 @@ float hone_philox_uniform(uint64_t seed, uint64_t stream, uint64_t index)
     philox_block(w, seed, stream, index / 4);
     return to_unit(w[index % 4]);
 }
-
-void hone_philox_uniforms(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t index0)
-{
-    uint32_t w[4];
-    uint64_t have = UINT64_MAX;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t idx = index0 + i;
-        if (idx / 4 != have) philox_block(w, seed, stream, have = idx / 4);
-        out[i] = to_unit(w[idx % 4]);
-    }
-}

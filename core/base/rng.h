@@ -16,7 +16,5 @@ void hone_philox4x32(uint32_t out[4], const uint32_t ctr[4], const uint32_t key[
 /* Draw `index` of stream `stream` under `seed`, in [0, 1) with 24 random bits: word
  * index % 4 of the block with counter (index / 4, stream) and key seed. */
 float hone_philox_uniform(uint64_t seed, uint64_t stream, uint64_t index);
-/* draws index0 .. index0 + n - 1 of a stream into out[n], four per block */
-void hone_philox_uniforms(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t index0);
 
 #endif

@@ -134,6 +134,13 @@ int op_attention_dpbf16_backward(float *dq, float *dk, float *dv, const float *d
 /* fp32 -> bf16 bits, round to nearest even (a NaN stays NaN) */
 void op_to_bf16(uint16_t *out, const float *x, size_t n);
 
+/* Philox4x32-10 draws (philox.c; the stream of core/base/rng.c): out[i] = draw index0 + i
+ * of (seed, stream) in [0, 1); keep[i] = (draw >= p) (dropout); x[i] += (2 draw - 1) mag
+ * (NEFTune) */
+void op_philox_uniforms(float *out, size_t n, uint64_t seed, uint64_t stream, uint64_t index0);
+void op_dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream, uint64_t index0);
+void op_uniform_noise(float *x, size_t n, float mag, uint64_t seed, uint64_t stream, uint64_t index0);
+
 /* out += alpha * x   (n elements) */
 void op_axpy(float *out, const float *x, float alpha, size_t n);
 
