@@ -95,7 +95,9 @@ void op_philox_uniforms(float *out, size_t n, uint64_t seed, uint64_t stream, ui
     }
 }
 
-void op_dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream, uint64_t index0)
+/* draws index0 .. index0 + n - 1 in chunks on the thread budget: into a mask
+ * (keep[i] = draw >= a) or as noise (x[i] += (2 draw - 1) a) */
+static void draw(uint8_t *keep, float *x, size_t n, float a, uint64_t seed, uint64_t stream, uint64_t index0)
 {
     size_t chunks = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (chunks > 8)
@@ -103,18 +105,19 @@ void op_dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t s
         float u[CHUNK];
         size_t i0 = c * CHUNK, m = n - i0 < CHUNK ? n - i0 : CHUNK;
         op_philox_uniforms(u, m, seed, stream, index0 + i0);
-        for (size_t i = 0; i < m; i++) keep[i0 + i] = u[i] >= p;
+        if (keep)
+            for (size_t i = 0; i < m; i++) keep[i0 + i] = u[i] >= a;
+        else
+            for (size_t i = 0; i < m; i++) x[i0 + i] += (2.0f * u[i] - 1.0f) * a;
     }
+}
+
+void op_dropout_mask(uint8_t *keep, size_t n, float p, uint64_t seed, uint64_t stream, uint64_t index0)
+{
+    draw(keep, NULL, n, p, seed, stream, index0);
 }
 
 void op_uniform_noise(float *x, size_t n, float mag, uint64_t seed, uint64_t stream, uint64_t index0)
 {
-    size_t chunks = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (chunks > 8)
-    for (size_t c = 0; c < chunks; c++) {
-        float u[CHUNK];
-        size_t i0 = c * CHUNK, m = n - i0 < CHUNK ? n - i0 : CHUNK;
-        op_philox_uniforms(u, m, seed, stream, index0 + i0);
-        for (size_t i = 0; i < m; i++) x[i0 + i] += (2.0f * u[i] - 1.0f) * mag;
-    }
+    draw(NULL, x, n, mag, seed, stream, index0);
 }
