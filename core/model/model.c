@@ -816,6 +816,14 @@ static const uint16_t *input16(hone_model *m, const float *x, size_t n)
     return m->bf16 ? to16(m, m->x16, x, n) : NULL;
 }
 
+/* the same in the backward, where only LoRA's A gradient reads it: linears [i0, i1) */
+static const uint16_t *lora_input16(hone_model *m, const layer *L, int i0, int i1, const float *x, size_t n)
+{
+    for (int i = i0; i < i1; i++)
+        if (L->lin[i].A) return input16(m, x, n);
+    return NULL;
+}
+
 /* one decoder layer from res[l] into res[l + 1]; draw = 0 recomputes with the dropout
  * masks of the first pass (gradient checkpointing) */
 static void layer_forward(hone_model *m, int l, int B, int T, int draw)
@@ -968,17 +976,17 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         if (m->ckpt) layer_forward(m, l, B, T, 0);   /* the layer's activations again, from its input */
         /* MLP: dres is the gradient at the layer output = at mid (residual) and at down's output */
         be_zero(m->be, m->dsw, (size_t)N * c->inter * sizeof(float));
-        const uint16_t *x16 = L->lin[HONE_DOWN_PROJ].A ? input16(m, L->sw, (size_t)N * c->inter) : NULL;
+        const uint16_t *x16 = lora_input16(m, L, HONE_DOWN_PROJ, HONE_DOWN_PROJ + 1, L->sw, (size_t)N * c->inter);
         linear_backward(m, &L->lin[HONE_DOWN_PROJ], m->dsw, m->dres, L->sw, x16, N);
         be_swiglu_backward(m->be, m->dgate, m->dup, m->dsw, L->gate, L->up, N, c->inter);
         be_zero(m->be, m->dln, NC * sizeof(float));
-        x16 = input16(m, L->ln2, NC);
+        x16 = lora_input16(m, L, HONE_GATE_PROJ, HONE_UP_PROJ + 1, L->ln2, NC);
         linear_backward(m, &L->lin[HONE_GATE_PROJ], m->dln, m->dgate, L->ln2, x16, N);
         linear_backward(m, &L->lin[HONE_UP_PROJ], m->dln, m->dup, L->ln2, x16, N);
         be_rmsnorm_backward(m->be, m->dres, L->dln2_w, m->dln, L->mid, L->ln2_w, L->rstd2, N, C);
         /* attention: dres is now the gradient at mid = h + o(ao) */
         be_zero(m->be, m->dao, (size_t)N * H * hd * sizeof(float));
-        x16 = L->lin[HONE_O_PROJ].A ? input16(m, L->ao, (size_t)N * H * hd) : NULL;
+        x16 = lora_input16(m, L, HONE_O_PROJ, HONE_O_PROJ + 1, L->ao, (size_t)N * H * hd);
         linear_backward(m, &L->lin[HONE_O_PROJ], m->dao, m->dres, L->ao, x16, N);
         if (m->bf16)
             be_attention_bf16_backward(m->be, m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H,
@@ -987,7 +995,7 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         be_rope_backward(m->be, m->dq, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, H, hd);
         be_rope_backward(m->be, m->dk, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, KVH, hd);
         be_zero(m->be, m->dln, NC * sizeof(float));
-        x16 = input16(m, L->ln1, NC);
+        x16 = lora_input16(m, L, HONE_Q_PROJ, HONE_V_PROJ + 1, L->ln1, NC);
         linear_backward(m, &L->lin[HONE_Q_PROJ], m->dln, m->dq, L->ln1, x16, N);
         linear_backward(m, &L->lin[HONE_K_PROJ], m->dln, m->dk, L->ln1, x16, N);
         linear_backward(m, &L->lin[HONE_V_PROJ], m->dln, m->dv, L->ln1, x16, N);

@@ -15,6 +15,7 @@
  * fp32 accumulators at a time. Each thread's scratch is grown once and kept. */
 #define _DEFAULT_SOURCE   /* posix_memalign */
 #include "ops.h"
+#include "scratch.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -96,22 +97,14 @@ TGT static void round_row(uint16_t *out, const float *x, int n)
     }
 }
 
-static uint16_t bf16_of(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 /* rows x cols of src (rows ld apart) in pairs of rows: dst [up(rows, 2) / 2][cols][2],
  * the missing row zero (B for products that sum over src's rows) */
 static void pack_rows(uint16_t *dst, const float *src, int ld, int rows, int cols)
 {
     for (int k = 0; k < rows; k += 2)
         for (int n = 0; n < cols; n++) {
-            dst[((size_t)(k / 2) * cols + n) * 2] = bf16_of(src[(size_t)k * ld + n]);
-            dst[((size_t)(k / 2) * cols + n) * 2 + 1] = k + 1 < rows ? bf16_of(src[(size_t)(k + 1) * ld + n]) : 0;
+            dst[((size_t)(k / 2) * cols + n) * 2] = bf16_round(src[(size_t)k * ld + n]);
+            dst[((size_t)(k / 2) * cols + n) * 2 + 1] = k + 1 < rows ? bf16_round(src[(size_t)(k + 1) * ld + n]) : 0;
         }
 }
 
@@ -122,8 +115,8 @@ static void pack_cols(uint16_t *dst, const float *src, int ld, int rows, int col
     memset(dst, 0, (size_t)cols * ldn * sizeof *dst);
     for (int j = 0; j < rows; j++)
         for (int d = 0; d < cols; d += 2) {
-            dst[((size_t)(d / 2) * ldn + j) * 2] = bf16_of(src[(size_t)j * ld + d]);
-            dst[((size_t)(d / 2) * ldn + j) * 2 + 1] = bf16_of(src[(size_t)j * ld + d + 1]);
+            dst[((size_t)(d / 2) * ldn + j) * 2] = bf16_round(src[(size_t)j * ld + d]);
+            dst[((size_t)(d / 2) * ldn + j) * 2 + 1] = bf16_round(src[(size_t)j * ld + d + 1]);
         }
 }
 
@@ -170,27 +163,17 @@ TGT static void softmax_row(float *row, int j0, int i)
 
 /* a thread's scratch: bf16 halves and fp32 floats, grown once */
 typedef struct scratch {
-    uint16_t *h;
-    float *f;
+    void *h, *f;
     size_t hcap, fcap;
 } scratch;
 static scratch slots[MAXT];
 
 static int grow(scratch *w, size_t halves, size_t floats)
 {
-    if (halves > w->hcap) {
-        free(w->h);
-        w->hcap = 0;
-        if (posix_memalign((void **)&w->h, 64, halves * sizeof *w->h)) return w->h = NULL, -1;
-        w->hcap = halves;
-    }
-    if (floats > w->fcap) {
-        free(w->f);
-        w->fcap = 0;
-        if (posix_memalign((void **)&w->f, 64, floats * sizeof *w->f)) return w->f = NULL, -1;
-        w->fcap = floats;
-    }
-    return 0;
+    return scratch_grow(&w->h, &w->hcap, halves * sizeof(uint16_t)) &&
+                   scratch_grow(&w->f, &w->fcap, floats * sizeof(float))
+               ? 0
+               : -1;
 }
 
 /* one sequence's KV head g and its query heads, forward */
@@ -204,6 +187,7 @@ TGT static int kv_forward(float *out, float *att, const float *q, const float *k
     size_t nkt = (size_t)hd * Tp, nv = (size_t)Tp * hd, nq = (size_t)T * hd, np = (size_t)RB * Tp;
     if (grow(w, nkt + nv + nq + np, (size_t)RB * Tp)) return -1;
     uint16_t *kt = w->h, *vv = kt + nkt, *q16 = vv + nv, *p16 = q16 + nq;
+    float *f = w->f;
     const float *kg = k + (size_t)b * T * ks + (size_t)g * hd, *vg = v + (size_t)b * T * ks + (size_t)g * hd;
     pack_cols(kt, kg, (int)ks, T, hd, Tp);
     memset(vv, 0, nv * sizeof *vv);
@@ -215,10 +199,10 @@ TGT static int kv_forward(float *out, float *att, const float *q, const float *k
         for (int i = 0; i < T; i++) round_row(q16 + (size_t)i * hd, qh + (size_t)i * qs, hd);
         for (int i0 = 0; i0 < T; i0 += RB) {
             int nr = T - i0 < RB ? T - i0 : RB, ncol = (int)up((size_t)i0 + nr, 16), kend = (int)up((size_t)i0 + nr, 2);
-            mk(w->f, Tp, q16 + (size_t)i0 * hd, hd, kt, Tp, nr, ncol, 0, hd / 2, scale, 0);
+            mk(f, Tp, q16 + (size_t)i0 * hd, hd, kt, Tp, nr, ncol, 0, hd / 2, scale, 0);
             for (int r = 0; r < nr; r++) {
                 int i = i0 + r, j0 = start ? start[(size_t)b * T + i] : 0;
-                float *s = w->f + (size_t)r * Tp, *prow = P + (size_t)i * T;
+                float *s = f + (size_t)r * Tp, *prow = P + (size_t)i * T;
                 softmax_row(s, j0, i);
                 memset(prow, 0, (size_t)T * sizeof *prow);
                 memcpy(prow + j0, s + j0, (size_t)(i - j0 + 1) * sizeof *prow);
@@ -235,7 +219,7 @@ TGT static int kv_forward(float *out, float *att, const float *q, const float *k
 static void transpose_rows(uint16_t *out, int ldo, const float *x, int ld, int rows, int cols)
 {
     for (int i = 0; i < rows; i++)
-        for (int d = 0; d < cols; d++) out[(size_t)d * ldo + i] = bf16_of(x[(size_t)i * ld + d]);
+        for (int d = 0; d < cols; d++) out[(size_t)d * ldo + i] = bf16_round(x[(size_t)i * ld + d]);
 }
 
 /* y [rows, cols] (rows ld apart) += x^T, x [cols][ldx] */
@@ -259,6 +243,7 @@ TGT static int kv_backward(float *dq, float *dk, float *dv, const float *dout, c
     if (grow(w, 5 * nvt + 2 * nsq + nds, nf)) return -1;
     uint16_t *vt = w->h, *kv = vt + nvt, *do16 = kv + nvt, *dot = do16 + nvt, *qt = dot + nvt;
     uint16_t *pv = qt + nvt, *dsv = pv + nsq, *ds16 = dsv + nsq;
+    float *f = w->f;
     const float *kg = k + (size_t)b * T * ks + (size_t)g * hd, *vg = v + (size_t)b * T * ks + (size_t)g * hd;
     float *dkg = dk + (size_t)b * T * ks + (size_t)g * hd, *dvg = dv + (size_t)b * T * ks + (size_t)g * hd;
     pack_cols(vt, vg, (int)ks, T, hd, Tp);
@@ -276,11 +261,11 @@ TGT static int kv_backward(float *dq, float *dk, float *dv, const float *dout, c
         for (int i0 = 0; i0 < T; i0 += RB) {
             int nr = T - i0 < RB ? T - i0 : RB, ncol = (int)up((size_t)i0 + nr, 16), kend = (int)up((size_t)i0 + nr, 2);
             /* dP = dO V^T, the block's rows up to its end */
-            mk(w->f, Tp, do16 + (size_t)i0 * hd, hd, vt, Tp, nr, ncol, 0, hd / 2, 1.0f, 0);
+            mk(f, Tp, do16 + (size_t)i0 * hd, hd, vt, Tp, nr, ncol, 0, hd / 2, 1.0f, 0);
             for (int r = 0; r < nr; r++) {
                 int i = i0 + r;
                 const float *p = P + (size_t)i * T;
-                float *d = w->f + (size_t)r * Tp;
+                float *d = f + (size_t)r * Tp;
                 uint16_t *s16 = ds16 + (size_t)r * Tp;
                 /* dS = P * (dP - rowsum(P * dP)) */
                 __m512 acc = _mm512_setzero_ps();
@@ -300,7 +285,7 @@ TGT static int kv_backward(float *dq, float *dk, float *dv, const float *dout, c
                 round_row(s16, d, i + 1);
                 /* row i of P and dS into their pairs of rows, for dV and dK */
                 uint16_t *pr = pv + (size_t)(i / 2) * Tp * 2 + (i & 1), *dr = dsv + (size_t)(i / 2) * Tp * 2 + (i & 1);
-                for (int j = 0; j <= i; j++) pr[2 * j] = bf16_of(p[j]), dr[2 * j] = s16[j];
+                for (int j = 0; j <= i; j++) pr[2 * j] = bf16_round(p[j]), dr[2 * j] = s16[j];
             }
             /* dQ = scale dS K */
             mk(dq + qo + (size_t)i0 * qs, (int)qs, ds16, Tp, kv, hd, nr, hd, 0, kend / 2, scale, 0);
@@ -309,10 +294,10 @@ TGT static int kv_backward(float *dq, float *dk, float *dv, const float *dout, c
         for (int pass = 0; pass < 2; pass++) {
             for (int j0 = 0; j0 < T; j0 += 64) {
                 int nc = T - j0 < 64 ? T - j0 : 64;
-                mk(w->f + j0, Tp, pass ? qt : dot, Tp, (pass ? dsv : pv) + (size_t)j0 * 2, Tp, hd, nc, j0 / 2, Tp / 2,
+                mk(f + j0, Tp, pass ? qt : dot, Tp, (pass ? dsv : pv) + (size_t)j0 * 2, Tp, hd, nc, j0 / 2, Tp / 2,
                    pass ? scale : 1.0f, 0);
             }
-            add_transposed(pass ? dkg : dvg, (int)ks, w->f, Tp, T, hd);
+            add_transposed(pass ? dkg : dvg, (int)ks, f, Tp, T, hd);
         }
     }
     return 0;

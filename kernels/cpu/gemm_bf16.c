@@ -8,7 +8,7 @@
  * The model hands most products their operands in bf16 already (an activation rounded
  * once serves every product that reads it; op_to_bf16); the attention's fp32 operands
  * are rounded here. Copies live in scratch buffers grown to the largest product and
- * kept, so the step loop allocates nothing after its first step. One thread at a time
+ * kept (scratch.h), so the step loop allocates nothing after its first step. One thread at a time
  * (the model's). */
 #define _DEFAULT_SOURCE   /* posix_memalign */
 #include "ops.h"
@@ -22,15 +22,17 @@
 #include <string.h>
 
 #include "isa.h"
+#include "scratch.h"
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 static int broken;                       /* oneDNN could not start: every call reports it */
 static void give_budget(void);
 
-/* the cached primitives: one per (transpositions, shape, alpha, beta); every operand dense */
+/* the cached primitives: one per (B's transposition, shape, alpha, beta); every operand
+ * dense, A row-major */
 typedef struct prim {
-    int ta, tb, M, N, K;
+    int tb, M, N, K;
     float alpha, beta;
     dnnl_primitive_t p;
     dnnl_memory_t a, b, c;               /* made once; each call points them at its buffers */
@@ -39,8 +41,8 @@ enum { MAX_PRIMS = 96 };
 static prim prims[MAX_PRIMS];
 static int nprims;
 
-static uint16_t *scratch_a, *scratch_b;
-static float *scratch_c, *scratch_w;
+static void *scratch_a, *scratch_b;
+static void *scratch_c, *scratch_w;
 static size_t cap_a, cap_b, cap_c, cap_w;
 
 int op_bf16_available(void)
@@ -109,12 +111,7 @@ static void to_bf16_run(uint16_t *out, const float *x, size_t n)
 {
     size_t done = op_isa_current() >= OP_ISA_AVX512 ? to_bf16_16(out, x, n) : 0;
     out += done, x += done, n -= done;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        if ((u & 0x7fffffffu) > 0x7f800000u) out[i] = (uint16_t)((u >> 16) | 0x40);
-        else out[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
+    for (size_t i = 0; i < n; i++) out[i] = bf16_round(x[i]);
 }
 
 /* on the thread budget in chunks of 64k (each element rounds alone: any split gives the
@@ -128,17 +125,6 @@ void op_to_bf16(uint16_t *out, const float *x, size_t n)
         size_t i = c * CHUNK;
         to_bf16_run(out + i, x + i, n - i < CHUNK ? n - i : CHUNK);
     }
-}
-
-static uint16_t *grow(uint16_t **buf, size_t *cap, size_t n)
-{
-    if (n <= *cap) return *buf;
-    uint16_t *p = NULL;
-    if (posix_memalign((void **)&p, 64, n * sizeof *p) != 0) return NULL;
-    free(*buf);
-    *buf = p;
-    *cap = n;
-    return p;
 }
 
 /* a stored rows x cols operand, rows ld apart, into dense bf16 */
@@ -164,15 +150,14 @@ static void to_dense_t(uint16_t *out, const float *x, int K, int M, int ld)
         }
 }
 
-static float *grow_f(float **buf, size_t *cap, size_t n)
+static uint16_t *grow16(void **buf, size_t *cap, size_t n)
 {
-    if (n <= *cap) return *buf;
-    float *p = NULL;
-    if (posix_memalign((void **)&p, 64, n * sizeof *p) != 0) return NULL;
-    free(*buf);
-    *buf = p;
-    *cap = n;
-    return p;
+    return scratch_grow(buf, cap, n * sizeof(uint16_t));
+}
+
+static float *grow_f(void **buf, size_t *cap, size_t n)
+{
+    return scratch_grow(buf, cap, n * sizeof(float));
 }
 
 static void prim_free(prim *q)
@@ -183,11 +168,11 @@ static void prim_free(prim *q)
     if (q->p) dnnl_primitive_destroy(q->p);
 }
 
-static const prim *get_prim(int ta, int tb, int M, int N, int K, float alpha, float beta)
+static const prim *get_prim(int tb, int M, int N, int K, float alpha, float beta)
 {
     for (int i = 0; i < nprims; i++) {
         const prim *q = &prims[i];
-        if (q->ta == ta && q->tb == tb && q->M == M && q->N == N && q->K == K && q->alpha == alpha && q->beta == beta)
+        if (q->tb == tb && q->M == M && q->N == N && q->K == K && q->alpha == alpha && q->beta == beta)
             return q;
     }
     if (nprims == MAX_PRIMS) {   /* a run's shapes are few; a bench of many recycles the oldest */
@@ -196,7 +181,7 @@ static const prim *get_prim(int ta, int tb, int M, int N, int K, float alpha, fl
         nprims--;
     }
     prim *q = &prims[nprims];
-    *q = (prim){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta};
+    *q = (prim){.tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta};
     /* the dense copies: A [M, K] row-major (transposed on the way when ta), B [K, N] stored
      * [N, K] when tb, C [M, N] */
     dnnl_memory_desc_t ma, mb, mc;
@@ -240,7 +225,7 @@ static int gemm16(int tb, int M, int N, int K, float alpha, const uint16_t *A, c
     /* a strided output (a head's columns of a wider one) goes through a dense one: the
      * fast matmuls take dense outputs */
     float *c = ldc == N ? C : grow_f(&scratch_c, &cap_c, (size_t)M * N);
-    const prim *q = c ? get_prim(0, tb, M, N, K, alpha, beta) : NULL;
+    const prim *q = c ? get_prim(tb, M, N, K, alpha, beta) : NULL;
     if (!q) return -1;
     if (c != C && beta != 0.0f)
         for (int i = 0; i < M; i++) memcpy(c + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *c);
@@ -258,7 +243,7 @@ int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *
                  float beta, float *C, int ldc)
 {
     if (!start()) return -1;
-    uint16_t *a16 = grow(&scratch_a, &cap_a, (size_t)M * K), *b16 = grow(&scratch_b, &cap_b, (size_t)K * N);
+    uint16_t *a16 = grow16(&scratch_a, &cap_a, (size_t)M * K), *b16 = grow16(&scratch_b, &cap_b, (size_t)K * N);
     if (!a16 || !b16) return -1;
     if (ta) to_dense_t(a16, A, K, M, lda);
     else to_dense(a16, A, M, K, lda);
@@ -290,7 +275,7 @@ int op_matmul_bf16_backward_input(float *dx, const uint16_t *dout, const uint16_
     /* dx [N, IC] = dout [N, OC] W [OC, IC]; dout's rows are ldd apart when it is a column
      * tile of a wider output: made dense first (oneDNN's fast source is dense) */
     if (ldd != OC) {
-        uint16_t *d = grow(&scratch_a, &cap_a, (size_t)N * OC);
+        uint16_t *d = grow16(&scratch_a, &cap_a, (size_t)N * OC);
         if (!d) return -1;
         for (int i = 0; i < N; i++) memcpy(d + (size_t)i * OC, dout + (size_t)i * ldd, (size_t)OC * sizeof *d);
         dout = d;
@@ -304,13 +289,13 @@ int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16
     /* dw [OC, IC] += alpha dout^T x. The source must be row-major, so one operand is
      * transposed: the thinner one (LoRA's r side), so the copy stays small */
     if (OC <= IC) {
-        uint16_t *dt = grow(&scratch_a, &cap_a, (size_t)N * OC);
+        uint16_t *dt = grow16(&scratch_a, &cap_a, (size_t)N * OC);
         if (!dt) return -1;
         transpose16(dt, dout, N, OC);
         return gemm16(0, OC, IC, N, alpha, dt, x, 1.0f, dw, IC);
     }
     /* dw^T [IC, OC] = x^T dout, then added in transposed */
-    uint16_t *xt = grow(&scratch_a, &cap_a, (size_t)N * IC);
+    uint16_t *xt = grow16(&scratch_a, &cap_a, (size_t)N * IC);
     float *s = grow_f(&scratch_w, &cap_w, (size_t)IC * OC);
     if (!xt || !s) return -1;
     transpose16(xt, x, N, IC);
