@@ -502,6 +502,32 @@ static int test_bf16(void)
     bf16_case(64, 128, 96, 0.5f, 1.0f);     /* alpha and an accumulating beta, as LoRA's second product */
     bf16_case(17, 1024, 16, 1.0f, 0.0f);    /* a LoRA-like thin output (lora_A) */
     bf16_case(33, 16, 300, 2.0f, 1.0f);     /* a thin input (lora_B): its weight gradient goes transposed */
+    /* on AMX: several sweeps of A's rows (K 2048 keeps 128 rows in L2), the B panels split
+     * between threads, tails in every dimension */
+    bf16_case(300, 2048, 70, 1.0f, 0.0f);
+    bf16_case(45, 600, 1100, 0.5f, 1.0f);
+    /* each block of C is one thread's whole sum: the same bits on any number of threads,
+     * split by B's panels (N 100) or, with fewer panels than threads, by rows (N 20) */
+    for (int n = 20; n <= 100; n += 80) {
+        int M = 200, K = 300;
+        uint16_t *a16 = as_bf16(rnd((size_t)M * K, 1), (size_t)M * K), *b16 = as_bf16(rnd((size_t)n * K, 1), (size_t)n * K);
+        float *c[2] = {zeros((size_t)M * n), zeros((size_t)M * n)};
+        for (int t = 0; t < 2; t++) {
+            omp_set_num_threads(t ? 3 : 1);
+            CHECK(op_matmul_bf16_forward(c[t], a16, b16, M, K, n, n, 1.0f, 0.0f) == 0, "bf16 product on %d threads",
+                  t ? 3 : 1);
+        }
+        CHECK(!memcmp(c[0], c[1], (size_t)M * n * sizeof(float)), "bf16 %dx%dx%d: 1 and 3 threads differ", M, K, n);
+        op_set_threads(1);
+    }
+    if (isa >= OP_ISA_AMX_BF16) {   /* and oneDNN's matmul, which AVX512-BF16 CPUs run */
+        op_isa_init(OP_ISA_AVX512_BF16);
+        printf("bf16 products on %s\n", op_isa_name(op_isa_current()));
+        bf16_case(37, 45, 29, 1.0f, 0.0f);
+        bf16_case(64, 128, 96, 0.5f, 1.0f);
+        bf16_case(33, 16, 300, 2.0f, 1.0f);
+        op_isa_init(0);
+    }
     /* the attention with bf16 products against the fp32 one: within bf16's rounding of
      * the operands (2^-8 relative), relative to each output's largest value; one block
      * of rows, then several with tails, a head size off the vector width and packed

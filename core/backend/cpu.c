@@ -71,7 +71,7 @@ static void cpu_matmul_bf16_forward(void *ctx, float *out, const uint16_t *x, co
 {
     (void)ctx;
     if (op_matmul_bf16_forward(out, x, w, N, IC, OC, ldo, alpha, beta) && !failed)
-        failed = "a bf16 product could not run (oneDNN refused it, or out of memory)";
+        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
 }
 
 static void cpu_attention_bf16_forward(void *ctx, float *out, float *att, const float *q, const float *k,
@@ -96,7 +96,7 @@ static void cpu_matmul_bf16_backward_input(void *ctx, float *dx, const uint16_t 
 {
     (void)ctx;
     if (op_matmul_bf16_backward_input(dx, dout, w, N, IC, OC, ldd, alpha, beta) && !failed)
-        failed = "a bf16 product could not run (oneDNN refused it, or out of memory)";
+        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
 }
 
 static void cpu_matmul_bf16_backward_weight(void *ctx, float *dw, const uint16_t *dout, const uint16_t *x, int N,
@@ -104,7 +104,7 @@ static void cpu_matmul_bf16_backward_weight(void *ctx, float *dw, const uint16_t
 {
     (void)ctx;
     if (op_matmul_bf16_backward_weight(dw, dout, x, N, IC, OC, alpha) && !failed)
-        failed = "a bf16 product could not run (oneDNN refused it, or out of memory)";
+        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
 }
 
 static void cpu_set_threads(void *ctx, int n)
@@ -120,7 +120,7 @@ static void cpu_describe(void *ctx, char *buf, size_t n)
     snprintf(buf, n, "cpu: %s%s%s%s; fp32 products through OpenBLAS%s", op_isa_name(isa),
              isa < top ? " (HONE_CPU_ISA caps this machine's " : "", isa < top ? op_isa_name(top) : "",
              isa < top ? ")" : "", !op_bf16_available() ? ""
-                                   : isa >= OP_ISA_AMX_BF16 ? ", bf16 ones through oneDNN on AMX tiles"
+                                   : isa >= OP_ISA_AMX_BF16 ? ", bf16 ones on AMX tiles"
                                                             : ", bf16 ones through oneDNN");
 }
 

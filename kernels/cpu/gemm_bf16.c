@@ -1,9 +1,9 @@
 /* gemm_bf16.c — bf16 matrix products with fp32 accumulation (model.compute_dtype =
  * "bf16", as bitsandbytes' bnb_4bit_compute_dtype = bfloat16): the fp32 operands are
- * rounded to bf16 (nearest even), multiplied by oneDNN's matmul (AMX tiles where the CPU
- * has them, else AVX512-BF16), and the product lands in fp32 with alpha and beta applied
- * by the primitive itself. A primitive is made once per shape and kept: making one costs
- * about as much as a small product.
+ * rounded to bf16 (nearest even) and multiplied on AMX tiles by gemm_amx.c where the CPU
+ * has them, else by oneDNN's matmul (AVX512-BF16 or AVX-512), the product landing in fp32
+ * with alpha and beta applied. A oneDNN primitive is made once per shape and kept: making
+ * one costs about as much as a small product.
  *
  * The model hands most products their operands in bf16 already (an activation rounded
  * once serves every product that reads it; op_to_bf16); the attention's fp32 operands
@@ -26,6 +26,7 @@
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
+static int started;                      /* a bf16 product has run: the budget is OpenMP's */
 static int broken;                       /* oneDNN could not start: every call reports it */
 static void give_budget(void);
 
@@ -50,14 +51,23 @@ int op_bf16_available(void)
     return op_isa_current() >= OP_ISA_AVX512 && !broken;
 }
 
+static int amx(void)
+{
+    return op_isa_current() >= OP_ISA_AMX_BF16;
+}
+
 static int start(void)
 {
-    if (engine || broken) return !broken;
+    if (started && (engine || amx())) return 1;
+    if (broken) return 0;
+    started = 1;
+    if (amx()) {
+        give_budget();
+        return 1;
+    }
     /* the same level the rest of the kernels chose (HONE_CPU_ISA applies here too) */
-    dnnl_cpu_isa_t cap = op_isa_current() >= OP_ISA_AMX_BF16 ? dnnl_cpu_isa_avx512_core_amx
-                         : op_isa_current() >= OP_ISA_AVX512_BF16 ? dnnl_cpu_isa_avx512_core_bf16
-                                                                   : dnnl_cpu_isa_avx512_core;
-    dnnl_set_max_cpu_isa(cap);
+    dnnl_set_max_cpu_isa(op_isa_current() >= OP_ISA_AVX512_BF16 ? dnnl_cpu_isa_avx512_core_bf16
+                                                                : dnnl_cpu_isa_avx512_core);
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success ||
         dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) {
         broken = 1;
@@ -72,15 +82,14 @@ static int start(void)
  * before it sleeps, and so do OpenBLAS's threads: two pools on the same cores take turns
  * stealing them (the pricer's fp32 run took 3x as long). Until a bf16 product runs, the
  * budget is OpenBLAS's and the OpenMP kernels stay on one thread; from then on it is
- * OpenMP's (oneDNN and the elementwise kernels), and OpenBLAS, left with LoRA's thin
- * products, gets one. */
+ * OpenMP's (the bf16 products and the elementwise kernels), and OpenBLAS gets one. */
 static int budget = 1;
 
 static void give_budget(void)
 {
     int n = budget > 0 ? budget : 1;
-    openblas_set_num_threads(engine ? 1 : n);
-    omp_set_num_threads(engine ? n : 1);
+    openblas_set_num_threads(started ? 1 : n);
+    omp_set_num_threads(started ? n : 1);
 }
 
 void op_set_threads(int n)
@@ -216,14 +225,21 @@ static const prim *get_prim(int tb, int M, int N, int K, float alpha, float beta
     return q;
 }
 
-/* C [M, N] (rows ldc apart) = alpha A B + beta C over dense bf16 operands: A [M, K]
- * row-major, B [K, N] or, when tb, stored [N, K] */
-static int gemm16(int tb, int M, int N, int K, float alpha, const uint16_t *A, const uint16_t *B, float beta, float *C,
-                  int ldc)
+/* C [M, N] (rows ldc apart) = alpha A B + beta C over bf16 operands: A [M, K] row-major,
+ * rows lda apart; B dense, [K, N] or, when tb, stored [N, K] */
+static int gemm16(int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B, float beta,
+                  float *C, int ldc)
 {
     if (!start()) return -1;
-    /* a strided output (a head's columns of a wider one) goes through a dense one: the
-     * fast matmuls take dense outputs */
+    if (amx()) return op_gemm_amx(tb, M, N, K, alpha, A, lda, B, tb ? K : N, beta, C, ldc);
+    /* oneDNN's fast matmuls take a dense source and a dense output: a strided one (a
+     * tile of a wider output, a head's columns) goes through a dense copy */
+    if (lda != K) {
+        uint16_t *d = grow16(&scratch_a, &cap_a, (size_t)M * K);
+        if (!d) return -1;
+        for (int i = 0; i < M; i++) memcpy(d + (size_t)i * K, A + (size_t)i * lda, (size_t)K * sizeof *d);
+        A = d;
+    }
     float *c = ldc == N ? C : grow_f(&scratch_c, &cap_c, (size_t)M * N);
     const prim *q = c ? get_prim(tb, M, N, K, alpha, beta) : NULL;
     if (!q) return -1;
@@ -248,7 +264,7 @@ int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *
     if (ta) to_dense_t(a16, A, K, M, lda);
     else to_dense(a16, A, M, K, lda);
     to_dense(b16, B, tb ? N : K, tb ? K : N, ldb);
-    return gemm16(tb, M, N, K, alpha, a16, b16, beta, C, ldc);
+    return gemm16(tb, M, N, K, alpha, a16, K, b16, beta, C, ldc);
 }
 
 /* out [cols, rows] = the transpose of x [rows, cols], bf16 (16 x 16 blocks) */
@@ -266,21 +282,15 @@ static void transpose16(uint16_t *out, const uint16_t *x, int rows, int cols)
 int op_matmul_bf16_forward(float *out, const uint16_t *x, const uint16_t *w, int N, int IC, int OC, int ldo,
                            float alpha, float beta)
 {
-    return gemm16(1, N, OC, IC, alpha, x, w, beta, out, ldo);
+    return gemm16(1, N, OC, IC, alpha, x, IC, w, beta, out, ldo);
 }
 
 int op_matmul_bf16_backward_input(float *dx, const uint16_t *dout, const uint16_t *w, int N, int IC, int OC, int ldd,
                                   float alpha, float beta)
 {
     /* dx [N, IC] = dout [N, OC] W [OC, IC]; dout's rows are ldd apart when it is a column
-     * tile of a wider output: made dense first (oneDNN's fast source is dense) */
-    if (ldd != OC) {
-        uint16_t *d = grow16(&scratch_a, &cap_a, (size_t)N * OC);
-        if (!d) return -1;
-        for (int i = 0; i < N; i++) memcpy(d + (size_t)i * OC, dout + (size_t)i * ldd, (size_t)OC * sizeof *d);
-        dout = d;
-    }
-    return gemm16(0, N, IC, OC, alpha, dout, w, beta, dx, IC);
+     * tile of a wider output */
+    return gemm16(0, N, IC, OC, alpha, dout, ldd, w, beta, dx, IC);
 }
 
 int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC, int OC,
@@ -292,14 +302,14 @@ int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16
         uint16_t *dt = grow16(&scratch_a, &cap_a, (size_t)N * OC);
         if (!dt) return -1;
         transpose16(dt, dout, N, OC);
-        return gemm16(0, OC, IC, N, alpha, dt, x, 1.0f, dw, IC);
+        return gemm16(0, OC, IC, N, alpha, dt, N, x, 1.0f, dw, IC);
     }
     /* dw^T [IC, OC] = x^T dout, then added in transposed */
     uint16_t *xt = grow16(&scratch_a, &cap_a, (size_t)N * IC);
     float *s = grow_f(&scratch_w, &cap_w, (size_t)IC * OC);
     if (!xt || !s) return -1;
     transpose16(xt, x, N, IC);
-    if (gemm16(0, IC, OC, N, alpha, xt, dout, 0.0f, s, OC)) return -1;
+    if (gemm16(0, IC, OC, N, alpha, xt, N, dout, 0.0f, s, OC)) return -1;
 #pragma omp parallel for schedule(static) if ((size_t)IC * OC >= 65536)
     for (int o = 0; o < OC; o++)
         for (int i = 0; i < IC; i++) dw[(size_t)o * IC + i] += s[(size_t)i * OC + o];

@@ -117,6 +117,10 @@ int op_matmul_bf16_backward_input(float *dx, const uint16_t *dout, const uint16_
                                   float alpha, float beta);
 int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC, int OC,
                                    float alpha);
+/* C [M, N] = alpha A B + beta C on AMX tiles (gemm_amx.c; CPUs with amx_bf16): A [M, K]
+ * rows lda apart, B [K, N] rows ldb apart or, when tb, stored [N, K] */
+int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B, int ldb,
+                float beta, float *C, int ldc);
 /* C = alpha op(A) op(B) + beta C in bf16 with fp32 accumulation, sgemm's arguments
  * (row-major; ta: A stored [K, M], tb: B stored [N, K]) */
 int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
