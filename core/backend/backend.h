@@ -60,6 +60,10 @@ typedef struct hone_backend_ops {
                                        int OC, int ldd, float alpha, float beta);
     void (*matmul_bf16_backward_weight)(void *ctx, float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC,
                                         int OC, float alpha);
+    /* backward_input with dout in fp32, rounded as the product reads it (lm_head's:
+     * the logits' gradient in bf16 would be a second logits buffer) */
+    void (*matmul_bf16_backward_input_f32)(void *ctx, float *dx, const float *dout, const uint16_t *w, int N, int IC,
+                                           int OC, int ldd, float alpha, float beta);
     /* the attention with its products in bf16 (the softmax and its backward in fp32) */
     void (*attention_bf16_forward)(void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
                                    const int32_t *start, int B, int T, int H, int KVH, int hd);
@@ -157,6 +161,7 @@ static inline void be_free(const hone_backend *be, void *p) { be->ops->free(be->
 #define be_has_bf16(be) ((be)->ops->has_bf16((be)->ctx))
 #define be_matmul_bf16_forward(be, ...) BE(be, matmul_bf16_forward, __VA_ARGS__)
 #define be_matmul_bf16_backward_input(be, ...) BE(be, matmul_bf16_backward_input, __VA_ARGS__)
+#define be_matmul_bf16_backward_input_f32(be, ...) BE(be, matmul_bf16_backward_input_f32, __VA_ARGS__)
 #define be_matmul_bf16_backward_weight(be, ...) BE(be, matmul_bf16_backward_weight, __VA_ARGS__)
 #define be_to_bf16(be, ...) BE(be, to_bf16, __VA_ARGS__)
 #define be_attention_bf16_forward(be, ...) BE(be, attention_bf16_forward, __VA_ARGS__)

@@ -258,8 +258,7 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
     size_t b16 = m->bf16 ? 1 : 0, r = (size_t)(m->r > 0 ? m->r : 1);
     m->x16 = (uint16_t *)take(ab, b16 * N * widest / 2 + 1);
     m->xd16 = (uint16_t *)take(ab, (m->dropout > 0 ? b16 : 0) * N * widest / 2 + 1);
-    m->n16 = N * widest > V ? N * widest : V;   /* and a row of logits, for the head's backward */
-    m->dy16 = (uint16_t *)take(ab, b16 * m->n16 / 2 + 1);
+    m->dy16 = (uint16_t *)take(ab, b16 * N * widest / 2 + 1);
     m->w16 = (uint16_t *)take(ab, b16 * (biggest < TILE_FLOATS ? biggest : TILE_FLOATS) / 2 + 1);
     m->a16 = (uint16_t *)take(ab, b16 * r * widest / 2 + 1);
     m->b16 = (uint16_t *)take(ab, b16 * r * widest / 2 + 1);
@@ -724,17 +723,9 @@ static void head_backward_input(hone_model *m, float *dx, const float *dlogits, 
 {
     const hone_model_config *c = &m->cfg;
     if (m->bf16) {
-        /* the logits' gradient, [rows, vocab], rounded and multiplied a block of rows at a
-         * time through dy16 (a whole one in bf16 would be a second logits buffer) */
-        size_t V = (size_t)c->vocab;
-        int per = (int)(m->n16 / V);
-        const uint16_t *w16 = head16(m);
-        for (int r0 = 0; r0 < rows; r0 += per) {
-            int nr = rows - r0 < per ? rows - r0 : per;
-            const uint16_t *d16 = to16(m, m->dy16, dlogits + (size_t)r0 * V, (size_t)nr * V);
-            be_matmul_bf16_backward_input(m->be, dx + (size_t)r0 * c->hidden, d16, w16, nr, c->hidden, c->vocab,
-                                          c->vocab, 1.0f, 0.0f);
-        }
+        /* the logits' gradient, [rows, vocab], rounded as the product reads it */
+        be_matmul_bf16_backward_input_f32(m->be, dx, dlogits, head16(m), rows, c->hidden, c->vocab, c->vocab, 1.0f,
+                                          0.0f);
     } else {
         be_matmul_backward_input(m->be, dx, dlogits, m->lm_head, rows, c->hidden, c->vocab, c->vocab, 1.0f, 0.0f);
     }

@@ -82,7 +82,6 @@ struct hone_model {
      * [N, widest] (xd16 through LoRA's dropout), an output gradient, a frozen tile, the
      * LoRA side's small operands; head16 lm_head's copy when it is frozen (made once) */
     uint16_t *x16, *xd16, *dy16, *w16, *a16, *b16, *xa16, *dxa16, *head16;
-    size_t n16;                               /* dy16's length */
     int head16_made;
 };
 

@@ -51,53 +51,73 @@ AMX static void tiles_on(void)
     _tile_loadconfig(&cfg);
 }
 
-/* Ap's tiles for rows [mt*16, mt*16+16) (one thread's share of them) */
-static void pack_a_tile(uint16_t *ap, const uint16_t *a, int lda, int M, int K, int Kp, int mt)
+/* A as the caller holds it: bf16 (h) or fp32 (f, rounded while packed), rows ld apart */
+typedef struct {
+    const uint16_t *h;
+    const float *f;
+    int ld;
+} a_src;
+
+/* rows [m, m + 16) of A into one row of Ap's tiles (o: that row's first tile) */
+AMX static void pack_a_tile(uint16_t *o, a_src a, int M, int K, int Kp, int m0)
 {
-    uint16_t *o = ap + (size_t)mt * 16 * Kp;
     for (int i = 0; i < 16; i++) {
-        int m = mt * 16 + i;
+        int m = m0 + i;
         for (int k0 = 0; k0 < Kp; k0 += 32) {
             uint16_t *dst = o + (size_t)k0 * 16 + i * 32;
             int n = m >= M ? 0 : K - k0 < 32 ? K - k0 : 32;   /* K - k0 > 0: Kp < K + 32 */
-            if (n) memcpy(dst, a + (size_t)m * lda + k0, (size_t)n * 2);
+            if (a.h && n) memcpy(dst, a.h + (size_t)m * a.ld + k0, (size_t)n * 2);
+            if (a.f && n == 32) {
+                const float *x = a.f + (size_t)m * a.ld + k0;
+                _mm256_storeu_si256((__m256i *)dst, bf16_round16(_mm512_loadu_si512((const void *)x)));
+                _mm256_storeu_si256((__m256i *)(dst + 16), bf16_round16(_mm512_loadu_si512((const void *)(x + 16))));
+            } else if (a.f) {
+                for (int k = 0; k < n; k++) dst[k] = bf16_round(a.f[(size_t)m * a.ld + k0 + k]);
+            }
             memset(dst + n, 0, (size_t)(32 - n) * 2);
         }
     }
 }
 
 /* Bp's panel nt: 16 columns of B in VNNI pairs. tb: B is stored [N, K] (a weight as
- * torch keeps it, Y = X W^T), else [K, N] */
-static void pack_b_panel(uint16_t *bp, const uint16_t *b, int ldb, int tb, int N, int K, int Kp, int nt)
+ * torch keeps it, Y = X W^T), else [K, N]. A full panel goes 16 values at a time (one
+ * 64-byte row of the tile per store); tails and padding one value at a time. */
+AMX static void pack_b_panel(uint16_t *bp, const uint16_t *b, int ldb, int tb, int N, int K, int Kp, int nt)
 {
     uint16_t *o = bp + (size_t)nt * 16 * Kp;
-    for (int j = 0; j < 16 && tb; j++) {
-        int n = nt * 16 + j;
-        uint16_t *dst = o + j * 2;
-        if (n >= N) {
-            for (int kp = 0; kp < Kp / 2; kp++) dst[kp * 32] = dst[kp * 32 + 1] = 0;
-            continue;
+    int n0 = nt * 16, full = n0 + 16 <= N, kp = 0;
+    if (tb) {
+        /* the pair (k, k+1) of 16 rows is 16 dwords ldb/2 apart: one gather */
+        if (full && !(ldb & 1)) {
+            __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(ldb / 2));
+            const uint16_t *row = b + (size_t)n0 * ldb;
+            for (; 2 * kp + 1 < K; kp++)
+                _mm512_store_si512((void *)(o + kp * 32), _mm512_i32gather_epi32(idx, (const void *)(row + 2 * kp), 4));
         }
-        const uint16_t *row = b + (size_t)n * ldb;
-        int kp = 0;
-        for (; 2 * kp + 1 < K; kp++) memcpy(dst + kp * 32, row + 2 * kp, 4);
-        for (; kp < Kp / 2; kp++) {
-            dst[kp * 32] = 2 * kp < K ? row[2 * kp] : 0;
-            dst[kp * 32 + 1] = 0;
-        }
+        for (; kp < Kp / 2; kp++)
+            for (int j = 0; j < 16; j++) {
+                int n = n0 + j, k = 2 * kp;
+                const uint16_t *row = b + (size_t)n * ldb;
+                o[kp * 32 + 2 * j] = n < N && k < K ? row[k] : 0;
+                o[kp * 32 + 2 * j + 1] = n < N && k + 1 < K ? row[k + 1] : 0;
+            }
+        return;
     }
-    if (tb) return;
-    /* [K, N]: a pair of rows at a time, 16 columns wide (the loads stay in two lines) */
-    for (int kp = 0; kp < Kp / 2; kp++) {
-        int k = 2 * kp;
-        const uint16_t *r0 = b + (size_t)k * ldb, *r1 = r0 + ldb;
-        uint16_t *dst = o + kp * 32;
+    /* [K, N]: rows k and k+1, 16 columns each, interleaved */
+    if (full)
+        for (; 2 * kp + 1 < K; kp++) {
+            const uint16_t *r0 = b + (size_t)(2 * kp) * ldb + n0;
+            __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)r0));
+            __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(r0 + ldb)));
+            _mm512_store_si512((void *)(o + kp * 32), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    for (; kp < Kp / 2; kp++)
         for (int j = 0; j < 16; j++) {
-            int n = nt * 16 + j;
-            dst[2 * j] = n < N && k < K ? r0[n] : 0;
-            dst[2 * j + 1] = n < N && k + 1 < K ? r1[n] : 0;
+            int n = n0 + j, k = 2 * kp;
+            o[kp * 32 + 2 * j] = n < N && k < K ? b[(size_t)k * ldb + n] : 0;
+            o[kp * 32 + 2 * j + 1] = n < N && k + 1 < K ? b[(size_t)(k + 1) * ldb + n] : 0;
         }
-    }
 }
 
 /* C's 32 x 32 block at (m0, n0) from the accumulator tiles, clipped to M x N */
@@ -125,73 +145,107 @@ AMX static void store_block(float *C, int ldc, int M, int N, int m0, int n0, flo
     }
 }
 
-/* the 2 x 2-tile kernel over the whole of Kp for C's block at (m0, n0) */
-AMX static void block(const uint16_t *ap, const uint16_t *bp, int Kp, int m0, int n0)
+/* one 16-row tile of A at each 32-deep step: at p + k step, rows stride bytes apart */
+typedef struct {
+    const uint16_t *p;
+    int stride, step;
+} a_tile;
+
+/* the 2 x 2-tile kernel over the whole of Kp for C's block at n0 (two A tiles given);
+ * a half that is all padding (tall, wide 0) is not multiplied */
+AMX static void block(a_tile a0, a_tile a1, const uint16_t *bp, int Kp, int n0, int tall, int wide)
 {
-    const uint16_t *a0 = ap + (size_t)m0 * Kp, *a1 = a0 + (size_t)16 * Kp;
     const uint16_t *b0 = bp + (size_t)n0 * Kp, *b1 = b0 + (size_t)16 * Kp;
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    for (int k = 0; k < Kp; k += 32) {
-        _tile_loadd(4, a0 + (size_t)k * 16, 64);
+    for (int k = 0, s = 0; k < Kp; k += 32, s++) {
+        _tile_loadd(4, a0.p + (size_t)s * a0.step, a0.stride);
         _tile_loadd(6, b0 + (size_t)k * 16, 64);
         _tile_dpbf16ps(0, 4, 6);
-        _tile_loadd(7, b1 + (size_t)k * 16, 64);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, a1 + (size_t)k * 16, 64);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
+        if (wide) {
+            _tile_loadd(7, b1 + (size_t)k * 16, 64);
+            _tile_dpbf16ps(1, 4, 7);
+        }
+        if (tall) {
+            _tile_loadd(5, a1.p + (size_t)s * a1.step, a1.stride);
+            _tile_dpbf16ps(2, 5, 6);
+            if (wide) _tile_dpbf16ps(3, 5, 7);
+        }
     }
 }
 
-AMX static void run(int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B, int ldb,
-                    float beta, float *C, int ldc, uint16_t *ap, uint16_t *bp)
+/* A's 16-row tile at row m: straight from the caller's bf16 rows where they are whole
+ * (direct), else from Ap (o: the block's packed tiles, mb: the block's first row) */
+static a_tile a_at(a_src a, int direct, const uint16_t *o, int mb, int m, int M, int Kp)
 {
-    int Mp = up32(M), Np = up32(N), Kp = up32(K);
-    int MT = Mp / 16, NT = Np / 16, MP = Mp / 32, NP = Np / 32;
-    /* rows of A per sweep: about 512 KB of packed A, so it stays in L2 */
-    int MB = (262144 / Kp) & ~31;
-    if (MB < 32) MB = 32;
+    if (direct && m + 16 <= M) return (a_tile){a.h + (size_t)m * a.ld, a.ld * 2, 32};
+    return (a_tile){o + (size_t)(m - mb) * Kp, 64, 512};
+}
+
+AMX static void run(int tb, int M, int N, int K, float alpha, a_src a, const uint16_t *B, int ldb, float beta, float *C,
+                    int ldc, uint16_t *ap, uint16_t *bp, int MB, int direct)
+{
+    int Kp = up32(K), Mp = up32(M), NT = up32(N) / 16, NP = NT / 2;
     int nt = omp_get_max_threads();
     size_t work = (size_t)M * N * K;
     if (work < 4u << 20) nt = 1;   /* below ~8 Mflop a team's start costs more than it saves */
 #pragma omp parallel num_threads(nt)
     {
         int T = omp_get_num_threads(), id = omp_get_thread_num();
-#pragma omp for schedule(static) nowait
-        for (int mt = 0; mt < MT; mt++) pack_a_tile(ap, A, lda, M, K, Kp, mt);
 #pragma omp for schedule(static)
         for (int t = 0; t < NT; t++) pack_b_panel(bp, B, ldb, tb, N, K, Kp, t);
         tiles_on();
-        if (NP >= T) {
-            int p0 = NP * id / T, p1 = NP * (id + 1) / T;
-            for (int mb = 0; mb < MP * 32; mb += MB)
-                for (int p = p0; p < p1; p++)
-                    for (int m0 = mb; m0 < mb + MB && m0 < MP * 32; m0 += 32) {
-                        block(ap, bp, Kp, m0, p * 32);
-                        store_block(C, ldc, M, N, m0, p * 32, alpha, beta);
-                    }
-        } else {
-            int q0 = MP * id / T, q1 = MP * (id + 1) / T;
-            for (int p = 0; p < NP; p++)
+        for (int mb = 0; mb < Mp; mb += MB) {
+            int me = mb + MB < Mp ? mb + MB : Mp;
+#pragma omp for schedule(static)
+            for (int m = mb; m < me; m += 16)
+                if (!direct || m + 16 > M) pack_a_tile(ap + (size_t)(m - mb) * Kp, a, M, K, Kp, m);
+            /* the panels split between threads, or with fewer panels than threads the
+             * block's row pairs */
+            int split = NP >= T, pairs = (me - mb) / 32;
+            int p0 = split ? NP * id / T : 0, p1 = split ? NP * (id + 1) / T : NP;
+            int q0 = split ? 0 : pairs * id / T, q1 = split ? pairs : pairs * (id + 1) / T;
+            for (int p = p0; p < p1; p++)
                 for (int q = q0; q < q1; q++) {
-                    block(ap, bp, Kp, q * 32, p * 32);
-                    store_block(C, ldc, M, N, q * 32, p * 32, alpha, beta);
+                    int m0 = mb + 32 * q, n0 = 32 * p;
+                    if (m0 >= M) continue;
+                    block(a_at(a, direct, ap, mb, m0, M, Kp), a_at(a, direct, ap, mb, m0 + 16, M, Kp), bp, Kp, n0,
+                          m0 + 16 < M, n0 + 16 < N);
+                    store_block(C, ldc, M, N, m0, n0, alpha, beta);
                 }
+#pragma omp barrier
         }
         _tile_release();
     }
 }
 
+/* A from bf16 (a16) or fp32 (a32) rows */
+static int gemm(int tb, int M, int N, int K, float alpha, a_src a, const uint16_t *B, int ldb, float beta, float *C,
+                int ldc)
+{
+    int Kp = up32(K);
+    /* rows of A per sweep: about 512 KB of packed A, so it stays in L2 while every B
+     * panel passes it. A thin product (N up to 64: B is one or two panels) reads whole
+     * bf16 tiles of A where they lie: packing would cost more than its one sweep */
+    int MB = (262144 / Kp) & ~31, direct = a.h && N <= 64 && K % 32 == 0;
+    if (MB < 32) MB = 32;
+    uint16_t *ap = scratch_grow(&scratch_ap, &cap_ap, (size_t)MB * Kp * 2);
+    uint16_t *bp = scratch_grow(&scratch_bp, &cap_bp, (size_t)up32(N) * Kp * 2);
+    if (!ap || !bp) return -1;
+    run(tb, M, N, K, alpha, a, B, ldb, beta, C, ldc, ap, bp, MB, direct);
+    return 0;
+}
+
 int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B, int ldb,
                 float beta, float *C, int ldc)
 {
-    size_t Kp = (size_t)up32(K);
-    uint16_t *ap = scratch_grow(&scratch_ap, &cap_ap, (size_t)up32(M) * Kp * 2);
-    uint16_t *bp = scratch_grow(&scratch_bp, &cap_bp, (size_t)up32(N) * Kp * 2);
-    if (!ap || !bp) return -1;
-    run(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ap, bp);
-    return 0;
+    return gemm(tb, M, N, K, alpha, (a_src){.h = A, .ld = lda}, B, ldb, beta, C, ldc);
+}
+
+int op_gemm_amx_f32a(int tb, int M, int N, int K, float alpha, const float *A, int lda, const uint16_t *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    return gemm(tb, M, N, K, alpha, (a_src){.f = A, .ld = lda}, B, ldb, beta, C, ldc);
 }

@@ -98,20 +98,11 @@ void op_set_threads(int n)
     give_budget();
 }
 
-/* the same rounding 16 at a time, in integers (no DAZ: the bits are the scalar loop's) */
 __attribute__((target("avx512f"))) static size_t to_bf16_16(uint16_t *out, const float *x, size_t n)
 {
-    const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-    const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x400000);
     size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512i u = _mm512_loadu_si512((const void *)(x + i));
-        __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, absm), inf);
-        __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
-        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, half), odd), 16);
-        r = _mm512_mask_mov_epi32(r, nan, _mm512_srli_epi32(_mm512_or_si512(u, quiet), 16));
-        _mm256_storeu_si256((__m256i *)(out + i), _mm512_cvtepi32_epi16(r));
-    }
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(out + i), bf16_round16(_mm512_loadu_si512((const void *)(x + i))));
     return i;
 }
 
@@ -291,6 +282,24 @@ int op_matmul_bf16_backward_input(float *dx, const uint16_t *dout, const uint16_
     /* dx [N, IC] = dout [N, OC] W [OC, IC]; dout's rows are ldd apart when it is a column
      * tile of a wider output */
     return gemm16(0, N, IC, OC, alpha, dout, ldd, w, beta, dx, IC);
+}
+
+int op_matmul_bf16_backward_input_f32(float *dx, const float *dout, const uint16_t *w, int N, int IC, int OC, int ldd,
+                                      float alpha, float beta)
+{
+    if (!start()) return -1;
+    if (amx()) return op_gemm_amx_f32a(0, N, IC, OC, alpha, dout, ldd, w, IC, beta, dx, IC);
+    /* oneDNN's source in bf16: rounded a block of rows (up to 16M values) at a time */
+    int per = (int)((16u << 20) / (unsigned)OC);
+    per = per < 1 ? 1 : per > N ? N : per;
+    uint16_t *d = grow16(&scratch_a, &cap_a, (size_t)per * OC);
+    if (!d) return -1;
+    for (int r0 = 0; r0 < N; r0 += per) {
+        int nr = N - r0 < per ? N - r0 : per;
+        to_dense(d, dout + (size_t)r0 * ldd, nr, OC, ldd);
+        if (gemm16(0, nr, IC, OC, alpha, d, OC, w, beta, dx + (size_t)r0 * IC, IC)) return -1;
+    }
+    return 0;
 }
 
 int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC, int OC,
