@@ -457,6 +457,15 @@ static void bf16_case(int N, int IC, int OC, float alpha, float beta)
     double worst = bf16_worst(y, y0, x, w, N, OC, IC, IC, 1, 1, IC, alpha, beta);
     double worst_dx = bf16_worst(dx, dx0, y0, w, N, IC, OC, OC, 1, IC, 1, alpha, beta);
     double worst_dw = bf16_worst(dw, dw0, y0, x, OC, IC, N, 1, OC, IC, 1, alpha, 1.0f);
+    /* the weight in fp32, rounded inside: the same operands, the same kernel, the same bits */
+    float *yw = keep(malloc((size_t)N * OC * sizeof(float))), *dxw = keep(malloc((size_t)N * IC * sizeof(float)));
+    memcpy(yw, y0, (size_t)N * OC * sizeof(float));
+    memcpy(dxw, dx0, (size_t)N * IC * sizeof(float));
+    CHECK(op_matmul_bf16_forward_w32(yw, x16, w, N, IC, OC, OC, alpha, beta) == 0 &&
+              op_matmul_bf16_backward_input_w32(dxw, y16, w, N, IC, OC, OC, alpha, beta) == 0,
+          "bf16 %dx%dx%d: a product with an fp32 weight did not run", N, IC, OC);
+    CHECK(!memcmp(yw, y, (size_t)N * OC * sizeof(float)) && !memcmp(dxw, dx, (size_t)N * IC * sizeof(float)),
+          "bf16 %dx%dx%d: an fp32 weight rounded inside gives other bits than its bf16 copy", N, IC, OC);
     /* dout in fp32, rounded inside: the same operands, so the same bound */
     double worst_dxf = bf16_worst(dxf, dx0, y0, w, N, IC, OC, OC, 1, IC, 1, alpha, beta);
     CHECK(worst_dxf < 64 * 0x1p-24, "bf16 %dx%dx%d: input gradient from fp32 dout: error %.3g of sum |ab|", N, IC, OC,

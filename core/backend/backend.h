@@ -60,6 +60,12 @@ typedef struct hone_backend_ops {
                                        int OC, int ldd, float alpha, float beta);
     void (*matmul_bf16_backward_weight)(void *ctx, float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC,
                                         int OC, float alpha);
+    /* forward and backward_input with the weight in fp32, rounded as the product reads it
+     * (a frozen weight just dequantized needs no bf16 copy) */
+    void (*matmul_bf16_forward_w32)(void *ctx, float *out, const uint16_t *x, const float *w, int N, int IC, int OC,
+                                    int ldo, float alpha, float beta);
+    void (*matmul_bf16_backward_input_w32)(void *ctx, float *dx, const uint16_t *dout, const float *w, int N, int IC,
+                                           int OC, int ldd, float alpha, float beta);
     /* backward_input with dout in fp32, rounded as the product reads it (lm_head's:
      * the logits' gradient in bf16 would be a second logits buffer) */
     void (*matmul_bf16_backward_input_f32)(void *ctx, float *dx, const float *dout, const uint16_t *w, int N, int IC,
@@ -162,6 +168,8 @@ static inline void be_free(const hone_backend *be, void *p) { be->ops->free(be->
 #define be_matmul_bf16_forward(be, ...) BE(be, matmul_bf16_forward, __VA_ARGS__)
 #define be_matmul_bf16_backward_input(be, ...) BE(be, matmul_bf16_backward_input, __VA_ARGS__)
 #define be_matmul_bf16_backward_input_f32(be, ...) BE(be, matmul_bf16_backward_input_f32, __VA_ARGS__)
+#define be_matmul_bf16_forward_w32(be, ...) BE(be, matmul_bf16_forward_w32, __VA_ARGS__)
+#define be_matmul_bf16_backward_input_w32(be, ...) BE(be, matmul_bf16_backward_input_w32, __VA_ARGS__)
 #define be_matmul_bf16_backward_weight(be, ...) BE(be, matmul_bf16_backward_weight, __VA_ARGS__)
 #define be_to_bf16(be, ...) BE(be, to_bf16, __VA_ARGS__)
 #define be_attention_bf16_forward(be, ...) BE(be, attention_bf16_forward, __VA_ARGS__)

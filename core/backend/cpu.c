@@ -99,6 +99,22 @@ static void cpu_matmul_bf16_backward_input(void *ctx, float *dx, const uint16_t 
         failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
 }
 
+static void cpu_matmul_bf16_forward_w32(void *ctx, float *out, const uint16_t *x, const float *w, int N, int IC,
+                                        int OC, int ldo, float alpha, float beta)
+{
+    (void)ctx;
+    if (op_matmul_bf16_forward_w32(out, x, w, N, IC, OC, ldo, alpha, beta) && !failed)
+        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
+}
+
+static void cpu_matmul_bf16_backward_input_w32(void *ctx, float *dx, const uint16_t *dout, const float *w, int N,
+                                               int IC, int OC, int ldd, float alpha, float beta)
+{
+    (void)ctx;
+    if (op_matmul_bf16_backward_input_w32(dx, dout, w, N, IC, OC, ldd, alpha, beta) && !failed)
+        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
+}
+
 static void cpu_matmul_bf16_backward_input_f32(void *ctx, float *dx, const float *dout, const uint16_t *w, int N,
                                                int IC, int OC, int ldd, float alpha, float beta)
 {
@@ -222,6 +238,8 @@ static const hone_backend_ops cpu_ops = {
     .to_bf16 = cpu_to_bf16, .matmul_bf16_forward = cpu_matmul_bf16_forward,
     .matmul_bf16_backward_input = cpu_matmul_bf16_backward_input,
     .matmul_bf16_backward_input_f32 = cpu_matmul_bf16_backward_input_f32,
+    .matmul_bf16_forward_w32 = cpu_matmul_bf16_forward_w32,
+    .matmul_bf16_backward_input_w32 = cpu_matmul_bf16_backward_input_w32,
     .matmul_bf16_backward_weight = cpu_matmul_bf16_backward_weight,
     .attention_bf16_forward = cpu_attention_bf16_forward, .attention_bf16_backward = cpu_attention_bf16_backward,
     .bias_forward = cpu_bias_forward,

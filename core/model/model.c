@@ -259,7 +259,6 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
     m->x16 = (uint16_t *)take(ab, b16 * N * widest / 2 + 1);
     m->xd16 = (uint16_t *)take(ab, (m->dropout > 0 ? b16 : 0) * N * widest / 2 + 1);
     m->dy16 = (uint16_t *)take(ab, b16 * N * widest / 2 + 1);
-    m->w16 = (uint16_t *)take(ab, b16 * (biggest < TILE_FLOATS ? biggest : TILE_FLOATS) / 2 + 1);
     m->a16 = (uint16_t *)take(ab, b16 * r * widest / 2 + 1);
     m->b16 = (uint16_t *)take(ab, b16 * r * widest / 2 + 1);
     m->xa16 = (uint16_t *)take(ab, b16 * N * r / 2 + 1);
@@ -671,10 +670,9 @@ static void base_product(hone_model *m, const linear *ln, float *out, const floa
             m->qvt->dequantize(m->qstate, m->tile, packed, (size_t)ln->out, (size_t)ln->in, (size_t)r0, (size_t)nr);
             w = m->tile;
         }
-        if (m->bf16) {
-            const uint16_t *w16 = to16(m, m->w16, w, (size_t)nr * ln->in);
-            if (backward) be_matmul_bf16_backward_input(m->be, out, in16 + r0, w16, N, ln->in, nr, ln->out, 1.0f, 1.0f);
-            else be_matmul_bf16_forward(m->be, out + r0, in16, w16, N, ln->in, nr, ln->out, 1.0f, 0.0f);
+        if (m->bf16) {   /* the fp32 weight rounded as the product reads it */
+            if (backward) be_matmul_bf16_backward_input_w32(m->be, out, in16 + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
+            else be_matmul_bf16_forward_w32(m->be, out + r0, in16, w, N, ln->in, nr, ln->out, 1.0f, 0.0f);
         } else if (backward) {
             be_matmul_backward_input(m->be, out, in + r0, w, N, ln->in, nr, ln->out, 1.0f, 1.0f);
         } else {

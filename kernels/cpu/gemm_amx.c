@@ -51,12 +51,13 @@ AMX static void tiles_on(void)
     _tile_loadconfig(&cfg);
 }
 
-/* A as the caller holds it: bf16 (h) or fp32 (f, rounded while packed), rows ld apart */
+/* an operand as the caller holds it: bf16 (h) or fp32 (f, rounded as it is packed), rows
+ * ld apart */
 typedef struct {
     const uint16_t *h;
     const float *f;
     int ld;
-} a_src;
+} a_src, b_src;
 
 /* rows [m, m + 16) of A into one row of Ap's tiles (o: that row's first tile) */
 AMX static void pack_a_tile(uint16_t *o, a_src a, int M, int K, int Kp, int m0)
@@ -79,44 +80,62 @@ AMX static void pack_a_tile(uint16_t *o, a_src a, int M, int K, int Kp, int m0)
     }
 }
 
-/* Bp's panel nt: 16 columns of B in VNNI pairs. tb: B is stored [N, K] (a weight as
- * torch keeps it, Y = X W^T), else [K, N]. A full panel goes 16 values at a time (one
- * 64-byte row of the tile per store); tails and padding one value at a time. */
-AMX static void pack_b_panel(uint16_t *bp, const uint16_t *b, int ldb, int tb, int N, int K, int Kp, int nt)
+/* a pair of 16-lane fp32 vectors rounded to bf16, as one 16-dword row of VNNI pairs
+ * (lo in each dword's low half) */
+AMX static __m512i pair16(__m512i lo, __m512i hi)
+{
+    return _mm512_or_si512(_mm512_cvtepu16_epi32(bf16_round16(lo)),
+                           _mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16_round16(hi)), 16));
+}
+
+/* B(k, n): stored [N, K] when tb (a weight as torch keeps it, Y = X W^T), else [K, N];
+ * bf16 or fp32 (rounded as it is packed); 0 past its end (the padding) */
+static uint16_t b_at(b_src b, int tb, int N, int K, int k, int n)
+{
+    if (k >= K || n >= N) return 0;
+    size_t i = tb ? (size_t)n * b.ld + k : (size_t)k * b.ld + n;
+    return b.h ? b.h[i] : bf16_round(b.f[i]);
+}
+
+/* Bp's panel nt: 16 columns of B in VNNI pairs. A full panel goes 16 columns a store
+ * (a gather down [N, K]'s rows, an interleave of two of [K, N]'s); tails and padding one
+ * value at a time. */
+AMX static void pack_b_panel(uint16_t *bp, b_src b, int tb, int N, int K, int Kp, int nt)
 {
     uint16_t *o = bp + (size_t)nt * 16 * Kp;
-    int n0 = nt * 16, full = n0 + 16 <= N, kp = 0;
-    if (tb) {
-        /* the pair (k, k+1) of 16 rows is 16 dwords ldb/2 apart: one gather */
-        if (full && !(ldb & 1)) {
-            __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32(ldb / 2));
-            const uint16_t *row = b + (size_t)n0 * ldb;
+    int n0 = nt * 16, kp = 0;
+    if (n0 + 16 <= N && tb) {
+        __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(b.ld));
+        if (b.h && !(b.ld & 1)) {   /* (k, k+1) is one dword of each row */
+            const uint16_t *r = b.h + (size_t)n0 * b.ld;
+            __m512i idx = _mm512_srli_epi32(rows, 1);
             for (; 2 * kp + 1 < K; kp++)
-                _mm512_store_si512((void *)(o + kp * 32), _mm512_i32gather_epi32(idx, (const void *)(row + 2 * kp), 4));
+                _mm512_store_si512((void *)(o + kp * 32), _mm512_i32gather_epi32(idx, (const void *)(r + 2 * kp), 4));
+        } else if (b.f) {
+            const float *r = b.f + (size_t)n0 * b.ld;
+            for (; 2 * kp + 1 < K; kp++)
+                _mm512_store_si512((void *)(o + kp * 32),
+                                   pair16(_mm512_i32gather_epi32(rows, (const void *)(r + 2 * kp), 4),
+                                          _mm512_i32gather_epi32(rows, (const void *)(r + 2 * kp + 1), 4)));
         }
-        for (; kp < Kp / 2; kp++)
-            for (int j = 0; j < 16; j++) {
-                int n = n0 + j, k = 2 * kp;
-                const uint16_t *row = b + (size_t)n * ldb;
-                o[kp * 32 + 2 * j] = n < N && k < K ? row[k] : 0;
-                o[kp * 32 + 2 * j + 1] = n < N && k + 1 < K ? row[k + 1] : 0;
-            }
-        return;
-    }
-    /* [K, N]: rows k and k+1, 16 columns each, interleaved */
-    if (full)
+    } else if (n0 + 16 <= N) {
         for (; 2 * kp + 1 < K; kp++) {
-            const uint16_t *r0 = b + (size_t)(2 * kp) * ldb + n0;
-            __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)r0));
-            __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(r0 + ldb)));
-            _mm512_store_si512((void *)(o + kp * 32), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            size_t i = (size_t)(2 * kp) * b.ld + n0;
+            __m512i v;
+            if (b.h)
+                v = _mm512_or_si512(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(b.h + i))),
+                                    _mm512_slli_epi32(
+                                        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(b.h + i + b.ld))), 16));
+            else
+                v = pair16(_mm512_loadu_si512((const void *)(b.f + i)), _mm512_loadu_si512((const void *)(b.f + i + b.ld)));
+            _mm512_store_si512((void *)(o + kp * 32), v);
         }
+    }
     for (; kp < Kp / 2; kp++)
         for (int j = 0; j < 16; j++) {
-            int n = n0 + j, k = 2 * kp;
-            o[kp * 32 + 2 * j] = n < N && k < K ? b[(size_t)k * ldb + n] : 0;
-            o[kp * 32 + 2 * j + 1] = n < N && k + 1 < K ? b[(size_t)(k + 1) * ldb + n] : 0;
+            o[kp * 32 + 2 * j] = b_at(b, tb, N, K, 2 * kp, n0 + j);
+            o[kp * 32 + 2 * j + 1] = b_at(b, tb, N, K, 2 * kp + 1, n0 + j);
         }
 }
 
@@ -184,8 +203,8 @@ static a_tile a_at(a_src a, int direct, const uint16_t *o, int mb, int m, int M,
     return (a_tile){o + (size_t)(m - mb) * Kp, 64, 512};
 }
 
-AMX static void run(int tb, int M, int N, int K, float alpha, a_src a, const uint16_t *B, int ldb, float beta, float *C,
-                    int ldc, uint16_t *ap, uint16_t *bp, int MB, int direct)
+AMX static void run(int tb, int M, int N, int K, float alpha, a_src a, b_src b, float beta, float *C, int ldc,
+                    uint16_t *ap, uint16_t *bp, int MB, int direct)
 {
     int Kp = up32(K), Mp = up32(M), NT = up32(N) / 16, NP = NT / 2;
     int nt = omp_get_max_threads();
@@ -195,7 +214,7 @@ AMX static void run(int tb, int M, int N, int K, float alpha, a_src a, const uin
     {
         int T = omp_get_num_threads(), id = omp_get_thread_num();
 #pragma omp for schedule(static)
-        for (int t = 0; t < NT; t++) pack_b_panel(bp, B, ldb, tb, N, K, Kp, t);
+        for (int t = 0; t < NT; t++) pack_b_panel(bp, b, tb, N, K, Kp, t);
         tiles_on();
         for (int mb = 0; mb < Mp; mb += MB) {
             int me = mb + MB < Mp ? mb + MB : Mp;
@@ -221,10 +240,11 @@ AMX static void run(int tb, int M, int N, int K, float alpha, a_src a, const uin
     }
 }
 
-/* A from bf16 (a16) or fp32 (a32) rows */
-static int gemm(int tb, int M, int N, int K, float alpha, a_src a, const uint16_t *B, int ldb, float beta, float *C,
-                int ldc)
+int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A16, const float *A32, int lda,
+                const uint16_t *B16, const float *B32, int ldb, float beta, float *C, int ldc)
 {
+    a_src a = {.h = A16, .f = A16 ? NULL : A32, .ld = lda};
+    b_src b = {.h = B16, .f = B16 ? NULL : B32, .ld = ldb};
     int Kp = up32(K);
     /* rows of A per sweep: about 512 KB of packed A, so it stays in L2 while every B
      * panel passes it. A thin product (N up to 64: B is one or two panels) reads whole
@@ -234,18 +254,7 @@ static int gemm(int tb, int M, int N, int K, float alpha, a_src a, const uint16_
     uint16_t *ap = scratch_grow(&scratch_ap, &cap_ap, (size_t)MB * Kp * 2);
     uint16_t *bp = scratch_grow(&scratch_bp, &cap_bp, (size_t)up32(N) * Kp * 2);
     if (!ap || !bp) return -1;
-    run(tb, M, N, K, alpha, a, B, ldb, beta, C, ldc, ap, bp, MB, direct);
+    run(tb, M, N, K, alpha, a, b, beta, C, ldc, ap, bp, MB, direct);
     return 0;
 }
 
-int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B, int ldb,
-                float beta, float *C, int ldc)
-{
-    return gemm(tb, M, N, K, alpha, (a_src){.h = A, .ld = lda}, B, ldb, beta, C, ldc);
-}
-
-int op_gemm_amx_f32a(int tb, int M, int N, int K, float alpha, const float *A, int lda, const uint16_t *B, int ldb,
-                     float beta, float *C, int ldc)
-{
-    return gemm(tb, M, N, K, alpha, (a_src){.f = A, .ld = lda}, B, ldb, beta, C, ldc);
-}

@@ -222,7 +222,7 @@ static int gemm16(int tb, int M, int N, int K, float alpha, const uint16_t *A, i
                   float *C, int ldc)
 {
     if (!start()) return -1;
-    if (amx()) return op_gemm_amx(tb, M, N, K, alpha, A, lda, B, tb ? K : N, beta, C, ldc);
+    if (amx()) return op_gemm_amx(tb, M, N, K, alpha, A, NULL, lda, B, NULL, tb ? K : N, beta, C, ldc);
     /* oneDNN's fast matmuls take a dense source and a dense output: a strided one (a
      * tile of a wider output, a head's columns) goes through a dense copy */
     if (lda != K) {
@@ -288,7 +288,7 @@ int op_matmul_bf16_backward_input_f32(float *dx, const float *dout, const uint16
                                       float alpha, float beta)
 {
     if (!start()) return -1;
-    if (amx()) return op_gemm_amx_f32a(0, N, IC, OC, alpha, dout, ldd, w, IC, beta, dx, IC);
+    if (amx()) return op_gemm_amx(0, N, IC, OC, alpha, NULL, dout, ldd, w, NULL, IC, beta, dx, IC);
     /* oneDNN's source in bf16: rounded a block of rows (up to 16M values) at a time */
     int per = (int)((16u << 20) / (unsigned)OC);
     per = per < 1 ? 1 : per > N ? N : per;
@@ -300,6 +300,32 @@ int op_matmul_bf16_backward_input_f32(float *dx, const float *dout, const uint16
         if (gemm16(0, nr, IC, OC, alpha, d, OC, w, beta, dx + (size_t)r0 * IC, IC)) return -1;
     }
     return 0;
+}
+
+/* w [OC, IC] in fp32: rounded into a scratch copy for oneDNN */
+static const uint16_t *weight16(const float *w, int IC, int OC)
+{
+    uint16_t *w16 = grow16(&scratch_b, &cap_b, (size_t)OC * IC);
+    if (w16) op_to_bf16(w16, w, (size_t)OC * IC);
+    return w16;
+}
+
+int op_matmul_bf16_forward_w32(float *out, const uint16_t *x, const float *w, int N, int IC, int OC, int ldo,
+                               float alpha, float beta)
+{
+    if (!start()) return -1;
+    if (amx()) return op_gemm_amx(1, N, OC, IC, alpha, x, NULL, IC, NULL, w, IC, beta, out, ldo);
+    const uint16_t *w16 = weight16(w, IC, OC);
+    return w16 ? gemm16(1, N, OC, IC, alpha, x, IC, w16, beta, out, ldo) : -1;
+}
+
+int op_matmul_bf16_backward_input_w32(float *dx, const uint16_t *dout, const float *w, int N, int IC, int OC, int ldd,
+                                      float alpha, float beta)
+{
+    if (!start()) return -1;
+    if (amx()) return op_gemm_amx(0, N, IC, OC, alpha, dout, NULL, ldd, NULL, w, IC, beta, dx, IC);
+    const uint16_t *w16 = weight16(w, IC, OC);
+    return w16 ? gemm16(0, N, IC, OC, alpha, dout, ldd, w16, beta, dx, IC) : -1;
 }
 
 int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC, int OC,

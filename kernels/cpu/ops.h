@@ -118,15 +118,19 @@ int op_matmul_bf16_backward_input(float *dx, const uint16_t *dout, const uint16_
 /* backward_input with dout in fp32, rounded as it is read (lm_head's backward) */
 int op_matmul_bf16_backward_input_f32(float *dx, const float *dout, const uint16_t *w, int N, int IC, int OC, int ldd,
                                       float alpha, float beta);
+/* forward and backward_input with the weight in fp32, rounded as the product reads it
+ * (a frozen weight just dequantized: no bf16 copy of it) */
+int op_matmul_bf16_forward_w32(float *out, const uint16_t *x, const float *w, int N, int IC, int OC, int ldo,
+                               float alpha, float beta);
+int op_matmul_bf16_backward_input_w32(float *dx, const uint16_t *dout, const float *w, int N, int IC, int OC, int ldd,
+                                      float alpha, float beta);
 int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC, int OC,
                                    float alpha);
 /* C [M, N] = alpha A B + beta C on AMX tiles (gemm_amx.c; CPUs with amx_bf16): A [M, K]
- * rows lda apart, B [K, N] rows ldb apart or, when tb, stored [N, K] */
-int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const uint16_t *B, int ldb,
-                float beta, float *C, int ldc);
-/* the same with A in fp32, rounded to bf16 as it is packed */
-int op_gemm_amx_f32a(int tb, int M, int N, int K, float alpha, const float *A, int lda, const uint16_t *B, int ldb,
-                     float beta, float *C, int ldc);
+ * rows lda apart, B [K, N] rows ldb apart or, when tb, stored [N, K]; each operand in
+ * bf16 (A16, B16) or, where that is NULL, fp32 rounded to bf16 as it is read */
+int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A16, const float *A32, int lda,
+                const uint16_t *B16, const float *B32, int ldb, float beta, float *C, int ldc);
 /* C = alpha op(A) op(B) + beta C in bf16 with fp32 accumulation, sgemm's arguments
  * (row-major; ta: A stored [K, M], tb: B stored [N, K]) */
 int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
