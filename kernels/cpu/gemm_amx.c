@@ -139,9 +139,18 @@ AMX static void pack_b_panel(uint16_t *bp, b_src b, int tb, int N, int K, int Kp
         }
 }
 
-/* C's 32 x 32 block at (m0, n0) from the accumulator tiles, clipped to M x N */
+/* C's 32 x 32 block at (m0, n0) from the accumulator tiles, clipped to M x N; a whole
+ * block of a plain product (alpha 1, beta 0: the forward's) goes straight to C */
 AMX static void store_block(float *C, int ldc, int M, int N, int m0, int n0, float alpha, float beta)
 {
+    if (alpha == 1.0f && beta == 0.0f && m0 + 32 <= M && n0 + 32 <= N) {
+        float *c = C + (size_t)m0 * ldc + n0;
+        _tile_stored(0, c, ldc * 4);
+        _tile_stored(1, c + 16, ldc * 4);
+        _tile_stored(2, c + (size_t)16 * ldc, ldc * 4);
+        _tile_stored(3, c + (size_t)16 * ldc + 16, ldc * 4);
+        return;
+    }
     float acc[32][32] __attribute__((aligned(64)));
     _tile_stored(0, &acc[0][0], 128);
     _tile_stored(1, &acc[0][16], 128);
