@@ -410,13 +410,17 @@ static float bf16_round(float x)
 static double bf16_worst(const float *got, const float *c0, const float *A, const float *b, int M, int N, int K,
                          int ai, int ak, int bk, int bn, float alpha, float beta)
 {
+    /* the operands rounded once (per element, the products would take minutes) */
+    size_t na = (size_t)(M - 1) * ai + (size_t)(K - 1) * ak + 1, nb = (size_t)(K - 1) * bk + (size_t)(N - 1) * bn + 1;
+    float *ra = keep(malloc(na * sizeof *ra)), *rb = keep(malloc(nb * sizeof *rb));
+    for (size_t i = 0; i < na; i++) ra[i] = bf16_round(A[i]);
+    for (size_t i = 0; i < nb; i++) rb[i] = bf16_round(b[i]);
     double worst = 0;
     for (int i = 0; i < M; i++)
         for (int n = 0; n < N; n++) {
             double s = 0, a = 0;
             for (int k = 0; k < K; k++) {
-                double p = (double)bf16_round(A[(size_t)i * ai + (size_t)k * ak]) *
-                           bf16_round(b[(size_t)k * bk + (size_t)n * bn]);
+                double p = (double)ra[(size_t)i * ai + (size_t)k * ak] * rb[(size_t)k * bk + (size_t)n * bn];
                 s += p, a += fabs(p);
             }
             double c = c0[(size_t)i * N + n], want = alpha * s + beta * c;
