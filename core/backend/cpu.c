@@ -66,70 +66,39 @@ static int cpu_has_bf16(void *ctx)
     return op_bf16_available();
 }
 
-static void cpu_matmul_bf16_forward(void *ctx, float *out, const uint16_t *x, const uint16_t *w, int N, int IC,
-                                    int OC, int ldo, float alpha, float beta)
-{
-    (void)ctx;
-    if (op_matmul_bf16_forward(out, x, w, N, IC, OC, ldo, alpha, beta) && !failed)
-        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
-}
-
-static void cpu_attention_bf16_forward(void *ctx, float *out, float *att, const float *q, const float *k,
-                                       const float *v, const int32_t *start, int B, int T, int H, int KVH, int hd)
-{
-    (void)ctx;
-    if (op_attention_bf16_forward(out, att, q, k, v, start, B, T, H, KVH, hd) && !failed)
-        failed = "a bf16 attention product could not run (oneDNN refused it, or out of memory)";
-}
-
-static void cpu_attention_bf16_backward(void *ctx, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                                        const float *att, const float *q, const float *k, const float *v, int B,
-                                        int T, int H, int KVH, int hd)
-{
-    (void)ctx;
-    if (op_attention_bf16_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd) && !failed)
-        failed = "a bf16 attention product could not run (oneDNN refused it, or out of memory)";
-}
-
-static void cpu_matmul_bf16_backward_input(void *ctx, float *dx, const uint16_t *dout, const uint16_t *w, int N,
-                                           int IC, int OC, int ldd, float alpha, float beta)
-{
-    (void)ctx;
-    if (op_matmul_bf16_backward_input(dx, dout, w, N, IC, OC, ldd, alpha, beta) && !failed)
-        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
-}
-
-static void cpu_matmul_bf16_forward_w32(void *ctx, float *out, const uint16_t *x, const float *w, int N, int IC,
-                                        int OC, int ldo, float alpha, float beta)
-{
-    (void)ctx;
-    if (op_matmul_bf16_forward_w32(out, x, w, N, IC, OC, ldo, alpha, beta) && !failed)
-        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
-}
-
-static void cpu_matmul_bf16_backward_input_w32(void *ctx, float *dx, const uint16_t *dout, const float *w, int N,
-                                               int IC, int OC, int ldd, float alpha, float beta)
-{
-    (void)ctx;
-    if (op_matmul_bf16_backward_input_w32(dx, dout, w, N, IC, OC, ldd, alpha, beta) && !failed)
-        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
-}
-
-static void cpu_matmul_bf16_backward_input_f32(void *ctx, float *dx, const float *dout, const uint16_t *w, int N,
-                                               int IC, int OC, int ldd, float alpha, float beta)
-{
-    (void)ctx;
-    if (op_matmul_bf16_backward_input_f32(dx, dout, w, N, IC, OC, ldd, alpha, beta) && !failed)
-        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
-}
-
-static void cpu_matmul_bf16_backward_weight(void *ctx, float *dw, const uint16_t *dout, const uint16_t *x, int N,
-                                            int IC, int OC, float alpha)
-{
-    (void)ctx;
-    if (op_matmul_bf16_backward_weight(dw, dout, x, N, IC, OC, alpha) && !failed)
-        failed = "a bf16 product could not run (out of memory, or oneDNN refused it)";
-}
+/* a bf16 op: its failure kept for sync */
+#define CHECKED(name, params, args, what)      \
+    static void cpu_##name params              \
+    {                                          \
+        (void)ctx;                             \
+        if (op_##name args && !failed)         \
+            failed = "a bf16 " what " could not run (out of memory, or oneDNN refused it)"; \
+    }
+CHECKED(matmul_bf16_forward, (void *ctx, float *out, const uint16_t *x, const uint16_t *w, int N, int IC, int OC,
+                              int ldo, float alpha, float beta),
+        (out, x, w, N, IC, OC, ldo, alpha, beta), "product")
+CHECKED(matmul_bf16_backward_input, (void *ctx, float *dx, const uint16_t *dout, const uint16_t *w, int N, int IC,
+                                     int OC, int ldd, float alpha, float beta),
+        (dx, dout, w, N, IC, OC, ldd, alpha, beta), "product")
+CHECKED(matmul_bf16_forward_w32, (void *ctx, float *out, const uint16_t *x, const float *w, int N, int IC, int OC,
+                                  int ldo, float alpha, float beta),
+        (out, x, w, N, IC, OC, ldo, alpha, beta), "product")
+CHECKED(matmul_bf16_backward_input_w32, (void *ctx, float *dx, const uint16_t *dout, const float *w, int N, int IC,
+                                         int OC, int ldd, float alpha, float beta),
+        (dx, dout, w, N, IC, OC, ldd, alpha, beta), "product")
+CHECKED(matmul_bf16_backward_input_f32, (void *ctx, float *dx, const float *dout, const uint16_t *w, int N, int IC,
+                                         int OC, int ldd, float alpha, float beta),
+        (dx, dout, w, N, IC, OC, ldd, alpha, beta), "product")
+CHECKED(matmul_bf16_backward_weight, (void *ctx, float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC,
+                                      int OC, float alpha),
+        (dw, dout, x, N, IC, OC, alpha), "product")
+CHECKED(attention_bf16_forward, (void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
+                                 const int32_t *start, int B, int T, int H, int KVH, int hd),
+        (out, att, q, k, v, start, B, T, H, KVH, hd), "attention product")
+CHECKED(attention_bf16_backward, (void *ctx, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                  const float *att, const float *q, const float *k, const float *v, int B, int T,
+                                  int H, int KVH, int hd),
+        (dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd), "attention product")
 
 static void cpu_set_threads(void *ctx, int n)
 {
