@@ -302,30 +302,29 @@ int op_matmul_bf16_backward_input_f32(float *dx, const float *dout, const uint16
     return 0;
 }
 
-/* w [OC, IC] in fp32: rounded into a scratch copy for oneDNN */
-static const uint16_t *weight16(const float *w, int IC, int OC)
+/* gemm16 with B an fp32 weight (N x K values, dense): AMX rounds it as it packs it,
+ * oneDNN's path into a scratch copy */
+static int gemm_w32(int tb, int M, int N, int K, float alpha, const uint16_t *A, int lda, const float *w, float beta,
+                    float *C, int ldc)
 {
-    uint16_t *w16 = grow16(&scratch_b, &cap_b, (size_t)OC * IC);
-    if (w16) op_to_bf16(w16, w, (size_t)OC * IC);
-    return w16;
+    if (!start()) return -1;
+    if (amx()) return op_gemm_amx(tb, M, N, K, alpha, A, NULL, lda, NULL, w, tb ? K : N, beta, C, ldc);
+    uint16_t *w16 = grow16(&scratch_b, &cap_b, (size_t)N * K);
+    if (!w16) return -1;
+    op_to_bf16(w16, w, (size_t)N * K);
+    return gemm16(tb, M, N, K, alpha, A, lda, w16, beta, C, ldc);
 }
 
 int op_matmul_bf16_forward_w32(float *out, const uint16_t *x, const float *w, int N, int IC, int OC, int ldo,
                                float alpha, float beta)
 {
-    if (!start()) return -1;
-    if (amx()) return op_gemm_amx(1, N, OC, IC, alpha, x, NULL, IC, NULL, w, IC, beta, out, ldo);
-    const uint16_t *w16 = weight16(w, IC, OC);
-    return w16 ? gemm16(1, N, OC, IC, alpha, x, IC, w16, beta, out, ldo) : -1;
+    return gemm_w32(1, N, OC, IC, alpha, x, IC, w, beta, out, ldo);
 }
 
 int op_matmul_bf16_backward_input_w32(float *dx, const uint16_t *dout, const float *w, int N, int IC, int OC, int ldd,
                                       float alpha, float beta)
 {
-    if (!start()) return -1;
-    if (amx()) return op_gemm_amx(0, N, IC, OC, alpha, dout, NULL, ldd, NULL, w, IC, beta, dx, IC);
-    const uint16_t *w16 = weight16(w, IC, OC);
-    return w16 ? gemm16(0, N, IC, OC, alpha, dout, ldd, w16, beta, dx, IC) : -1;
+    return gemm_w32(0, N, IC, OC, alpha, dout, ldd, w, beta, dx, IC);
 }
 
 int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC, int OC,
