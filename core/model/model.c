@@ -655,14 +655,14 @@ static const uint16_t *to16(hone_model *m, uint16_t *buf, const float *x, size_t
     return buf;
 }
 
-/* The frozen weight's product, dequantized (and in bf16 runs rounded) up to TILE_FLOATS
- * at a time; in16 is `in` in bf16 (bf16 runs):
+/* The frozen weight's product, dequantized up to TILE_FLOATS at a time (in bf16 runs
+ * rounded as the product reads it); in16 is `in` in bf16 (bf16 runs):
  * forward: y[N, out] = x W^T;  backward: dx[N, in] += dy W */
 static void base_product(hone_model *m, const linear *ln, float *out, const float *in, const uint16_t *in16, int N,
                          int backward)
 {
     const void *packed = m->lora ? m->packed + ln->packed_off : NULL;
-    int rows = m->lora || m->bf16 ? tile_rows(ln) : ln->out;
+    int rows = m->lora ? tile_rows(ln) : ln->out;
     for (int r0 = 0; r0 < ln->out; r0 += rows) {
         int nr = ln->out - r0 < rows ? ln->out - r0 : rows;
         const float *w = ln->w ? ln->w + (size_t)r0 * ln->in : NULL;

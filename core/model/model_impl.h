@@ -80,7 +80,8 @@ struct hone_model {
     float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *datt, *dxa, *tmp, *tile;
     /* bf16 runs: each operand rounded once for the products that read it; an input
      * [N, widest] (xd16 through LoRA's dropout), an output gradient, the LoRA side's small
-     * operands (a frozen weight is rounded as its product reads it); head16 lm_head's copy when it is frozen (made once) */
+     * operands; head16 lm_head's copy when it is frozen (made once). A frozen weight is
+     * rounded as its product reads it. */
     uint16_t *x16, *xd16, *dy16, *a16, *b16, *xa16, *dxa16, *head16;
     int head16_made;
 };

@@ -2,22 +2,23 @@
  * for the shapes a fine-tuning step has: a few hundred to a few thousand rows of
  * activations against a weight, and LoRA's thin r-wide products.
  *
- * Both operands are packed first, in the layouts tileloadd reads in one stride-64 sweep:
- *   A [M, K] row-major   -> Ap [Mp/16][Kp/32][16 rows][32 k]        (a tile = 1 KB)
+ * The operands are packed into the layouts tileloadd reads in one stride-64 sweep:
+ *   A [M, K] row-major   -> Ap [MB/16][Kp/32][16 rows][32 k]        (a tile = 1 KB)
  *   B [K, N] (or [N, K]) -> Bp [Np/16][Kp/2][16 cols][2 k] (VNNI pairs, a tile = 1 KB)
- * padded with zeros to Mp, Np multiples of 32 and Kp of 32, so the kernel never reads
- * past an operand and tails need no second path. Packing reads each operand once
- * (M K + K N values against 2 M N K flops); loading A straight from a row-major
- * [M, K] strided by 2K bytes ran at three quarters of the packed rate.
+ * padded with zeros to multiples of 32, so the kernel never reads past an operand and
+ * tails need no second path; either may come in fp32, rounded to bf16 as it is packed.
+ * B is packed whole, A a block of MB rows at a time (about 512 KB, so it stays in L2
+ * while every B panel passes it). A thin product (N up to 64) reads A's whole bf16
+ * tiles where they lie, strided: packing would cost more than its one sweep.
  *
  * The micro-kernel is 2 x 2 tiles of C (32 x 32 fp32) over the whole of K: 4 C tiles,
  * 2 of A, 2 of B, all 8 AMX registers; each 32-deep step loads 4 tiles for 4 tdpbf16ps.
- * A block of A rows (MB, sized to stay in L2) is swept against every B panel a thread
- * owns; threads split the B panels (or, when there are fewer panels than threads, the
- * rows). C = alpha acc + beta C is applied from a 32 x 32 buffer (beta 0 never reads C).
+ * Threads split the B panels (or, when there are fewer panels than threads, the block's
+ * rows). C = alpha acc + beta C is applied from a 32 x 32 buffer (beta 0 never reads C);
+ * a whole block with alpha 1 and beta 0 is stored straight from the tiles.
  *
- * A product of oneDNN 2.6's matmul on the pricer's shapes (~500 x 576 x 1536) ran at a
- * quarter of this in the run (see gemm_bf16.c, which keeps it for AVX512-BF16 CPUs). */
+ * oneDNN 2.6's matmul ran the pricer's products (~500 x 576 x 1536) at ~150 GFLOP/s in
+ * the run, this at 350-440 (gemm_bf16.c keeps oneDNN for CPUs without AMX). */
 #include "ops.h"
 
 #include <immintrin.h>
@@ -255,9 +256,7 @@ int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A16, c
     a_src a = {.h = A16, .f = A16 ? NULL : A32, .ld = lda};
     b_src b = {.h = B16, .f = B16 ? NULL : B32, .ld = ldb};
     int Kp = up32(K);
-    /* rows of A per sweep: about 512 KB of packed A, so it stays in L2 while every B
-     * panel passes it. A thin product (N up to 64: B is one or two panels) reads whole
-     * bf16 tiles of A where they lie: packing would cost more than its one sweep */
+    /* MB rows of A per sweep (512 KB packed); thin products read A in place */
     int MB = (262144 / Kp) & ~31, direct = a.h && N <= 64 && K % 32 == 0;
     if (MB < 32) MB = 32;
     uint16_t *ap = scratch_grow(&scratch_ap, &cap_ap, (size_t)MB * Kp * 2);

@@ -8,8 +8,8 @@
  * The model hands most products their operands in bf16 already (an activation rounded
  * once serves every product that reads it; op_to_bf16); the attention's fp32 operands
  * are rounded here. Copies live in scratch buffers grown to the largest product and
- * kept (scratch.h), so the step loop allocates nothing after its first step. One thread at a time
- * (the model's). */
+ * kept (scratch.h), so the step loop allocates nothing after its first step. One thread
+ * at a time (the model's). */
 #define _DEFAULT_SOURCE   /* posix_memalign */
 #include "ops.h"
 
