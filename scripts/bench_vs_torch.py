@@ -18,8 +18,8 @@ The same LoRA training step runs on both sides, each in a fresh process, alterna
             torch.autocast("cpu", dtype=torch.bfloat16) around the forward and the loss,
             fp32 master weights. The same warm-up step and the same tokens/s.
 
-hone bf16 is `hone bench --dtype bf16`; while hone refuses it (an unknown option, or
-"the CPU computes in fp32") the table says "not built yet".
+hone bf16 is `hone bench --dtype bf16`; where hone refuses it (a CPU without AVX-512, or
+an older hone without the option) the table says "refused" and the script still exits 0.
 
 Peak RSS is each process's own maximum resident set (wait4's rusage), the Python
 interpreter and torch's libraries included on the torch side.
@@ -54,7 +54,8 @@ MINIMUM = {"torch": (2, 1), "transformers": (4, 40), "peft": (0, 10)}
 VENV = os.environ.get("HONE_BENCH_VENV") or os.path.expanduser("~/.cache/hone-bench-venv")
 REUSE = [] if os.environ.get("HONE_BENCH_VENV") else [os.path.expanduser("~/.cache/hone-sft-venv")]
 HONE_BF16 = ["--dtype", "bf16"]   # what hone bench will take for bf16 compute
-REFUSED = re.compile(r"unknown option --dtype|compute_dtype|computes in fp32|bf16.*(not (yet )?(built|supported|available)|unsupported)")
+REFUSED = re.compile(r"unknown option --dtype|compute_dtype|computes in fp32|bf16.*(not (yet )?(built|supported|available)|"
+                     r"unsupported|need AVX-512)")
 LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 # hone bench's default model (core/cli/bench.c, hone_bench_defaults), written out so both sides read one file
@@ -367,7 +368,7 @@ def main():
             tps = figure(out, r"throughput: ([0-9.]+) tokens/s")
             if v == "hone bf16" and rc and REFUSED.search(out):
                 hone_bf16_refused = out.strip().splitlines()[-1] if out.strip() else f"exit {rc}"
-                print(f"not built yet (hone refuses it: {hone_bf16_refused})")
+                print(f"refused ({hone_bf16_refused})")
                 continue
             if rc or tps is None:
                 tail = "\n".join("    " + l for l in out.rstrip().splitlines()[-15:])
@@ -401,7 +402,7 @@ def main():
     for v in variants:
         r = results[v]
         if not r:
-            why = "not built yet" if v == "hone bf16" and hone_bf16_refused else "failed"
+            why = "refused" if v == "hone bf16" and hone_bf16_refused else "failed"
             print(f"| {v} | {why} | | | |")
             continue
         t = [x[0] for x in r]
@@ -417,7 +418,7 @@ def main():
             print(f"{label}: {med[num] / med[den]:.2f}x")
         else:
             missing = num if num not in med else den
-            print(f"{label}: - ({missing} {'not built yet' if missing == 'hone bf16' and hone_bf16_refused else 'missing'})")
+            print(f"{label}: - ({missing} {'refused' if missing == 'hone bf16' and hone_bf16_refused else 'missing'})")
 
     print("\nratios of the medians:")
     ratio("hone fp32", "torch fp32", "hone fp32 / torch fp32")
@@ -425,7 +426,7 @@ def main():
     ratio("hone bf16", torch_best, f"hone bf16 / {best_label}")
     ratio("hone fp32", torch_best, f"hone fp32 / {best_label}")
     if hone_bf16_refused:
-        print("hone bf16: not built yet")
+        print(f"hone bf16: refused here ({hone_bf16_refused})")
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1
