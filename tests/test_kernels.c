@@ -362,7 +362,7 @@ static void test_threads(void)
     float *out[2][9];
     double loss[2];
     for (int r = 0; r < 2; r++) {
-        /* the OpenMP pool itself: the budget goes to it only once bf16 products run */
+        /* the OpenMP pool itself, which OpenBLAS's products share */
         omp_set_num_threads(r ? 3 : 1);
         int team = 0;
 #pragma omp parallel
@@ -395,6 +395,29 @@ static void test_threads(void)
         check_equal_f32(what, out[1][k], out[0][k], n);
     }
     CHECK(loss[0] == loss[1], "cross-entropy sum: %.17g on 1 thread, %.17g on 3", loss[0], loss[1]);
+
+    /* the fp32 attention: its (sequence, KV head) groups on threads, packed rows, GQA */
+    int KVH = 2, T2 = 37;
+    size_t nq = (size_t)B * T2 * H * hd, nk = (size_t)B * T2 * KVH * hd;
+    float *q = rnd(nq, 1), *k = rnd(nk, 1), *v = rnd(nk, 1), *dout = rnd(nq, 1), *a[2][5];
+    int32_t *start = keep(malloc((size_t)B * T2 * sizeof *start));
+    for (int i = 0; i < B * T2; i++) start[i] = i % T2 < 20 ? 0 : 20;   /* two documents a row */
+    for (int r = 0; r < 2; r++) {
+        op_set_threads(r ? 3 : 1);
+        float *att = zeros((size_t)B * H * T2 * T2), *scratch = zeros((size_t)T2 * T2);
+        a[r][0] = zeros(nq), a[r][1] = zeros(nq), a[r][2] = zeros(nk), a[r][3] = zeros(nk);
+        a[r][4] = att;
+        op_attention_forward(a[r][0], att, q, k, v, start, B, T2, H, KVH, hd);
+        op_attention_backward(a[r][1], a[r][2], a[r][3], scratch, dout, att, q, k, v, B, T2, H, KVH, hd);
+    }
+    op_set_threads(1);
+    static const char *att_names[5] = {"attention out", "attention dq", "attention dk", "attention dv",
+                                       "attention probabilities"};
+    for (int i = 0; i < 5; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "%s: 1 thread vs 3", att_names[i]);
+        check_equal_f32(what, a[1][i], a[0][i], i == 0 || i == 1 ? nq : i < 4 ? nk : (size_t)B * H * T2 * T2);
+    }
 }
 
 /* ---- bf16 products (gemm_bf16.c) ---------------------------------------------------- */

@@ -26,9 +26,8 @@
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
-static int started;                      /* a bf16 product has run: the budget is OpenMP's */
+static int started;                      /* start() has run */
 static int broken;                       /* oneDNN could not start: every call reports it */
-static void give_budget(void);
 
 /* the cached primitives: one per (B's transposition, shape, alpha, beta); every operand
  * dense, A row-major */
@@ -61,10 +60,7 @@ static int start(void)
     if (started && (engine || amx())) return 1;
     if (broken) return 0;
     started = 1;
-    if (amx()) {
-        give_budget();
-        return 1;
-    }
+    if (amx()) return 1;
     /* the same level the rest of the kernels chose (HONE_CPU_ISA applies here too) */
     dnnl_set_max_cpu_isa(op_isa_current() >= OP_ISA_AVX512_BF16 ? dnnl_cpu_isa_avx512_core_bf16
                                                                 : dnnl_cpu_isa_avx512_core);
@@ -74,28 +70,7 @@ static int start(void)
         engine = NULL;
         return 0;
     }
-    give_budget();
     return 1;
-}
-
-/* The thread budget goes to one pool at a time. A team that has worked spins a while
- * before it sleeps, and so do OpenBLAS's threads: two pools on the same cores take turns
- * stealing them (the pricer's fp32 run took 3x as long). Until a bf16 product runs, the
- * budget is OpenBLAS's and the OpenMP kernels stay on one thread; from then on it is
- * OpenMP's (the bf16 products and the elementwise kernels), and OpenBLAS gets one. */
-static int budget = 1;
-
-static void give_budget(void)
-{
-    int n = budget > 0 ? budget : 1;
-    openblas_set_num_threads(started ? 1 : n);
-    omp_set_num_threads(started ? n : 1);
-}
-
-void op_set_threads(int n)
-{
-    budget = n;
-    give_budget();
 }
 
 __attribute__((target("avx512f"))) static size_t to_bf16_16(uint16_t *out, const float *x, size_t n)

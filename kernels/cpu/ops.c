@@ -1,19 +1,22 @@
-/* ops.c — fp32 CPU kernels. Matrix products go through OpenBLAS sgemm (which owns the
- * threads inside it); the elementwise kernels here are written for the compiler to
- * vectorise (AVX2/FMA), and accumulate reductions in double where rounding matters.
- * exp is an 8-lane AVX2 polynomial (torch's CPU kernels use a vectorised exp too): libm's
- * scalar calls made softmax, SwiGLU and the cross-entropy a tenth of a training step.
- * The row-wise and elementwise kernels run on the thread budget through OpenMP (the same
- * runtime as oneDNN's, so the two never oversubscribe), splitting only work that does
- * not share a sum: every element computes as on one thread, and a sum across rows (a
- * norm's weight gradient, the loss) still adds in row order, so the results are the
- * same bits whatever the thread count. */
+/* ops.c — fp32 CPU kernels. Matrix products go through OpenBLAS sgemm, its OpenMP build:
+ * one libgomp team for its threads and for the kernels here (op_set_threads). The
+ * elementwise kernels are written for the compiler to vectorise (AVX2/FMA), and
+ * accumulate reductions in double where rounding matters. exp is an 8-lane AVX2
+ * polynomial (torch's CPU kernels use a vectorised exp too): libm's scalar calls made
+ * softmax, SwiGLU and the cross-entropy a tenth of a training step. The row-wise and
+ * elementwise kernels run on the thread budget, splitting only work that does not share
+ * a sum: every element computes as on one thread, and a sum across rows (a norm's
+ * weight gradient, the loss) still adds in row order, so the results are the same bits
+ * whatever the thread count. The attention runs whole heads on threads, each head's
+ * products single-threaded, so it too gives the same bits on any number of threads. */
 #include "ops.h"
 #include "isa.h"
+#include "scratch.h"
 
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -291,6 +294,18 @@ void op_scale(float *x, float s, size_t n)
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
+/* One pool for the thread budget: OpenBLAS is its OpenMP build (CMakeLists.txt), so its
+ * products and the kernels here run on the same libgomp team, and a product called
+ * inside a parallel region runs on its caller's thread. (With the pthread build, two
+ * pools spun on the same cores and took turns stealing them: the pricer's fp32 run
+ * took 3x as long, and the kernels here had to stay on one thread.) */
+void op_set_threads(int n)
+{
+    n = n > 0 ? n : 1;
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
+}
+
 /* the attention's products: sgemm's arguments, row-major; fp32 through OpenBLAS, or bf16
  * (op_gemm_bf16); 0, or -1 when a product could not run */
 typedef int (*gemm_fn)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
@@ -304,41 +319,83 @@ static int gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const floa
     return 0;
 }
 
-static int attention_forward(gemm_fn gemm, float *out, float *att, const float *q, const float *k, const float *v,
-                             const int32_t *start, int B, int T, int H, int KVH, int hd)
+/* one (sequence, head): P = softmax(scale Q K^T) over the causal part (a packed row sees
+ * its own document only), out = P V */
+static int attention_head(gemm_fn gemm, float *out, float *P, const float *qh, const float *kg, const float *vg,
+                          const int32_t *start, int T, int qs, int ks, int hd)
+{
+    float scale = (float)(1.0 / sqrt((double)hd));
+    int rc = gemm(0, 1, T, T, hd, scale, qh, qs, kg, ks, 0.0f, P, T);
+    for (int i = 0; i < T; i++) {
+        float *row = P + (size_t)i * T;
+        int j0 = start ? start[i] : 0;
+        float mx = row[j0];
+        for (int j = j0 + 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+        double sum = exp_sub(row + j0, row + j0, i - j0 + 1, mx);
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < j0; j++) row[j] = 0.0f;
+        for (int j = j0; j <= i; j++) row[j] *= inv;
+        for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+    }
+    return rc | gemm(0, 0, T, hd, T, 1.0f, P, T, vg, ks, 0.0f, out, qs);
+}
+
+/* one (sequence, KV head) of the backward, its query heads in turn (they add into the
+ * same dK and dV, in head order); dP [T, T] is the caller's scratch */
+static int attention_group_backward(gemm_fn gemm, float *dq, float *dk, float *dv, float *dP, const float *dout,
+                                    const float *att, const float *q, const float *k, const float *v, int T,
+                                    int group, int qs, int ks, int hd)
 {
     int rc = 0;
-    int group = H / KVH;
     float scale = (float)(1.0 / sqrt((double)hd));
-    size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const float *qh = q + (size_t)b * T * qs + (size_t)h * hd;
-            const float *kg = k + (size_t)b * T * ks + (size_t)(h / group) * hd;
-            const float *vg = v + (size_t)b * T * ks + (size_t)(h / group) * hd;
-            float *P = att + ((size_t)b * H + h) * T * T;
-            rc |= gemm(0, 1, T, T, hd, scale, qh, (int)qs, kg, (int)ks, 0.0f, P, T);
-            for (int i = 0; i < T; i++) {
-                float *row = P + (size_t)i * T;
-                int j0 = start ? start[(size_t)b * T + i] : 0;   /* a packed row: this document only */
-                float mx = row[j0];
-                for (int j = j0 + 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-                double sum = exp_sub(row + j0, row + j0, i - j0 + 1, mx);
-                float inv = (float)(1.0 / sum);
-                for (int j = 0; j < j0; j++) row[j] = 0.0f;
-                for (int j = j0; j <= i; j++) row[j] *= inv;
-                for (int j = i + 1; j < T; j++) row[j] = 0.0f;
-            }
-            rc |= gemm(0, 0, T, hd, T, 1.0f, P, T, vg, (int)ks, 0.0f, out + (size_t)b * T * qs + (size_t)h * hd,
-                       (int)qs);
+    for (int g = 0; g < group; g++) {
+        size_t qo = (size_t)g * hd;
+        const float *P = att + (size_t)g * T * T;
+        /* dP = dO V^T;  dV += P^T dO */
+        rc |= gemm(0, 1, T, T, hd, 1.0f, dout + qo, qs, v, ks, 0.0f, dP, T);
+        rc |= gemm(1, 0, T, hd, T, 1.0f, P, T, dout + qo, qs, 1.0f, dv, ks);
+        /* softmax backward: dS = P * (dP - rowsum(P * dP)) */
+        for (int i = 0; i < T; i++) {
+            const float *p = P + (size_t)i * T;
+            float *d = dP + (size_t)i * T;
+            double dot = 0;
+            for (int j = 0; j <= i; j++) dot += (double)p[j] * d[j];
+            for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot);
+            for (int j = i + 1; j < T; j++) d[j] = 0.0f;
         }
+        /* dQ = scale dS K;  dK += scale dS^T Q */
+        rc |= gemm(0, 0, T, hd, T, scale, dP, T, k, ks, 0.0f, dq + qo, qs);
+        rc |= gemm(1, 0, T, hd, T, scale, dP, T, q + qo, qs, 1.0f, dk, ks);
+    }
+    return rc;
+}
+
+/* The fp32 attention runs its (sequence, KV head) groups on the thread budget, each on
+ * one thread (a product called inside the parallel region runs on its caller's
+ * thread): a head's products are small (T x T x hd) and split over threads they spent
+ * a third of their time waiting on each other. Every product is the one a single call
+ * would make, so the bits are the same as one group at a time. The bf16 fallback's
+ * oneDNN products share scratch and stay one at a time. */
+static int attention_forward(gemm_fn gemm, int par, float *out, float *att, const float *q, const float *k,
+                             const float *v, const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    int rc = 0;
+    int group = H / KVH, qs = H * hd, ks = KVH * hd;
+#pragma omp parallel for collapse(2) schedule(dynamic) reduction(| : rc) if (par)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            rc |= attention_head(gemm, out + (size_t)b * T * qs + (size_t)h * hd, att + ((size_t)b * H + h) * T * T,
+                                 q + (size_t)b * T * qs + (size_t)h * hd,
+                                 k + (size_t)b * T * ks + (size_t)(h / group) * hd,
+                                 v + (size_t)b * T * ks + (size_t)(h / group) * hd,
+                                 start ? start + (size_t)b * T : NULL, T, qs, ks, hd);
     return rc;
 }
 
 void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                           const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    attention_forward(gemm_f32, out, att, q, k, v, start, B, T, H, KVH, hd);
+    attention_forward(gemm_f32, 1, out, att, q, k, v, start, B, T, H, KVH, hd);
 }
 
 int op_attention_bf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
@@ -346,39 +403,34 @@ int op_attention_bf16_forward(float *out, float *att, const float *q, const floa
 {
     if (op_isa_current() >= OP_ISA_AVX512_BF16)
         return op_attention_dpbf16_forward(out, att, q, k, v, start, B, T, H, KVH, hd);
-    return attention_forward(op_gemm_bf16, out, att, q, k, v, start, B, T, H, KVH, hd);
+    return attention_forward(op_gemm_bf16, 0, out, att, q, k, v, start, B, T, H, KVH, hd);
 }
 
-static int attention_backward(gemm_fn gemm, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                              const float *att, const float *q, const float *k, const float *v, int B, int T, int H,
-                              int KVH, int hd)
+/* dP scratch for the threads past the first (which takes the caller's), grown once */
+enum { MAX_THREADS = 256 };
+static float *dp_slot[MAX_THREADS];
+static size_t dp_cap[MAX_THREADS];
+
+static int attention_backward(gemm_fn gemm, int par, float *dq, float *dk, float *dv, float *scratch,
+                              const float *dout, const float *att, const float *q, const float *k, const float *v,
+                              int B, int T, int H, int KVH, int hd)
 {
     int rc = 0;
-    int group = H / KVH;
-    float scale = (float)(1.0 / sqrt((double)hd));
-    size_t qs = (size_t)H * hd, ks = (size_t)KVH * hd;
+    int group = H / KVH, qs = H * hd, ks = KVH * hd;
+    int nt = par ? omp_get_max_threads() : 1;
+    nt = nt < MAX_THREADS ? nt : MAX_THREADS;
+    for (int t = 1; t < nt; t++)   /* out of memory: fewer threads */
+        if (!scratch_grow((void **)&dp_slot[t], &dp_cap[t], (size_t)T * T * sizeof(float))) nt = t;
     memset(dk, 0, (size_t)B * T * ks * sizeof(float));
     memset(dv, 0, (size_t)B * T * ks * sizeof(float));
+#pragma omp parallel for collapse(2) schedule(dynamic) reduction(| : rc) num_threads(nt) if (nt > 1)
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            size_t qo = (size_t)b * T * qs + (size_t)h * hd, ko = (size_t)b * T * ks + (size_t)(h / group) * hd;
-            const float *P = att + ((size_t)b * H + h) * T * T;
-            float *dP = scratch;
-            /* dP = dO V^T;  dV += P^T dO */
-            rc |= gemm(0, 1, T, T, hd, 1.0f, dout + qo, (int)qs, v + ko, (int)ks, 0.0f, dP, T);
-            rc |= gemm(1, 0, T, hd, T, 1.0f, P, T, dout + qo, (int)qs, 1.0f, dv + ko, (int)ks);
-            /* softmax backward: dS = P * (dP - rowsum(P * dP)) */
-            for (int i = 0; i < T; i++) {
-                const float *p = P + (size_t)i * T;
-                float *d = dP + (size_t)i * T;
-                double dot = 0;
-                for (int j = 0; j <= i; j++) dot += (double)p[j] * d[j];
-                for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot);
-                for (int j = i + 1; j < T; j++) d[j] = 0.0f;
-            }
-            /* dQ = scale dS K;  dK += scale dS^T Q */
-            rc |= gemm(0, 0, T, hd, T, scale, dP, T, k + ko, (int)ks, 0.0f, dq + qo, (int)qs);
-            rc |= gemm(1, 0, T, hd, T, scale, dP, T, q + qo, (int)qs, 1.0f, dk + ko, (int)ks);
+        for (int kh = 0; kh < KVH; kh++) {
+            int t = omp_get_thread_num();
+            size_t qo = (size_t)b * T * qs + (size_t)kh * group * hd, ko = (size_t)b * T * ks + (size_t)kh * hd;
+            rc |= attention_group_backward(gemm, dq + qo, dk + ko, dv + ko, t ? dp_slot[t] : scratch, dout + qo,
+                                           att + ((size_t)b * H + (size_t)kh * group) * T * T, q + qo, k + ko,
+                                           v + ko, T, group, qs, ks, hd);
         }
     return rc;
 }
@@ -386,7 +438,7 @@ static int attention_backward(gemm_fn gemm, float *dq, float *dk, float *dv, flo
 void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd)
 {
-    attention_backward(gemm_f32, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
+    attention_backward(gemm_f32, 1, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
 }
 
 int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
@@ -394,7 +446,7 @@ int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, 
 {
     if (op_isa_current() >= OP_ISA_AVX512_BF16)
         return op_attention_dpbf16_backward(dq, dk, dv, dout, att, q, k, v, B, T, H, KVH, hd);
-    return attention_backward(op_gemm_bf16, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
+    return attention_backward(op_gemm_bf16, 0, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
 }
 
 void op_swiglu_forward(float *out, const float *gate, const float *up, int N, int C)

@@ -102,8 +102,8 @@ void op_dropout_forward(float *out, const float *x, const uint8_t *keep, float s
 /* dx += dout * (keep * scale).  dx, dout: [n]  keep: [n] of 0/1 */
 void op_dropout_backward(float *dx, const float *dout, const uint8_t *keep, float scale, size_t n);
 
-/* the thread budget: OpenBLAS's until a bf16 product runs, OpenMP's (oneDNN and the
- * elementwise kernels) from then on (gemm_bf16.c says why) */
+/* the thread budget: n threads for every kernel, OpenBLAS's and oneDNN's products among
+ * them, on one OpenMP team (ops.c says why) */
 void op_set_threads(int n);
 
 /* bf16 products with fp32 accumulation (gemm_bf16.c, through oneDNN) over operands
