@@ -66,39 +66,48 @@ static int cpu_has_bf16(void *ctx)
     return op_bf16_available();
 }
 
-/* a bf16 op: its failure kept for sync */
+/* an op that can fail: its failure kept for sync */
 #define CHECKED(name, params, args, what)      \
     static void cpu_##name params              \
     {                                          \
         (void)ctx;                             \
-        if (op_##name args && !failed)         \
-            failed = "a bf16 " what " could not run (out of memory, or oneDNN refused it)"; \
+        if (op_##name args && !failed) failed = what; \
     }
+#define BF16_FAILED(what) "a bf16 " what " could not run (out of memory, or oneDNN refused it)"
 CHECKED(matmul_bf16_forward, (void *ctx, float *out, const uint16_t *x, const uint16_t *w, int N, int IC, int OC,
                               int ldo, float alpha, float beta),
-        (out, x, w, N, IC, OC, ldo, alpha, beta), "product")
+        (out, x, w, N, IC, OC, ldo, alpha, beta), BF16_FAILED("product"))
 CHECKED(matmul_bf16_backward_input, (void *ctx, float *dx, const uint16_t *dout, const uint16_t *w, int N, int IC,
                                      int OC, int ldd, float alpha, float beta),
-        (dx, dout, w, N, IC, OC, ldd, alpha, beta), "product")
+        (dx, dout, w, N, IC, OC, ldd, alpha, beta), BF16_FAILED("product"))
 CHECKED(matmul_bf16_forward_w32, (void *ctx, float *out, const uint16_t *x, const float *w, int N, int IC, int OC,
                                   int ldo, float alpha, float beta),
-        (out, x, w, N, IC, OC, ldo, alpha, beta), "product")
+        (out, x, w, N, IC, OC, ldo, alpha, beta), BF16_FAILED("product"))
 CHECKED(matmul_bf16_backward_input_w32, (void *ctx, float *dx, const uint16_t *dout, const float *w, int N, int IC,
                                          int OC, int ldd, float alpha, float beta),
-        (dx, dout, w, N, IC, OC, ldd, alpha, beta), "product")
+        (dx, dout, w, N, IC, OC, ldd, alpha, beta), BF16_FAILED("product"))
 CHECKED(matmul_bf16_backward_input_f32, (void *ctx, float *dx, const float *dout, const uint16_t *w, int N, int IC,
                                          int OC, int ldd, float alpha, float beta),
-        (dx, dout, w, N, IC, OC, ldd, alpha, beta), "product")
+        (dx, dout, w, N, IC, OC, ldd, alpha, beta), BF16_FAILED("product"))
 CHECKED(matmul_bf16_backward_weight, (void *ctx, float *dw, const uint16_t *dout, const uint16_t *x, int N, int IC,
                                       int OC, float alpha),
-        (dw, dout, x, N, IC, OC, alpha), "product")
+        (dw, dout, x, N, IC, OC, alpha), BF16_FAILED("product"))
 CHECKED(attention_bf16_forward, (void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
                                  const int32_t *start, int B, int T, int H, int KVH, int hd),
-        (out, att, q, k, v, start, B, T, H, KVH, hd), "attention product")
+        (out, att, q, k, v, start, B, T, H, KVH, hd), BF16_FAILED("attention product"))
 CHECKED(attention_bf16_backward, (void *ctx, float *dq, float *dk, float *dv, float *scratch, const float *dout,
                                   const float *att, const float *q, const float *k, const float *v, int B, int T,
                                   int H, int KVH, int hd),
-        (dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd), "attention product")
+        (dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd), BF16_FAILED("attention product"))
+
+CHECKED(attention_forward, (void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
+                            const int32_t *start, int B, int T, int H, int KVH, int hd),
+        (out, att, q, k, v, start, B, T, H, KVH, hd), "the attention's scratch could not be allocated (out of memory)")
+CHECKED(attention_backward, (void *ctx, float *dq, float *dk, float *dv, const float *dout, const float *out,
+                             const float *att, const float *q, const float *k, const float *v, const int32_t *start,
+                             int B, int T, int H, int KVH, int hd),
+        (dq, dk, dv, dout, out, att, q, k, v, start, B, T, H, KVH, hd),
+        "the attention's scratch could not be allocated (out of memory)")
 
 static void cpu_set_threads(void *ctx, int n)
 {
@@ -117,10 +126,10 @@ static void cpu_describe(void *ctx, char *buf, size_t n)
                                                             : ", bf16 ones through oneDNN");
 }
 
-static size_t cpu_att_floats(void *ctx, int B, int T, int H)
+static size_t cpu_att_floats(void *ctx, int B, int T, int H, int bf16)
 {
     (void)ctx;
-    return (size_t)B * H * T * T;   /* the probabilities, [B, H, T, T] */
+    return (size_t)B * H * T * (bf16 ? T : 1);   /* the probabilities, or the log-sum-exp */
 }
 
 /* the rest: the kernel itself, the context dropped */
@@ -155,12 +164,6 @@ FWD(rope_backward, (void *ctx, float *dx, const float *cos_t, const float *sin_t
                     int H, int hd), (dx, cos_t, sin_t, start, B, T, H, hd))
 FWD(rope_at, (void *ctx, float *x, const int *pos, const float *inv_freq, int N, int H, int hd),
     (x, pos, inv_freq, N, H, hd))
-FWD(attention_forward, (void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
-                        const int32_t *start, int B, int T, int H, int KVH, int hd),
-    (out, att, q, k, v, start, B, T, H, KVH, hd))
-FWD(attention_backward, (void *ctx, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                         const float *att, const float *q, const float *k, const float *v, int B, int T, int H,
-                         int KVH, int hd), (dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd))
 FWD(swiglu_forward, (void *ctx, float *out, const float *gate, const float *up, int N, int C), (out, gate, up, N, C))
 FWD(swiglu_backward, (void *ctx, float *dgate, float *dup, const float *dout, const float *gate, const float *up,
                       int N, int C), (dgate, dup, dout, gate, up, N, C))

@@ -7,8 +7,7 @@
  * elementwise kernels run on the thread budget, splitting only work that does not share
  * a sum: every element computes as on one thread, and a sum across rows (a norm's
  * weight gradient, the loss) still adds in row order, so the results are the same bits
- * whatever the thread count. The attention runs whole heads on threads, each head's
- * products single-threaded, so it too gives the same bits on any number of threads. */
+ * whatever the thread count. The fp32 attention is attention.c's. */
 #include "ops.h"
 #include "isa.h"
 #include "scratch.h"
@@ -22,55 +21,6 @@
 
 /* below this many elements a kernel stays on one thread: waking others costs more */
 #define PAR_MIN 32768
-
-/* e^x for 8 lanes, Cephes' expf: x = n ln2 + r with |r| <= ln2/2 in two parts, a degree-5
- * polynomial for e^r, 2^n through the exponent bits; within 2 ulp of the exact value, 0 below
- * -87.3 (where e^x is below FLT_MIN), NaN stays NaN */
-static inline __m256 exp8(__m256 x)
-{
-    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
-    x = _mm256_max_ps(lo, _mm256_min_ps(hi, x));   /* operands in this order: a NaN x comes through */
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
-/* out[j] = e^(x[j] - sub) for j < n (out may be x); returns the sum of out in double */
-static double exp_sub(float *out, const float *x, int n, float sub)
-{
-    __m256 s = _mm256_set1_ps(sub);
-    __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
-    int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), s));
-        if (out) _mm256_storeu_ps(out + j, e);
-        acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-        acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-    }
-    double sum = 0;
-    if (j < n) {   /* the tail through the same lanes, so every element rounds alike */
-        float buf[8] = {0};
-        memcpy(buf, x + j, (size_t)(n - j) * sizeof(float));
-        _mm256_storeu_ps(buf, exp8(_mm256_sub_ps(_mm256_loadu_ps(buf), s)));
-        if (out) memcpy(out + j, buf, (size_t)(n - j) * sizeof(float));
-        for (int k = 0; k < n - j; k++) sum += buf[k];
-    }
-    double lanes[8];
-    _mm256_storeu_pd(lanes, acc0);
-    _mm256_storeu_pd(lanes + 4, acc1);
-    for (int k = 0; k < 8; k++) sum += lanes[k];
-    return sum;
-}
 
 /* the sigmoid of 8 lanes: 1 / (1 + e^-g) */
 static inline __m256 sigmoid8(__m256 g)
@@ -306,26 +256,15 @@ void op_set_threads(int n)
     omp_set_num_threads(n);
 }
 
-/* the attention's products: sgemm's arguments, row-major; fp32 through OpenBLAS, or bf16
- * (op_gemm_bf16); 0, or -1 when a product could not run */
-typedef int (*gemm_fn)(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                       int ldb, float beta, float *C, int ldc);
-
-static int gemm_f32(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                    float beta, float *C, int ldc)
-{
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
-    return 0;
-}
-
-/* one (sequence, head): P = softmax(scale Q K^T) over the causal part (a packed row sees
+/* The bf16 attention where the CPU has AVX-512 but not AVX512-BF16: oneDNN's products
+ * (which share scratch: one at a time), the probabilities [B, H, T, T] kept.
+ * One (sequence, head): P = softmax(scale Q K^T) over the causal part (a packed row sees
  * its own document only), out = P V */
-static int attention_head(gemm_fn gemm, float *out, float *P, const float *qh, const float *kg, const float *vg,
+static int attention_head(float *out, float *P, const float *qh, const float *kg, const float *vg,
                           const int32_t *start, int T, int qs, int ks, int hd)
 {
     float scale = (float)(1.0 / sqrt((double)hd));
-    int rc = gemm(0, 1, T, T, hd, scale, qh, qs, kg, ks, 0.0f, P, T);
+    int rc = op_gemm_bf16(0, 1, T, T, hd, scale, qh, qs, kg, ks, 0.0f, P, T);
     for (int i = 0; i < T; i++) {
         float *row = P + (size_t)i * T;
         int j0 = start ? start[i] : 0;
@@ -337,12 +276,12 @@ static int attention_head(gemm_fn gemm, float *out, float *P, const float *qh, c
         for (int j = j0; j <= i; j++) row[j] *= inv;
         for (int j = i + 1; j < T; j++) row[j] = 0.0f;
     }
-    return rc | gemm(0, 0, T, hd, T, 1.0f, P, T, vg, ks, 0.0f, out, qs);
+    return rc | op_gemm_bf16(0, 0, T, hd, T, 1.0f, P, T, vg, ks, 0.0f, out, qs);
 }
 
 /* one (sequence, KV head) of the backward, its query heads in turn (they add into the
  * same dK and dV, in head order); dP [T, T] is the caller's scratch */
-static int attention_group_backward(gemm_fn gemm, float *dq, float *dk, float *dv, float *dP, const float *dout,
+static int attention_group_backward(float *dq, float *dk, float *dv, float *dP, const float *dout,
                                     const float *att, const float *q, const float *k, const float *v, int T,
                                     int group, int qs, int ks, int hd)
 {
@@ -352,8 +291,8 @@ static int attention_group_backward(gemm_fn gemm, float *dq, float *dk, float *d
         size_t qo = (size_t)g * hd;
         const float *P = att + (size_t)g * T * T;
         /* dP = dO V^T;  dV += P^T dO */
-        rc |= gemm(0, 1, T, T, hd, 1.0f, dout + qo, qs, v, ks, 0.0f, dP, T);
-        rc |= gemm(1, 0, T, hd, T, 1.0f, P, T, dout + qo, qs, 1.0f, dv, ks);
+        rc |= op_gemm_bf16(0, 1, T, T, hd, 1.0f, dout + qo, qs, v, ks, 0.0f, dP, T);
+        rc |= op_gemm_bf16(1, 0, T, hd, T, 1.0f, P, T, dout + qo, qs, 1.0f, dv, ks);
         /* softmax backward: dS = P * (dP - rowsum(P * dP)) */
         for (int i = 0; i < T; i++) {
             const float *p = P + (size_t)i * T;
@@ -364,27 +303,20 @@ static int attention_group_backward(gemm_fn gemm, float *dq, float *dk, float *d
             for (int j = i + 1; j < T; j++) d[j] = 0.0f;
         }
         /* dQ = scale dS K;  dK += scale dS^T Q */
-        rc |= gemm(0, 0, T, hd, T, scale, dP, T, k, ks, 0.0f, dq + qo, qs);
-        rc |= gemm(1, 0, T, hd, T, scale, dP, T, q + qo, qs, 1.0f, dk, ks);
+        rc |= op_gemm_bf16(0, 0, T, hd, T, scale, dP, T, k, ks, 0.0f, dq + qo, qs);
+        rc |= op_gemm_bf16(1, 0, T, hd, T, scale, dP, T, q + qo, qs, 1.0f, dk, ks);
     }
     return rc;
 }
 
-/* The fp32 attention runs its (sequence, KV head) groups on the thread budget, each on
- * one thread (a product called inside the parallel region runs on its caller's
- * thread): a head's products are small (T x T x hd) and split over threads they spent
- * a third of their time waiting on each other. Every product is the one a single call
- * would make, so the bits are the same as one group at a time. The bf16 fallback's
- * oneDNN products share scratch and stay one at a time. */
-static int attention_forward(gemm_fn gemm, int par, float *out, float *att, const float *q, const float *k,
-                             const float *v, const int32_t *start, int B, int T, int H, int KVH, int hd)
+static int attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                             const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     int rc = 0;
     int group = H / KVH, qs = H * hd, ks = KVH * hd;
-#pragma omp parallel for collapse(2) schedule(dynamic) reduction(| : rc) if (par)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
-            rc |= attention_head(gemm, out + (size_t)b * T * qs + (size_t)h * hd, att + ((size_t)b * H + h) * T * T,
+            rc |= attention_head(out + (size_t)b * T * qs + (size_t)h * hd, att + ((size_t)b * H + h) * T * T,
                                  q + (size_t)b * T * qs + (size_t)h * hd,
                                  k + (size_t)b * T * ks + (size_t)(h / group) * hd,
                                  v + (size_t)b * T * ks + (size_t)(h / group) * hd,
@@ -392,53 +324,30 @@ static int attention_forward(gemm_fn gemm, int par, float *out, float *att, cons
     return rc;
 }
 
-void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                          const int32_t *start, int B, int T, int H, int KVH, int hd)
-{
-    attention_forward(gemm_f32, 1, out, att, q, k, v, start, B, T, H, KVH, hd);
-}
-
 int op_attention_bf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     if (op_isa_current() >= OP_ISA_AVX512_BF16)
         return op_attention_dpbf16_forward(out, att, q, k, v, start, B, T, H, KVH, hd);
-    return attention_forward(op_gemm_bf16, 0, out, att, q, k, v, start, B, T, H, KVH, hd);
+    return attention_forward(out, att, q, k, v, start, B, T, H, KVH, hd);
 }
 
-/* dP scratch for the threads past the first (which takes the caller's), grown once */
-enum { MAX_THREADS = 256 };
-static float *dp_slot[MAX_THREADS];
-static size_t dp_cap[MAX_THREADS];
-
-static int attention_backward(gemm_fn gemm, int par, float *dq, float *dk, float *dv, float *scratch,
-                              const float *dout, const float *att, const float *q, const float *k, const float *v,
-                              int B, int T, int H, int KVH, int hd)
+static int attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                              const float *att, const float *q, const float *k, const float *v, int B, int T, int H,
+                              int KVH, int hd)
 {
     int rc = 0;
     int group = H / KVH, qs = H * hd, ks = KVH * hd;
-    int nt = par ? omp_get_max_threads() : 1;
-    nt = nt < MAX_THREADS ? nt : MAX_THREADS;
-    for (int t = 1; t < nt; t++)   /* out of memory: fewer threads */
-        if (!scratch_grow((void **)&dp_slot[t], &dp_cap[t], (size_t)T * T * sizeof(float))) nt = t;
     memset(dk, 0, (size_t)B * T * ks * sizeof(float));
     memset(dv, 0, (size_t)B * T * ks * sizeof(float));
-#pragma omp parallel for collapse(2) schedule(dynamic) reduction(| : rc) num_threads(nt) if (nt > 1)
     for (int b = 0; b < B; b++)
         for (int kh = 0; kh < KVH; kh++) {
-            int t = omp_get_thread_num();
             size_t qo = (size_t)b * T * qs + (size_t)kh * group * hd, ko = (size_t)b * T * ks + (size_t)kh * hd;
-            rc |= attention_group_backward(gemm, dq + qo, dk + ko, dv + ko, t ? dp_slot[t] : scratch, dout + qo,
+            rc |= attention_group_backward(dq + qo, dk + ko, dv + ko, scratch, dout + qo,
                                            att + ((size_t)b * H + (size_t)kh * group) * T * T, q + qo, k + ko,
                                            v + ko, T, group, qs, ks, hd);
         }
     return rc;
-}
-
-void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                           const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd)
-{
-    attention_backward(gemm_f32, 1, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
 }
 
 int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
@@ -446,7 +355,7 @@ int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, 
 {
     if (op_isa_current() >= OP_ISA_AVX512_BF16)
         return op_attention_dpbf16_backward(dq, dk, dv, dout, att, q, k, v, B, T, H, KVH, hd);
-    return attention_backward(op_gemm_bf16, 0, dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
+    return attention_backward(dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd);
 }
 
 void op_swiglu_forward(float *out, const float *gate, const float *up, int N, int C)

@@ -55,17 +55,19 @@ void op_rope_backward(float *dx, const float *cos_t, const float *sin_t, const i
 /* RoPE at explicit positions (generation): x: [N, H, hd] in place, pos: [N] */
 void op_rope_at(float *x, const int *pos, const float *inv_freq, int N, int H, int hd);
 
-/* Causal attention with grouped KV heads (query head h reads KV head h / (H / KVH)).
- * out: [B, T, H, hd]  att: [B, H, T, T] (softmax probabilities, saved)
+/* Causal attention with grouped KV heads (query head h reads KV head h / (H / KVH)),
+ * fp32, flash style (attention.c): the probabilities are never stored.
+ * out: [B, T, H, hd]  lse: [B, H, T] (each row's log-sum-exp, saved for the backward)
  * q: [B, T, H, hd]  k, v: [B, T, KVH, hd]  start: [B, T] or NULL: position t attends to
- * start[t] .. t only (packed documents never see each other). The backward needs no
- * start: the saved probabilities are zero outside each document. */
-void op_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                          const int32_t *start, int B, int T, int H, int KVH, int hd);
-/* dq: [B, T, H, hd] (written)  dk, dv: [B, T, KVH, hd] (written)  scratch: [T, T]
- * dout: [B, T, H, hd]  att, q, k, v as in forward */
-void op_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                           const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd);
+ * start[t] .. t only (packed documents never see each other).
+ * 0, or -1 when its scratch could not be allocated. */
+int op_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                         const int32_t *start, int B, int T, int H, int KVH, int hd);
+/* dq: [B, T, H, hd] (written)  dk, dv: [B, T, KVH, hd] (written)  dout: [B, T, H, hd]
+ * out, lse: the forward's; q, k, v, start as in forward */
+int op_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                          const float *q, const float *k, const float *v, const int32_t *start, int B, int T, int H,
+                          int KVH, int hd);
 
 /* The KV cache of generation: cache [2, nseq, maxlen, kd] (keys, then values; kd =
  * KVH*hd). kv_write puts row i's k and v at (seq[i], pos[i]).  k, v: [N, kd] */
@@ -135,7 +137,8 @@ int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A16, c
  * (row-major; ta: A stored [K, M], tb: B stored [N, K]) */
 int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
-/* the attention with its four products per head in bf16 (softmax and its backward in fp32) */
+/* the attention with its four products per head in bf16 (softmax and its backward in
+ * fp32); att: the probabilities [B, H, T, T], saved; scratch: [T, T] */
 int op_attention_bf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
                               const int32_t *start, int B, int T, int H, int KVH, int hd);
 int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
