@@ -1,6 +1,7 @@
 /* bench.c — measuring training throughput honestly: FLOPs are counted from the matrix
- * products the step actually runs (attention's full T x T included), and the ceiling is
- * OpenBLAS sgemm on a large square product timed in the same process. */
+ * products the step actually runs (attention's causal blocks, with the fp32 backward's
+ * recomputed scores), and the ceiling is OpenBLAS sgemm on a large square product timed
+ * in the same process. */
 #include "bench.h"
 #include "options.h"
 #include "hone/hone.h"
@@ -92,9 +93,12 @@ static double step_flops(const hone_bench_opts *o)
         fwd += base + lora;
         f += base + (o->full ? base : 2 * lora);             /* input gradient; weight or A, B gradients */
     }
-    double att = 2 * 2 * (double)o->batch * c->heads * T * T * c->head_dim;   /* QK^T and PV */
+    /* QK^T and PV over the causal part; the backward's four products, and the fp32 one
+     * recomputes the scores (it keeps no probabilities). The bf16 attention of a CPU
+     * with AVX-512 but not AVX512-BF16 computes the whole square: its rate reads low. */
+    double att = 2 * (double)o->batch * c->heads * T * (T + 1) * c->head_dim;
     fwd += att;
-    f += 2 * att + fwd * (o->checkpointing ? 2 : 1);
+    f += (o->bf16 ? 2 : 2.5) * att + fwd * (o->checkpointing ? 2 : 1);
     f *= c->layers;
     double head = 2 * N * c->hidden * (double)c->vocab;
     f += 2 * head + (o->full ? head : 0);
