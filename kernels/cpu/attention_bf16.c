@@ -120,7 +120,7 @@ static void pack_cols(uint16_t *dst, const float *src, int ld, int rows, int col
         }
 }
 
-/* e^x for 16 lanes: exp8's Cephes polynomial (ops.c), 0 below -87.3 */
+/* e^x for 16 lanes: exp8's Cephes polynomial (scratch.h), 0 below -87.3 */
 TGT static inline __m512 exp16(__m512 x)
 {
     x = _mm512_max_ps(_mm512_set1_ps(-87.3365478515625f), _mm512_min_ps(_mm512_set1_ps(88.3762626647949f), x));
