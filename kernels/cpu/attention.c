@@ -82,9 +82,9 @@ static void mk(float *C, int ldc, const float *A, int sr, int sk, const float *B
 
 /* The products' B operands are packed dense: read in place, rows ld apart (1-4 KB), a
  * block's rows fell into a few cache sets and evicted each other.
- * xt: x's key blocks transposed, [T / BC][hd][BC] (a block's keys contiguous per d);
- * xr: x dense, [T, hd]. x: [T, hd] rows ld apart; the last block zero-padded. */
-static void pack(float *xt, float *xr, const float *x, int T, int hd, int ld)
+ * xt: x's key blocks transposed, [T / BC][hd][BC] (a block's keys contiguous per d), the
+ * last block zero-padded. x: [T, hd] rows ld apart. */
+static void pack(float *xt, const float *x, int T, int hd, int ld)
 {
     int nb = (T + BC - 1) / BC;
     memset(xt, 0, (size_t)nb * hd * BC * sizeof(float));
@@ -92,7 +92,6 @@ static void pack(float *xt, float *xr, const float *x, int T, int hd, int ld)
         const float *row = x + (size_t)t * ld;
         float *blk = xt + (size_t)(t / BC) * hd * BC + t % BC;
         for (int d = 0; d < hd; d++) blk[(size_t)d * BC] = row[d];
-        if (xr) memcpy(xr + (size_t)t * hd, row, (size_t)hd * sizeof(float));
     }
 }
 
@@ -157,7 +156,7 @@ static void group_forward(float *out, float *lse, const float *q, const float *k
     float scale = (float)(1.0 / sqrt((double)hd));
     float *kt = w, *vr = kt + padded(T) * hd, *S = vr + (size_t)T * hd, *O = S + BR * BC, *mx = O + (size_t)BR * hd;
     float *l = mx + BR;
-    pack(kt, NULL, k, T, hd, ks);
+    pack(kt, k, T, hd, ks);
     rows(vr, v, T, hd, ks);
     for (int g = 0; g < group; g++) {
         const float *qh = q + (size_t)g * hd;
@@ -229,8 +228,9 @@ static void group_backward(float *dq, float *dk, float *dv, const float *dout, c
     float scale = (float)(1.0 / sqrt((double)hd));
     float *kt = w, *vt = kt + padded(T) * hd, *kr = vt + padded(T) * hd, *P = kr + (size_t)T * hd, *dP = P + BR * BC;
     float *qi = dP + BR * BC, *doi = qi + (size_t)BR * hd, *D = doi + (size_t)BR * hd;
-    pack(kt, kr, k, T, hd, ks);
-    pack(vt, NULL, v, T, hd, ks);
+    pack(kt, k, T, hd, ks);
+    rows(kr, k, T, hd, ks);
+    pack(vt, v, T, hd, ks);
     for (int t = 0; t < T; t++) {
         memset(dk + (size_t)t * ks, 0, (size_t)hd * sizeof(float));
         memset(dv + (size_t)t * ks, 0, (size_t)hd * sizeof(float));
