@@ -73,9 +73,9 @@ typedef struct hone_backend_ops {
     /* the attention with its products in bf16 (the softmax and its backward in fp32) */
     void (*attention_bf16_forward)(void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
                                    const int32_t *start, int B, int T, int H, int KVH, int hd);
-    void (*attention_bf16_backward)(void *ctx, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                                    const float *att, const float *q, const float *k, const float *v, int B, int T,
-                                    int H, int KVH, int hd);
+    void (*attention_bf16_backward)(void *ctx, float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                    const float *att, const float *q, const float *k, const float *v,
+                                    const int32_t *start, int B, int T, int H, int KVH, int hd);
     void (*bias_forward)(void *ctx, float *out, const float *bias, int N, int C);
     void (*bias_backward)(void *ctx, float *dbias, const float *dout, int N, int C);
     void (*axpy)(void *ctx, float *out, const float *x, float alpha, size_t n);
@@ -93,10 +93,9 @@ typedef struct hone_backend_ops {
     void (*rope_backward)(void *ctx, float *dx, const float *cos_t, const float *sin_t, const int32_t *start, int B,
                           int T, int H, int hd);
     void (*rope_at)(void *ctx, float *x, const int *pos, const float *inv_freq, int N, int H, int hd);
-    /* the saved attention state: `att_floats(B, T, H, bf16)` floats, the backend's own
-     * layout (the CPU's fp32 attention keeps a log-sum-exp per row, flash style; its
-     * bf16 one the probabilities [B, H, T, T]) */
-    size_t (*att_floats)(void *ctx, int B, int T, int H, int bf16);
+    /* the saved attention state of either dtype: `att_floats(B, T, H)` floats, the
+     * backend's own layout (the CPU's attentions are flash style: a log-sum-exp per row) */
+    size_t (*att_floats)(void *ctx, int B, int T, int H);
     void (*attention_forward)(void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
                               const int32_t *start, int B, int T, int H, int KVH, int hd);
     /* out: the forward's output; start: the forward's */

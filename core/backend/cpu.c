@@ -95,10 +95,10 @@ CHECKED(matmul_bf16_backward_weight, (void *ctx, float *dw, const uint16_t *dout
 CHECKED(attention_bf16_forward, (void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
                                  const int32_t *start, int B, int T, int H, int KVH, int hd),
         (out, att, q, k, v, start, B, T, H, KVH, hd), BF16_FAILED("attention product"))
-CHECKED(attention_bf16_backward, (void *ctx, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                                  const float *att, const float *q, const float *k, const float *v, int B, int T,
-                                  int H, int KVH, int hd),
-        (dq, dk, dv, scratch, dout, att, q, k, v, B, T, H, KVH, hd), BF16_FAILED("attention product"))
+CHECKED(attention_bf16_backward, (void *ctx, float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                  const float *att, const float *q, const float *k, const float *v,
+                                  const int32_t *start, int B, int T, int H, int KVH, int hd),
+        (dq, dk, dv, dout, out, att, q, k, v, start, B, T, H, KVH, hd), BF16_FAILED("attention product"))
 
 CHECKED(attention_forward, (void *ctx, float *out, float *att, const float *q, const float *k, const float *v,
                             const int32_t *start, int B, int T, int H, int KVH, int hd),
@@ -126,10 +126,10 @@ static void cpu_describe(void *ctx, char *buf, size_t n)
                                                             : ", bf16 ones through oneDNN");
 }
 
-static size_t cpu_att_floats(void *ctx, int B, int T, int H, int bf16)
+static size_t cpu_att_floats(void *ctx, int B, int T, int H)
 {
     (void)ctx;
-    return (size_t)B * H * T * (bf16 ? T : 1);   /* the probabilities, or the log-sum-exp */
+    return (size_t)B * H * T;   /* the log-sum-exp of each row, in both dtypes */
 }
 
 /* the rest: the kernel itself, the context dropped */

@@ -215,7 +215,7 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
         L->q = take(ab, N * qd);
         L->k = take(ab, N * kd);
         L->v = take(ab, N * kd);
-        L->att = take(ab, be_att_floats(m->be, m->Bcap, m->Tcap, c->heads, m->bf16));
+        L->att = take(ab, be_att_floats(m->be, m->Bcap, m->Tcap, c->heads));
         L->ao = take(ab, N * qd);
         L->mid = take(ab, N * C);
         L->ln2 = take(ab, N * C);
@@ -245,7 +245,6 @@ static void layout(hone_model *m, bump *pb, bump *gb, bump *fb, bump *ab, names 
     m->dgate = take(ab, N * I);
     m->dup = take(ab, N * I);
     m->dsw = take(ab, N * I);
-    m->datt = take(ab, m->bf16 ? (size_t)m->Tcap * m->Tcap : 1);   /* the bf16 attention's scratch */
     m->dxa = take(ab, N * (size_t)(m->r > 0 ? m->r : 1));
     m->tmp = take(ab, N * (widest > (size_t)qd ? widest : qd));
     size_t biggest = 0;   /* the largest frozen linear, up to the tile cap */
@@ -977,14 +976,15 @@ int hone_model_backward(hone_model *m, float scale, hone_err *err)
         be_zero(m->be, m->dao, (size_t)N * H * hd * sizeof(float));
         x16 = lora_input16(m, L, HONE_O_PROJ, HONE_O_PROJ + 1, L->ao, (size_t)N * H * hd);
         linear_backward(m, &L->lin[HONE_O_PROJ], m->dao, m->dres, L->ao, x16, N);
+        const int32_t *start = m->packed_rows ? m->doc_start : NULL;
         if (m->bf16)
-            be_attention_bf16_backward(m->be, m->dq, m->dk, m->dv, m->datt, m->dao, L->att, L->q, L->k, L->v, B, T, H,
-                                       KVH, hd);
+            be_attention_bf16_backward(m->be, m->dq, m->dk, m->dv, m->dao, L->ao, L->att, L->q, L->k, L->v, start, B, T,
+                                       H, KVH, hd);
         else
-            be_attention_backward(m->be, m->dq, m->dk, m->dv, m->dao, L->ao, L->att, L->q, L->k, L->v,
-                                  m->packed_rows ? m->doc_start : NULL, B, T, H, KVH, hd);
-        be_rope_backward(m->be, m->dq, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, H, hd);
-        be_rope_backward(m->be, m->dk, m->cos_t, m->sin_t, m->packed_rows ? m->doc_start : NULL, B, T, KVH, hd);
+            be_attention_backward(m->be, m->dq, m->dk, m->dv, m->dao, L->ao, L->att, L->q, L->k, L->v, start, B, T, H,
+                                  KVH, hd);
+        be_rope_backward(m->be, m->dq, m->cos_t, m->sin_t, start, B, T, H, hd);
+        be_rope_backward(m->be, m->dk, m->cos_t, m->sin_t, start, B, T, KVH, hd);
         be_zero(m->be, m->dln, NC * sizeof(float));
         x16 = lora_input16(m, L, HONE_Q_PROJ, HONE_V_PROJ + 1, L->ln1, NC);
         linear_backward(m, &L->lin[HONE_Q_PROJ], m->dln, m->dq, L->ln1, x16, N);

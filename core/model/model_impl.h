@@ -77,7 +77,7 @@ struct hone_model {
     int packed_rows;                          /* doc_start applies to the next forward */
     float *inv_freq, *cos_t, *sin_t;
     /* scratch for backward and tiles */
-    float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *datt, *dxa, *tmp, *tile;
+    float *dres, *dln, *dq, *dk, *dv, *dao, *dgate, *dup, *dsw, *dxa, *tmp, *tile;
     /* bf16 runs: each operand rounded once for the products that read it; an input
      * [N, widest] (xd16 through LoRA's dropout), an output gradient, the LoRA side's small
      * operands; head16 lm_head's copy when it is frozen (made once). A frozen weight is

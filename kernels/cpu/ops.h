@@ -137,17 +137,14 @@ int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A16, c
  * (row-major; ta: A stored [K, M], tb: B stored [N, K]) */
 int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
-/* the attention with its four products per head in bf16 (softmax and its backward in
- * fp32); att: the probabilities [B, H, T, T], saved; scratch: [T, T] */
-int op_attention_bf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
+/* the attention with its products in bf16 (attention_bf16.c; the softmax and its
+ * backward fp32), flash style with op_attention_forward's arguments and saved state;
+ * attention.c's fp32 one where the CPU lacks AVX512-BF16 */
+int op_attention_bf16_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                               const int32_t *start, int B, int T, int H, int KVH, int hd);
-int op_attention_bf16_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                               const float *q, const float *k, const float *v, int B, int T, int H, int KVH, int hd);
-/* the same on AVX512-BF16 (attention_bf16.c): heads on threads, causal blocks only */
-int op_attention_dpbf16_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                                const int32_t *start, int B, int T, int H, int KVH, int hd);
-int op_attention_dpbf16_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                                 const float *k, const float *v, int B, int T, int H, int KVH, int hd);
+int op_attention_bf16_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                               const float *q, const float *k, const float *v, const int32_t *start, int B, int T,
+                               int H, int KVH, int hd);
 /* fp32 -> bf16 bits, round to nearest even (a NaN stays NaN) */
 void op_to_bf16(uint16_t *out, const float *x, size_t n);
 
