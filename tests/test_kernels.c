@@ -688,6 +688,12 @@ static int test_bf16(void)
     bf16_attention(2, 23, 4, 2, 16, 0);
     bf16_attention(2, 70, 6, 2, 24, 1);
     bf16_attention(1, 150, 4, 1, 64, 1);   /* several query and key blocks, the last of each short */
+    if (isa >= OP_ISA_AMX_BF16) {   /* and the vdpbf16ps products of AVX512-BF16 machines */
+        op_isa_init(OP_ISA_AVX512_BF16);
+        bf16_attention(2, 70, 6, 2, 24, 1);
+        bf16_attention(1, 150, 4, 1, 64, 1);
+        op_isa_init(0);
+    }
     if (isa >= OP_ISA_AVX512_BF16) {   /* and AVX-512 machines without BF16: the fp32 attention */
         op_isa_init(OP_ISA_AVX512);
         bf16_attention(2, 70, 6, 2, 24, 1);

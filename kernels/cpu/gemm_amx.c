@@ -38,20 +38,6 @@ static int up32(int x)
     return (x + 31) & ~31;
 }
 
-/* tileloadd's configuration: palette 1, all 8 tiles 16 rows x 64 bytes */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-AMX static void tiles_on(void)
-{
-    tile_config cfg = {.palette = 1};
-    for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
-    _tile_loadconfig(&cfg);
-}
-
 /* an operand as the caller holds it: bf16 (h) or fp32 (f, rounded as it is packed), rows
  * ld apart */
 typedef struct {
@@ -225,7 +211,7 @@ AMX static void run(int tb, int M, int N, int K, float alpha, a_src a, b_src b, 
         int T = omp_get_num_threads(), id = omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int t = 0; t < NT; t++) pack_b_panel(bp, b, tb, N, K, Kp, t);
-        tiles_on();
+        amx_tiles_on();
         for (int mb = 0; mb < Mp; mb += MB) {
             int me = mb + MB < Mp ? mb + MB : Mp;
 #pragma omp for schedule(static)

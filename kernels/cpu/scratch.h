@@ -1,6 +1,7 @@
 /* scratch.h — what the kernel files share beside ops.h: buffers grown once to the largest
  * size asked and kept (the step loop allocates nothing after its first step), the
- * scalar fp32 -> bf16 rounding every vector path must match, and the 8-lane AVX2 exp.
+ * scalar fp32 -> bf16 rounding every vector path must match, AMX's tile configuration,
+ * and the 8-lane AVX2 exp.
  * Internal to kernels/cpu. */
 #ifndef HONE_KERNELS_SCRATCH_H
 #define HONE_KERNELS_SCRATCH_H
@@ -42,6 +43,24 @@ __attribute__((target("avx512f"))) static inline __m256i bf16_round16(__m512i u)
     __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, half), odd), 16);
     r = _mm512_mask_mov_epi32(r, nan, _mm512_srli_epi32(_mm512_or_si512(u, quiet), 16));
     return _mm512_cvtepi32_epi16(r);
+}
+
+/* AMX's tile configuration for this thread: palette 1, all 8 tiles 16 rows x 64 bytes
+ * (the widest: 16 x 32 bf16, or 16 x 16 fp32) */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tile_config;
+
+__attribute__((target("amx-tile"))) static inline void amx_tiles_on(void)
+{
+    /* a constant in memory: GCC 12 dropped the stores of a local one filled in a loop
+     * (it does not see ldtilecfg read them) */
+    static const amx_tile_config cfg = {.palette = 1,
+                                        .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                        .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
+    _tile_loadconfig(&cfg);
 }
 
 /* e^x for 8 lanes, Cephes' expf: x = n ln2 + r with |r| <= ln2/2 in two parts, a degree-5
