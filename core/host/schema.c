@@ -39,7 +39,8 @@ const hone_key hone_experiment_keys[] = {
                       "Hugging Face model dir: config.json, *.safetensors, tokenizer.json"}, 0, 1},
     PLUGIN("model.quantizer", HONE_KIND_QUANTIZER, 0, "none",
            "how the frozen base is stored: \"nf4\", \"fp4\", \"int8\", \"none\" or { name, options }"),
-    STR("model.compute_dtype", 0, "fp32", "fp32|bf16", "dtype of activations and matrix products"),
+    STR("model.compute_dtype", 0, "fp32", "fp32|bf16|auto",
+        "dtype of the matrix products (auto: bf16 where the backend has bf16 products, else fp32)"),
     BOOL("model.gradient_checkpointing", 0, "recompute activations in backward to save memory"),
     STR("model.tokenizer", UNSET, NULL, NULL, "tokenizer.json to use instead of the model dir's"),
 

@@ -47,7 +47,14 @@ static unsigned lora_targets(const hone_cval *tm)
 
 /* The model options of an experiment, for a model with room for batch x seq tokens;
  * training adds the recipe's dropout, checkpointing and NEFTune (evaluation runs without). */
-static hone_model_opts model_opts(const hone_config *cfg, int batch, int seq, int training)
+/* model.compute_dtype: bf16, or auto where the backend has bf16 products */
+static int compute_bf16(const hone_config *cfg, const hone_backend *be)
+{
+    const char *dt = hone_config_str(cfg, "model.compute_dtype");
+    return !strcmp(dt, "bf16") || (!strcmp(dt, "auto") && be_has_bf16(be));
+}
+
+static hone_model_opts model_opts(const hone_config *cfg, const hone_backend *be, int batch, int seq, int training)
 {
     const hone_cval *q = hone_config_cval(cfg, "model.quantizer");
     int lora = hone_config_cval(cfg, "lora")->enabled;
@@ -60,8 +67,7 @@ static hone_model_opts model_opts(const hone_config *cfg, int batch, int seq, in
         .gradient_checkpointing = training && hone_config_bool(cfg, "model.gradient_checkpointing"),
         .neftune_alpha = training && hone_config_is_set(cfg, "train.neftune_noise_alpha")
                              ? hone_config_num(cfg, "train.neftune_noise_alpha") : 0,
-        .compute_bf16 = !strcmp(hone_config_str(cfg, "model.compute_dtype"), "bf16"),
-        .labelled_logits = 1,
+        .compute_bf16 = compute_bf16(cfg, be), .labelled_logits = 1, .backend = be,
     };
 }
 
@@ -115,9 +121,11 @@ static void log_setup(const train_run *r, const hone_model_config *mc, const hon
     char be[160];
     be_describe(hone_model_backend(r->m), be, sizeof be);
     hone_logf(h, HONE_LOG_INFO, "backend %s", be);
-    hone_logf(h, HONE_LOG_INFO, "model %s: %d layers, hidden %d, vocab %d; %s, %zu trainable parameters",
+    const char *dt = hone_config_str(cfg, "model.compute_dtype");
+    hone_logf(h, HONE_LOG_INFO, "model %s: %d layers, hidden %d, vocab %d; %s, %zu trainable parameters; %s products%s",
               hone_config_str(cfg, "model.path"), mc->layers, mc->hidden, mc->vocab,
-              mo->lora ? "LoRA" : "full fine-tuning", nparams);
+              mo->lora ? "LoRA" : "full fine-tuning", nparams, mo->compute_bf16 ? "bf16" : "fp32",
+              !strcmp(dt, "auto") ? " (compute_dtype auto)" : "");
     if (mo->lora) {
         size_t pb, fb, qb, ab;
         hone_model_memory(r->m, &pb, &fb, &qb, &ab);
@@ -269,8 +277,7 @@ int hone_run_train(const hone_config *cfg, const hone_hooks *hooks, const char *
                         .best_metric = hone_config_str(cfg, "eval.best.metric")};
     const hone_cval *es = hone_config_cval(cfg, "eval.early_stopping");
     if (es && es->enabled) r.ectx.threshold = hone_config_num(cfg, "eval.early_stopping.threshold");
-    hone_model_opts mo = model_opts(cfg, r.bs, longest, 1);
-    mo.backend = be;
+    hone_model_opts mo = model_opts(cfg, be, r.bs, longest, 1);
     char ckpt[4600] = "", path[4200];
     if (!rc && resume) rc = newest_checkpoint(run_dir, ckpt, sizeof ckpt, err);
     int summarize = !rc;   /* from here on, summary.json says how the run ended */
@@ -344,8 +351,7 @@ int hone_run_eval(const hone_config *cfg, const hone_hooks *hooks, const char *c
     char probe[4300];
     snprintf(probe, sizeof probe, "%s/adapter_config.json", ckpt);
     if (lora && !hone_is_file(probe)) rc = hone_errf(err, HONE_EINVAL, "%s: no adapter_config.json (not a LoRA adapter)", ckpt);
-    hone_model_opts mo = model_opts(cfg, bs, longest, 0);
-    mo.backend = be;
+    hone_model_opts mo = model_opts(cfg, be, bs, longest, 0);
     hone_model *m = NULL;
     if (!rc) rc = hone_model_load(&m, lora ? hone_config_str(cfg, "model.path") : ckpt, &mo, err);
     if (!rc && lora) rc = hone_model_load_adapter(m, ckpt, err);

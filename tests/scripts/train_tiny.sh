@@ -293,7 +293,12 @@ if "$HONE" run exp.lua --set model.compute_dtype=bf16 --dry-run > /dev/null 2>&1
   last=$(grep '"loss"' "$b/metrics.jsonl" | tail -1 | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
   awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a * 0.7) }' && echo "ok: bf16 loss $first -> $last" \
     || { echo "FAIL: bf16 loss did not go down: $first -> $last"; fails=$((fails+1)); }
+  expect 0 "; bf16 products \(compute_dtype auto\)" -- "$HONE" run exp.lua --set model.compute_dtype=auto --set train.max_steps=1
 else
   echo "note: no bf16 products on this CPU: the bf16 run is not tried here"
 fi
+# auto: bf16 where the backend has bf16 products, fp32 where it has none
+expect 0 "; fp32 products \(compute_dtype auto\)" -- \
+  env HONE_CPU_ISA=avx2 "$HONE" run exp.lua --set model.compute_dtype=auto --set train.max_steps=1
+expect 0 "; fp32 products$" -- "$HONE" run exp.lua --set train.max_steps=1
 finish
