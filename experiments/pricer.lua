@@ -11,7 +11,9 @@ local metrics = require("hone.metrics")
 
 return hone.experiment {
   project = "pricer",
-  model = { path = "models/SmolLM2-135M-Instruct", quantizer = { "nf4", double_quant = true } },
+  -- compute_dtype: the course's bnb_4bit_compute_dtype = torch.bfloat16 where the CPU has
+  -- bf16 products (AMX, AVX512-BF16), fp32 elsewhere
+  model = { path = "models/SmolLM2-135M-Instruct", quantizer = { "nf4", double_quant = true }, compute_dtype = "auto" },
   lora = { r = 32, alpha = 64, dropout = 0.1, target_modules = "all-linear" },
   data = {
     train = "experiments/data/pricer/train.jsonl.zst", eval = "experiments/data/pricer/test.jsonl.zst",

@@ -6,7 +6,7 @@ TRL runs the pricer's recipe (SmolLM2-135M-Instruct in NF4 + double quant, LoRA 
 alpha 64 on all seven linears, paged_adamw_32bit, lr 1e-4 cosine with warmup 0.1, batch 8,
 3 epochs, max_length 96, group_by_length, the first 320 training records, evaluation on
 the 120 test records after every epoch) through tests/reference/trl_replay.py; hone then
-runs experiments/pricer.lua with lora.init_adapter = TRL's initial adapter and
+runs experiments/pricer.lua in fp32 (as TRL computes here) with lora.init_adapter = TRL's initial adapter and
 data.order_file = the order TRL's sampler drew. Printed: each epoch's eval loss of both
 (TRL's reported figure, a mean of batch means, and the token-weighted mean of its
 forwards, which is what hone reports), and with --dropout 0 the step-by-step check.
@@ -61,7 +61,8 @@ def main():
     subprocess.run([os.path.join(ROOT, "build", "hone"), "run", os.path.join(ROOT, "experiments", "pricer.lua"),
                     "--set", f"output_dir={runs}", "--set", f"lora.init_adapter={out}/trl/init",
                     "--set", f"data.order_file={out}/trl/order.txt", "--set", "data.group_by_length=false",
-                    "--set", f"lora.dropout={args.dropout}", "--set", "train.log_every=1"], check=True, cwd=ROOT)
+                    "--set", f"lora.dropout={args.dropout}", "--set", "train.log_every=1",
+                    "--set", "model.compute_dtype=fp32"], check=True, cwd=ROOT)
     run = sorted(d for d in os.listdir(runs) if d.startswith("pricer-"))[-1]
     rows = [json.loads(line) for line in open(os.path.join(runs, run, "metrics.jsonl"))]
     hone_evals = [r["eval_loss"] for r in rows if r.get("split") == "eval"]
