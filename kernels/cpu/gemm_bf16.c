@@ -6,10 +6,9 @@
  * one costs about as much as a small product.
  *
  * The model hands most products their operands in bf16 already (an activation rounded
- * once serves every product that reads it; op_to_bf16); the attention's fp32 operands
- * are rounded here. Copies live in scratch buffers grown to the largest product and
- * kept (scratch.h), so the step loop allocates nothing after its first step. One thread
- * at a time (the model's). */
+ * once serves every product that reads it; op_to_bf16). Copies live in scratch buffers
+ * grown to the largest product and kept (scratch.h), so the step loop allocates nothing
+ * after its first step. One thread at a time (the model's). */
 #define _DEFAULT_SOURCE   /* posix_memalign */
 #include "ops.h"
 
@@ -109,22 +108,6 @@ static void to_dense(uint16_t *out, const float *x, int rows, int cols, int ld)
     for (int i = 0; i < rows; i++) to_bf16_run(out + (size_t)i * cols, x + (size_t)i * ld, (size_t)cols);
 }
 
-/* A stored [K, M] (rows ld apart) into dense bf16 [M, K]: oneDNN 2.6's fast matmuls take
- * the source row-major only (a transposed one falls to its reference code) */
-static void to_dense_t(uint16_t *out, const float *x, int K, int M, int ld)
-{
-    /* in 16 x 16 blocks, so both sides stay in cache lines */
-#pragma omp parallel for schedule(static) if ((size_t)K * M >= 65536)
-    for (int i0 = 0; i0 < M; i0 += 16)
-        for (int k0 = 0; k0 < K; k0 += 16) {
-            float blk[16][16];
-            int mi = M - i0 < 16 ? M - i0 : 16, mk = K - k0 < 16 ? K - k0 : 16;
-            for (int k = 0; k < mk; k++)
-                for (int i = 0; i < mi; i++) blk[i][k] = x[(size_t)(k0 + k) * ld + i0 + i];
-            for (int i = 0; i < mi; i++) to_bf16_run(out + (size_t)(i0 + i) * K + k0, blk[i], (size_t)mk);
-        }
-}
-
 static uint16_t *grow16(void **buf, size_t *cap, size_t n)
 {
     return scratch_grow(buf, cap, n * sizeof(uint16_t));
@@ -219,18 +202,6 @@ static int gemm16(int tb, int M, int N, int K, float alpha, const uint16_t *A, i
     if (ok && c != C)
         for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, c + (size_t)i * N, (size_t)N * sizeof *c);
     return ok ? 0 : -1;
-}
-
-int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                 float beta, float *C, int ldc)
-{
-    if (!start()) return -1;
-    uint16_t *a16 = grow16(&scratch_a, &cap_a, (size_t)M * K), *b16 = grow16(&scratch_b, &cap_b, (size_t)K * N);
-    if (!a16 || !b16) return -1;
-    if (ta) to_dense_t(a16, A, K, M, lda);
-    else to_dense(a16, A, M, K, lda);
-    to_dense(b16, B, tb ? N : K, tb ? K : N, ldb);
-    return gemm16(tb, M, N, K, alpha, a16, K, b16, beta, C, ldc);
 }
 
 /* out [cols, rows] = the transpose of x [rows, cols], bf16 (16 x 16 blocks) */

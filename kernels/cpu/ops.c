@@ -9,7 +9,6 @@
  * weight gradient, the loss) still adds in row order, so the results are the same bits
  * whatever the thread count. The fp32 attention is attention.c's. */
 #include "ops.h"
-#include "isa.h"
 #include "scratch.h"
 
 #include <cblas.h>

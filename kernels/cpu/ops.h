@@ -133,10 +133,6 @@ int op_matmul_bf16_backward_weight(float *dw, const uint16_t *dout, const uint16
  * bf16 (A16, B16) or, where that is NULL, fp32 rounded to bf16 as it is read */
 int op_gemm_amx(int tb, int M, int N, int K, float alpha, const uint16_t *A16, const float *A32, int lda,
                 const uint16_t *B16, const float *B32, int ldb, float beta, float *C, int ldc);
-/* C = alpha op(A) op(B) + beta C in bf16 with fp32 accumulation, sgemm's arguments
- * (row-major; ta: A stored [K, M], tb: B stored [N, K]) */
-int op_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                 float beta, float *C, int ldc);
 /* the attention with its products in bf16 (attention_bf16.c; the softmax and its
  * backward fp32), flash style with op_attention_forward's arguments and saved state;
  * attention.c's fp32 one where the CPU lacks AVX512-BF16 */
