@@ -45,8 +45,6 @@ static unsigned lora_targets(const hone_cval *tm)
     return t;
 }
 
-/* The model options of an experiment, for a model with room for batch x seq tokens;
- * training adds the recipe's dropout, checkpointing and NEFTune (evaluation runs without). */
 /* model.compute_dtype: bf16, or auto where the backend has bf16 products */
 static int compute_bf16(const hone_config *cfg, const hone_backend *be)
 {
@@ -54,6 +52,9 @@ static int compute_bf16(const hone_config *cfg, const hone_backend *be)
     return !strcmp(dt, "bf16") || (!strcmp(dt, "auto") && be_has_bf16(be));
 }
 
+/* The model options of an experiment on backend be, for a model with room for batch x
+ * seq tokens; training adds the recipe's dropout, checkpointing and NEFTune (evaluation
+ * runs without). */
 static hone_model_opts model_opts(const hone_config *cfg, const hone_backend *be, int batch, int seq, int training)
 {
     const hone_cval *q = hone_config_cval(cfg, "model.quantizer");

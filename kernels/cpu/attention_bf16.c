@@ -32,6 +32,12 @@
 
 enum { BR = 64, BC = 64, MAXT = 256 };   /* query rows, keys per block; threads with scratch */
 
+/* the first n of 16 lanes */
+static inline __mmask16 first(int n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+}
+
 /* C [M, N] (ldc floats) = A B (+ C when acc) on vdpbf16ps: A [M, K] bf16 (lda halves),
  * B pairs [K/2][ldb dwords]; 4 rows x 64 columns of accumulators a tile */
 TGT static void mk(float *C, int ldc, const uint16_t *A, int lda, const uint32_t *B, int ldb, int M, int N, int K,
@@ -40,10 +46,7 @@ TGT static void mk(float *C, int ldc, const uint16_t *A, int lda, const uint32_t
     for (int r0 = 0; r0 < M; r0 += 4)
         for (int c0 = 0; c0 < N; c0 += 64) {
             __mmask16 m[4];
-            for (int v = 0; v < 4; v++) {
-                int left = N - c0 - 16 * v;
-                m[v] = left >= 16 ? (__mmask16)0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-            }
+            for (int v = 0; v < 4; v++) m[v] = first(N - c0 - 16 * v);
             /* sixteen named accumulators: an array of them GCC keeps on the stack */
             __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00;
             __m512 s13 = s00, s20 = s00, s21 = s00, s22 = s00, s23 = s00, s30 = s00, s31 = s00, s32 = s00, s33 = s00;
@@ -124,12 +127,6 @@ static void mm(float *C, int ldc, const uint16_t *A, int lda, const uint32_t *B,
 {
     if (use_amx) mk_amx(C, ldc, A, lda, B, ldb, M, N, K, acc);
     else mk(C, ldc, A, lda, B, ldb, M, N, K, acc);
-}
-
-/* the first n of 16 lanes */
-static inline __mmask16 first(int n)
-{
-    return n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
 }
 
 /* x [n, cols] (rows ld apart) in bf16, zero-padded: out [rows][w] halves, rows n..rows
